@@ -1,0 +1,85 @@
+"""ACD side effects over ARI.  No policy here: the dispatcher decides, these act.
+
+Every action tolerates the objects being gone already (a caller may hang up at any time).
+"""
+from __future__ import annotations
+
+import logging
+
+from callpilot.asterisk.ari import AriClient, AriError, AriNotFound
+from callpilot.asterisk import ari_helpers as h
+
+logger = logging.getLogger(__name__)
+
+
+class CallControl:
+    def __init__(self, ari: AriClient, *, app: str, moh_class: str = "default"):
+        self.ari = ari
+        self.app = app
+        self.moh_class = moh_class
+        self._holding_ready: set[str] = set()
+
+    async def park(self, call_id: str, queue: str) -> bool:
+        """Put the caller in the queue's holding bridge with music on hold."""
+        bridge_id = h.holding_bridge_id(queue)
+        for _ in range(2):  # the bridge may have been destroyed behind our back: recreate once
+            if bridge_id not in self._holding_ready:
+                await self._holding_bridge(bridge_id, queue)
+            try:
+                await self.ari.post(f"/bridges/{bridge_id}/addChannel", channel=call_id,
+                                    role="participant")
+                return True
+            except AriNotFound:
+                self._holding_ready.discard(bridge_id)
+                if not await h.channel_exists(self.ari, call_id):
+                    return False
+        return False
+
+    async def _holding_bridge(self, bridge_id: str, queue: str) -> None:
+        await h.ensure_bridge(self.ari, bridge_id, "holding", f"queue {queue}")
+        try:
+            await self.ari.post(f"/bridges/{bridge_id}/moh", mohClass=self.moh_class)
+        except AriError as exc:
+            logger.warning("queue %s: music on hold not started: %s", queue, exc)
+        self._holding_ready.add(bridge_id)
+
+    async def ring(self, call_id: str, agent_endpoint: str, channel_id: str, *,
+                   timeout: int, caller_id: str) -> bool:
+        """Originate the agent leg; it enters Stasis (args agent,<call>) when answered."""
+        try:
+            await self.ari.post(
+                f"/channels/{channel_id}", endpoint=agent_endpoint, app=self.app,
+                appArgs=f"agent,{call_id}", timeout=timeout, callerId=caller_id,
+                originator=call_id)
+            return True
+        except AriError as exc:
+            logger.warning("call %s: originate to %s failed: %s", call_id, agent_endpoint, exc)
+            return False
+
+    async def cancel_ring(self, channel_id: str) -> None:
+        await h.safe_hangup(self.ari, channel_id)
+
+    async def connect(self, call_id: str, agent_channel: str, queue: str) -> bool:
+        """Move the caller from holding into a mixing bridge with the agent."""
+        bridge_id = h.call_bridge_id(call_id)
+        await h.ensure_bridge(self.ari, bridge_id, "mixing", f"call {call_id}")
+        await h.safe_remove_from_bridge(self.ari, h.holding_bridge_id(queue), call_id)
+        try:
+            await self.ari.post(f"/bridges/{bridge_id}/addChannel", channel=f"{call_id},{agent_channel}")
+        except AriNotFound:
+            return False
+        return True
+
+    async def release(self, call_id: str, *channels: str) -> None:
+        """Hang up what is left of a call and destroy its bridge."""
+        for channel_id in channels:
+            if channel_id:
+                await h.safe_hangup(self.ari, channel_id)
+        await h.safe_bridge_destroy(self.ari, h.call_bridge_id(call_id))
+
+    async def live_channels(self) -> dict[str, dict]:
+        channels = await self.ari.get("/channels")
+        return {c["id"]: c for c in channels}
+
+    async def hangup(self, channel_id: str) -> None:
+        await h.safe_hangup(self.ari, channel_id)

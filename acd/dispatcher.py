@@ -1,0 +1,209 @@
+"""The ACD dispatcher: applies the pure routing policy on every agent or queue change.
+
+It owns the live calls waiting or talking and the agent roster, asks ``acd.routing`` (pure)
+who gets which call, and drives the side effects through ``CallControl``.  Durable facts go
+to the call record store at every state change, so a restarted serve can re-adopt calls.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime
+
+from acd import routing
+from acd.actions import CallControl
+from acd.agents import AgentRoster, LiveAgent
+from acd.model import AgentState
+from acd.state import CallState, LiveCall, Outcome
+from callpilot.asterisk.ari_helpers import agent_channel_id
+from callpilot.db.records import RecordWriter, utcnow
+
+logger = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    def __init__(self, control: CallControl, roster: AgentRoster, records: RecordWriter, *,
+                 ring_timeout: int, wrapup_seconds: float):
+        self.control = control
+        self.roster = roster
+        self.records = records
+        self.ring_timeout = ring_timeout
+        self.wrapup_seconds = wrapup_seconds
+        self.calls: dict[str, LiveCall] = {}
+        self._ringing: dict[str, str] = {}        # agent channel id -> call id
+        self._ring_started: dict[str, float] = {}
+        self._kick = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._timers: set[asyncio.Task] = set()
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="acd-dispatcher")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+        for timer in list(self._timers):
+            timer.cancel()
+
+    def kick(self) -> None:
+        self._kick.set()
+
+    async def _loop(self) -> None:
+        while True:
+            wakeup = routing.next_wakeup(self._waiting(), self.roster.agents.values(), time.monotonic())
+            timeout = None if wakeup is None else max(0.0, wakeup - time.monotonic())
+            try:
+                await asyncio.wait_for(self._kick.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+            self._kick.clear()
+            try:
+                await self._dispatch_once()
+            except Exception:
+                logger.exception("dispatch pass failed")
+
+    def _waiting(self) -> list[LiveCall]:
+        return [c for c in self.calls.values() if c.state is CallState.QUEUED]
+
+    async def _dispatch_once(self) -> None:
+        pairs = routing.assign(self._waiting(), self.roster.agents.values(), time.monotonic())
+        for call_id, extension in pairs:
+            await self._offer(self.calls[call_id], self.roster.agents[extension])
+
+    # -- entering the queue -------------------------------------------------------------
+    async def enqueue(self, call: LiveCall, queue: str, *, priority: int = 0,
+                      skills: dict | None = None, steps: tuple = (),
+                      enqueued_at: datetime | None = None) -> None:
+        call.queue, call.priority = queue, priority
+        call.skills, call.steps = dict(skills or {}), tuple(steps)
+        call.enqueued_at = enqueued_at or utcnow()
+        call.enqueued_mono = time.monotonic() - (utcnow() - call.enqueued_at).total_seconds()
+        self.calls[call.id] = call
+        call.move(CallState.QUEUED, "enqueue")
+        await self.records.update(call.id, state="queued", queue=queue, enqueued_at=call.enqueued_at)
+        if not await self.control.park(call.id, queue):
+            await self.caller_gone(call.id)
+            return
+        self.kick()
+
+    # -- offering to an agent -----------------------------------------------------------
+    async def _offer(self, call: LiveCall, agent: LiveAgent) -> None:
+        call.attempts += 1
+        channel_id = agent_channel_id(call.id, call.attempts)
+        agent.move(AgentState.RINGING, "offered", call_id=call.id)
+        agent.call_id = call.id
+        call.agent, call.agent_channel = agent.extension, channel_id
+        call.move(CallState.RINGING, f"ring {agent.extension}")
+        self._ringing[channel_id] = call.id
+        self._ring_started[channel_id] = time.monotonic()
+        await self.records.update(call.id, state="ringing", agent=agent.extension)
+        ok = await self.control.ring(call.id, agent.endpoint, channel_id,
+                                     timeout=self.ring_timeout, caller_id=call.caller_id)
+        if not ok:
+            await self._ring_failed(channel_id, cause=0)
+
+    async def agent_answered(self, channel_id: str, call_id: str) -> None:
+        self._ringing.pop(channel_id, None)
+        self._ring_started.pop(channel_id, None)
+        call = self.calls.get(call_id)
+        if call is None or call.state is not CallState.RINGING or call.agent_channel != channel_id:
+            logger.warning("agent leg %s answered for call %s that no longer waits", channel_id, call_id)
+            await self.control.hangup(channel_id)
+            return
+        agent = self.roster.get(call.agent)
+        if not await self.control.connect(call.id, channel_id, call.queue):
+            await self.control.hangup(channel_id)
+            await self.caller_gone(call.id)
+            return
+        call.move(CallState.CONNECTED, f"agent {call.agent} answered")
+        if agent is not None:
+            agent.move(AgentState.ON_CALL, "answered", call_id=call.id)
+        await self.records.update(call.id, state="connected", agent=call.agent, answered_at=utcnow())
+
+    async def agent_leg_gone(self, channel_id: str, cause: int = 0) -> None:
+        if channel_id in self._ringing:
+            await self._ring_failed(channel_id, cause)
+            return
+        call = next((c for c in self.calls.values() if c.agent_channel == channel_id), None)
+        if call is not None and call.state is CallState.CONNECTED:
+            await self._finish(call, Outcome.ANSWERED, "agent hung up")
+
+    async def _ring_failed(self, channel_id: str, cause: int) -> None:
+        call_id = self._ringing.pop(channel_id, None)
+        started = self._ring_started.pop(channel_id, time.monotonic())
+        call = self.calls.get(call_id) if call_id else None
+        if call is None or call.agent_channel != channel_id:
+            return
+        agent = self.roster.get(call.agent)
+        if agent is not None:  # no answer, rejected or unreachable: RONA, out of routing
+            rang = time.monotonic() - started
+            agent.move(AgentState.PAUSED, f"not responding (cause={cause}, rang {rang:.1f}s)",
+                       call_id=call.id)
+            agent.pause_reason = "not responding"
+        call.agent, call.agent_channel = None, None
+        call.move(CallState.QUEUED, f"ring failed cause={cause}")
+        await self.records.update(call.id, state="queued", agent=None)
+        self.kick()
+
+    # -- leaving ------------------------------------------------------------------------
+    async def caller_gone(self, call_id: str) -> None:
+        call = self.calls.get(call_id)
+        if call is None:
+            return
+        if call.state is CallState.CONNECTED:
+            await self._finish(call, Outcome.ANSWERED, "caller hung up")
+        else:
+            await self._finish(call, Outcome.ABANDONED, f"caller hung up while {call.state.value}")
+
+    async def _finish(self, call: LiveCall, outcome: Outcome, why: str) -> None:
+        self.calls.pop(call.id, None)
+        previous = call.state
+        call.move(CallState.ENDED, why)
+        if call.agent_channel:
+            self._ringing.pop(call.agent_channel, None)
+        await self.control.release(call.id, call.id, call.agent_channel or "")
+        await self.records.update(call.id, state="ended", outcome=outcome.value,
+                                  ended_at=utcnow(), detail=why)
+        self._free_agent(call, previous)
+        self.kick()
+
+    def _free_agent(self, call: LiveCall, previous: CallState) -> None:
+        agent = self.roster.get(call.agent) if call.agent else None
+        if agent is None or agent.call_id not in (call.id, None):
+            return
+        if previous is CallState.CONNECTED and self.wrapup_seconds > 0:
+            agent.move(AgentState.WRAP_UP, "call ended", call_id=call.id)
+            self._later(self.wrapup_seconds, self._end_wrapup(agent, call.id))
+        else:
+            agent.move(AgentState.AVAILABLE, "call ended before answer", call_id=call.id)
+
+    async def _end_wrapup(self, agent: LiveAgent, call_id: str) -> None:
+        if agent.state is AgentState.WRAP_UP and agent.call_id == call_id:
+            agent.move(AgentState.AVAILABLE, "wrap-up over", call_id=call_id)
+            self.kick()
+
+    def _later(self, delay: float, coro) -> None:
+        async def run():
+            await asyncio.sleep(delay)
+            await coro
+        task = asyncio.create_task(run())
+        self._timers.add(task)
+        task.add_done_callback(self._timers.discard)
+
+    # -- agents -------------------------------------------------------------------------
+    def device_state_changed(self, device: str, state: str) -> None:
+        if self.roster.set_device_state(device, state) is not None:
+            self.kick()
+
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        queues: dict[str, dict[str, int]] = {}
+        for agent in self.roster.agents.values():
+            for q in agent.queues:
+                entry = queues.setdefault(q, {"waiting": 0, "agents_available": 0})
+                entry["agents_available"] += int(agent.routable)
+        for call in self.calls.values():
+            if call.state in (CallState.QUEUED, CallState.RINGING) and call.queue:
+                queues.setdefault(call.queue, {"waiting": 0, "agents_available": 0})["waiting"] += 1
+        return queues

@@ -1,0 +1,64 @@
+"""Live call state in the ACD: a named enum whose every transition is checked and logged."""
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+logger = logging.getLogger(__name__)
+
+
+class CallState(enum.Enum):
+    IVR = "ivr"
+    QUEUED = "queued"
+    RINGING = "ringing"        # an agent leg is being offered the call
+    CONNECTED = "connected"
+    ENDED = "ended"
+
+
+CALL_TRANSITIONS: dict[CallState, frozenset[CallState]] = {
+    CallState.IVR: frozenset({CallState.QUEUED, CallState.ENDED}),
+    CallState.QUEUED: frozenset({CallState.RINGING, CallState.ENDED}),
+    CallState.RINGING: frozenset({CallState.CONNECTED, CallState.QUEUED, CallState.ENDED}),
+    CallState.CONNECTED: frozenset({CallState.ENDED}),
+    CallState.ENDED: frozenset(),
+}
+
+
+class IllegalTransition(RuntimeError):
+    pass
+
+
+class Outcome(enum.Enum):
+    ANSWERED = "answered"              # talked to an agent
+    ABANDONED = "abandoned"            # hung up while waiting or ringing
+    IVR_HANGUP = "ivr_hangup"          # hung up in the IVR
+    IVR_COMPLETED = "ivr_completed"    # the flow ended the call itself
+    LOST = "lost"                      # the channel vanished while serve was away
+    FAILED = "failed"
+
+
+@dataclass
+class LiveCall:
+    id: str                            # the caller's channel id
+    caller_id: str
+    did: str
+    state: CallState = CallState.IVR
+    queue: str | None = None
+    priority: int = 0
+    enqueued_at: datetime | None = None
+    enqueued_mono: float = 0.0         # monotonic clock at queue entry (policy time base)
+    attributes: dict = field(default_factory=dict)
+    skills: dict = field(default_factory=dict)
+    steps: tuple = ()
+    agent: str | None = None
+    agent_channel: str | None = None
+    attempts: int = 0
+
+    def move(self, new: CallState, why: str = "") -> None:
+        if new not in CALL_TRANSITIONS[self.state]:
+            raise IllegalTransition(f"call {self.id}: {self.state.value} -> {new.value}")
+        logger.info("call %s queue=%s agent=%s: %s -> %s %s", self.id, self.queue, self.agent,
+                    self.state.value, new.value, why)
+        self.state = new

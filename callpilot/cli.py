@@ -1,0 +1,132 @@
+"""``callpilot`` command line: serve | web | asterisk up/down/status/render | status | call | demo."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+
+from callpilot import config as config_mod
+from callpilot.config import Config, ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def cmd_serve(config: Config, _args) -> int:
+    from callpilot.server import serve
+    asyncio.run(serve(config))
+    return 0
+
+
+def cmd_web(config: Config, _args) -> int:
+    from admin_web.app import run
+    run(config)
+    return 0
+
+
+def cmd_asterisk(config: Config, args) -> int:
+    from callpilot.asterisk import runner
+    if args.action == "up":
+        runner.up(config)
+        print(f"asterisk up: SIP {config.asterisk.sip_host}:{config.asterisk.sip_port}, "
+              f"ARI {config.ari_url}, AMI 127.0.0.1:{config.asterisk.ami_port}")
+    elif args.action == "down":
+        runner.down(config)
+        print("asterisk down")
+    elif args.action == "render":
+        runner.render(config, runner.agents_from_db(config))
+        print(f"rendered into {config.asterisk_dir / 'etc'}")
+    else:
+        state = runner.status(config)
+        print(state)
+        return 0 if state == "up" else 3
+    return 0
+
+
+def collect_status(config: Config) -> dict:
+    from callpilot.asterisk import runner
+    from callpilot.status import fetch
+    live = asyncio.run(fetch(config.state_dir / "serve.sock"))
+    result = {"asterisk": runner.status(config), "serve": "up" if live else "down",
+              "ari": "disconnected", "ami": "disconnected", "calls": 0, "queues": {}}
+    if live:
+        result.update(live)
+    return result
+
+
+def cmd_status(config: Config, args) -> int:
+    status = collect_status(config)
+    if args.json:
+        print(json.dumps(status, indent=2, sort_keys=True))
+    else:
+        print(f"asterisk {status['asterisk']}, serve {status['serve']}, ARI {status['ari']}, "
+              f"AMI {status['ami']}, {status['calls']} call(s)")
+        for name, q in sorted(status["queues"].items()):
+            print(f"  queue {name}: {q['waiting']} waiting, {q['agents_available']} agent(s) available")
+    return 0
+
+
+def cmd_call(config: Config, args) -> int:
+    from callpilot.sipua import Caller
+    a = config.asterisk
+    caller = Caller(args.did, server_host=a.sip_host, server_port=a.sip_port,
+                    local_ip=a.trunk_ips[0], from_number=args.from_number, dtmf=args.dtmf or "",
+                    hold_seconds=args.hold)
+    result = asyncio.run(caller.run())
+    print(json.dumps(result.as_dict() if hasattr(result, "as_dict") else vars(result),
+                     indent=2, default=str))
+    return 0 if result.answered else 1
+
+
+def cmd_demo(config: Config, _args) -> int:
+    from callpilot import demo
+    passwords = demo.seed(config)
+    a = config.asterisk
+    print(f"Demo agents (register on {a.sip_host}:{a.sip_port} UDP, loopback only):")
+    for ext, password in sorted(passwords.items()):
+        print(f"  {ext}  password {password}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="callpilot", description=__doc__)
+    p.add_argument("--config", help="TOML config file (or CALLPILOT_CONFIG)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the call server (ARI, AMI, FastAGI, ACD)").set_defaults(fn=cmd_serve)
+    sub.add_parser("web", help="run the admin web UI").set_defaults(fn=cmd_web)
+    ast = sub.add_parser("asterisk", help="install, configure and run Asterisk")
+    ast.add_argument("action", choices=["up", "down", "status", "render"])
+    ast.set_defaults(fn=cmd_asterisk)
+    st = sub.add_parser("status", help="health of Asterisk, ARI, AMI and queues")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(fn=cmd_status)
+    call = sub.add_parser("call", help="place a real test call through the trunk (sipp)")
+    call.add_argument("did")
+    call.add_argument("--dtmf", default="", help="digits to press after answer, e.g. 1")
+    call.add_argument("--from-number", default="15550001")
+    call.add_argument("--hold", type=float, default=15.0, help="seconds to stay on the line")
+    call.set_defaults(fn=cmd_call)
+    sub.add_parser("demo", help="load demo queues, agents and customers").set_defaults(fn=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        config = config_mod.load(args.config)
+    except ConfigError as exc:
+        print(f"callpilot: configuration error: {exc}", file=sys.stderr)
+        return 2
+    return args.fn(config, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""One typed configuration for every CallPilot process.
+
+Sources, later wins: built-in defaults, a TOML file (``--config`` or ``CALLPILOT_CONFIG``),
+then ``CALLPILOT_*`` environment variables.  Secrets (ARI password, AMI secret) are never
+defaults: they are generated once per install into ``<state_dir>/secrets.toml`` (mode 0600).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_STATE_DIR = Path("var")
+DEFAULT_ROOTFS = Path.home() / ".cache" / "callpilot" / "asterisk-rootfs"
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message says which key and why."""
+
+
+@dataclass
+class AsteriskConfig:
+    binary: str | None = None          # None: system asterisk if on PATH, else the rootfs
+    rootfs: Path = DEFAULT_ROOTFS      # Debian sid rootfs built by mmdebstrap, cached
+    sip_host: str = "127.0.0.1"
+    sip_port: int = 5060
+    trunk_ips: list[str] = field(default_factory=lambda: ["127.0.0.2"])
+    ari_port: int = 8088
+    ami_port: int = 5038
+    rtp_start: int = 10000
+    rtp_end: int = 10999
+    app_name: str = "callpilot"
+    # DID -> flow name, answered by the Stasis app; agi_dids run the flow over FastAGI.
+    dids: dict[str, str] = field(default_factory=lambda: {"800": "main"})
+    agi_dids: dict[str, str] = field(default_factory=lambda: {"801": "main"})
+    agent_qualify_seconds: int = 0     # OPTIONS ping to agent phones; 0 = off
+    # DID that reaches a plain app_queue queue "bench" (the benchmark baseline); "" = none.
+    queue_bench_did: str = ""
+
+
+@dataclass
+class AcdConfig:
+    ring_timeout: int = 15             # seconds an agent phone rings before the next agent
+    wrapup_seconds: int = 5
+    general_queue: str = "general"     # where the IVR sends callers it could not route
+
+
+@dataclass
+class Secrets:
+    ari_user: str = "callpilot"
+    ari_password: str = ""
+    ami_user: str = "callpilot"
+    ami_secret: str = ""
+
+
+@dataclass
+class Config:
+    state_dir: Path = DEFAULT_STATE_DIR
+    database_url: str = ""             # default: sqlite file in state_dir
+    agi_host: str = "127.0.0.1"
+    agi_port: int = 4573
+    web_host: str = "127.0.0.1"
+    web_port: int = 8080
+    tts_voice: str = "en-us"
+    tts_rate: int = 160
+    asterisk: AsteriskConfig = field(default_factory=AsteriskConfig)
+    acd: AcdConfig = field(default_factory=AcdConfig)
+    secrets: Secrets = field(default_factory=Secrets)
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.state_dir.resolve() / 'callpilot.db'}"
+
+    @property
+    def asterisk_dir(self) -> Path:
+        """Runtime tree of the Asterisk instance: etc, run, log, lib, spool."""
+        return self.state_dir.resolve() / "asterisk"
+
+    @property
+    def prompts_dir(self) -> Path:
+        """Rendered TTS prompts; Asterisk reads them from the same absolute path."""
+        return self.state_dir.resolve() / "prompts"
+
+    @property
+    def ari_url(self) -> str:
+        return f"http://{self.asterisk.sip_host}:{self.asterisk.ari_port}"
+
+
+# Environment variables that override single keys: NAME -> (section or None, key).
+_ENV_KEYS: dict[str, tuple[str | None, str]] = {
+    "CALLPILOT_STATE_DIR": (None, "state_dir"),
+    "CALLPILOT_DATABASE_URL": (None, "database_url"),
+    "CALLPILOT_AGI_PORT": (None, "agi_port"),
+    "CALLPILOT_WEB_PORT": (None, "web_port"),
+    "CALLPILOT_ASTERISK_BINARY": ("asterisk", "binary"),
+    "CALLPILOT_ASTERISK_ROOTFS": ("asterisk", "rootfs"),
+    "CALLPILOT_SIP_PORT": ("asterisk", "sip_port"),
+    "CALLPILOT_ARI_PORT": ("asterisk", "ari_port"),
+    "CALLPILOT_AMI_PORT": ("asterisk", "ami_port"),
+    "CALLPILOT_RTP_START": ("asterisk", "rtp_start"),
+    "CALLPILOT_RTP_END": ("asterisk", "rtp_end"),
+    "CALLPILOT_RING_TIMEOUT": ("acd", "ring_timeout"),
+    "CALLPILOT_WRAPUP_SECONDS": ("acd", "wrapup_seconds"),
+}
+
+
+def load(path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:
+    """Build the config from defaults, the TOML file and the environment; load secrets."""
+    env = dict(os.environ if env is None else env)
+    path = path or env.get("CALLPILOT_CONFIG")
+    raw: dict[str, Any] = {}
+    if path:
+        raw = _read_toml(Path(path))
+    for name, (section, key) in _ENV_KEYS.items():
+        if name in env:
+            (raw.setdefault(section, {}) if section else raw)[key] = env[name]
+    config = _build(Config, raw, "")
+    _validate(config)
+    config.secrets = load_secrets(config.state_dir)
+    return config
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(raw) - set(fields)
+    if unknown:
+        raise ConfigError(f"unknown config key(s) {sorted(unknown)} in [{where or 'top'}]")
+    values = {}
+    for name, value in raw.items():
+        values[name] = _coerce(fields[name], value, f"{where}.{name}".lstrip("."))
+    return cls(**values)
+
+
+def _coerce(f: dataclasses.Field, value: Any, where: str) -> Any:
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    nested = {"AsteriskConfig": AsteriskConfig, "AcdConfig": AcdConfig, "Secrets": Secrets}
+    if kind in nested:
+        if not isinstance(value, dict):
+            raise ConfigError(f"[{where}] must be a table")
+        return _build(nested[kind], value, where)
+    try:
+        if kind == "int":
+            return int(value)
+        if kind == "Path":
+            return Path(value).expanduser()
+        if kind == "list[str]" and isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {value!r} is not a valid {kind}") from exc
+    return value
+
+
+def _validate(config: Config) -> None:
+    a = config.asterisk
+    ports = {"sip_port": a.sip_port, "ari_port": a.ari_port, "ami_port": a.ami_port,
+             "agi_port": config.agi_port, "web_port": config.web_port}
+    for name, port in ports.items():
+        if not 1 <= port <= 65535:
+            raise ConfigError(f"{name}: {port} is not a TCP/UDP port")
+    if len(set(ports.values())) != len(ports):
+        raise ConfigError(f"ports must differ: {ports}")
+    if not a.rtp_start < a.rtp_end:
+        raise ConfigError("asterisk.rtp_start must be below asterisk.rtp_end")
+    for did in list(a.dids) + list(a.agi_dids):
+        if not did.isdigit():
+            raise ConfigError(f"DID {did!r} must be digits only")
+
+
+def load_secrets(state_dir: Path) -> Secrets:
+    """Read ``secrets.toml``, generating missing secrets once (file mode 0600)."""
+    path = state_dir / "secrets.toml"
+    data: dict[str, str] = {}
+    if path.exists():
+        data = tomllib.loads(path.read_text())
+    changed = False
+    for key in ("ari_password", "ami_secret"):
+        if not data.get(key):
+            data[key] = secrets.token_urlsafe(24)
+            changed = True
+    if changed:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        text = "".join(f'{k} = "{v}"\n' for k, v in sorted(data.items()))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        logger.info("generated secrets in %s", path)
+    return Secrets(**{k: v for k, v in data.items() if k in {f.name for f in dataclasses.fields(Secrets)}})

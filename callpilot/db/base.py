@@ -1,0 +1,6 @@
+"""SQLAlchemy 2 declarative base shared by every model."""
+from sqlalchemy.orm import DeclarativeBase
+
+
+class Base(DeclarativeBase):
+    pass

@@ -1,0 +1,33 @@
+"""Load the agent roster (agents and their queues) from the database."""
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload, sessionmaker
+
+from acd.agents import LiveAgent
+from acd.model import DEFAULT_AGE_BANDS, AgentState
+from callpilot.db.models import Agent
+
+logger = logging.getLogger(__name__)
+
+
+def load_roster(sessions: sessionmaker, today_year: int | None = None) -> list[LiveAgent]:
+    year = today_year or date.today().year
+    with sessions() as s:
+        rows = s.scalars(select(Agent).options(selectinload(Agent.queues))).all()
+        agents = [_live(row, year) for row in rows]
+    logger.info("roster: %d agents", len(agents))
+    return agents
+
+
+def _live(row: Agent, year: int) -> LiveAgent:
+    queues = frozenset(m.queue_name for m in row.queues)
+    band = DEFAULT_AGE_BANDS.band_of(row.birth_year, year) if row.birth_year else None
+    agent = LiveAgent(extension=row.extension, queues=queues, age_band=band,
+                      skills={q: 3 for q in queues})
+    if row.auto_login:
+        agent.move(AgentState.AVAILABLE, "auto login")
+    return agent

@@ -1,0 +1,216 @@
+"""Composition root of ``callpilot serve``: wires ARI, AMI, FastAGI, DB, ivr and acd.
+
+Nothing else constructs these objects.  Stasis events are dispatched on ``args[0]``:
+``inbound,<flow>`` (a DID answered by the IVR), ``enqueue,<queue>`` (a call handed over by
+dialplan/AGI), ``agent,<call id>`` (an agent leg we originated has answered).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+from acd.actions import CallControl
+from acd.agents import AgentRoster, LiveAgent
+from acd.dispatcher import Dispatcher
+from acd.model import AgentState
+from acd.state import CallState, LiveCall, Outcome
+from callpilot.asterisk.agi import AgiServer
+from callpilot.asterisk.ami import AmiMonitor
+from callpilot.asterisk.ari import AriClient
+from callpilot.asterisk.ari_helpers import call_id_of_agent_channel
+from callpilot.asterisk.channel_events import ChannelInboxes
+from callpilot.config import Config
+from callpilot.db import session as db
+from callpilot.db.records import CallRecordStore, RecordWriter, utcnow
+from callpilot.roster import load_roster
+from callpilot.status import StatusServer
+from ivr import flows as builtin_flows
+from ivr import schema
+from ivr.agi_entry import AgiFlowHandler
+from ivr.outcome import Outcome as FlowOutcome
+from ivr.runner import FlowRunner
+from ivr.stasis import InboundIvr
+from ivr.tts import PromptCache
+
+logger = logging.getLogger(__name__)
+
+
+class Server:
+    def __init__(self, config: Config):
+        self.config = config
+        engine = db.make_engine(config.db_url)
+        db.create_schema(engine)
+        self.sessions = db.make_sessionmaker(engine)
+        self.records = RecordWriter(CallRecordStore(self.sessions))
+        secrets, a = config.secrets, config.asterisk
+        self.ari = AriClient(config.ari_url, secrets.ari_user, secrets.ari_password, a.app_name)
+        self.inboxes = ChannelInboxes()
+        self.roster = AgentRoster()
+        self.dispatcher = Dispatcher(CallControl(self.ari, app=a.app_name), self.roster, self.records,
+                                     ring_timeout=config.acd.ring_timeout,
+                                     wrapup_seconds=config.acd.wrapup_seconds)
+        self.prompts = PromptCache(config.prompts_dir, config.tts_voice, config.tts_rate)
+        self.runner = FlowRunner(self.prompts, fallback_queue=config.acd.general_queue)
+        self.flows = {name: schema.parse(builtin_flows.load_builtin(name))
+                      for name in set(a.dids.values()) | set(a.agi_dids.values())}
+        self.ivr = InboundIvr(self.ari, self.inboxes, self.records, self.runner, self.flows.__getitem__,
+                              self.handoff, fallback_queue=config.acd.general_queue)
+        self.ami = AmiMonitor("127.0.0.1", a.ami_port, secrets.ami_user, secrets.ami_secret,
+                              self.dispatcher.device_state_changed)
+        self.agi = AgiServer(config.agi_host, config.agi_port)
+        agi_handler = AgiFlowHandler(self.runner, self.flows.__getitem__, self.records)
+        for name in set(a.agi_dids.values()):
+            self.agi.route(f"ivr/{name}", agi_handler.route_for(name))
+        self.status = StatusServer(config.state_dir / "serve.sock", self.snapshot)
+        self.ari.on_event(self.on_event)
+        self.ari.on_connect(self.resync)
+        self._stop = asyncio.Event()
+
+    # -- run ----------------------------------------------------------------------------
+    async def run(self) -> None:
+        for agent in load_roster(self.sessions):
+            self.roster.add(agent)
+        for flow in self.flows.values():
+            await self.runner.prerender(flow)
+        await self.status.start()
+        await self.agi.start()
+        await self.ami.start()
+        self.dispatcher.start()
+        ari_task = asyncio.create_task(self.ari.run(), name="ari")
+        self._install_signals()
+        logger.info("serve up: %d agents, flows %s", len(self.roster.agents), sorted(self.flows))
+        await self._stop.wait()
+        await self.shutdown(ari_task)
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def shutdown(self, ari_task: asyncio.Task) -> None:
+        logger.info("serve stopping; calls stay parked in Stasis for the next start")
+        await self.dispatcher.stop()
+        await self.ari.close()
+        ari_task.cancel()
+        self.ami.close()
+        await self.agi.stop()
+        await self.status.stop()
+        self.records.close()
+
+    # -- events -------------------------------------------------------------------------
+    async def on_event(self, event: dict[str, Any]) -> None:
+        self.inboxes.route(event)
+        kind = event.get("type")
+        if kind == "StasisStart":
+            await self._stasis_start(event)
+        elif kind == "StasisEnd":
+            await self._channel_gone(event["channel"]["id"], 0)
+        elif kind == "ChannelDestroyed":
+            await self._channel_gone(event["channel"]["id"], int(event.get("cause", 0)))
+
+    async def _stasis_start(self, event: dict[str, Any]) -> None:
+        channel, args = event["channel"], event.get("args") or []
+        role = args[0] if args else ""
+        if role == "inbound" and len(args) > 1:
+            self.ivr.start(channel, args[1])
+        elif role == "enqueue" and len(args) > 1:
+            await self._enqueue_from_dialplan(channel, args[1])
+        elif role == "agent" and len(args) > 1:
+            await self.dispatcher.agent_answered(channel["id"], args[1])
+        else:
+            logger.error("channel %s entered Stasis with unknown args %s: sent to %s",
+                         channel["id"], args, self.config.acd.general_queue)
+            await self._enqueue_from_dialplan(channel, self.config.acd.general_queue)
+
+    async def _channel_gone(self, channel_id: str, cause: int) -> None:
+        if call_id_of_agent_channel(channel_id) is not None:
+            await self.dispatcher.agent_leg_gone(channel_id, cause)
+        elif channel_id in self.dispatcher.calls:
+            await self.dispatcher.caller_gone(channel_id)
+
+    # -- IVR -> ACD ---------------------------------------------------------------------
+    async def handoff(self, call_id: str, caller_id: str, did: str, outcome: FlowOutcome) -> None:
+        queue = outcome.queue or self.config.acd.general_queue
+        call = LiveCall(id=call_id, caller_id=caller_id, did=did, attributes=dict(outcome.attributes))
+        await self.dispatcher.enqueue(call, queue, priority=outcome.priority, skills=outcome.skills)
+
+    async def _enqueue_from_dialplan(self, channel: dict[str, Any], queue: str) -> None:
+        caller_id = channel.get("caller", {}).get("number", "")
+        did = channel.get("dialplan", {}).get("exten", "")
+        await self.records.open(channel["id"], caller_id=caller_id, did=did, state="ivr",
+                                started_at=utcnow())
+        call = LiveCall(id=channel["id"], caller_id=caller_id, did=did)
+        await self.dispatcher.enqueue(call, queue)
+
+    # -- resync after (re)connect -------------------------------------------------------
+    async def resync(self) -> None:
+        live = await self.dispatcher.control.live_channels()
+        await self._drop_vanished(live)
+        for record in await self.records.open_calls():
+            if record.id in self.dispatcher.calls or record.id in self.ivr.active:
+                continue
+            await self._readopt(record, live)
+        self.dispatcher.kick()
+
+    async def _drop_vanished(self, live: dict[str, dict]) -> None:
+        """Events missed while the socket was down: calls whose channels are gone."""
+        for call in list(self.dispatcher.calls.values()):
+            if call.agent_channel and call.agent_channel not in live:
+                await self.dispatcher.agent_leg_gone(call.agent_channel, 0)
+            if call.id not in live:
+                await self.dispatcher.caller_gone(call.id)
+
+    async def _readopt(self, record, live: dict[str, dict]) -> None:
+        if record.id not in live:
+            await self.records.update(record.id, state="ended", outcome=Outcome.LOST.value,
+                                      ended_at=utcnow(), detail="channel gone while serve was away")
+            return
+        logger.info("re-adopting call %s (%s, queue %s)", record.id, record.state, record.queue)
+        stale = [cid for cid in live if call_id_of_agent_channel(cid) == record.id]
+        if record.state == "connected" and stale:
+            self._adopt_connected(record, stale[0])
+            return
+        for channel_id in stale:  # an agent leg ringing while we were away: offer again
+            await self.dispatcher.control.hangup(channel_id)
+        call = LiveCall(id=record.id, caller_id=record.caller_id, did=record.did)
+        queue = record.queue or self.config.acd.general_queue
+        await self.dispatcher.enqueue(call, queue, enqueued_at=_aware(record.enqueued_at))
+
+    def _adopt_connected(self, record, agent_channel: str) -> None:
+        call = LiveCall(id=record.id, caller_id=record.caller_id, did=record.did,
+                        state=CallState.CONNECTED, queue=record.queue, agent=record.agent,
+                        agent_channel=agent_channel)
+        self.dispatcher.calls[call.id] = call
+        agent = self.roster.get(record.agent or "")
+        if agent is not None and agent.state is AgentState.AVAILABLE:
+            agent.move(AgentState.ON_CALL, "re-adopted connected call", call_id=call.id)
+            agent.call_id = call.id
+
+    # -- status -------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "ari": self.ari.state.value,
+            "ami": self.ami.state.value,
+            "calls": len(self.dispatcher.calls) + len(self.ivr.active),
+            "queues": self.dispatcher.snapshot(),
+            "agents": {a.extension: {"state": a.state.value, "device": a.device_state,
+                                     "pause_reason": a.pause_reason}
+                       for a in self.roster.agents.values()},
+        }
+
+
+def _aware(value):
+    """SQLite returns naive datetimes; they were written as UTC."""
+    from datetime import timezone
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+async def serve(config: Config) -> None:
+    await Server(config).run()

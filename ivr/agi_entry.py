@@ -1,0 +1,48 @@
+"""FastAGI entry: run a flow for a dialplan-controlled call, then hand the queue back to the
+dialplan in ``CALLPILOT_QUEUE`` (the dialplan continues into ``Stasis(..., enqueue, queue)``).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from callpilot.db.records import RecordWriter, utcnow
+from ivr.agi_driver import AgiCallDriver
+from ivr.driver import CallerHangup
+from ivr.runner import FlowRunner
+from ivr.schema import Flow
+from ivr.stasis import menu_path
+
+logger = logging.getLogger(__name__)
+
+
+class AgiFlowHandler:
+    def __init__(self, runner: FlowRunner, flows: Callable[[str], Flow], records: RecordWriter):
+        self.runner = runner
+        self.flows = flows
+        self.records = records
+
+    def route_for(self, flow_name: str) -> Callable[[object], Awaitable[None]]:
+        async def handle(request) -> None:
+            await self.run(request, flow_name)
+        return handle
+
+    async def run(self, request, flow_name: str) -> None:
+        driver = AgiCallDriver(request)
+        await self.records.open(driver.call_id, caller_id=driver.caller_id, did=driver.did,
+                                flow=flow_name, state="ivr", started_at=utcnow())
+        try:
+            await driver.answer()
+        except CallerHangup:
+            await self._ended(driver.call_id)
+            return
+        result = await self.runner.run(self.flows(flow_name), driver, {"driver": "agi"})
+        await self.records.update(driver.call_id, menu_path=menu_path(result), journey=result.journey())
+        outcome = result.outcome
+        if outcome.kind == "enqueue" and outcome.queue:
+            await driver.set_variable("CALLPILOT_QUEUE", outcome.queue)
+        elif outcome.reason == "caller":
+            await self._ended(driver.call_id)
+
+    async def _ended(self, call_id: str) -> None:
+        await self.records.update(call_id, state="ended", outcome="ivr_hangup", ended_at=utcnow())

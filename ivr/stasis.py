@@ -1,0 +1,88 @@
+"""Inbound calls enter here: answer, run the published flow over ARI, hand the outcome on.
+
+The ACD is reached only through the ``handoff`` callable wired in callpilot.server, so ivr
+never imports acd.  Every call gets a logged catch-all: whatever fails, the caller is sent
+to the general queue rather than left in silence.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from callpilot.asterisk.ari import AriClient
+from callpilot.asterisk.ari_helpers import safe_answer, safe_hangup
+from callpilot.asterisk.channel_events import ChannelInboxes
+from callpilot.db.records import RecordWriter, utcnow
+from ivr.ari_driver import AriCallDriver
+from ivr.outcome import Outcome
+from ivr.runner import FlowResult, FlowRunner
+from ivr.schema import Flow
+
+logger = logging.getLogger(__name__)
+
+Handoff = Callable[[str, str, str, Outcome], Awaitable[None]]
+FlowSource = Callable[[str], Flow]
+
+
+def menu_path(result: FlowResult) -> list[str]:
+    """'node=value' for every answer the caller gave, e.g. ['menu=1']."""
+    return [f"{i['node']}={i.get('value') or i.get('kind')}" for i in result.inputs]
+
+
+class InboundIvr:
+    def __init__(self, ari: AriClient, inboxes: ChannelInboxes, records: RecordWriter,
+                 runner: FlowRunner, flows: FlowSource, handoff: Handoff, *, fallback_queue: str):
+        self.ari = ari
+        self.inboxes = inboxes
+        self.records = records
+        self.runner = runner
+        self.flows = flows
+        self.handoff = handoff
+        self.fallback_queue = fallback_queue
+        self.active: dict[str, asyncio.Task] = {}
+
+    def start(self, channel: dict[str, Any], flow_name: str) -> None:
+        call_id = channel["id"]
+        task = asyncio.create_task(self._serve(channel, flow_name), name=f"ivr-{call_id}")
+        self.active[call_id] = task
+        task.add_done_callback(lambda _t: self.active.pop(call_id, None))
+
+    async def _serve(self, channel: dict[str, Any], flow_name: str) -> None:
+        call_id = channel["id"]
+        caller_id = channel.get("caller", {}).get("number", "")
+        did = channel.get("dialplan", {}).get("exten", "")
+        inbox = self.inboxes.open(call_id)
+        try:
+            await self.records.open(call_id, caller_id=caller_id, did=did, flow=flow_name,
+                                    state="ivr", started_at=utcnow())
+            await self._run_flow(call_id, caller_id, did, flow_name, inbox)
+        except Exception:
+            logger.exception("call %s: IVR failed; sending to %s", call_id, self.fallback_queue)
+            await self.handoff(call_id, caller_id, did, Outcome("enqueue", queue=self.fallback_queue,
+                                                                reason="error"))
+        finally:
+            self.inboxes.close(call_id)
+
+    async def _run_flow(self, call_id: str, caller_id: str, did: str, flow_name: str, inbox) -> None:
+        if not await safe_answer(self.ari, call_id):
+            await self.records.update(call_id, state="ended", outcome="ivr_hangup", ended_at=utcnow())
+            return
+        driver = AriCallDriver(self.ari, inbox, caller_id=caller_id, did=did)
+        result = await self.runner.run(self.flows(flow_name), driver, {})
+        await self.records.update(call_id, menu_path=menu_path(result), journey=result.journey())
+        await self._finish(call_id, caller_id, did, result.outcome)
+
+    async def _finish(self, call_id: str, caller_id: str, did: str, outcome: Outcome) -> None:
+        if outcome.kind == "enqueue":
+            await self.handoff(call_id, caller_id, did, outcome)
+            return
+        if outcome.kind == "hangup" and outcome.reason == "caller":
+            await self.records.update(call_id, state="ended", outcome="ivr_hangup", ended_at=utcnow())
+            return
+        # hangup node, or a transfer this skeleton does not route yet: end it cleanly
+        logger.info("call %s: flow ended with %s %s", call_id, outcome.kind, outcome.target or "")
+        await safe_hangup(self.ari, call_id)
+        await self.records.update(call_id, state="ended", outcome="ivr_completed", ended_at=utcnow(),
+                                  detail=f"{outcome.kind} {outcome.target or ''}".strip())
