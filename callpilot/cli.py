@@ -40,7 +40,7 @@ def cmd_asterisk(config: Config, args) -> int:
         runner.down(config)
         print("asterisk down")
     elif args.action == "render":
-        runner.render(config, runner.agents_from_db(config))
+        runner.render(config, runner.load_agents(config))
         print(f"rendered into {config.asterisk_dir / 'etc'}")
     else:
         state = runner.status(config)

@@ -201,3 +201,39 @@ def load_secrets(state_dir: Path) -> Secrets:
             fh.write(text)
         logger.info("generated secrets in %s", path)
     return Secrets(**{k: v for k, v in data.items() if k in {f.name for f in dataclasses.fields(Secrets)}})
+
+
+def to_toml(config: Config) -> str:
+    """The config as a TOML file (secrets excluded: they live in secrets.toml)."""
+    lines: list[str] = []
+    tables: list[tuple[str, Any]] = []
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            if f.name != "secrets":
+                tables.append((f.name, value))
+        else:
+            lines.append(_toml_line(f.name, value))
+    for name, table in tables:
+        lines.append(f"\n[{name}]")
+        lines.extend(_toml_line(k.name, getattr(table, k.name)) for k in dataclasses.fields(table))
+    return "\n".join(line for line in lines if line) + "\n"
+
+
+def _toml_line(key: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return f"{key} = {'true' if value else 'false'}"
+    if isinstance(value, int):
+        return f"{key} = {value}"
+    if isinstance(value, list):
+        return f"{key} = [{', '.join(_quote(v) for v in value)}]"
+    if isinstance(value, dict):
+        inner = ", ".join(f"{_quote(k)} = {_quote(v)}" for k, v in value.items())
+        return f"{key} = {{ {inner} }}"
+    return f"{key} = {_quote(value)}"
+
+
+def _quote(value: Any) -> str:
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -12,7 +12,7 @@ import signal
 from typing import Any
 
 from acd.actions import CallControl
-from acd.agents import AgentRoster, LiveAgent
+from acd.agents import AgentRoster
 from acd.dispatcher import Dispatcher
 from acd.model import AgentState
 from acd.state import CallState, LiveCall, Outcome
@@ -154,7 +154,10 @@ class Server:
         for record in await self.records.open_calls():
             if record.id in self.dispatcher.calls or record.id in self.ivr.active:
                 continue
-            await self._readopt(record, live)
+            try:
+                await self._readopt(record, live)
+            except Exception:  # one bad record must not stop the others' re-adoption
+                logger.exception("call %s: re-adoption failed", record.id)
         self.dispatcher.kick()
 
     async def _drop_vanished(self, live: dict[str, dict]) -> None:

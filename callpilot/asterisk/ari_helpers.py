@@ -73,7 +73,12 @@ async def safe_answer(ari: AriClient, channel_id: str) -> bool:
 
 async def ensure_bridge(ari: AriClient, bridge_id: str, kind: str, name: str = "") -> dict:
     """Create (or fetch, when it survived a restart) a bridge with a known id."""
-    return await ari.post(f"/bridges/{bridge_id}", type=kind, name=name or bridge_id)
+    try:
+        return await ari.post(f"/bridges/{bridge_id}", type=kind, name=name or bridge_id)
+    except AriError as exc:
+        if exc.status != 409:  # 409: it already exists, e.g. made before serve restarted
+            raise
+        return await ari.get(f"/bridges/{bridge_id}")
 
 
 async def channel_exists(ari: AriClient, channel_id: str) -> bool:

@@ -1,0 +1,95 @@
+"""Run ``callpilot serve`` as a real subprocess for end-to-end tests, and read what it wrote."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy import select
+
+from callpilot.config import Config, to_toml
+from callpilot.db import session as db
+from callpilot.db.models import CallRecord
+from callpilot.status import fetch
+
+
+class ServeProcess:
+    def __init__(self, config: Config):
+        self.config = config
+        self.config_path = config.state_dir / "config.toml"
+        self.log_path = config.state_dir / "serve.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "ServeProcess":
+        self.config_path.write_text(to_toml(self.config))
+        log = open(self.log_path, "ab")
+        exe = Path(sys.executable).with_name("callpilot")
+        self.proc = subprocess.Popen([str(exe), "--config", str(self.config_path), "serve"],
+                                     stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+        return self
+
+    async def wait_ready(self, timeout: float = 30.0) -> dict:
+        deadline = time.monotonic() + timeout
+        status = None
+        while time.monotonic() < deadline:
+            assert self.proc and self.proc.poll() is None, f"serve exited:\n{self.log_tail()}"
+            status = await fetch(self.config.state_dir / "serve.sock")
+            if status and status["ari"] == "connected" and status["ami"] == "logged_in":
+                return status
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"serve not ready in {timeout}s: {status}\n{self.log_tail()}")
+
+    async def status(self) -> dict:
+        return await fetch(self.config.state_dir / "serve.sock") or {}
+
+    async def wait_for(self, predicate, timeout: float = 20.0, what: str = "condition") -> dict:
+        deadline = time.monotonic() + timeout
+        status: dict = {}
+        while time.monotonic() < deadline:
+            status = await self.status()
+            if status and predicate(status):
+                return status
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what}: {status}\n{self.log_tail()}")
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no serve log)"
+
+
+def records_for(config: Config, caller_id: str) -> list[CallRecord]:
+    engine = db.make_engine(config.db_url)
+    try:
+        with db.make_sessionmaker(engine)() as s:
+            return list(s.scalars(select(CallRecord).where(CallRecord.caller_id == caller_id)
+                                  .order_by(CallRecord.started_at)))
+    finally:
+        engine.dispose()
+
+
+async def wait_record(config: Config, caller_id: str, *, state: str = "ended",
+                      timeout: float = 15.0) -> CallRecord:
+    deadline = time.monotonic() + timeout
+    rows: list[CallRecord] = []
+    while time.monotonic() < deadline:
+        rows = records_for(config, caller_id)
+        if rows and rows[-1].state == state:
+            return rows[-1]
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"no {state} record for {caller_id}: {[(r.state, r.outcome) for r in rows]}")
