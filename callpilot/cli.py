@@ -73,15 +73,44 @@ def cmd_status(config: Config, args) -> int:
 
 
 def cmd_call(config: Config, args) -> int:
+    """Place a real call from the trunk side and print what happened, with the call record."""
     from callpilot.sipua import Caller
     a = config.asterisk
-    caller = Caller(args.did, server_host=a.sip_host, server_port=a.sip_port,
-                    local_ip=a.trunk_ips[0], from_number=args.from_number, dtmf=args.dtmf or "",
+    caller = Caller(args.did, a.sip_host, a.sip_port, local_ip=a.trunk_ips[0],
+                    from_number=args.from_number, dtmf=args.dtmf, dtmf_delay=args.dtmf_delay,
                     hold_seconds=args.hold)
     result = asyncio.run(caller.run())
-    print(json.dumps(result.as_dict() if hasattr(result, "as_dict") else vars(result),
-                     indent=2, default=str))
+    report = {"sip_status": result.status, "answered": result.answered, "ended_by": result.ended_by,
+              "seconds_connected": round(result.duration, 1),
+              "record": _last_record(config, args.from_number)}
+    print(json.dumps(report, indent=2, default=str))
     return 0 if result.answered else 1
+
+
+def _last_record(config: Config, caller_id: str, wait: float = 3.0) -> dict | None:
+    """The newest call record of ``caller_id`` once serve has closed it (None if none)."""
+    import time
+    from sqlalchemy import select
+    from callpilot.db import session as db
+    from callpilot.db.models import CallRecord
+    engine = db.make_engine(config.db_url)
+    db.create_schema(engine)
+    deadline = time.monotonic() + wait
+    try:
+        while True:
+            with db.make_sessionmaker(engine)() as s:
+                row = s.scalars(select(CallRecord).where(CallRecord.caller_id == caller_id)
+                                .order_by(CallRecord.started_at.desc()).limit(1)).first()
+            if row is None or row.state == "ended" or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    finally:
+        engine.dispose()
+    if row is None:
+        return None
+    keys = ("id", "did", "state", "queue", "agent", "outcome", "menu_path", "started_at",
+            "enqueued_at", "answered_at", "ended_at", "detail")
+    return {k: getattr(row, k) for k in keys}
 
 
 def cmd_demo(config: Config, _args) -> int:
@@ -110,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     call = sub.add_parser("call", help="place a real test call through the trunk (sipp)")
     call.add_argument("did")
     call.add_argument("--dtmf", default="", help="digits to press after answer, e.g. 1")
+    call.add_argument("--dtmf-delay", type=float, default=1.0, help="seconds after answer")
     call.add_argument("--from-number", default="15550001")
     call.add_argument("--hold", type=float, default=15.0, help="seconds to stay on the line")
     call.set_defaults(fn=cmd_call)

@@ -1,0 +1,199 @@
+"""The first real call path, end to end: real Asterisk 22, real sipp UAs, real RTP.
+
+A trunk caller dials 800 and presses keys (RFC 2833); a registered, authenticated agent phone
+rings and answers; RTP flows both ways through the bridge; the call record is checked.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+import uuid
+
+import pytest
+
+from callpilot.asterisk.ari import AriClient
+from callpilot.config import AcdConfig
+from callpilot.demo import read_passwords
+from callpilot.sipua import AgentPhone, Caller
+from tests.e2e.serve_proc import ServeProcess, wait_record
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def cfg(e2e_config, asterisk):
+    """The shared Asterisk instance's config, with short ACD timers for tests."""
+    return dataclasses.replace(e2e_config, acd=AcdConfig(ring_timeout=6, wrapup_seconds=1))
+
+
+@pytest.fixture
+async def serve(cfg):
+    proc = ServeProcess(cfg).start()
+    try:
+        await proc.wait_ready()
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def passwords(cfg):
+    return read_passwords(cfg.state_dir / "demo-agents.txt")
+
+
+@pytest.fixture
+async def ari(cfg):
+    client = AriClient(cfg.ari_url, cfg.secrets.ari_user, cfg.secrets.ari_password, "cp-test")
+    yield client
+    await client.close()
+
+
+def caller_number() -> str:
+    return "1555" + uuid.uuid4().hex[:6].translate(str.maketrans("abcdef", "123456"))
+
+
+def make_caller(cfg, number: str, dtmf: str, hold: float) -> Caller:
+    a = cfg.asterisk
+    return Caller("800", a.sip_host, a.sip_port, local_ip=a.trunk_ips[0], from_number=number,
+                  dtmf=dtmf, dtmf_delay=1.0, hold_seconds=hold)
+
+
+async def phone(cfg, passwords, ext: str, behaviour: str = "answer") -> AgentPhone:
+    a = cfg.asterisk
+    agent = AgentPhone(ext, passwords[ext], a.sip_host, a.sip_port, behaviour=behaviour)
+    await agent.start()
+    return agent
+
+
+async def agent_ready(serve: ServeProcess, ext: str) -> None:
+    await serve.wait_for(lambda s: s["agents"][ext]["device"] == "NOT_INUSE"
+                         and s["agents"][ext]["state"] == "available", what=f"agent {ext} ready")
+
+
+async def rtp_counts(ari: AriClient, channel_id: str) -> tuple[int, int]:
+    stats = await ari.get(f"/channels/{channel_id}/rtp_statistics")
+    return stats["txcount"], stats["rxcount"]
+
+
+async def bridged_channels(ari: AriClient, timeout: float = 10.0) -> tuple[str, str]:
+    """(caller channel, agent channel) of the one call bridge that exists."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for bridge in await ari.get("/bridges"):
+            if bridge["id"].startswith("cp-call-") and len(bridge["channels"]) == 2:
+                agent = next(c for c in bridge["channels"] if c.startswith("cp-agent-"))
+                caller = next(c for c in bridge["channels"] if c != agent)
+                return caller, agent
+        await asyncio.sleep(0.2)
+    raise AssertionError("no call bridge with two channels")
+
+
+async def test_dtmf_call_reaches_agent_with_rtp_both_ways(cfg, serve, passwords, ari):
+    agent = await phone(cfg, passwords, "1001")
+    try:
+        await agent_ready(serve, "1001")
+        number = caller_number()
+        call = asyncio.create_task(make_caller(cfg, number, "1", hold=10).run())
+        await agent.wait_for("answered", timeout=20)
+        caller_ch, agent_ch = await bridged_channels(ari)
+        before = [await rtp_counts(ari, caller_ch), await rtp_counts(ari, agent_ch)]
+        await asyncio.sleep(1.5)
+        after = [await rtp_counts(ari, caller_ch), await rtp_counts(ari, agent_ch)]
+        for (tx0, rx0), (tx1, rx1), leg in zip(before, after, ("caller", "agent")):
+            assert rx1 - rx0 > 25, f"{leg} leg: no RTP received by Asterisk ({rx0} -> {rx1})"
+            assert tx1 - tx0 > 25, f"{leg} leg: no RTP sent by Asterisk ({tx0} -> {tx1})"
+        result = await call
+        assert result.answered and result.ended_by == "caller", result
+        await agent.wait_for("bye", timeout=10)
+        record = await wait_record(cfg, number)
+    finally:
+        await agent.unregister()
+        await agent.stop()
+    assert record.did == "800"
+    assert record.queue == "billing" and record.agent == "1001"
+    assert record.outcome == "answered"
+    assert record.menu_path == ["main_menu=1"]
+    assert record.started_at <= record.enqueued_at <= record.answered_at <= record.ended_at
+    assert (record.ended_at - record.answered_at).total_seconds() > 5
+
+
+async def test_abandon_while_waiting(cfg, serve):
+    number = caller_number()
+    call = asyncio.create_task(make_caller(cfg, number, "2", hold=6).run())
+    status = await serve.wait_for(lambda s: s["queues"].get("cards", {}).get("waiting") == 1,
+                                  what="caller waiting in cards")
+    assert status["queues"]["cards"]["agents_available"] == 0
+    result = await call
+    assert result.answered and result.ended_by == "caller"
+    record = await wait_record(cfg, number)
+    assert (record.queue, record.agent, record.outcome) == ("cards", None, "abandoned")
+    assert record.answered_at is None and record.enqueued_at is not None
+    assert "queued" in record.detail
+    await serve.wait_for(lambda s: s["queues"]["cards"]["waiting"] == 0, what="queue emptied")
+
+
+async def test_abandon_while_ringing_cancels_agent_leg(cfg, serve, passwords):
+    agent = await phone(cfg, passwords, "1003", behaviour="no_answer")
+    try:
+        await agent_ready(serve, "1003")
+        number = caller_number()
+        call = asyncio.create_task(make_caller(cfg, number, "2", hold=5).run())
+        await agent.wait_for("invite", timeout=15)
+        result = await call                      # caller hangs up while 1003 rings
+        await agent.wait_for("cancel", timeout=10)
+        record = await wait_record(cfg, number)
+        status = await serve.status()
+    finally:
+        await agent.unregister()
+        await agent.stop()
+    assert result.ended_by == "caller"
+    assert (record.queue, record.outcome) == ("cards", "abandoned")
+    assert record.answered_at is None and "ringing" in record.detail
+    assert status["agents"]["1003"]["state"] == "available", "agent must not be blamed"
+
+
+async def test_invalid_key_then_silence_falls_back_to_general(cfg, serve, passwords):
+    agent = await phone(cfg, passwords, "1004")   # 1004 serves cards and general
+    try:
+        await agent_ready(serve, "1004")
+        number = caller_number()
+        call = asyncio.create_task(make_caller(cfg, number, "9", hold=32).run())
+        await agent.wait_for("answered", timeout=40)
+        record_open = await serve.status()
+        result = await call
+        record = await wait_record(cfg, number)
+    finally:
+        await agent.unregister()
+        await agent.stop()
+    assert record_open["calls"] >= 1
+    assert result.ended_by == "caller"
+    assert record.queue == "general" and record.agent == "1004"
+    assert record.menu_path[0] == "main_menu=9", record.menu_path
+    kinds = [i["kind"] for i in record.journey["inputs"]]
+    assert kinds == ["dtmf", "timeout", "timeout"], record.journey["inputs"]
+
+
+async def test_waiting_call_survives_serve_restart(cfg, serve, passwords):
+    number = caller_number()
+    call = asyncio.create_task(make_caller(cfg, number, "1", hold=16).run())
+    await serve.wait_for(lambda s: s["queues"].get("billing", {}).get("waiting") == 1,
+                         what="caller waiting in billing")
+    serve.stop(kill=True)                       # SIGKILL: no goodbye, state only in Asterisk + DB
+    restarted = ServeProcess(cfg).start()
+    try:
+        status = await restarted.wait_ready()
+        assert status["queues"]["billing"]["waiting"] == 1, status
+        agent = await phone(cfg, passwords, "1001")
+        try:
+            await agent.wait_for("answered", timeout=20)
+            result = await call
+            record = await wait_record(cfg, number)
+        finally:
+            await agent.unregister()
+            await agent.stop()
+    finally:
+        restarted.stop()
+    assert result.ended_by == "caller"
+    assert (record.queue, record.agent, record.outcome) == ("billing", "1001", "answered")
+    assert record.enqueued_at < record.answered_at
