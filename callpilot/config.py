@@ -90,7 +90,8 @@ class Config:
 
     @property
     def ari_url(self) -> str:
-        return f"http://{self.asterisk.sip_host}:{self.asterisk.ari_port}"
+        """ARI/HTTP always listens on loopback, whatever address SIP uses."""
+        return f"http://127.0.0.1:{self.asterisk.ari_port}"
 
 
 # Environment variables that override single keys: NAME -> (section or None, key).

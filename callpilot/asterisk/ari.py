@@ -8,6 +8,7 @@ channels that stayed parked in Stasis while the socket was down.
 from __future__ import annotations
 
 import asyncio
+import base64
 import enum
 import json
 import logging
@@ -45,7 +46,8 @@ class AriClient:
                  backoff_initial: float = 0.2, backoff_max: float = 5.0):
         self.base_url = base_url.rstrip("/")
         self.app = app
-        self._auth = aiohttp.BasicAuth(user, password)
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        self._headers = {"Authorization": f"Basic {token}"}  # aiohttp 3.14 deprecates auth=
         self._session: aiohttp.ClientSession | None = None
         self._handlers: list[EventHandler] = []
         self._connect_handlers: list[ConnectHandler] = []
@@ -76,7 +78,7 @@ class AriClient:
     async def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                auth=self._auth, timeout=aiohttp.ClientTimeout(total=10))
+                headers=self._headers, timeout=aiohttp.ClientTimeout(total=10))
         return self._session
 
     async def request(self, method: str, path: str, *, params: dict | None = None,

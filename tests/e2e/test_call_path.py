@@ -53,9 +53,9 @@ def caller_number() -> str:
     return "1555" + uuid.uuid4().hex[:6].translate(str.maketrans("abcdef", "123456"))
 
 
-def make_caller(cfg, number: str, dtmf: str, hold: float) -> Caller:
+def make_caller(cfg, number: str, dtmf: str, hold: float, did: str = "800") -> Caller:
     a = cfg.asterisk
-    return Caller("800", a.sip_host, a.sip_port, local_ip=a.trunk_ips[0], from_number=number,
+    return Caller(did, a.sip_host, a.sip_port, local_ip=a.trunk_ips[0], from_number=number,
                   dtmf=dtmf, dtmf_delay=1.0, hold_seconds=hold)
 
 
@@ -197,3 +197,23 @@ async def test_waiting_call_survives_serve_restart(cfg, serve, passwords):
     assert result.ended_by == "caller"
     assert (record.queue, record.agent, record.outcome) == ("billing", "1001", "answered")
     assert record.enqueued_at < record.answered_at
+
+
+async def test_agi_did_runs_the_same_flow_then_reaches_agent(cfg, serve, passwords):
+    """DID 801: the flow runs over FastAGI, the dialplan hands the call to the ACD."""
+    agent = await phone(cfg, passwords, "1002")
+    try:
+        await agent_ready(serve, "1002")
+        number = caller_number()
+        call = asyncio.create_task(make_caller(cfg, number, "1", hold=6, did="801").run())
+        await agent.wait_for("answered", timeout=20)
+        result = await call
+        record = await wait_record(cfg, number)
+    finally:
+        await agent.unregister()
+        await agent.stop()
+    assert result.ended_by == "caller"
+    assert record.did == "801"
+    assert (record.queue, record.agent, record.outcome) == ("billing", "1002", "answered")
+    assert record.menu_path == ["main_menu=1"]
+    assert record.journey["path"] == ["greeting", "main_menu", "to_billing"]
