@@ -1,0 +1,889 @@
+"""Real SIP user agents for tests, benchmarks and ``callpilot call``, driven by sipp.
+
+Every UA runs one sipp process with an XML scenario generated into a private temp dir.
+Scenarios ``<log>`` what happens (``EV <name> <call> <clock ms> <detail>``) and the log
+file is followed while sipp runs, so callers can await events instead of sleeping.
+
+* :func:`register` / :func:`register_async` - one REGISTER (401 challenge answered).
+* :class:`AgentPhone` - registers, then answers/ignores/rejects INVITEs as an agent phone.
+* :class:`Caller` - a carrier caller: INVITE with PCMA + telephone-event, audio from a
+  pcap, RFC 2833 DTMF from sipp's pcaps, BYE after ``hold_seconds`` unless the far end
+  hangs up first.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+logger = logging.getLogger(__name__)
+
+SIPP = os.environ.get("CALLPILOT_SIPP", "sipp")
+PCAP_DIR = Path("/usr/share/sip-tester")
+G711A_PCAP = PCAP_DIR / "g711a.pcap"
+DTMF_NAMES = {**{d: d for d in "0123456789"}, "*": "star", "#": "pound"}
+DTMF_GAP_MS = 250            # one sipp DTMF pcap lasts 140 ms
+POLL_SECONDS = 0.05
+BEHAVIOURS = ("answer", "no_answer", "busy")
+# final INVITE/REGISTER responses a scenario accepts besides 200 (each ends the call)
+FAILURE_CODES = (400, 401, 403, 404, 405, 407, 408, 410, 415, 420, 480, 481, 484, 486,
+                 487, 488, 500, 501, 502, 503, 504, 603)
+MEDIA_PORTS = (16000, 31000)  # below Linux's ephemeral range; SIP ports come from the kernel
+
+
+class SipUaError(RuntimeError):
+    """sipp could not be started or a UA did not reach the expected state."""
+
+
+# --- ports ------------------------------------------------------------------------------
+
+_port_lock = threading.Lock()
+_next_media = random.randrange(*MEDIA_PORTS) & ~3
+
+
+def free_port(host: str = "127.0.0.1", kinds: tuple[int, ...] = (socket.SOCK_DGRAM,)) -> int:
+    """A port the kernel reports free for every socket kind in ``kinds`` on ``host``."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, kinds[0]) as first:
+            first.bind((host, 0))
+            port = first.getsockname()[1]
+            if all(_port_free(host, port, kind) for kind in kinds[1:]):
+                return port
+    raise SipUaError(f"no free port on {host}")
+
+
+def _port_free(host: str, port: int, kind: int) -> bool:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def media_port(host: str = "127.0.0.1") -> int:
+    """An even RTP port with port..port+3 free (sipp binds media_port and media_port+2)."""
+    global _next_media
+    with _port_lock:
+        for _ in range((MEDIA_PORTS[1] - MEDIA_PORTS[0]) // 4):
+            port = _next_media
+            _next_media = port + 4 if port + 8 < MEDIA_PORTS[1] else MEDIA_PORTS[0]
+            if all(_port_free(host, p, socket.SOCK_DGRAM) for p in range(port, port + 4)):
+                return port
+    raise SipUaError("no free RTP port block for sipp")
+
+
+def pcap_seconds(path: Path) -> float:
+    """Duration of a (little-endian, classic) pcap file: last minus first packet time."""
+    data = Path(path).read_bytes()
+    offset, stamps = 24, []
+    while offset + 16 <= len(data):
+        sec, usec, incl, _orig = struct.unpack("<IIII", data[offset:offset + 16])
+        stamps.append(sec + usec / 1e6)
+        offset += 16 + incl
+    return stamps[-1] - stamps[0] if len(stamps) > 1 else 0.0
+
+
+# --- results ----------------------------------------------------------------------------
+
+
+@dataclass
+class SipEvent:
+    name: str
+    call: int
+    clock_ms: int
+    detail: str = ""
+
+
+@dataclass
+class SippOutcome:
+    returncode: int | None
+    stderr_tail: str
+    stats: dict[str, str]
+    workdir: Path
+
+
+@dataclass
+class CallResult:
+    status: int | None          # final INVITE response code (None: no final response)
+    answered: bool
+    ended_by: str | None        # "caller" | "remote" | None (never answered)
+    duration: float             # seconds from 200 OK to the end of the call
+    returncode: int | None      # sipp exit code
+    stderr_tail: str
+    events: list[SipEvent] = field(default_factory=list)
+    stats: dict[str, str] = field(default_factory=dict)
+
+
+# --- sipp process --------------------------------------------------------------------------
+
+
+class SippProcess:
+    """One sipp run: scenario file, log following, kill on cancel, parsed results."""
+
+    def __init__(self, name: str, scenario: str, args: list[str], timeout: float):
+        self.name = name
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"callpilot-sipp-{name}-"))
+        self.scenario_file = self.workdir / "scenario.xml"
+        self.scenario_file.write_text(scenario)
+        self.args = args
+        self.timeout = timeout
+        self.events: list[SipEvent] = []
+        self.proc: asyncio.subprocess.Process | None = None
+        self._log_offset = 0
+        self._changed = asyncio.Event()
+        self._follower: asyncio.Task | None = None
+
+    @property
+    def log_file(self) -> Path:
+        return self.workdir / "events.log"
+
+    def argv(self) -> list[str]:
+        w = self.workdir
+        return [SIPP, *self.args, "-sf", str(self.scenario_file), "-nostdin",
+                "-timeout", f"{int(self.timeout)}s", "-trace_logs", "-log_file",
+                str(self.log_file), "-trace_err", "-error_file", str(w / "errors.log"),
+                "-trace_stat", "-stf", str(w / "stats.csv"), "-fd", "1"]
+
+    async def start(self) -> None:
+        argv = self.argv()
+        logger.debug("sipp %s: %s", self.name, " ".join(argv))
+        out = open(self.workdir / "stdout.txt", "wb")
+        err = open(self.workdir / "stderr.txt", "wb")
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=self.workdir,
+                start_new_session=True)
+        except FileNotFoundError as exc:
+            raise SipUaError(f"sipp not found ({SIPP}); apt-get install sip-tester") from exc
+        finally:
+            out.close()
+            err.close()
+        self._follower = asyncio.create_task(self._follow())
+
+    async def _follow(self) -> None:
+        while True:
+            self._read_events()
+            if self.proc is None or self.proc.returncode is not None:
+                self._read_events()
+                self._changed.set()
+                return
+            await asyncio.sleep(POLL_SECONDS)
+
+    def _read_events(self) -> None:
+        try:
+            with open(self.log_file, "rb") as fh:
+                fh.seek(self._log_offset)
+                chunk = fh.read()
+        except FileNotFoundError:
+            return
+        end = chunk.rfind(b"\n") + 1
+        if end == 0:
+            return
+        self._log_offset += end
+        for line in chunk[:end].decode(errors="replace").splitlines():
+            event = _parse_event(line)
+            if event is not None:
+                self.events.append(event)
+                self._changed.set()
+
+    async def wait_event(self, name: str, timeout: float, count: int = 1) -> SipEvent:
+        """The ``count``-th event called ``name``; SipUaError on timeout or sipp exit."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [e for e in self.events if e.name == name]
+            if len(found) >= count:
+                return found[count - 1]
+            if self.finished:
+                raise SipUaError(f"sipp {self.name} exited ({self.proc.returncode}) before "
+                                 f"{name!r}; events {self.event_names()}\n{self.stderr_tail()}")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise SipUaError(f"sipp {self.name}: no {name!r} within {timeout:.1f} s; "
+                                 f"events {self.event_names()}")
+            self._changed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+
+    def event_names(self) -> list[str]:
+        return [e.name for e in self.events]
+
+    @property
+    def finished(self) -> bool:
+        return self.proc is not None and self.proc.returncode is not None \
+            and (self._follower is None or self._follower.done())
+
+    async def wait(self, timeout: float | None = None) -> int:
+        """Wait for sipp to exit by itself (killed after ``timeout``)."""
+        assert self.proc is not None, "start() first"
+        limit = self.timeout + 10 if timeout is None else timeout
+        try:
+            await asyncio.wait_for(self.proc.wait(), limit)
+        except asyncio.TimeoutError:
+            logger.warning("sipp %s still running after %.0f s; killing", self.name, limit)
+            await self.kill()
+        if self._follower is not None:
+            await self._follower
+        return self.proc.returncode
+
+    async def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, sig)
+        try:
+            await asyncio.wait_for(asyncio.shield(self.proc.wait()), 5)
+        except asyncio.TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            await self.proc.wait()
+        if self._follower is not None:
+            await self._follower
+
+    def kill_now(self) -> None:
+        """Synchronous last resort (for cancellation paths and finalizers)."""
+        if self.proc is not None and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def stderr_tail(self, lines: int = 15) -> str:
+        parts = []
+        for name in ("stderr.txt", "errors.log"):
+            path = self.workdir / name
+            if path.exists():
+                text = path.read_text(errors="replace").strip().splitlines()[-lines:]
+                if text:
+                    parts.append("\n".join(text))
+        return "\n".join(parts)
+
+    def stats(self) -> dict[str, str]:
+        return _parse_stats(self.workdir / "stats.csv")
+
+    def outcome(self) -> SippOutcome:
+        return SippOutcome(self.proc.returncode if self.proc else None, self.stderr_tail(),
+                           self.stats(), self.workdir)
+
+    def cleanup(self) -> None:
+        if os.environ.get("CALLPILOT_KEEP_SIPP"):
+            logger.info("sipp %s files kept in %s", self.name, self.workdir)
+            return
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+_EVENT = re.compile(r"^EV (\S+) (\d+) (\d+) ?(.*)$")
+
+
+def _parse_event(line: str) -> SipEvent | None:
+    match = _EVENT.match(line.strip())
+    if not match:
+        return None
+    return SipEvent(match[1], int(match[2]), int(match[3]), match[4].strip())
+
+
+def _parse_stats(path: Path) -> dict[str, str]:
+    try:
+        rows = [r for r in path.read_text(errors="replace").splitlines() if r.strip()]
+    except FileNotFoundError:
+        return {}
+    if len(rows) < 2:
+        return {}
+    header, last = rows[0].split(";"), rows[-1].split(";")
+    return {k: v for k, v in zip(header, last) if k}
+
+
+# --- scenario building blocks ---------------------------------------------------------------
+
+
+def _log(name: str, detail: str = "") -> str:
+    return f'<log message="EV {name} [call_number] [clock_tick] {escape(detail)}"/>'
+
+
+def _status_action(name: str) -> str:
+    return ('<action><ereg regexp="^SIP/2\\.0 ([0-9]+)" search_in="msg" '
+            f'assign_to="m,st"/>{_log(name, "[$st]")}</action>')
+
+
+def _recv_status(code: int, name: str, nxt: str, optional: bool = True,
+                 extra: str = "") -> str:
+    opt = ' optional="true"' if optional else ""
+    return f'<recv response="{code}"{opt} next="{nxt}"{extra}>{_status_action(name)}</recv>'
+
+
+def _nop(actions: str, nxt: str | None = None) -> str:
+    jump = f' next="{nxt}"' if nxt else ""
+    return f"<nop{jump}><action>{actions}</action></nop>" if actions else f"<nop{jump}/>"
+
+
+def _play(pcap: Path) -> str:
+    return _nop(f'<exec play_pcap_audio="{escape(str(pcap))}"/>')
+
+
+def _msg(headers: str, body: str = "") -> str:
+    """A SIP message for sipp: start line + headers (blank lines dropped), blank, body."""
+    head = [line.strip() for line in headers.splitlines() if line.strip()]
+    text = "\n".join(head) + "\n\n"
+    lines = [line.strip() for line in body.splitlines() if line.strip()]
+    if lines:
+        text += "\n".join(lines) + "\n\n"
+    return "<![CDATA[\n" + text + "]]>"
+
+
+def _sdp(session: str) -> str:
+    return f"""
+        v=0
+        o=- 1 1 IN IP[local_ip_type] [local_ip]
+        s={session}
+        c=IN IP[media_ip_type] [media_ip]
+        t=0 0
+        m=audio [media_port] RTP/AVP 8 0 101
+        a=rtpmap:8 PCMA/8000
+        a=rtpmap:0 PCMU/8000
+        a=rtpmap:101 telephone-event/8000
+        a=fmtp:101 0-16
+        a=sendrecv
+    """
+
+
+def _scenario(name: str, body: list[str]) -> str:
+    return ('<?xml version="1.0" encoding="ISO-8859-1" ?>\n'
+            f'<scenario name="{escape(name)}">\n' + "\n".join(body) + "\n</scenario>\n")
+
+
+# --- REGISTER -----------------------------------------------------------------------------
+
+
+def register_scenario(ext: str, password: str | None, expires: int, contact: str = "") -> str:
+    """REGISTER, answer one 401 challenge (unless ``password`` is None), log the result."""
+    contact = contact or f"<sip:{ext}@[local_ip]:[local_port]>"
+
+    def register(cseq: int, auth: str) -> str:
+        return f"""<send retrans="500">{_msg(f'''
+            REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
+            Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+            From: <sip:{ext}@[remote_ip]>;tag=[pid]SIPpTag00[call_number]
+            To: <sip:{ext}@[remote_ip]>
+            Call-ID: [call_id]
+            CSeq: {cseq} REGISTER
+            Contact: {contact}
+            {auth}
+            Max-Forwards: 70
+            Expires: {expires}
+            User-Agent: CallPilot-sipua
+            Content-Length: 0
+        ''')}</send>"""
+
+    body = [register(1, ""), '<recv response="100" optional="true"/>']
+    failures = [c for c in FAILURE_CODES if c != 401]
+    body += [_recv_status(c, "final", "done") for c in failures]
+    if password is None:
+        body.append(_recv_status(401, "final", "done"))
+    else:
+        body.append(f'<recv response="401" optional="true" auth="true" next="auth">'
+                    f'{_status_action("challenge")}</recv>')
+    body += [_recv_status(200, "final", "done", optional=False), '<label id="auth"/>']
+    if password is not None:
+        auth = f"[authentication username={ext} password={escape(password)}]"
+        body += [register(2, auth), '<recv response="100" optional="true"/>']
+        body += [_recv_status(c, "final", "done") for c in FAILURE_CODES]
+        body.append(_recv_status(200, "final", "done", optional=False))
+    body.append('<label id="done"/>')
+    return _scenario(f"register-{ext}", body)
+
+
+async def register_async(server_host: str, server_port: int, ext: str, password: str | None,
+                         local_ip: str = "127.0.0.1", local_port: int | None = None,
+                         expires: int = 3600, timeout: float = 10.0,
+                         contact: str = "") -> int:
+    """Send one REGISTER; return the final SIP status (200 = registered, 0 = none)."""
+    port = local_port or free_port(local_ip)
+    sipp = SippProcess(f"reg-{ext}", register_scenario(ext, password, expires, contact),
+                       [f"{server_host}:{server_port}", "-i", local_ip, "-p", str(port),
+                        "-m", "1", "-mi", local_ip, "-mp", str(media_port(local_ip))],
+                       timeout)
+    try:
+        await sipp.start()
+        await sipp.wait()
+    finally:
+        sipp.kill_now()
+    finals = [e for e in sipp.events if e.name == "final"]
+    status = int(finals[-1].detail) if finals else 0
+    logger.info("REGISTER %s (expires %s) -> %s", ext, expires, status or "no response")
+    if not finals:
+        logger.warning("REGISTER %s: no final response\n%s", ext, sipp.stderr_tail())
+    sipp.cleanup()
+    return status
+
+
+def register(server_host: str, server_port: int, ext: str, password: str | None,
+             local_ip: str = "127.0.0.1", local_port: int | None = None,
+             expires: int = 3600, timeout: float = 10.0) -> int:
+    """Blocking :func:`register_async` (for scripts; use the async form inside a loop)."""
+    return asyncio.run(register_async(server_host, server_port, ext, password, local_ip,
+                                      local_port, expires, timeout))
+
+
+# --- agent phone (UAS) -------------------------------------------------------------------------
+
+_REPLY_HEADERS = """
+    [last_Via:]
+    [last_From:]
+    {to}
+    [last_Call-ID:]
+    {cseq}
+    Contact: <sip:{ext}@[local_ip]:[local_port];transport=[transport]>
+    User-Agent: CallPilot-sipua
+"""
+
+
+def _reply(status: str, ext: str, to: str = "[last_To:]", cseq: str = "[last_CSeq:]",
+           sdp: bool = False, retrans: bool = False) -> str:
+    headers = f"SIP/2.0 {status}\n" + _REPLY_HEADERS.format(to=to, cseq=cseq, ext=ext)
+    if sdp:
+        headers += "Content-Type: application/sdp\nContent-Length: [len]\n"
+    else:
+        headers += "Content-Length: 0\n"
+    attr = ' retrans="500"' if retrans else ""
+    return f"<send{attr}>{_msg(headers, _sdp('callpilot-agent') if sdp else '')}</send>"
+
+
+def agent_scenario(ext: str, behaviour: str, answer_delay: float, talk_audio: Path) -> str:
+    """UAS scenario for one call (sipp restarts it for every new INVITE)."""
+    if behaviour not in BEHAVIOURS:
+        raise ValueError(f"behaviour must be one of {BEHAVIOURS}, not {behaviour!r}")
+    tag = "[last_To:];tag=[pid]SIPpTag01[call_number]"
+    # the INVITE's CSeq number is kept for a 487 after CANCEL (sipp rejects unused variables)
+    keep_cseq = "" if behaviour == "busy" else \
+        '<ereg regexp="[0-9]+" search_in="hdr" header="CSeq:" assign_to="cseq"/>'
+    body = [f'<recv request="INVITE" crlf="true"><action>{keep_cseq}'
+            f'{_log("invite")}</action></recv>']
+    if behaviour == "busy":
+        body += [_reply("486 Busy Here", ext, to=tag), '<recv request="ACK"/>',
+                 _nop(_log("busy") + _log("done"))]
+        return _scenario(f"agent-{ext}-busy", body)
+    if behaviour == "no_answer":
+        body += [_reply("100 Trying", ext), _reply("180 Ringing", ext, to=tag),
+                 _nop(_log("ringing")),
+                 f'<recv request="CANCEL"><action>{_log("cancel")}</action></recv>']
+        body += _cancelled(ext, tag) + ['<label id="end"/>', _nop(_log("done"))]
+        return _scenario(f"agent-{ext}-no-answer", body)
+    # sipp looks for optional="global" receivers only BEHIND the current step, so the
+    # re-INVITE and CANCEL handlers come first and the call jumps over them
+    body.append(_nop("", nxt="ring"))
+    body += _global_handlers([("INVITE", "reinvite"), ("CANCEL", "cancel")])
+    body += ['<label id="reinvite"/>', _reply("200 OK", ext, sdp=True, retrans=True),
+             '<recv request="ACK" next="wait_bye"/>', '<label id="cancel"/>']
+    body += _cancelled(ext, tag)
+    body += ['<label id="ring"/>', _reply("100 Trying", ext),
+             _reply("180 Ringing", ext, to=tag), _nop(_log("ringing"))]
+    if answer_delay > 0:
+        body.append(f'<pause milliseconds="{int(answer_delay * 1000)}"/>')
+    body += [_reply("200 OK", ext, to=tag, sdp=True, retrans=True),
+             '<recv request="ACK" crlf="true"/>',
+             _nop(f'{_log("answered")}<exec play_pcap_audio="{escape(str(talk_audio))}"/>'),
+             '<label id="wait_bye"/>',
+             f'<recv request="BYE"><action>{_log("bye")}</action></recv>',
+             _reply("200 OK", ext), '<label id="end"/>', _nop(_log("done"))]
+    return _scenario(f"agent-{ext}-answer", body)
+
+
+def _global_handlers(requests: list[tuple[str, str]]) -> list[str]:
+    """``optional="global"`` receivers: entered from any point of the call, each jumping
+    to the label of its name (the event is logged under that name too).
+
+    sipp searches them only among the steps BEFORE the current one: place them early and
+    jump over them.  sipp also refuses a <send>/<nop>/<pause> right after an optional
+    <recv>, so a mandatory <recv> of a method nobody sends closes the group."""
+    recvs = [f'<recv request="{method}" optional="global" next="{label}">'
+             f'<action>{_log(label)}</action></recv>' for method, label in requests]
+    return recvs + ['<recv request="X-CALLPILOT-NEVER"/>']
+
+
+def _cancelled(ext: str, tag: str) -> list[str]:
+    """200 to the CANCEL, 487 to the INVITE (CSeq kept from it), wait for its ACK."""
+    return [_reply("200 OK", ext),
+            _reply("487 Request Terminated", ext, to=tag, cseq="CSeq: [$cseq] INVITE"),
+            '<recv request="ACK"/>', _nop(_log("cancelled"), nxt="end")]
+
+
+class AgentPhone:
+    """A registered agent phone: ``await start()``, calls happen, ``await stop()``."""
+
+    def __init__(self, ext: str, password: str, server_host: str = "127.0.0.1",
+                 server_port: int = 5060, local_ip: str = "127.0.0.1",
+                 local_port: int | None = None, behaviour: str = "answer",
+                 answer_delay: float = 0.5, talk_audio: Path = G711A_PCAP, calls: int = 1,
+                 timeout: float = 300.0, expires: int = 3600):
+        self.ext, self.password = ext, password
+        self.server_host, self.server_port = server_host, server_port
+        self.local_ip = local_ip
+        self.local_port = local_port or free_port(local_ip)
+        self.behaviour, self.answer_delay = behaviour, answer_delay
+        self.talk_audio, self.calls, self.timeout, self.expires = talk_audio, calls, timeout, expires
+        self.register_status: int | None = None
+        self._sipp: SippProcess | None = None
+
+    async def start(self) -> None:
+        """Register (raises SipUaError unless 200), then listen for INVITEs."""
+        self.register_status = await register_async(
+            self.server_host, self.server_port, self.ext, self.password, self.local_ip,
+            self.local_port, self.expires)
+        if self.register_status != 200:
+            raise SipUaError(f"agent {self.ext}: REGISTER -> {self.register_status}")
+        scenario = agent_scenario(self.ext, self.behaviour, self.answer_delay, self.talk_audio)
+        self._sipp = SippProcess(
+            f"agent-{self.ext}", scenario,
+            # no -m: sipp counts every auto-answered OPTIONS (-aa) as a call, so the
+            # phone counts its calls itself ("done" events) and stops sipp
+            ["-i", self.local_ip, "-p", str(self.local_port),
+             "-mi", self.local_ip, "-mp", str(media_port(self.local_ip)), "-aa"],
+            self.timeout)
+        await self._sipp.start()
+        await _wait_udp_bound(self.local_port, self._sipp)
+        logger.info("agent phone %s ready on %s:%s (%s)", self.ext, self.local_ip,
+                    self.local_port, self.behaviour)
+
+    async def wait_for(self, event: str, timeout: float = 10.0, count: int = 1) -> SipEvent:
+        """Await ``invite``, ``ringing``, ``answered``, ``bye``, ``cancel``, ``busy``..."""
+        return await self._require().wait_event(event, timeout, count)
+
+    async def wait_done(self, timeout: float = 60.0) -> int:
+        """Wait until the phone handled its ``calls`` calls, then stop it; return the
+        number of calls handled."""
+        await self._require().wait_event("done", timeout, count=self.calls)
+        await self.stop()
+        return self.count("done")
+
+    async def stop(self) -> None:
+        """Stop listening (kills sipp if it still runs); results stay readable."""
+        if self._sipp is not None:
+            await self._sipp.kill(signal.SIGTERM)
+
+    async def unregister(self) -> int:
+        """REGISTER with Expires: 0 and Contact: * (removes the binding); final status."""
+        return await register_async(self.server_host, self.server_port, self.ext,
+                                    self.password, self.local_ip, None, expires=0,
+                                    contact="*")
+
+    def _require(self) -> SippProcess:
+        if self._sipp is None:
+            raise SipUaError(f"agent {self.ext}: start() first")
+        return self._sipp
+
+    @property
+    def events(self) -> list[SipEvent]:
+        return list(self._sipp.events) if self._sipp else []
+
+    def count(self, name: str) -> int:
+        return sum(1 for e in self.events if e.name == name)
+
+    @property
+    def invite_received(self) -> bool:
+        return self.count("invite") > 0
+
+    @property
+    def answered(self) -> bool:
+        return self.count("answered") > 0
+
+    @property
+    def bye_received(self) -> bool:
+        return self.count("bye") > 0
+
+    @property
+    def cancel_received(self) -> bool:
+        return self.count("cancel") > 0
+
+    @property
+    def returncode(self) -> int | None:
+        return self._sipp.proc.returncode if self._sipp and self._sipp.proc else None
+
+    def outcome(self) -> SippOutcome:
+        return self._require().outcome()
+
+    async def __aenter__(self) -> "AgentPhone":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()
+        if self._sipp is not None:
+            self._sipp.cleanup()
+
+
+async def _wait_udp_bound(port: int, sipp: SippProcess, timeout: float = 5.0) -> None:
+    """Until sipp has bound its SIP port (read from /proc/net/udp)."""
+    deadline = time.monotonic() + timeout
+    needle = f":{port:04X} "
+    while time.monotonic() < deadline:
+        if sipp.finished or (sipp.proc and sipp.proc.returncode is not None):
+            raise SipUaError(f"sipp {sipp.name} exited ({sipp.proc.returncode}) at start\n"
+                             f"{sipp.stderr_tail()}")
+        table = Path("/proc/net/udp").read_text()
+        if any(needle in line.split("rem_address")[0] for line in table.splitlines()[1:]):
+            return
+        await asyncio.sleep(POLL_SECONDS)
+    raise SipUaError(f"sipp {sipp.name} did not bind UDP port {port} within {timeout} s")
+
+
+# --- caller (UAC) ----------------------------------------------------------------------------
+
+
+def caller_scenario(did: str, from_number: str, dtmf: str, dtmf_delay: float,
+                    hold_seconds: float, answer_timeout: float, audio: Path) -> str:
+    """INVITE the DID; on 200 ACK, audio, DTMF, more audio, BYE after ``hold_seconds``."""
+    for digit in dtmf:
+        if digit not in DTMF_NAMES:
+            raise ValueError(f"DTMF digit {digit!r} not supported (0-9 * #)")
+    invite = f"""
+        INVITE sip:{did}@[remote_ip]:[remote_port] SIP/2.0
+        Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+        From: "{from_number}" <sip:{from_number}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+        To: <sip:{did}@[remote_ip]:[remote_port]>
+        Call-ID: [call_id]
+        CSeq: 1 INVITE
+        Contact: <sip:{from_number}@[local_ip]:[local_port];transport=[transport]>
+        Max-Forwards: 70
+        User-Agent: CallPilot-sipua
+        Content-Type: application/sdp
+        Content-Length: [len]
+    """
+    # no <nop> between a <send> and its responses: a response arriving before sipp ran
+    # the nop would be "unexpected"
+    # sipp arms a recv's timeout only while that recv is the current step, and after a
+    # provisional response the current step is that optional recv: every step waiting for
+    # the answer carries the answer timeout (restarted by each provisional response)
+    wait = f' timeout="{int(answer_timeout * 1000)}" ontimeout="no_answer"'
+    body = [_nop(_log("invite")),
+            f'<send retrans="500">{_msg(invite, _sdp("callpilot-caller"))}</send>',
+            f'<recv response="100" optional="true"{wait}/>',
+            f'<recv response="180" optional="true"{wait}><action>{_log("ringing")}</action>'
+            '</recv>',
+            f'<recv response="183" optional="true"{wait}><action>{_log("progress")}</action>'
+            '</recv>']
+    body += [_recv_status(c, "final", "rejected", extra=wait) for c in FAILURE_CODES]
+    body.append(_recv_status(200, "final", "answered", optional=False,
+                             extra=f' rrs="true"{wait}'))
+    body += _caller_rejected(did) + _caller_no_answer(did)
+    # the far end may hang up at any point after the answer: BYE -> 200 OK, call over.
+    # (global receivers must precede the steps they serve, see _global_handlers)
+    body += _global_handlers([("BYE", "remote_bye")])
+    body += ['<label id="remote_bye"/>', _reply("200 OK", "caller"),
+             _nop(_log("ended", "remote"), nxt="end")]
+    body += _caller_answered(did, from_number, dtmf, dtmf_delay, hold_seconds, audio)
+    body.append('<label id="end"/>')
+    return _scenario(f"caller-{did}", body)
+
+
+def _ack_non2xx(did: str) -> str:
+    return f"""<send>{_msg(f'''
+        ACK sip:{did}@[remote_ip]:[remote_port] SIP/2.0
+        [last_Via:]
+        [last_From:]
+        [last_To:]
+        [last_Call-ID:]
+        CSeq: 1 ACK
+        Max-Forwards: 70
+        Content-Length: 0
+    ''')}</send>"""
+
+
+def _caller_rejected(did: str) -> list[str]:
+    return ['<label id="rejected"/>', _ack_non2xx(did), _nop(_log("rejected"), nxt="end")]
+
+
+def _caller_no_answer(did: str) -> list[str]:
+    cancel = f"""
+        CANCEL sip:{did}@[remote_ip]:[remote_port] SIP/2.0
+        [last_Via:]
+        [last_From:]
+        To: <sip:{did}@[remote_ip]:[remote_port]>
+        [last_Call-ID:]
+        CSeq: 1 CANCEL
+        Max-Forwards: 70
+        Content-Length: 0
+    """
+    return ['<label id="no_answer"/>', _nop(_log("cancel")),
+            f'<send>{_msg(cancel)}</send>', '<recv response="200" optional="true"/>',
+            f'<recv response="487">{_status_action("final")}</recv>', _ack_non2xx(did),
+            _nop(_log("rejected"), nxt="end")]
+
+
+def _caller_answered(did: str, from_number: str, dtmf: str, dtmf_delay: float,
+                     hold_seconds: float, audio: Path) -> list[str]:
+    ack = f"""
+        ACK [next_url] SIP/2.0
+        Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+        From: "{from_number}" <sip:{from_number}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+        [last_To:]
+        Call-ID: [call_id]
+        CSeq: 1 ACK
+        [routes]
+        Contact: <sip:{from_number}@[local_ip]:[local_port];transport=[transport]>
+        Max-Forwards: 70
+        Content-Length: 0
+    """
+    bye = f"""
+        BYE [next_url] SIP/2.0
+        Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+        From: "{from_number}" <sip:{from_number}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+        [last_To:]
+        Call-ID: [call_id]
+        CSeq: 2 BYE
+        [routes]
+        Contact: <sip:{from_number}@[local_ip]:[local_port];transport=[transport]>
+        Max-Forwards: 70
+        Content-Length: 0
+    """
+    body = ['<label id="answered"/>', f"<send>{_msg(ack)}</send>", _nop(_log("answered"))]
+    body += _media_plan(dtmf, dtmf_delay, hold_seconds, audio)
+    body += [_nop(_log("hangup")), f'<send retrans="500">{_msg(bye)}</send>',
+             '<recv response="200"/>', _nop(_log("ended", "caller"))]
+    return body
+
+
+def _media_plan(dtmf: str, dtmf_delay: float, hold_seconds: float, audio: Path) -> list[str]:
+    """Audio from the answer on, DTMF after ``dtmf_delay``, audio again until the end."""
+    loop = max(pcap_seconds(audio), 1.0)
+    steps, elapsed = [], 0.0
+    if dtmf:
+        first = min(dtmf_delay, hold_seconds)
+        steps += _audio_for(audio, first, loop)
+        elapsed = first
+        for digit in dtmf:
+            pcap = PCAP_DIR / f"dtmf_2833_{DTMF_NAMES[digit]}.pcap"
+            steps += [_nop(f'<exec play_pcap_audio="{escape(str(pcap))}"/>'
+                           f'{_log("dtmf", digit)}'),
+                      f'<pause milliseconds="{DTMF_GAP_MS}"/>']
+            elapsed += DTMF_GAP_MS / 1000
+    steps += _audio_for(audio, max(hold_seconds - elapsed, 0.0), loop)
+    return steps
+
+
+def _audio_for(audio: Path, seconds: float, loop: float) -> list[str]:
+    """Play ``audio`` again every ``loop`` seconds for ``seconds`` (pauses included)."""
+    steps = []
+    while seconds > 0.001:
+        chunk = min(loop, seconds)
+        steps += [_play(audio), f'<pause milliseconds="{int(chunk * 1000)}"/>']
+        seconds -= chunk
+    return steps
+
+
+class Caller:
+    """A carrier-side caller dialling a DID; ``await run()`` returns a :class:`CallResult`."""
+
+    def __init__(self, did: str, server_host: str = "127.0.0.1", server_port: int = 5060,
+                 local_ip: str = "127.0.0.2", local_port: int | None = None,
+                 from_number: str = "15550001", dtmf: str = "1", dtmf_delay: float = 1.0,
+                 hold_seconds: float = 10.0, answer_timeout: float = 30.0,
+                 audio: Path = G711A_PCAP, timeout: float | None = None):
+        self.did, self.from_number = did, from_number
+        self.server_host, self.server_port = server_host, server_port
+        self.local_ip = local_ip
+        self.local_port = local_port or free_port(local_ip)
+        self.dtmf, self.dtmf_delay, self.hold_seconds = dtmf, dtmf_delay, hold_seconds
+        self.answer_timeout, self.audio = answer_timeout, audio
+        self.timeout = timeout or answer_timeout + hold_seconds + 20
+        scenario = caller_scenario(did, from_number, dtmf, dtmf_delay, hold_seconds,
+                                   answer_timeout, audio)
+        self._sipp = SippProcess(
+            f"caller-{did}", scenario,
+            [f"{server_host}:{server_port}", "-i", local_ip, "-p", str(self.local_port),
+             "-m", "1", "-mi", local_ip, "-mp", str(media_port(local_ip))], self.timeout)
+
+    async def run(self) -> CallResult:
+        """Place the call and wait for its end (sipp killed if this task is cancelled)."""
+        started = time.monotonic()
+        try:
+            await self._sipp.start()
+            await self._sipp.wait()
+        finally:
+            if self._sipp.proc is not None and self._sipp.proc.returncode is None:
+                self._sipp.kill_now()
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._sipp.proc.wait())
+        result = self._result()
+        logger.info("call %s -> %s: status %s answered %s ended by %s in %.1f s (%.1f s wall)",
+                    self.from_number, self.did, result.status, result.answered,
+                    result.ended_by, result.duration, time.monotonic() - started)
+        if result.returncode not in (0, None) or result.status is None:
+            logger.warning("sipp caller exit %s; files in %s\n%s", result.returncode,
+                           self._sipp.workdir, result.stderr_tail)
+        else:
+            self._sipp.cleanup()
+        return result
+
+    async def wait_for(self, event: str, timeout: float = 10.0) -> SipEvent:
+        """Await an event while ``run()`` runs in another task (``answered``, ``dtmf``...)."""
+        return await self._sipp.wait_event(event, timeout)
+
+    @property
+    def events(self) -> list[SipEvent]:
+        return list(self._sipp.events)
+
+    def _result(self) -> CallResult:
+        ev = {e.name: e for e in self._sipp.events}
+        final = ev.get("final")
+        answered = "answered" in ev
+        ended = ev.get("ended")
+        duration = 0.0
+        if answered and ended:
+            duration = (ended.clock_ms - ev["answered"].clock_ms) / 1000
+        return CallResult(
+            status=int(final.detail) if final and final.detail.isdigit() else None,
+            answered=answered, ended_by=ended.detail if ended else None, duration=duration,
+            returncode=self._sipp.proc.returncode if self._sipp.proc else None,
+            stderr_tail=self._sipp.stderr_tail(), events=list(self._sipp.events),
+            stats=self._sipp.stats())
+
+
+# --- command line: callpilot call ---------------------------------------------------------------
+
+
+def add_call_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``callpilot call`` (the CLI module wires this into its sub-command)."""
+    parser.add_argument("did", help="number to dial, e.g. 800")
+    parser.add_argument("--server", default="127.0.0.1", help="Asterisk SIP host")
+    parser.add_argument("--port", type=int, default=5060, help="Asterisk SIP port")
+    parser.add_argument("--local-ip", default="127.0.0.2", help="caller IP (the trunk's)")
+    parser.add_argument("--from", dest="from_number", default="15550001")
+    parser.add_argument("--dtmf", default="1", help="digits sent after --dtmf-delay")
+    parser.add_argument("--dtmf-delay", type=float, default=1.0)
+    parser.add_argument("--hold", type=float, default=10.0, help="seconds before BYE")
+
+
+def call_from_args(args: argparse.Namespace) -> int:
+    """Run one call from parsed ``callpilot call`` options; exit code 0 when answered."""
+    caller = Caller(args.did, args.server, args.port, local_ip=args.local_ip,
+                    from_number=args.from_number, dtmf=args.dtmf, dtmf_delay=args.dtmf_delay,
+                    hold_seconds=args.hold)
+    result = asyncio.run(caller.run())
+    print(f"status={result.status} answered={result.answered} ended_by={result.ended_by} "
+          f"duration={result.duration:.1f}s sipp_exit={result.returncode}")
+    return 0 if result.answered else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="callpilot call", description=Caller.__doc__)
+    add_call_arguments(parser)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return call_from_args(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

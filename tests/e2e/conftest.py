@@ -1,0 +1,153 @@
+"""Fixtures for end-to-end tests against a real Asterisk and real SIP user agents (sipp).
+
+* ``e2e_config``      session Config: tmp state dir, free ports, demo data seeded.
+* ``demo_passwords``  ``{"1001": "...", ...}`` clear SIP passwords of the demo agents.
+* ``asterisk``        session: ``runner.up`` once (errors loudly if it cannot start),
+                      ``runner.down`` at the end; yields the Config.
+* ``agent_phone``     factory: ``await agent_phone("1001", behaviour="answer")`` -> started
+                      :class:`AgentPhone`; stopped and unregistered after the test.
+* ``make_caller``     factory: ``make_caller("800", dtmf="1")`` -> :class:`Caller` aimed at
+                      the instance (from the trunk IP 127.0.0.2 unless told otherwise).
+* ``ari_app``         factory: ``async with ari_app("name") as ari`` -> test ARI client.
+
+Extra instances (e.g. a second Asterisk) can be configured with :func:`make_e2e_config`.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import AsyncIterator
+
+import pytest
+
+from callpilot import config as config_mod
+from callpilot import demo, sipua
+from callpilot.asterisk import runner
+from callpilot.config import Config
+from tests.e2e.helpers import AriTestClient
+
+logger = logging.getLogger(__name__)
+
+TCP_UDP = (socket.SOCK_STREAM, socket.SOCK_DGRAM)
+RTP_RANGE = (10000, 15800)    # below sipua's media ports and the kernel's ephemeral range
+RTP_BLOCK = 200
+
+
+def free_port(kinds: tuple[int, ...] = (socket.SOCK_STREAM,), taken: set[int] = None) -> int:
+    """A loopback port free for every socket kind in ``kinds`` and not in ``taken``."""
+    taken = taken if taken is not None else set()
+    while True:
+        port = sipua.free_port("127.0.0.1", kinds)
+        if port not in taken:
+            taken.add(port)
+            return port
+
+
+def free_rtp_range() -> tuple[int, int]:
+    """A block of RTP ports whose ends are free (random start: parallel sessions differ)."""
+    for _ in range(100):
+        start = random.randrange(RTP_RANGE[0], RTP_RANGE[1] - RTP_BLOCK, 2)
+        probe = (start, start + 1, start + RTP_BLOCK // 2, start + RTP_BLOCK - 1)
+        if all(sipua._port_free("127.0.0.1", p, socket.SOCK_DGRAM) for p in probe):
+            return start, start + RTP_BLOCK - 1
+    raise RuntimeError("no free RTP port block")
+
+
+def make_e2e_config(state_dir: Path, **asterisk_overrides) -> Config:
+    """A Config for an isolated instance: own state dir, free ports, loopback only."""
+    taken: set[int] = set()
+    rtp_start, rtp_end = free_rtp_range()
+    env = {
+        "CALLPILOT_STATE_DIR": str(state_dir),
+        "CALLPILOT_SIP_PORT": str(free_port(TCP_UDP, taken)),
+        "CALLPILOT_ARI_PORT": str(free_port(taken=taken)),
+        "CALLPILOT_AMI_PORT": str(free_port(taken=taken)),
+        "CALLPILOT_AGI_PORT": str(free_port(taken=taken)),
+        "CALLPILOT_WEB_PORT": str(free_port(taken=taken)),
+        "CALLPILOT_RTP_START": str(rtp_start),
+        "CALLPILOT_RTP_END": str(rtp_end),
+    }
+    for name in ("CALLPILOT_ASTERISK_ROOTFS", "CALLPILOT_ASTERISK_BINARY"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    config = config_mod.load(env=env)
+    config.agi_host = "127.0.0.1"
+    config.asterisk.sip_host = "127.0.0.1"
+    config.asterisk.agent_qualify_seconds = 0
+    for key, value in asterisk_overrides.items():
+        setattr(config.asterisk, key, value)
+    return config
+
+
+@dataclass
+class E2EEnv:
+    config: Config
+    passwords: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def e2e_env(tmp_path_factory) -> E2EEnv:
+    config = make_e2e_config(tmp_path_factory.mktemp("callpilot-e2e") / "state")
+    return E2EEnv(config, demo.seed(config))
+
+
+@pytest.fixture(scope="session")
+def e2e_config(e2e_env: E2EEnv) -> Config:
+    return e2e_env.config
+
+
+@pytest.fixture(scope="session")
+def demo_passwords(e2e_env: E2EEnv) -> dict[str, str]:
+    return dict(e2e_env.passwords)
+
+
+@pytest.fixture(scope="session")
+def asterisk(e2e_config: Config):
+    """The session's Asterisk.  No skip: if it cannot start, every e2e test errors."""
+    runner.up(e2e_config)
+    try:
+        yield e2e_config
+    finally:
+        runner.down(e2e_config)
+
+
+@pytest.fixture
+async def agent_phone(asterisk: Config, demo_passwords: dict[str, str]):
+    phones: list[sipua.AgentPhone] = []
+
+    async def start(ext: str, **kwargs) -> sipua.AgentPhone:
+        kwargs.setdefault("password", demo_passwords[ext])
+        phone = sipua.AgentPhone(ext, server_host=asterisk.asterisk.sip_host,
+                                 server_port=asterisk.asterisk.sip_port, **kwargs)
+        phones.append(phone)
+        await phone.start()
+        return phone
+
+    yield start
+    for phone in phones:
+        await phone.stop()
+        if phone.register_status == 200:
+            with contextlib.suppress(Exception):
+                await phone.unregister()
+
+
+@pytest.fixture
+def make_caller(asterisk: Config):
+    def make(did: str, **kwargs) -> sipua.Caller:
+        return sipua.Caller(did, server_host=asterisk.asterisk.sip_host,
+                            server_port=asterisk.asterisk.sip_port, **kwargs)
+    return make
+
+
+@pytest.fixture
+def ari_app(asterisk: Config):
+    @contextlib.asynccontextmanager
+    async def connect(app: str) -> AsyncIterator[AriTestClient]:
+        async with AriTestClient(asterisk, app) as client:
+            yield client
+    return connect

@@ -1,0 +1,117 @@
+"""The Asterisk runner against real Asterisk: start/stop, isolation, prompts, agent reload."""
+from __future__ import annotations
+
+import stat
+import time
+
+import pytest
+
+from callpilot import demo, sipua
+from callpilot.asterisk import runner
+from callpilot.db.agents import sip_md5_cred
+from callpilot.db.models import Agent
+from callpilot.db.session import make_engine, make_sessionmaker
+from tests.e2e.conftest import make_e2e_config
+from tests.e2e.helpers import write_tone_wav
+
+pytestmark = pytest.mark.e2e
+
+
+def test_session_instance_is_up(asterisk):
+    assert runner.status(asterisk) == "up"
+    assert "Asterisk 22" in runner.rx(asterisk, "core show version")
+    runner.up(asterisk)                      # idempotent: already up, returns at once
+    assert runner.status(asterisk) == "up"
+
+
+def test_generated_configs_are_private(asterisk):
+    etc = asterisk.asterisk_dir / "etc"
+    assert stat.S_IMODE(etc.stat().st_mode) == 0o700
+    for name in ("ari.conf", "manager.conf", "pjsip_agents.conf"):
+        assert stat.S_IMODE((etc / name).stat().st_mode) == 0o600
+
+
+def test_only_listed_modules_load(asterisk):
+    out = runner.rx(asterisk, "module show like chan_")
+    assert "chan_pjsip.so" in out and "chan_iax2" not in out
+    modules = runner.rx(asterisk, "module show")
+    for name in ("app_queue.so", "app_amd.so", "res_agi.so", "res_ari.so", "app_stasis.so",
+                 "chan_audiosocket.so", "chan_websocket.so", "res_musiconhold.so"):
+        assert name in modules, name
+    assert "res_pjsip_endpoint_identifier_anonymous" not in modules
+    log = (asterisk.asterisk_dir / "log" / "messages.log").read_text()
+    startup = log[log.rfind("modules will be loaded"):]
+    assert " ERROR[" not in startup and " WARNING[" not in startup, startup
+
+
+async def test_prompt_in_state_dir_plays(asterisk, ari_app):
+    """A WAV written by the app into state_dir/prompts plays by its absolute path."""
+    tone = write_tone_wav(asterisk.prompts_dir / "e2e-tone.wav", seconds=1.0)
+    async with ari_app("e2e-runner") as ari:
+        status, chan = await ari.request("POST", "/channels", app="e2e-runner",
+                                         endpoint="Local/wait@callpilot-internal")
+        assert status == 200, chan
+        await ari.wait_event("StasisStart", where=lambda e: e["channel"]["id"] == chan["id"])
+        try:
+            started = time.monotonic()
+            state = await _play(ari, chan["id"], f"sound:{tone.with_suffix('')}")
+            assert state == "done"
+            assert time.monotonic() - started >= 0.8      # really played ~1 s of audio
+            missing = asterisk.prompts_dir / "no-such-prompt"
+            assert await _play(ari, chan["id"], f"sound:{missing}") == "failed"
+        finally:
+            await ari.request("DELETE", f"/channels/{chan['id']}")
+
+
+async def _play(ari, channel_id: str, media: str) -> str:
+    status, playback = await ari.request("POST", f"/channels/{channel_id}/play", media=media)
+    assert status in (200, 201), playback
+    done = await ari.wait_event(
+        "PlaybackFinished", timeout=10, where=lambda e: e["playback"]["id"] == playback["id"])
+    return done["playback"]["state"]
+
+
+async def test_second_instance_runs_beside_the_first(asterisk, tmp_path):
+    """Another state dir + ports: its own Asterisk, agents, reload; down leaves ours up."""
+    other = make_e2e_config(tmp_path / "state")
+    passwords = demo.seed(other)
+    started = time.monotonic()
+    runner.up(other)
+    try:
+        startup = time.monotonic() - started
+        assert runner.status(other) == "up" and runner.status(asterisk) == "up"
+        assert other.asterisk_dir != asterisk.asterisk_dir
+        assert startup < 20, f"asterisk took {startup:.1f} s to start"
+        await _check_register(other, "1001", passwords["1001"], 200)
+        await _check_register(other, "1005", "new-agent-pw", 401)     # unknown yet
+        _add_agent(other, "1005", "new-agent-pw")
+        runner.reload_pjsip(other)
+        await _check_register(other, "1005", "new-agent-pw", 200)
+    finally:
+        runner.down(other)
+    assert runner.status(other) == "down"
+    assert runner.status(asterisk) == "up"
+
+
+async def _check_register(config, ext: str, password: str, expected: int) -> None:
+    a = config.asterisk
+    assert await sipua.register_async(a.sip_host, a.sip_port, ext, password) == expected
+    if expected == 200:
+        assert await sipua.register_async(a.sip_host, a.sip_port, ext, password,
+                                          expires=0) == 200
+
+
+def _add_agent(config, ext: str, password: str) -> None:
+    engine = make_engine(config.db_url)
+    with make_sessionmaker(engine)() as session, session.begin():
+        session.add(Agent(extension=ext, name="New Agent",
+                          sip_md5_cred=sip_md5_cred(ext, password)))
+    engine.dispose()
+
+
+def test_down_then_status(tmp_path):
+    """down() on a never-started instance is a no-op; status reports down."""
+    config = make_e2e_config(tmp_path / "state")
+    assert runner.status(config) == "down"
+    runner.down(config)
+    assert runner.status(config) == "down"
