@@ -1,0 +1,132 @@
+"""Run a flow for one call through a :class:`~ivr.driver.CallDriver`.
+
+``FlowRunner(prompts).run(flow, driver, variables)`` walks the nodes from ``flow.start``
+until a node returns an :class:`~ivr.outcome.Outcome`.  The runner itself ends the call only
+for a ``hangup`` node; ``enqueue`` and ``transfer`` outcomes are carried out by the caller of
+``run`` (the Stasis app or the FastAGI handler).  A caller hanging up
+(:class:`~ivr.driver.CallerHangup`) ends the flow with ``Outcome("hangup", reason="caller")``;
+any other failure is logged and the caller is sent to the safe queue (``fallback_queue``).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from ivr import schema
+from ivr.driver import CallDriver, CallerHangup
+from ivr.nodes.base import CallContext
+from ivr.outcome import Outcome
+from ivr.schema import Flow
+from ivr.tts import PromptCache
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["FlowResult", "FlowRunner", "Outcome", "prerender"]
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class FlowResult:
+    outcome: Outcome
+    path: list[str]                       # node ids in visiting order (repeats included)
+    inputs: list[dict[str, Any]]          # {node, kind: dtmf|speech|timeout, value, confidence}
+    started_at: datetime
+    ended_at: datetime
+    flow_name: str = ""
+    flow_version: int | None = None
+    variables: dict[str, Any] = field(default_factory=dict)
+
+    def journey(self) -> dict[str, Any]:
+        """JSON-ready record of the call's way through the IVR."""
+        return {"flow": self.flow_name, "version": self.flow_version, "path": list(self.path),
+                "inputs": list(self.inputs), "started_at": self.started_at.isoformat(),
+                "ended_at": self.ended_at.isoformat(), "outcome": self.outcome.kind,
+                "queue": self.outcome.queue, "reason": self.outcome.reason}
+
+
+class FlowRunner:
+    def __init__(self, prompts: PromptCache, *, fallback_queue: str = "general",
+                 max_steps: int = 200, services: Any = None, speech: bool = True,
+                 speech_languages: set[str] | frozenset[str] | None = None,
+                 clock: Callable[[], datetime] = utc_now) -> None:
+        self.prompts = prompts
+        self.fallback_queue = fallback_queue
+        self.max_steps = max_steps
+        self.services = services
+        self.speech = speech
+        self.speech_languages = (frozenset(x.lower() for x in speech_languages)
+                                 if speech_languages is not None else None)
+        self.clock = clock
+
+    async def prerender(self, flow: Flow | dict[str, Any]) -> int:
+        return await prerender(self.prompts, _as_flow(flow))
+
+    async def run(self, flow: Flow | dict[str, Any], driver: CallDriver,
+                  variables: dict[str, Any] | None = None) -> FlowResult:
+        flow = _as_flow(flow)
+        ctx = self._context(flow, driver, variables or {})
+        started = self.clock()
+        logger.info("call %s from %s to %s enters flow %s v%s", driver.call_id,
+                    driver.caller_id, driver.did, flow.name, flow.version)
+        outcome = await self._walk(flow, ctx)
+        result = FlowResult(outcome, ctx.path, ctx.inputs, started, self.clock(), flow.name,
+                            flow.version, ctx.variables)
+        logger.info("call %s leaves flow %s: %s %s via %s", driver.call_id, flow.name,
+                    outcome.kind, outcome.queue or outcome.target or "", ctx.path)
+        return result
+
+    def _context(self, flow: Flow, driver: CallDriver, variables: dict[str, Any]) -> CallContext:
+        values = {"call_id": driver.call_id, "caller_id": driver.caller_id, "did": driver.did}
+        values.update(variables)
+        language = values.get("language") or flow.language or self.prompts.default_voice
+        values["language"] = language
+        return CallContext(driver, self.prompts, values, language, self.clock,
+                           services=self.services, speech=self.speech,
+                           speech_languages=self.speech_languages,
+                           timezone=flow.timezone or "UTC")
+
+    async def _walk(self, flow: Flow, ctx: CallContext) -> Outcome:
+        try:
+            return await self._steps(flow, ctx)
+        except CallerHangup:
+            logger.info("call %s: caller hung up in node %s", ctx.driver.call_id,
+                        ctx.path[-1] if ctx.path else None)
+            return Outcome("hangup", reason="caller")
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("call %s: flow %s failed in node %s; sending to %s",
+                             ctx.driver.call_id, flow.name, ctx.path[-1] if ctx.path else None,
+                             self.fallback_queue)
+            return Outcome("enqueue", queue=self.fallback_queue, reason="error")
+
+    async def _steps(self, flow: Flow, ctx: CallContext) -> Outcome:
+        node_id = flow.start
+        for _ in range(self.max_steps):
+            ctx.path.append(node_id)
+            step = await flow.nodes[node_id].run(ctx)
+            if isinstance(step, Outcome):
+                return step
+            node_id = step
+        logger.error("call %s: flow %s exceeded %d steps", ctx.driver.call_id, flow.name,
+                     self.max_steps)
+        return Outcome("enqueue", queue=self.fallback_queue, reason="max_steps")
+
+
+def _as_flow(flow: Flow | dict[str, Any]) -> Flow:
+    return flow if isinstance(flow, Flow) else schema.parse(flow)
+
+
+async def prerender(prompts: PromptCache, flow: Flow) -> int:
+    """Render every static prompt of ``flow`` (off the event loop); returns how many."""
+    pairs = flow.static_prompts()
+    for text, language in pairs:
+        await prompts.render_async(text, language)
+    logger.info("flow %s: %d static prompts ready", flow.name, len(pairs))
+    return len(pairs)

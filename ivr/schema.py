@@ -1,0 +1,222 @@
+"""Flow documents: parse and validate JSON into typed nodes.
+
+A document is ``{"name": str, "start": node_id, "language": "en-us" (optional),
+"nodes": {node_id: {"type": ..., ...}}}``.  :func:`check` returns every problem as a
+:class:`FlowError` (node id + reason); :func:`parse` returns a :class:`Flow` or raises
+:class:`FlowInvalid` with that list.  Drafts may be invalid; only valid flows run or publish.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ivr import template
+from ivr.errors import FlowError, FlowInvalid
+from ivr.nodes import NODE_TYPES, Node
+from ivr.nodes.fields import Fields, Prompt
+
+logger = logging.getLogger(__name__)
+
+# Is this word in the speech model's vocabulary?  (None: do not check.)
+Vocabulary = Callable[[str], bool]
+
+__all__ = ["Flow", "FlowError", "FlowInvalid", "Vocabulary", "check", "parse"]
+
+
+@dataclass
+class Flow:
+    name: str
+    start: str
+    nodes: dict[str, Node]
+    language: str | None = None
+    timezone: str | None = None
+    version: int | None = None          # set by the store for published versions
+    doc: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def static_prompts(self) -> list[tuple[str, str | None]]:
+        """(text, language) pairs that need no call data: rendered before any call."""
+        languages = self.languages()
+        pairs: dict[tuple[str, str | None], None] = {}
+        for node in self.nodes.values():
+            for prompt in node.prompts():
+                for pair in _static_pairs(prompt, languages):
+                    pairs[pair] = None
+        return list(pairs)
+
+    def languages(self) -> list[str | None]:
+        """The flow language and every language a node may switch to."""
+        found: dict[str | None, None] = {self.language: None}
+        for node in self.nodes.values():
+            found.update(dict.fromkeys(node.languages()))
+        return list(found)
+
+
+def _static_pairs(prompt: Prompt, languages: list[str | None]) -> Iterable[tuple[str, str | None]]:
+    if prompt.text is not None:
+        texts = [(prompt.text, lang) for lang in languages]
+    else:
+        texts = [(text, lang) for lang, text in prompt.texts.items()]
+    return [(t, lang) for t, lang in texts if template.is_static(t)]
+
+
+def parse(doc: Any, *, vocabulary: Vocabulary | None = None,
+          vocabulary_language: str | None = None) -> Flow:
+    flow, errors = _build(doc, vocabulary, vocabulary_language)
+    if errors or flow is None:
+        raise FlowInvalid(errors)
+    return flow
+
+
+def check(doc: Any, *, vocabulary: Vocabulary | None = None,
+          vocabulary_language: str | None = None) -> list[FlowError]:
+    """Every problem of the document (empty list: it can be published).
+
+    ``vocabulary`` tells whether the speech model knows a word; phrases are checked when they
+    are for ``vocabulary_language`` (the model's language, e.g. "ko"), or for any language in
+    a flow whose language is that one (or unset).
+    """
+    return _build(doc, vocabulary, vocabulary_language)[1]
+
+
+def _build(doc: Any, vocabulary: Vocabulary | None,
+           vocabulary_language: str | None = None) -> tuple[Flow | None, list[FlowError]]:
+    errors: list[FlowError] = []
+    if not isinstance(doc, dict):
+        return None, [FlowError(None, "a flow must be a JSON object")]
+    name, start, language, timezone, raw_nodes = _header(doc, errors)
+    nodes = {nid: node for nid, raw in raw_nodes.items()
+             if (node := _node(nid, raw, errors)) is not None}
+    if start is not None and start not in raw_nodes:
+        errors.append(FlowError(None, f"start node {start!r} does not exist"))
+    _check_targets(nodes, raw_nodes, errors)
+    if start in nodes:
+        _check_reachable(start, nodes, errors)
+    _check_loops(nodes, errors)
+    if vocabulary is not None:
+        _check_vocabulary(nodes, vocabulary, vocabulary_language, language, errors)
+    flow = Flow(name or "", start or "", nodes, language, timezone, doc=doc)
+    return flow, errors
+
+
+def _header(doc: dict[str, Any], errors: list[FlowError]):
+    name, start, language = doc.get("name"), doc.get("start"), doc.get("language")
+    timezone = _flow_timezone(doc.get("timezone"), errors)
+    raw_nodes = doc.get("nodes")
+    if not isinstance(name, str) or not name.strip():
+        errors.append(FlowError(None, "missing name"))
+    if not isinstance(start, str) or not start:
+        errors.append(FlowError(None, "missing start"))
+        start = None
+    if language is not None and not isinstance(language, str):
+        errors.append(FlowError(None, "language must be a string such as 'en-us'"))
+        language = None
+    if not isinstance(raw_nodes, dict) or not raw_nodes:
+        errors.append(FlowError(None, "nodes must be a non-empty object"))
+        raw_nodes = {}
+    for key in sorted(set(doc) - {"name", "start", "language", "timezone", "nodes", "description"}):
+        if not key.startswith("_"):
+            errors.append(FlowError(None, f"unknown field {key!r}"))
+    return name, start, language, timezone, raw_nodes
+
+
+def _flow_timezone(value: Any, errors: list[FlowError]) -> str | None:
+    if value is None:
+        return None
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        errors.append(FlowError(None, f"unknown time zone {value!r}"))
+        return None
+    return value
+
+
+def _node(node_id: str, raw: Any, errors: list[FlowError]) -> Node | None:
+    if not isinstance(raw, dict):
+        errors.append(FlowError(node_id, "a node must be a JSON object"))
+        return None
+    kind = raw.get("type")
+    cls = NODE_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        errors.append(FlowError(node_id, f"unknown type {kind!r}"))
+        return None
+    f = Fields(node_id, raw, errors)
+    node = cls.parse(f)
+    f.finish()
+    return node
+
+
+def _check_targets(nodes: dict[str, Node], raw_nodes: dict[str, Any],
+                   errors: list[FlowError]) -> None:
+    for node in nodes.values():
+        for target in node.targets():
+            if target and target not in raw_nodes:
+                errors.append(FlowError(node.id, f"target {target!r} does not exist"))
+
+
+def _check_reachable(start: str, nodes: dict[str, Node], errors: list[FlowError]) -> None:
+    seen = {start}
+    todo = [start]
+    while todo:
+        for target in nodes[todo.pop()].targets():
+            if target in nodes and target not in seen:
+                seen.add(target)
+                todo.append(target)
+    for node_id in nodes:
+        if node_id not in seen:
+            errors.append(FlowError(node_id, "unreachable from the start node"))
+
+
+def _check_loops(nodes: dict[str, Node], errors: list[FlowError]) -> None:
+    """A cycle through nodes that never wait for the caller would spin forever."""
+    spinning = {nid for nid, n in nodes.items() if not n.takes_input}
+    for cycle in _cycles(spinning, nodes):
+        errors.append(FlowError(cycle[0], "loop takes no input: " + " -> ".join(cycle + cycle[:1])))
+
+
+def _cycles(members: set[str], nodes: dict[str, Node]) -> list[list[str]]:
+    """One representative cycle per strongly connected group of ``members`` (iterative DFS)."""
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}          # 1 = on the current path, 2 = done
+    for root in sorted(members):
+        if root in state:
+            continue
+        path: list[str] = []
+        stack: list[tuple[str, Iterable[str]]] = [(root, iter(nodes[root].targets()))]
+        state[root] = 1
+        path.append(root)
+        while stack:
+            nid, children = stack[-1]
+            child = next((c for c in children if c in members), None)
+            if child is None:
+                stack.pop()
+                path.pop()
+                state[nid] = 2
+            elif state.get(child) == 1:
+                cycles.append(path[path.index(child):])
+            elif child not in state:
+                state[child] = 1
+                path.append(child)
+                stack.append((child, iter(nodes[child].targets())))
+    return cycles
+
+
+def _check_vocabulary(nodes: dict[str, Node], known: Vocabulary, model_language: str | None,
+                      flow_language: str | None, errors: list[FlowError]) -> None:
+    for node in nodes.values():
+        for lang, phrases in node.phrase_sets().items():
+            if not _same_language(lang or flow_language, model_language):
+                continue
+            for phrase in dict.fromkeys(phrases):
+                missing = [w for w in phrase.split() if not known(w)]
+                if missing:
+                    errors.append(FlowError(node.id, f"phrase {phrase!r}: speech model does not "
+                                                     f"know {', '.join(missing)}"))
+
+
+def _same_language(a: str | None, b: str | None) -> bool:
+    """None matches anything; otherwise compare primary subtags ("ko-kr" ~ "ko")."""
+    if a is None or b is None:
+        return True
+    return a.lower().split("-")[0] == b.lower().split("-")[0]

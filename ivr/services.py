@@ -1,0 +1,118 @@
+"""Data a flow may fetch during a call: customer profiles, webhooks, holiday calendars.
+
+Nodes reach them only through :class:`Services` (``FlowRunner(services=...)``), so flows are
+tested with a fake.  :class:`DefaultServices` reads ``callpilot.db.models.Customer`` (in a
+thread: SQLAlchemy sessions are blocking) and calls webhooks with aiohttp.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from datetime import date
+from typing import Any, Callable, Protocol
+
+from sqlalchemy import select
+
+logger = logging.getLogger(__name__)
+
+# Same cut points and labels as acd.model.AgeBands() by default (<25, 25-34, 35-44, 45-54,
+# 55+); server.py may pass ``AgeBands(...).band_of`` to keep one definition.
+DEFAULT_AGE_BOUNDS = (25, 35, 45, 55)
+
+
+class ServiceError(Exception):
+    """A lookup could not be done (database down, webhook timeout or bad answer)."""
+
+
+class Services(Protocol):
+    async def customer(self, phone: str) -> dict[str, Any] | None:
+        """The profile for ``phone`` (name, birth_year, segment, language) or None."""
+
+    async def webhook(self, url: str, *, method: str, payload: dict[str, Any],
+                      timeout: float) -> dict[str, Any]:
+        """Call ``url``; return its JSON object.  Raises :class:`ServiceError` on failure."""
+
+    def holidays(self, calendar: str) -> frozenset[date]:
+        """Dates of the named holiday calendar (empty if unknown)."""
+
+    def age_band(self, birth_year: int, year: int) -> str:
+        """Routing age band of someone born in ``birth_year``, in ``year``."""
+
+
+def age_band_of(birth_year: int, year: int, bounds: tuple[int, ...] = DEFAULT_AGE_BOUNDS) -> str:
+    age = year - birth_year
+    if age < bounds[0]:
+        return f"<{bounds[0]}"
+    for low, high in zip(bounds, bounds[1:]):
+        if low <= age < high:
+            return f"{low}-{high - 1}"
+    return f"{bounds[-1]}+"
+
+
+def phone_keys(phone: str) -> list[str]:
+    """Ways a caller ID may be stored: as given, digits only, with a leading +."""
+    digits = re.sub(r"\D", "", phone)
+    return list(dict.fromkeys(k for k in (phone, digits, f"+{digits}") if k and k != "+"))
+
+
+class DefaultServices:
+    def __init__(self, sessionmaker: Any = None, *, calendars: dict[str, frozenset[date]] | None = None,
+                 age_band: Callable[[int, int], str] = age_band_of, http: Any = None) -> None:
+        self._sessionmaker = sessionmaker
+        self._calendars = dict(calendars or {})
+        self._age_band = age_band
+        self._http = http   # aiohttp.ClientSession; created on first use when None
+
+    async def customer(self, phone: str) -> dict[str, Any] | None:
+        if self._sessionmaker is None or not phone:
+            return None
+        try:
+            return await asyncio.to_thread(self._customer, phone)
+        except Exception as exc:  # noqa: BLE001  (any DB failure is a failed lookup)
+            raise ServiceError(f"customer lookup failed: {exc}") from exc
+
+    def _customer(self, phone: str) -> dict[str, Any] | None:
+        from callpilot.db.models import Customer
+
+        with self._sessionmaker() as session:
+            row = session.scalars(select(Customer).where(Customer.phone.in_(phone_keys(phone)))
+                                  ).first()
+            if row is None:
+                return None
+            return {"phone": row.phone, "name": row.name, "birth_year": row.birth_year,
+                    "segment": row.segment, "language": row.language}
+
+    async def webhook(self, url: str, *, method: str, payload: dict[str, Any],
+                      timeout: float) -> dict[str, Any]:
+        import aiohttp
+
+        session = await self._session()
+        kwargs = {"params": {k: str(v) for k, v in payload.items()}} if method == "GET" else {"json": payload}
+        try:
+            async with session.request(method, url, timeout=aiohttp.ClientTimeout(total=timeout),
+                                       **kwargs) as response:
+                response.raise_for_status()
+                data = await response.json(content_type=None)
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            raise ServiceError(f"webhook {url} failed: {exc!r}") from exc
+        if not isinstance(data, dict):
+            raise ServiceError(f"webhook {url} did not answer a JSON object")
+        return data
+
+    async def _session(self) -> Any:
+        if self._http is None:
+            import aiohttp
+            self._http = aiohttp.ClientSession()
+        return self._http
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    def holidays(self, calendar: str) -> frozenset[date]:
+        return self._calendars.get(calendar, frozenset())
+
+    def age_band(self, birth_year: int, year: int) -> str:
+        return self._age_band(birth_year, year)

@@ -1,0 +1,12 @@
+"""Speech recognition for flows: one Vosk model per process, grammar-constrained recognisers.
+
+Drivers implement ``listen`` (see :mod:`ivr.driver`) by feeding the caller's audio to
+:func:`listen_stream`; flows get their vocabulary check from :meth:`SpeechModel.knows`.
+"""
+from ivr.speech.model import SpeechModel, SpeechUnavailable, default_model_path
+from ivr.speech.recognizer import (GrammarRecognizer, ListenResult, listen_stream, recognize,
+                                   recognize_async, recognize_wav, to_recognition)
+
+__all__ = ["GrammarRecognizer", "ListenResult", "SpeechModel", "SpeechUnavailable",
+           "default_model_path", "listen_stream", "recognize", "recognize_async",
+           "recognize_wav", "to_recognition"]

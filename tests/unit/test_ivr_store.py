@@ -1,0 +1,161 @@
+"""Versioned flow store on SQLite and on a throwaway PostgreSQL (same code, portable SQL)."""
+from __future__ import annotations
+
+import copy
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from callpilot.db.base import Base
+from callpilot.db.session import make_engine, make_sessionmaker
+from ivr.errors import FlowInvalid
+from ivr.flows import load_builtin
+from ivr.runner import FlowRunner
+from ivr.store import FlowStore, UnknownFlow
+from ivr.testing import FakeDriver, ToneSynthesizer
+from ivr.tts import PromptCache
+from tests import pg
+
+
+@pytest.fixture(scope="module")
+def pg_server():
+    external = os.environ.get("CALLPILOT_TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    try:
+        cluster = pg.PgCluster.start_new()
+    except pg.PostgresMissing as exc:
+        pytest.skip(str(exc))
+    yield cluster.admin_url
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path: Path):
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+        drop = None
+    else:
+        server = request.getfixturevalue("pg_server")
+        name = pg.unique_name()
+        engine = make_engine(pg.create_database(server, name))
+        drop = (server, name)
+    Base.metadata.create_all(engine)
+    yield FlowStore(make_sessionmaker(engine))
+    engine.dispose()
+    if drop:
+        pg.drop_database(*drop)
+
+
+MAIN = load_builtin("main")
+
+
+def variant(queue: str) -> dict:
+    doc = copy.deepcopy(MAIN)
+    doc["nodes"]["to_billing"]["queue"] = queue
+    return doc
+
+
+def test_invalid_draft_is_saved_but_not_published(store: FlowStore) -> None:
+    broken = copy.deepcopy(MAIN)
+    broken["nodes"]["main_menu"]["fallback"] = "nowhere"
+    errors = store.save_draft("main", broken, "alice")
+    assert [(e.node_id, e.reason) for e in errors] == [
+        ("main_menu", "target 'nowhere' does not exist"), ("to_general", "unreachable from the start node")]
+    assert store.draft("main")["nodes"]["main_menu"]["fallback"] == "nowhere"
+    with pytest.raises(FlowInvalid):
+        store.publish("main", "alice")
+    assert store.latest_version("main") is None
+    with pytest.raises(UnknownFlow):
+        store.published("main")
+
+
+def test_publish_numbers_versions_and_keeps_them_immutable(store: FlowStore) -> None:
+    store.save_draft("main", variant("billing-v1"), "alice")
+    assert store.publish("main", "alice", "first") == 1
+    store.save_draft("main", variant("billing-v2"), "bob")
+    assert store.publish("main", "bob") == 2
+    store.save_draft("main", variant("billing-draft"), "bob")          # unpublished edit
+    assert store.published("main").version == 2
+    assert store.published("main").nodes["to_billing"].queue == "billing-v2"
+    assert store.version("main", 1).nodes["to_billing"].queue == "billing-v1"
+    assert [(v.version, v.published_by, v.comment) for v in store.versions("main")] == [
+        (1, "alice", "first"), (2, "bob", "")]
+
+
+def test_rollback_republishes_an_earlier_version(store: FlowStore) -> None:
+    for queue in ("q1", "q2"):
+        store.save_draft("main", variant(queue))
+        store.publish("main")
+    assert store.rollback("main", 1, "carol") == 3
+    live = store.published("main")
+    assert live.version == 3 and live.nodes["to_billing"].queue == "q1"
+    info = store.versions("main")[-1]
+    assert info.rollback_of == 1 and info.comment == "rollback to version 1"
+    with pytest.raises(UnknownFlow):
+        store.rollback("main", 9)
+
+
+async def test_a_call_keeps_the_version_it_started_with(store: FlowStore, tmp_path: Path) -> None:
+    store.save_draft("main", variant("old"))
+    store.publish("main")
+
+    class PublishingCaller(FakeDriver):
+        async def play(self, sounds, *, barge_in=True):
+            if len(self.played) == 0:        # during the greeting, an admin publishes v2
+                store.save_draft("main", variant("new"))
+                store.publish("main")
+            return await super().play(sounds, barge_in=barge_in)
+
+    runner = FlowRunner(PromptCache(tmp_path / "p", synthesizer=ToneSynthesizer()))
+    result = await runner.run(store.published("main"), PublishingCaller(["1"]), {})
+    assert result.outcome.queue == "old" and result.flow_version == 1
+    assert store.published("main").version == 2
+    result = await runner.run(store.published("main"), FakeDriver(["1"]), {})
+    assert result.outcome.queue == "new" and result.flow_version == 2
+
+
+def test_concurrent_publishes_get_distinct_numbers(store: FlowStore) -> None:
+    store.save_draft("main", MAIN)
+    numbers: list[int] = []
+    errors: list[BaseException] = []
+
+    def publish() -> None:
+        try:
+            numbers.append(store.publish("main"))
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=publish) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and sorted(numbers) == [1, 2, 3, 4]
+
+
+def test_names_seed_and_unknown(store: FlowStore) -> None:
+    assert store.seed("main", MAIN) == 1
+    assert store.seed("main", MAIN) is None
+    store.save_draft("draft_only", {"name": "x"})
+    assert store.names() == ["draft_only", "main"]
+    assert store.draft("draft_only")["name"] == "draft_only"     # the store's name wins
+    with pytest.raises(UnknownFlow):
+        store.draft("ghost")
+    with pytest.raises(UnknownFlow):
+        store.version("main", 7)
+
+
+def test_vocabulary_aware_validation_refuses_publish(store: FlowStore, tmp_path: Path) -> None:
+    from ivr.schema import check
+
+    strict = FlowStore(store._sessions,
+                       validate=lambda doc: check(doc, vocabulary={"잔액"}.__contains__,
+                                                  vocabulary_language="ko"))
+    errors = strict.save_draft("main_ko", load_builtin("main_ko"))
+    assert {e.node_id for e in errors} == {"wants_agent", "menu"}
+    with pytest.raises(FlowInvalid):
+        strict.publish("main_ko")
