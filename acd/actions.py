@@ -43,6 +43,16 @@ class CallControl:
             logger.warning("queue %s: music on hold not started: %s", queue, exc)
         self._holding_ready.add(bridge_id)
 
+    async def unpark(self, call_id: str, queue: str) -> None:
+        await h.safe_remove_from_bridge(self.ari, h.holding_bridge_id(queue), call_id)
+
+    async def play(self, channel_id: str, sound_uri: str) -> None:
+        """Play to one waiting caller (over the queue's music); gone callers are ignored."""
+        try:
+            await self.ari.post(f"/channels/{channel_id}/play", media=sound_uri)
+        except AriError as exc:
+            logger.debug("call %s: announcement not played: %s", channel_id, exc)
+
     async def ring(self, call_id: str, agent_endpoint: str, channel_id: str, *,
                    timeout: int, caller_id: str) -> bool:
         """Originate the agent leg; it enters Stasis (args agent,<call>) when answered."""

@@ -27,6 +27,7 @@ class LiveAgent:
     idle_since: float = field(default_factory=time.monotonic)
     pause_reason: str = ""
     call_id: str | None = None
+    logged_in_at: float = field(default_factory=time.monotonic)
 
     @property
     def endpoint(self) -> str:

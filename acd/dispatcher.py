@@ -14,25 +14,40 @@ from datetime import datetime
 from acd import routing
 from acd.actions import CallControl
 from acd.agents import AgentRoster, LiveAgent
+from acd.events import NullEventSink, QueueEventSink
 from acd.model import AgentState
+from acd.queues import QueueBook
 from acd.state import CallState, LiveCall, Outcome
+from acd.waiting import Speak, WaitingRoom
 from callpilot.asterisk.ari_helpers import agent_channel_id
 from callpilot.db.records import RecordWriter, utcnow
 
 logger = logging.getLogger(__name__)
 
 
+class AgentCommandError(ValueError):
+    """An agent command that cannot apply now (the message says why)."""
+
+
 class Dispatcher:
     def __init__(self, control: CallControl, roster: AgentRoster, records: RecordWriter, *,
-                 ring_timeout: int, wrapup_seconds: float):
+                 ring_timeout: int, wrapup_seconds: float, queues: QueueBook | None = None,
+                 events: QueueEventSink | None = None, speak: Speak | None = None,
+                 fallback_queue: str = "general"):
         self.control = control
         self.roster = roster
         self.records = records
         self.ring_timeout = ring_timeout
         self.wrapup_seconds = wrapup_seconds
+        self.queues = queues or QueueBook()
+        self.events = events or NullEventSink()
+        self.fallback_queue = fallback_queue
         self.calls: dict[str, LiveCall] = {}
+        self.waiting = WaitingRoom(self.queues, speak, self._overflow,
+                                   lambda: list(self.calls.values()), self._staffed)
         self._ringing: dict[str, str] = {}        # agent channel id -> call id
         self._ring_started: dict[str, float] = {}
+        self._last_ring: dict[str, float] = {}     # call id -> when its answered leg began ringing
         self._kick = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._timers: set[asyncio.Task] = set()
@@ -44,6 +59,7 @@ class Dispatcher:
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
+        self.waiting.stop()
         for timer in list(self._timers):
             timer.cancel()
 
@@ -74,19 +90,60 @@ class Dispatcher:
 
     # -- entering the queue -------------------------------------------------------------
     async def enqueue(self, call: LiveCall, queue: str, *, priority: int = 0,
-                      skills: dict | None = None, steps: tuple = (),
+                      skills: dict | None = None, steps: tuple | None = None,
                       enqueued_at: datetime | None = None) -> None:
-        call.queue, call.priority = queue, priority
-        call.skills, call.steps = dict(skills or {}), tuple(steps)
+        """Queue a call.  ``steps=None`` takes the queue's relaxation steps; a re-adopted or
+        overflowed call keeps its original ``enqueued_at`` (its place in line)."""
+        settings = self.queues.get(queue)
+        if not settings.join_empty and not self._logged_in(queue) and settings.overflow_queue:
+            logger.info("call %s: queue %s has no agent logged in: joining %s", call.id, queue,
+                        settings.overflow_queue)
+            queue, settings = settings.overflow_queue, self.queues.get(settings.overflow_queue)
+        call.move(CallState.QUEUED, f"enqueue {queue}")
+        await self._enter(call, queue, priority, skills, steps, enqueued_at)
+
+    async def _enter(self, call: LiveCall, queue: str, priority: int, skills: dict | None,
+                     steps: tuple | None, enqueued_at: datetime | None) -> None:
+        settings = self.queues.get(queue)
+        call.queue, call.priority, call.skill = queue, priority, settings.queue_skill
+        call.skills = dict(skills or {})
+        call.steps = tuple(settings.routing_steps() if steps is None else steps)
         call.enqueued_at = enqueued_at or utcnow()
         call.enqueued_mono = time.monotonic() - (utcnow() - call.enqueued_at).total_seconds()
         self.calls[call.id] = call
-        call.move(CallState.QUEUED, "enqueue")
+        call.orig_position = self._position(call)
+        self.events.enter_queue(call.id, queue, call.caller_id, call.orig_position)
         await self.records.update(call.id, state="queued", queue=queue, enqueued_at=call.enqueued_at)
         if not await self.control.park(call.id, queue):
             await self.caller_gone(call.id)
             return
+        self.waiting.watch(call)
         self.kick()
+
+    def _position(self, call: LiveCall) -> int:
+        from acd.announcements import position_of
+        return position_of(call, self.calls.values())
+
+    def _logged_in(self, queue: str) -> int:
+        return sum(1 for a in self.roster.agents.values()
+                   if queue in a.queues and a.state is not AgentState.LOGGED_OUT)
+
+    def _staffed(self, queue: str) -> int:
+        return sum(1 for a in self.roster.agents.values()
+                   if queue in a.queues and a.state not in (AgentState.LOGGED_OUT, AgentState.PAUSED))
+
+    async def _overflow(self, call: LiveCall, target: str | None) -> None:
+        """Max wait reached: leave for the overflow queue (keeping the place in line)."""
+        if call.state is not CallState.QUEUED or call.id not in self.calls:
+            return
+        waited = call.waited(time.monotonic())
+        self.events.exit_with_timeout(call.id, call.queue or "", self._position(call), waited, target)
+        if not target or target == call.queue:
+            logger.info("call %s waited %.0fs in %s; no overflow target", call.id, waited, call.queue)
+            return
+        logger.info("call %s: max wait in %s, overflow to %s", call.id, call.queue, target)
+        await self.control.unpark(call.id, call.queue or "")
+        await self._enter(call, target, call.priority, call.skills, None, call.enqueued_at)
 
     # -- offering to an agent -----------------------------------------------------------
     async def _offer(self, call: LiveCall, agent: LiveAgent) -> None:
@@ -104,9 +161,14 @@ class Dispatcher:
         if not ok:
             await self._ring_failed(channel_id, cause=0)
 
+    def _ring_start_of(self, call: LiveCall) -> float:
+        return self._last_ring.pop(call.id, time.monotonic())
+
     async def agent_answered(self, channel_id: str, call_id: str) -> None:
         self._ringing.pop(channel_id, None)
-        self._ring_started.pop(channel_id, None)
+        started = self._ring_started.pop(channel_id, None)
+        if started is not None:
+            self._last_ring[call_id] = started
         call = self.calls.get(call_id)
         if call is None or call.state is not CallState.RINGING or call.agent_channel != channel_id:
             logger.warning("agent leg %s answered for call %s that no longer waits", channel_id, call_id)
@@ -118,6 +180,11 @@ class Dispatcher:
             await self.caller_gone(call.id)
             return
         call.move(CallState.CONNECTED, f"agent {call.agent} answered")
+        now = time.monotonic()
+        call.answered_mono = now
+        self.waiting.forget(call.id)
+        self.events.connect(call.id, call.queue or "", call.agent or "", call.waited(now),
+                            now - self._ring_start_of(call))
         if agent is not None:
             agent.move(AgentState.ON_CALL, "answered", call_id=call.id)
         await self.records.update(call.id, state="connected", agent=call.agent, answered_at=utcnow())
@@ -137,11 +204,13 @@ class Dispatcher:
         if call is None or call.agent_channel != channel_id:
             return
         agent = self.roster.get(call.agent)
+        rang = time.monotonic() - started
+        self.events.ring_no_answer(call.id, call.queue or "", call.agent or "", int(rang * 1000))
         if agent is not None:  # no answer, rejected or unreachable: RONA, out of routing
-            rang = time.monotonic() - started
             agent.move(AgentState.PAUSED, f"not responding (cause={cause}, rang {rang:.1f}s)",
                        call_id=call.id)
             agent.pause_reason = "not responding"
+            self.events.agent_pause(agent.extension, sorted(agent.queues), "not responding")
         call.agent, call.agent_channel = None, None
         call.move(CallState.QUEUED, f"ring failed cause={cause}")
         await self.records.update(call.id, state="queued", agent=None)
@@ -155,9 +224,22 @@ class Dispatcher:
         if call.state is CallState.CONNECTED:
             await self._finish(call, Outcome.ANSWERED, "caller hung up")
         else:
+            self.events.abandon(call.id, call.queue or "", self._position(call), call.orig_position,
+                                call.waited(time.monotonic()))
             await self._finish(call, Outcome.ABANDONED, f"caller hung up while {call.state.value}")
 
+    def _report_completion(self, call: LiveCall, why: str) -> None:
+        now = time.monotonic()
+        talk = now - call.answered_mono
+        self.waiting.record_handle_time(call.queue or "", talk)
+        self.events.complete(call.id, call.queue or "", call.agent or "", call.waited(now), talk,
+                             "agent" if why.startswith("agent") else "caller")
+
     async def _finish(self, call: LiveCall, outcome: Outcome, why: str) -> None:
+        self.waiting.forget(call.id)
+        self._last_ring.pop(call.id, None)
+        if call.state is CallState.CONNECTED:
+            self._report_completion(call, why)
         self.calls.pop(call.id, None)
         previous = call.state
         call.move(CallState.ENDED, why)
@@ -196,6 +278,52 @@ class Dispatcher:
     def device_state_changed(self, device: str, state: str) -> None:
         if self.roster.set_device_state(device, state) is not None:
             self.kick()
+
+    def agent_command(self, extension: str, action: str, reason: str = "") -> LiveAgent:
+        """login | logout | pause | unpause, from a phone feature code or the CLI.
+
+        Raises AgentCommandError with a message fit for the person who asked."""
+        agent = self.roster.get(extension)
+        if agent is None:
+            raise AgentCommandError(f"no agent {extension}")
+        target = {"login": AgentState.AVAILABLE, "logout": AgentState.LOGGED_OUT,
+                  "pause": AgentState.PAUSED, "unpause": AgentState.AVAILABLE}.get(action)
+        if target is None:
+            raise AgentCommandError(f"unknown action {action!r}")
+        self._check_command(agent, action)
+        if agent.state is not target:
+            previous = agent.state
+            agent.move(target, f"{action} {reason}".strip())
+            agent.pause_reason = (reason or "break") if target is AgentState.PAUSED else ""
+            self._report_agent(agent, previous)
+        self.kick()
+        return agent
+
+    def _report_agent(self, agent: LiveAgent, previous: AgentState) -> None:
+        queues = sorted(agent.queues)
+        if agent.state is AgentState.LOGGED_OUT:
+            self.events.agent_logout(agent.extension, queues, time.monotonic() - agent.logged_in_at)
+        elif previous is AgentState.LOGGED_OUT:
+            agent.logged_in_at = time.monotonic()
+            self.events.agent_login(agent.extension, queues)
+            if agent.state is AgentState.PAUSED:
+                self.events.agent_pause(agent.extension, queues, agent.pause_reason)
+        elif agent.state is AgentState.PAUSED:
+            self.events.agent_pause(agent.extension, queues, agent.pause_reason)
+        elif previous is AgentState.PAUSED:
+            self.events.agent_unpause(agent.extension, queues)
+
+    @staticmethod
+    def _check_command(agent: LiveAgent, action: str) -> None:
+        busy = agent.state in (AgentState.RINGING, AgentState.ON_CALL)
+        if action == "logout" and busy:
+            raise AgentCommandError(f"agent {agent.extension} is {agent.state.value}: log out after the call")
+        if action in ("pause", "unpause") and agent.state is AgentState.LOGGED_OUT:
+            raise AgentCommandError(f"agent {agent.extension} is logged out")
+        if action == "pause" and busy:
+            raise AgentCommandError(f"agent {agent.extension} is {agent.state.value}: pause after the call")
+        if action == "login" and agent.state is not AgentState.LOGGED_OUT:
+            raise AgentCommandError(f"agent {agent.extension} is already logged in ({agent.state.value})")
 
     def snapshot(self) -> dict[str, dict[str, int]]:
         queues: dict[str, dict[str, int]] = {}

@@ -29,7 +29,8 @@ def agent_view(agent: LiveAgent) -> AgentView:
 def call_view(call: LiveCall) -> CallView:
     return CallView(id=call.id, queue=call.queue or "", priority=call.priority,
                     enqueued_at=call.enqueued_mono, attributes=dict(call.attributes),
-                    steps=tuple(call.steps), required_skills=dict(call.skills))
+                    steps=tuple(call.steps), required_skills=dict(call.skills),
+                    skill=call.skill or None)
 
 
 def assign(calls: Iterable[LiveCall], agents: Iterable[LiveAgent], now: float) -> list[tuple[str, str]]:

@@ -52,9 +52,15 @@ class LiveCall:
     attributes: dict = field(default_factory=dict)
     skills: dict = field(default_factory=dict)
     steps: tuple = ()
+    skill: str = ""                    # the queue's skill (proficiency tie-breaker)
+    orig_position: int = 0
+    answered_mono: float = 0.0
     agent: str | None = None
     agent_channel: str | None = None
     attempts: int = 0
+
+    def waited(self, now: float) -> float:
+        return max(0.0, (self.answered_mono or now) - self.enqueued_mono)
 
     def move(self, new: CallState, why: str = "") -> None:
         if new not in CALL_TRANSITIONS[self.state]:

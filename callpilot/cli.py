@@ -113,6 +113,36 @@ def _last_record(config: Config, caller_id: str, wait: float = 3.0) -> dict | No
     return {k: getattr(row, k) for k in keys}
 
 
+def cmd_agents(config: Config, args) -> int:
+    """Agent login/logout/pause/unpause through serve, and the live agent list."""
+    from callpilot.status import fetch, post
+    sock = config.state_dir / "serve.sock"
+    if args.action == "list":
+        live = asyncio.run(fetch(sock))
+        if live is None:
+            print("callpilot: serve is not running", file=sys.stderr)
+            return 3
+        agents = live.get("agents", {})
+        if args.json:
+            print(json.dumps(agents, indent=2, sort_keys=True))
+        else:
+            for ext, a in sorted(agents.items()):
+                print(f"{ext}  {a['state']:<10} device {a['device']:<12} {a['pause_reason']}")
+        return 0
+    if not args.extension:
+        print(f"callpilot: agents {args.action} needs an extension", file=sys.stderr)
+        return 2
+    reason = f"?reason={args.reason}" if args.reason else ""
+    try:
+        code, body = asyncio.run(post(sock, f"/agents/{args.extension}/{args.action}{reason}"))
+    except OSError:
+        print("callpilot: serve is not running", file=sys.stderr)
+        return 3
+    print(json.dumps(body) if args.json else body.get("error") or
+          f"agent {body['agent']}: {body['state']} {body['pause_reason']}".strip())
+    return 0 if code == 200 else 1
+
+
 def cmd_demo(config: Config, _args) -> int:
     from callpilot import demo
     passwords = demo.seed(config)
@@ -144,6 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--hold", type=float, default=15.0, help="seconds to stay on the line")
     call.set_defaults(fn=cmd_call)
     sub.add_parser("demo", help="load demo queues, agents and customers").set_defaults(fn=cmd_demo)
+    ag = sub.add_parser("agents", help="log agents in/out, pause them, list them")
+    ag.add_argument("action", choices=["login", "logout", "pause", "unpause", "list"])
+    ag.add_argument("extension", nargs="?")
+    ag.add_argument("--reason", default="", help="pause reason")
+    ag.add_argument("--json", action="store_true")
+    ag.set_defaults(fn=cmd_agents)
     return p
 
 

@@ -9,7 +9,9 @@ from sqlalchemy.orm import selectinload, sessionmaker
 
 from acd.agents import LiveAgent
 from acd.model import DEFAULT_AGE_BANDS, AgentState
-from callpilot.db.models import Agent
+from acd.queues import QueueBook, QueueSettings
+from acd.ticket import CallerProfile
+from callpilot.db.models import Agent, Customer, Queue
 
 logger = logging.getLogger(__name__)
 
@@ -31,3 +33,21 @@ def _live(row: Agent, year: int) -> LiveAgent:
     if row.auto_login:
         agent.move(AgentState.AVAILABLE, "auto login")
     return agent
+
+
+def load_queues(sessions: sessionmaker) -> QueueBook:
+    with sessions() as s:
+        rows = s.scalars(select(Queue)).all()
+        return QueueBook({row.name: QueueSettings(name=row.name, moh_class=row.moh_class) for row in rows})
+
+
+def load_profile(sessions: sessionmaker, phone: str) -> CallerProfile | None:
+    """The caller's profile by caller ID (customers table), or None for an unknown number."""
+    if not phone:
+        return None
+    with sessions() as s:
+        row = s.get(Customer, phone)
+        if row is None:
+            return None
+        return CallerProfile(phone=row.phone, name=row.name, birth_year=row.birth_year,
+                             segment=row.segment, language=row.language)

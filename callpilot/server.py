@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from datetime import date
 from typing import Any
 
 from acd.actions import CallControl
 from acd.agents import AgentRoster
 from acd.dispatcher import Dispatcher
-from acd.model import AgentState
+from acd.model import AgentState, steps_from_list
 from acd.state import CallState, LiveCall, Outcome
 from callpilot.asterisk.agi import AgiServer
 from callpilot.asterisk.ami import AmiMonitor
@@ -24,7 +25,8 @@ from callpilot.asterisk.channel_events import ChannelInboxes
 from callpilot.config import Config
 from callpilot.db import session as db
 from callpilot.db.records import CallRecordStore, RecordWriter, utcnow
-from callpilot.roster import load_roster
+from acd.ticket import caller_attributes
+from callpilot.roster import load_profile, load_queues, load_roster
 from callpilot.status import StatusServer
 from ivr import flows as builtin_flows
 from ivr import schema
@@ -48,10 +50,13 @@ class Server:
         self.ari = AriClient(config.ari_url, secrets.ari_user, secrets.ari_password, a.app_name)
         self.inboxes = ChannelInboxes()
         self.roster = AgentRoster()
-        self.dispatcher = Dispatcher(CallControl(self.ari, app=a.app_name), self.roster, self.records,
-                                     ring_timeout=config.acd.ring_timeout,
-                                     wrapup_seconds=config.acd.wrapup_seconds)
         self.prompts = PromptCache(config.prompts_dir, config.tts_voice, config.tts_rate)
+        self.control = CallControl(self.ari, app=a.app_name)
+        self.dispatcher = Dispatcher(self.control, self.roster, self.records,
+                                     ring_timeout=config.acd.ring_timeout,
+                                     wrapup_seconds=config.acd.wrapup_seconds,
+                                     queues=load_queues(self.sessions), speak=self.speak,
+                                     fallback_queue=config.acd.general_queue)
         self.runner = FlowRunner(self.prompts, fallback_queue=config.acd.general_queue)
         self.flows = {name: schema.parse(builtin_flows.load_builtin(name))
                       for name in set(a.dids.values()) | set(a.agi_dids.values())}
@@ -63,7 +68,7 @@ class Server:
         agi_handler = AgiFlowHandler(self.runner, self.flows.__getitem__, self.records)
         for name in set(a.agi_dids.values()):
             self.agi.route(f"ivr/{name}", agi_handler.route_for(name))
-        self.status = StatusServer(config.state_dir / "serve.sock", self.snapshot)
+        self.status = StatusServer(config.state_dir / "serve.sock", self.snapshot, self.agent_command)
         self.ari.on_event(self.on_event)
         self.ari.on_connect(self.resync)
         self._stop = asyncio.Event()
@@ -136,15 +141,28 @@ class Server:
     # -- IVR -> ACD ---------------------------------------------------------------------
     async def handoff(self, call_id: str, caller_id: str, did: str, outcome: FlowOutcome) -> None:
         queue = outcome.queue or self.config.acd.general_queue
-        call = LiveCall(id=call_id, caller_id=caller_id, did=did, attributes=dict(outcome.attributes))
-        await self.dispatcher.enqueue(call, queue, priority=outcome.priority, skills=outcome.skills)
+        attributes = await self._caller_attributes(caller_id)
+        attributes.update(outcome.attributes)       # what the flow learnt wins over the profile
+        call = LiveCall(id=call_id, caller_id=caller_id, did=did, attributes=attributes)
+        steps = tuple(steps_from_list(outcome.steps)) if outcome.steps else None
+        await self.dispatcher.enqueue(call, queue, priority=outcome.priority, skills=outcome.skills,
+                                      steps=steps)
+
+    async def _caller_attributes(self, caller_id: str) -> dict:
+        profile = await asyncio.to_thread(load_profile, self.sessions, caller_id)
+        return caller_attributes(profile, date.today().year)
+
+    async def speak(self, call_id: str, text: str) -> None:
+        """Tell one waiting caller something (TTS rendered once, then cached)."""
+        await self.control.play(call_id, await self.prompts.sound_uri_async(text))
 
     async def _enqueue_from_dialplan(self, channel: dict[str, Any], queue: str) -> None:
         caller_id = channel.get("caller", {}).get("number", "")
         did = channel.get("dialplan", {}).get("exten", "")
         await self.records.open(channel["id"], caller_id=caller_id, did=did, state="ivr",
                                 started_at=utcnow())
-        call = LiveCall(id=channel["id"], caller_id=caller_id, did=did)
+        call = LiveCall(id=channel["id"], caller_id=caller_id, did=did,
+                        attributes=await self._caller_attributes(caller_id))
         await self.dispatcher.enqueue(call, queue)
 
     # -- resync after (re)connect -------------------------------------------------------
@@ -180,7 +198,8 @@ class Server:
             return
         for channel_id in stale:  # an agent leg ringing while we were away: offer again
             await self.dispatcher.control.hangup(channel_id)
-        call = LiveCall(id=record.id, caller_id=record.caller_id, did=record.did)
+        call = LiveCall(id=record.id, caller_id=record.caller_id, did=record.did,
+                        attributes=await self._caller_attributes(record.caller_id))
         queue = record.queue or self.config.acd.general_queue
         await self.dispatcher.enqueue(call, queue, enqueued_at=_aware(record.enqueued_at))
 
@@ -194,7 +213,11 @@ class Server:
             agent.move(AgentState.ON_CALL, "re-adopted connected call", call_id=call.id)
             agent.call_id = call.id
 
-    # -- status -------------------------------------------------------------------------
+    # -- agents and status --------------------------------------------------------------
+    def agent_command(self, extension: str, action: str, reason: str = "") -> dict[str, Any]:
+        agent = self.dispatcher.agent_command(extension, action, reason)
+        return {"agent": agent.extension, "state": agent.state.value, "pause_reason": agent.pause_reason}
+
     def snapshot(self) -> dict[str, Any]:
         return {
             "ari": self.ari.state.value,
@@ -202,7 +225,9 @@ class Server:
             "calls": len(self.dispatcher.calls) + len(self.ivr.active),
             "queues": self.dispatcher.snapshot(),
             "agents": {a.extension: {"state": a.state.value, "device": a.device_state,
-                                     "pause_reason": a.pause_reason}
+                                     "pause_reason": a.pause_reason, "queues": sorted(a.queues),
+                                     "skills": a.skills, "age_band": a.age_band,
+                                     "routable": a.routable}
                        for a in self.roster.agents.values()},
         }
 

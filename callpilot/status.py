@@ -1,4 +1,8 @@
-"""serve's live status on a unix socket in the state dir (no TCP port to configure)."""
+"""serve's live status and agent commands on a unix socket in the state dir.
+
+A unix socket (mode 0600) rather than a TCP port: nothing to configure, nothing reachable
+from the network, and only the owner of the state dir can command agents.
+"""
 from __future__ import annotations
 
 import logging
@@ -13,14 +17,17 @@ logger = logging.getLogger(__name__)
 
 
 class StatusServer:
-    def __init__(self, path: Path, snapshot: Callable[[], dict[str, Any]]):
+    def __init__(self, path: Path, snapshot: Callable[[], dict[str, Any]],
+                 agent_command: Callable[[str, str, str], dict[str, Any]] | None = None):
         self.path = path
         self.snapshot = snapshot
+        self.agent_command = agent_command
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/status", self._status)
+        app.router.add_post("/agents/{ext}/{action}", self._agent)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -30,6 +37,16 @@ class StatusServer:
 
     async def _status(self, _request: web.Request) -> web.Response:
         return web.json_response(self.snapshot())
+
+    async def _agent(self, request: web.Request) -> web.Response:
+        if self.agent_command is None:
+            return web.json_response({"error": "agent commands not available"}, status=404)
+        reason = request.query.get("reason", "")
+        try:
+            result = self.agent_command(request.match_info["ext"], request.match_info["action"], reason)
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=409)
+        return web.json_response(result)
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -48,3 +65,11 @@ async def fetch(path: Path, timeout: float = 2.0) -> dict[str, Any] | None:
                 return await resp.json()
     except (aiohttp.ClientError, OSError, TimeoutError):
         return None
+
+
+async def post(path: Path, url_path: str, timeout: float = 5.0) -> tuple[int, dict[str, Any]]:
+    """POST to serve's control socket; (status, body).  Raises OSError if serve is down."""
+    conn = aiohttp.UnixConnector(path=str(path))
+    async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=timeout)) as s:
+        async with s.post(f"http://serve{url_path}") as resp:
+            return resp.status, await resp.json()

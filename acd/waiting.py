@@ -1,0 +1,74 @@
+"""While a caller waits: periodic position / estimated-wait announcements and the max-wait
+timer that overflows the call to another queue.  One watcher task per waiting call."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict, deque
+from collections.abc import Awaitable, Callable
+
+from acd.announcements import announcement_text, position_of
+from acd.queues import QueueBook
+from acd.state import CallState, LiveCall
+from acd.stats import estimated_wait
+
+logger = logging.getLogger(__name__)
+
+Speak = Callable[[str, str], Awaitable[None]]            # (call id, text) -> played
+Overflow = Callable[[LiveCall, str | None], Awaitable[None]]
+
+
+class WaitingRoom:
+    def __init__(self, queues: QueueBook, speak: Speak | None, overflow: Overflow,
+                 calls: Callable[[], list[LiveCall]], staffed: Callable[[str], int]):
+        self.queues = queues
+        self.speak = speak
+        self.overflow = overflow
+        self.calls = calls
+        self.staffed = staffed
+        self.handle_times: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=50))
+        self._watchers: dict[str, asyncio.Task] = {}
+
+    def watch(self, call: LiveCall) -> None:
+        self.forget(call.id)
+        self._watchers[call.id] = asyncio.create_task(self._watch(call), name=f"wait-{call.id}")
+
+    def forget(self, call_id: str) -> None:
+        task = self._watchers.pop(call_id, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    def stop(self) -> None:
+        for call_id in list(self._watchers):
+            self.forget(call_id)
+
+    def record_handle_time(self, queue: str, seconds: float) -> None:
+        self.handle_times[queue].append(seconds)
+
+    async def _watch(self, call: LiveCall) -> None:
+        settings = self.queues.get(call.queue or "")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.max_wait_seconds if settings.max_wait_seconds else None
+        every = settings.announce_frequency or None
+        try:
+            while call.state in (CallState.QUEUED, CallState.RINGING):
+                pause = min(x for x in (every, deadline and deadline - loop.time(), 3600) if x)
+                await asyncio.sleep(max(0.0, pause))
+                if deadline is not None and loop.time() >= deadline and call.state is CallState.QUEUED:
+                    self._watchers.pop(call.id, None)
+                    await self.overflow(call, settings.overflow_queue)
+                    return
+                if every and call.state is CallState.QUEUED and self.speak is not None:
+                    await self.speak(call.id, self.announcement(call))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("call %s: waiting-room watcher failed", call.id)
+
+    def announcement(self, call: LiveCall) -> str:
+        settings = self.queues.get(call.queue or "")
+        position = position_of(call, self.calls())
+        wait = estimated_wait(position, list(self.handle_times[call.queue or ""]),
+                              self.staffed(call.queue or ""))
+        return announcement_text(position, wait, say_position=settings.announce_position,
+                                 extra=settings.periodic_announce)
