@@ -13,18 +13,17 @@ logger = logging.getLogger(__name__)
 
 
 class CallControl:
-    def __init__(self, ari: AriClient, *, app: str, moh_class: str = "default"):
+    def __init__(self, ari: AriClient, *, app: str):
         self.ari = ari
         self.app = app
-        self.moh_class = moh_class
         self._holding_ready: set[str] = set()
 
-    async def park(self, call_id: str, queue: str) -> bool:
+    async def park(self, call_id: str, queue: str, moh_class: str = "default") -> bool:
         """Put the caller in the queue's holding bridge with music on hold."""
         bridge_id = h.holding_bridge_id(queue)
         for _ in range(2):  # the bridge may have been destroyed behind our back: recreate once
             if bridge_id not in self._holding_ready:
-                await self._holding_bridge(bridge_id, queue)
+                await self._holding_bridge(bridge_id, queue, moh_class)
             try:
                 await self.ari.post(f"/bridges/{bridge_id}/addChannel", channel=call_id,
                                     role="participant")
@@ -35,10 +34,10 @@ class CallControl:
                     return False
         return False
 
-    async def _holding_bridge(self, bridge_id: str, queue: str) -> None:
+    async def _holding_bridge(self, bridge_id: str, queue: str, moh_class: str) -> None:
         await h.ensure_bridge(self.ari, bridge_id, "holding", f"queue {queue}")
         try:
-            await self.ari.post(f"/bridges/{bridge_id}/moh", mohClass=self.moh_class)
+            await self.ari.post(f"/bridges/{bridge_id}/moh", mohClass=moh_class)
         except AriError as exc:
             logger.warning("queue %s: music on hold not started: %s", queue, exc)
         self._holding_ready.add(bridge_id)

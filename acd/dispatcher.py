@@ -114,7 +114,7 @@ class Dispatcher:
         call.orig_position = self._position(call)
         self.events.enter_queue(call.id, queue, call.caller_id, call.orig_position)
         await self.records.update(call.id, state="queued", queue=queue, enqueued_at=call.enqueued_at)
-        if not await self.control.park(call.id, queue):
+        if not await self.control.park(call.id, queue, settings.moh_class):
             await self.caller_gone(call.id)
             return
         self.waiting.watch(call)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import secrets
 import tomllib
 from dataclasses import dataclass, field
@@ -40,9 +41,14 @@ class AsteriskConfig:
     # DID -> flow name, answered by the Stasis app; agi_dids run the flow over FastAGI.
     dids: dict[str, str] = field(default_factory=lambda: {"800": "main"})
     agi_dids: dict[str, str] = field(default_factory=lambda: {"801": "main"})
+    # DID -> queue: straight into the ACD without IVR (a hotline, a VIP line)
+    queue_dids: dict[str, str] = field(default_factory=dict)
     agent_qualify_seconds: int = 0     # OPTIONS ping to agent phones; 0 = off
     # DID that reaches a plain app_queue queue "bench" (the benchmark baseline); "" = none.
     queue_bench_did: str = ""
+    # DID answered then sent straight to the ACD queue "bench" (Stasis enqueue, no IVR),
+    # the CallPilot side of the same benchmark; "" = none.
+    acd_bench_did: str = ""
 
 
 @dataclass
@@ -178,9 +184,18 @@ def _validate(config: Config) -> None:
         raise ConfigError(f"ports must differ: {ports}")
     if not a.rtp_start < a.rtp_end:
         raise ConfigError("asterisk.rtp_start must be below asterisk.rtp_end")
-    for did in list(a.dids) + list(a.agi_dids):
+    all_dids = list(a.dids) + list(a.agi_dids) + list(a.queue_dids)
+    for did in all_dids:
         if not did.isdigit():
             raise ConfigError(f"DID {did!r} must be digits only")
+    if len(set(all_dids)) != len(all_dids):
+        raise ConfigError(f"a DID is configured twice across dids/agi_dids/queue_dids: {all_dids}")
+    for name in list(a.dids.values()) + list(a.agi_dids.values()) + list(a.queue_dids.values()):
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+            raise ConfigError(f"flow or queue name {name!r}: letters, digits, _ and - only")
+    for key in ("queue_bench_did", "acd_bench_did"):
+        if getattr(a, key) and not str(getattr(a, key)).isdigit():
+            raise ConfigError(f"asterisk.{key} {getattr(a, key)!r} must be digits only")
 
 
 def load_secrets(state_dir: Path) -> Secrets:

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload, sessionmaker
 
 from acd.agents import LiveAgent
-from acd.model import DEFAULT_AGE_BANDS, AgentState
+from acd.model import DEFAULT_AGE_BANDS, AgentState, steps_from_list
 from acd.queues import QueueBook, QueueSettings
 from acd.ticket import CallerProfile
 from callpilot.db.models import Agent, Customer, Queue
@@ -19,7 +19,8 @@ logger = logging.getLogger(__name__)
 def load_roster(sessions: sessionmaker, today_year: int | None = None) -> list[LiveAgent]:
     year = today_year or date.today().year
     with sessions() as s:
-        rows = s.scalars(select(Agent).options(selectinload(Agent.queues))).all()
+        rows = s.scalars(select(Agent).options(selectinload(Agent.queues),
+                                               selectinload(Agent.skills))).all()
         agents = [_live(row, year) for row in rows]
     logger.info("roster: %d agents", len(agents))
     return agents
@@ -29,7 +30,8 @@ def _live(row: Agent, year: int) -> LiveAgent:
     queues = frozenset(m.queue_name for m in row.queues)
     band = DEFAULT_AGE_BANDS.band_of(row.birth_year, year) if row.birth_year else None
     agent = LiveAgent(extension=row.extension, queues=queues, age_band=band,
-                      skills={q: 3 for q in queues})
+                      skills={k.skill: k.level for k in row.skills},
+                      languages=frozenset(row.languages or ()))
     if row.auto_login:
         agent.move(AgentState.AVAILABLE, "auto login")
     return agent
@@ -38,7 +40,17 @@ def _live(row: Agent, year: int) -> LiveAgent:
 def load_queues(sessions: sessionmaker) -> QueueBook:
     with sessions() as s:
         rows = s.scalars(select(Queue)).all()
-        return QueueBook({row.name: QueueSettings(name=row.name, moh_class=row.moh_class) for row in rows})
+        return QueueBook({row.name: queue_settings(row) for row in rows})
+
+
+def queue_settings(row: Queue) -> QueueSettings:
+    return QueueSettings(
+        name=row.name, skill=row.skill, sl_target_seconds=row.sl_target_seconds,
+        sl_target_percent=row.sl_target_percent, max_wait_seconds=row.max_wait_seconds,
+        overflow_queue=row.overflow_queue, join_empty=row.join_empty, moh_class=row.moh_class,
+        announce_frequency=row.announce_frequency, announce_position=row.announce_position,
+        periodic_announce=row.periodic_announce,
+        steps=None if row.steps is None else steps_from_list(row.steps, where=f"queue {row.name}.steps"))
 
 
 def load_profile(sessions: sessionmaker, phone: str) -> CallerProfile | None:

@@ -20,7 +20,7 @@ from acd.state import CallState, LiveCall, Outcome
 from callpilot.asterisk.agi import AgiServer
 from callpilot.asterisk.ami import AmiMonitor
 from callpilot.asterisk.ari import AriClient
-from callpilot.asterisk.ari_helpers import call_id_of_agent_channel
+from callpilot.asterisk.ari_helpers import call_id_of_agent_channel, safe_answer
 from callpilot.asterisk.channel_events import ChannelInboxes
 from callpilot.config import Config
 from callpilot.db import session as db
@@ -37,6 +37,15 @@ from ivr.stasis import InboundIvr
 from ivr.tts import PromptCache
 
 logger = logging.getLogger(__name__)
+
+FEATURE_WORDS = {"available": "you are available", "logged_out": "you are logged out",
+                 "paused": "you are paused"}
+FEATURE_PROMPT_SECONDS = 2.5
+
+
+def endpoint_of(channel_name: str) -> str:
+    """'PJSIP/1001-0000002a' -> '1001'."""
+    return channel_name.split("/", 1)[-1].rsplit("-", 1)[0]
 
 
 class Server:
@@ -72,6 +81,7 @@ class Server:
         self.ari.on_event(self.on_event)
         self.ari.on_connect(self.resync)
         self._stop = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
 
     # -- run ----------------------------------------------------------------------------
     async def run(self) -> None:
@@ -127,10 +137,33 @@ class Server:
             await self._enqueue_from_dialplan(channel, args[1])
         elif role == "agent" and len(args) > 1:
             await self.dispatcher.agent_answered(channel["id"], args[1])
+        elif role == "feature" and len(args) > 1:
+            self._spawn(self._feature_code(channel, args[1]), f"feature-{channel['id']}")
         else:
             logger.error("channel %s entered Stasis with unknown args %s: sent to %s",
                          channel["id"], args, self.config.acd.general_queue)
             await self._enqueue_from_dialplan(channel, self.config.acd.general_queue)
+
+    def _spawn(self, coro, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _feature_code(self, channel: dict[str, Any], action: str) -> None:
+        """An agent dialled a feature code: the agent is the channel's authenticated endpoint."""
+        extension = endpoint_of(channel.get("name", ""))
+        try:
+            agent = self.dispatcher.agent_command(extension, action, "phone")
+            text = f"Agent {' '.join(extension)}, {FEATURE_WORDS[agent.state.value]}."
+        except ValueError as exc:
+            logger.info("feature code %s from %s refused: %s", action, extension, exc)
+            text = "That is not possible now."
+        try:
+            await safe_answer(self.ari, channel["id"])
+            await self.control.play(channel["id"], await self.prompts.sound_uri_async(text))
+            await asyncio.sleep(FEATURE_PROMPT_SECONDS)
+        finally:
+            await self.control.hangup(channel["id"])
 
     async def _channel_gone(self, channel_id: str, cause: int) -> None:
         if call_id_of_agent_channel(channel_id) is not None:
@@ -161,6 +194,10 @@ class Server:
         did = channel.get("dialplan", {}).get("exten", "")
         await self.records.open(channel["id"], caller_id=caller_id, did=did, state="ivr",
                                 started_at=utcnow())
+        if channel.get("state") != "Up" and not await safe_answer(self.ari, channel["id"]):
+            await self.records.update(channel["id"], state="ended", outcome=Outcome.ABANDONED.value,
+                                      ended_at=utcnow(), detail="gone before answer")
+            return
         call = LiveCall(id=channel["id"], caller_id=caller_id, did=did,
                         attributes=await self._caller_attributes(caller_id))
         await self.dispatcher.enqueue(call, queue)

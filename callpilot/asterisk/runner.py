@@ -81,6 +81,7 @@ def up(config: Config, timeout: float = 60.0) -> None:
     if status(config) == "up":
         logger.info("asterisk already up in %s", config.asterisk_dir)
         return
+    _stop_unresponsive(config)
     install = ensure_install(config)
     render(config, load_agents(config))
     started = time.monotonic()
@@ -105,6 +106,15 @@ def down(config: Config, timeout: float = 15.0) -> None:
         _wait_gone(pids, 5.0)
     _cleanup_pidfiles(config)
     logger.info("asterisk down in %s", config.asterisk_dir)
+
+
+def _stop_unresponsive(config: Config) -> None:
+    """A process of this instance that lives but does not answer ARI is stopped first."""
+    pid = _read_pid(config.asterisk_dir / "run" / RUNNER_PIDFILE)
+    if pid is not None and _alive(pid):
+        logger.warning("asterisk pid %s of %s does not answer ARI; restarting it",
+                       pid, config.asterisk_dir)
+        down(config)
 
 
 def status(config: Config) -> str:
@@ -217,6 +227,9 @@ def ensure_install(config: Config) -> Install:
         if not Path(install.binary).exists() and not shutil.which(install.binary):
             raise AsteriskError(f"asterisk binary {install.binary!r} not found")
         return install
+    if os.geteuid() != 0:
+        raise AsteriskError("running Asterisk from the rootfs needs root (mount namespace + "
+                            "chroot); install Asterisk or set asterisk.binary instead")
     ensure_rootfs(install.rootfs)
     return install
 
@@ -290,7 +303,7 @@ def _template_context(config: Config, agents: list[_AgentView], dirs: dict[str, 
     return {
         "config": config, "a": a, "secrets": config.secrets, "agents": agents, "dirs": dirs,
         "realm": REALM, "agi_host": config.agi_host, "agi_port": config.agi_port,
-        "media_address": _media_address(a.sip_host), "feature_codes": [],
+        "media_address": _media_address(a.sip_host),
         "secrets_file": config.state_dir.resolve() / "secrets.toml",
         "generated_by": "callpilot.asterisk.runner",
     }
@@ -346,7 +359,8 @@ def _spawn(config: Config, install: Install) -> subprocess.Popen:
 
 
 def _child_env() -> dict[str, str]:
-    return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
+    return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
+            "HOME": os.environ.get("HOME", "/root")}
 
 
 def _run_argv(config: Config, install: Install) -> list[str]:
@@ -355,8 +369,11 @@ def _run_argv(config: Config, install: Install) -> list[str]:
         return [install.binary, "-C", conf, "-f", "-n"]
     state = str(config.state_dir.resolve())
     _prepare_mountpoint(install.rootfs, state)
+    # the host's resolv.conf/hosts replace the copies mmdebstrap froze at build time
     script = ('set -e; R="$1"; S="$2"; shift 2; '
               'mount --bind /dev "$R/dev"; mount -t proc proc "$R/proc"; '
+              'for f in /etc/resolv.conf /etc/hosts; do '
+              'if [ -f "$f" ] && [ -f "$R$f" ]; then mount --bind "$f" "$R$f"; fi; done; '
               'mount --bind "$S" "$R$S"; exec chroot "$R" "$@"')
     return ["unshare", "--mount", "--propagation", "private", "--fork", "--",
             "sh", "-c", script, "callpilot-asterisk", str(install.rootfs), state,

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text, text, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from callpilot.db.base import Base
+from callpilot.db.types import UtcDateTime
 
 
 class Queue(Base):
@@ -20,6 +21,16 @@ class Queue(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     title: Mapped[str] = mapped_column(String(200), default="")
     moh_class: Mapped[str] = mapped_column(String(64), default="default")
+    skill: Mapped[str] = mapped_column(String(64), default="", server_default="")  # "" = queue name
+    sl_target_seconds: Mapped[int] = mapped_column(Integer, default=20, server_default=text("20"))
+    sl_target_percent: Mapped[int] = mapped_column(Integer, default=80, server_default=text("80"))
+    max_wait_seconds: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    overflow_queue: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    join_empty: Mapped[bool] = mapped_column(default=True, server_default=true())
+    announce_frequency: Mapped[int] = mapped_column(Integer, default=30, server_default=text("30"))
+    announce_position: Mapped[bool] = mapped_column(default=True, server_default=true())
+    periodic_announce: Mapped[str] = mapped_column(Text, default="", server_default="")
+    steps: Mapped[list | None] = mapped_column(JSON, nullable=True)   # None: default steps
     members: Mapped[list["QueueMember"]] = relationship(back_populates="queue", cascade="all, delete-orphan")
 
 
@@ -32,7 +43,20 @@ class Agent(Base):
     sip_md5_cred: Mapped[str] = mapped_column(String(32))
     birth_year: Mapped[int | None] = mapped_column(Integer, nullable=True)
     auto_login: Mapped[bool] = mapped_column(default=True)
+    languages: Mapped[list] = mapped_column(JSON, default=lambda: ["en"], server_default='["en"]')
     queues: Mapped[list["QueueMember"]] = relationship(back_populates="agent", cascade="all, delete-orphan")
+    skills: Mapped[list["AgentSkill"]] = relationship(back_populates="agent", cascade="all, delete-orphan")
+
+
+class AgentSkill(Base):
+    """Proficiency 1-5 of one agent in one skill (a queue's skill is named like the queue
+    unless the queue says otherwise)."""
+    __tablename__ = "agent_skills"
+
+    agent_extension: Mapped[str] = mapped_column(ForeignKey("agents.extension", ondelete="CASCADE"), primary_key=True)
+    skill: Mapped[str] = mapped_column(String(64), primary_key=True)
+    level: Mapped[int] = mapped_column(Integer)
+    agent: Mapped[Agent] = relationship(back_populates="skills")
 
 
 class QueueMember(Base):
@@ -66,9 +90,30 @@ class CallRecord(Base):
     journey: Mapped[dict] = mapped_column(JSON, default=dict)       # the IVR's FlowResult
     queue: Mapped[str | None] = mapped_column(String(64), nullable=True)
     agent: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    enqueued_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class QueueEvent(Base):
+    """One queue or agent event, the same facts as one line of the Asterisk-style queue_log.
+
+    ``event`` is the app_queue name (ENTERQUEUE, CONNECT, COMPLETEAGENT, ...; see
+    ``acd.queue_log``).  Where the queue_log says NONE the column is NULL; ``agent`` is the
+    agent's extension (the queue_log writes the member name ``PJSIP/<extension>``); ``data``
+    holds the event's values unrounded (``wait_s``, ``talk_s``, ``position``, ...).
+    Append-only: rows are inserted by ``acd.queue_events.QueueEventRecorder``, never updated.
+    """
+
+    __tablename__ = "queue_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    call_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    queue: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    agent: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    event: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict] = mapped_column(JSON, default=dict)

@@ -92,7 +92,8 @@ class E2EEnv:
 
 @pytest.fixture(scope="session")
 def e2e_env(tmp_path_factory) -> E2EEnv:
-    config = make_e2e_config(tmp_path_factory.mktemp("callpilot-e2e") / "state")
+    config = make_e2e_config(tmp_path_factory.mktemp("callpilot-e2e") / "state",
+                             queue_dids={"803": "acd"})   # straight into the ACD tests' queue
     return E2EEnv(config, demo.seed(config))
 
 

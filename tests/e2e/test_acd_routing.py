@@ -1,0 +1,180 @@
+"""Skill- and age-matched routing over real Asterisk with several registered agent phones.
+
+Queue ``acd`` (DID 803, no IVR): steps of 3 s each so relaxation is observable quickly.
+Agents (demo birth years) and their ``acd`` proficiency:
+  1001 born 1995 (25-34) level 5    1002 born 1987 (35-44) level 3
+  1003 born 1979 (45-54) level 2    1004 born 1968 (55+)   level 4
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete
+
+from callpilot.config import AcdConfig, to_toml
+from callpilot.db import session as db
+from callpilot.db.models import AgentSkill, Customer, Queue, QueueMember
+from callpilot.sipua import AgentPhone, Caller
+from tests.e2e.serve_proc import ServeProcess, wait_record
+
+pytestmark = pytest.mark.e2e
+
+STEP = 3.0
+SKILLS = {"1001": 5, "1002": 3, "1003": 2, "1004": 4}
+CALLERS = {"35-44": "15557031", "55+": "15557061", "45-54": "15557041"}
+BIRTH = {"15557031": 1990, "15557061": 1960, "15557041": 1980}
+
+
+def seed_acd(cfg) -> None:
+    engine = db.make_engine(cfg.db_url)
+    db.create_schema(engine)
+    steps = [
+        {"conditions": [{"kind": "attribute_equals", "caller_attr": "age_band"},
+                        {"kind": "skill_at_least", "skill": "acd", "level": 3}], "expiry": STEP},
+        {"conditions": [{"kind": "adjacent_band"},
+                        {"kind": "skill_at_least", "skill": "acd", "level": 3}], "expiry": STEP},
+        {"conditions": [{"kind": "skill_at_least", "skill": "acd", "level": 1}], "expiry": STEP},
+    ]
+    with db.make_sessionmaker(engine).begin() as s:
+        s.execute(delete(QueueMember).where(QueueMember.queue_name == "acd"))
+        s.execute(delete(AgentSkill).where(AgentSkill.skill == "acd"))
+        s.merge(Queue(name="acd", title="ACD tests", skill="acd", announce_frequency=0, steps=steps))
+        for ext, level in SKILLS.items():
+            s.add(QueueMember(queue_name="acd", agent_extension=ext))
+            s.add(AgentSkill(agent_extension=ext, skill="acd", level=level))
+        for phone, year in BIRTH.items():
+            s.merge(Customer(phone=phone, name=f"caller {phone}", birth_year=year))
+    engine.dispose()
+
+
+@pytest.fixture
+def cfg(e2e_config, asterisk):
+    config = dataclasses.replace(e2e_config, acd=AcdConfig(ring_timeout=4, wrapup_seconds=1))
+    seed_acd(config)
+    return config
+
+
+@pytest.fixture
+async def serve(cfg):
+    proc = ServeProcess(cfg).start()
+    try:
+        await proc.wait_ready()
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+async def phones(cfg, demo_passwords):
+    started: list[AgentPhone] = []
+
+    async def start(ext: str, behaviour: str = "answer", calls: int = 1) -> AgentPhone:
+        a = cfg.asterisk
+        phone = AgentPhone(ext, demo_passwords[ext], a.sip_host, a.sip_port, behaviour=behaviour,
+                           calls=calls)
+        await phone.start()
+        started.append(phone)
+        return phone
+    yield start
+    for phone in started:
+        await phone.unregister()
+        await phone.stop()
+
+
+def call_queue(cfg, number: str, hold: float) -> Caller:
+    a = cfg.asterisk
+    return Caller("803", a.sip_host, a.sip_port, local_ip=a.trunk_ips[0], from_number=number,
+                  dtmf="", hold_seconds=hold)
+
+
+async def ready(serve: ServeProcess, *exts: str) -> None:
+    await serve.wait_for(lambda s: all(s["agents"][e]["routable"] for e in exts),
+                         what=f"agents {exts} routable")
+
+
+def cli(cfg, *args: str) -> subprocess.CompletedProcess:
+    path = Path(cfg.state_dir) / "config.toml"
+    path.write_text(to_toml(cfg))
+    exe = Path(sys.executable).with_name("callpilot")
+    return subprocess.run([str(exe), "--config", str(path), *args], capture_output=True,
+                          text=True, timeout=30)
+
+
+async def test_each_caller_reaches_the_same_age_band_agent(cfg, serve, phones):
+    for ext in SKILLS:
+        await phones(ext, calls=2)
+    await ready(serve, *SKILLS)
+    expected = {CALLERS["35-44"]: "1002", CALLERS["55+"]: "1004"}
+    for number, agent in expected.items():
+        result = await call_queue(cfg, number, hold=3).run()
+        assert result.answered
+        record = await wait_record(cfg, number)
+        assert record.agent == agent, f"caller {number}: {record.agent} answered, policy names {agent}"
+        await ready(serve, agent)                   # wrap-up over before the next caller
+
+
+async def test_step_relaxes_at_its_expiry(cfg, serve, phones):
+    """1002 (same band) is logged in but paused: step 0 is possible, so the call waits for it
+    to expire, then the adjacent band (1001, 25-34, level 5) gets it."""
+    await phones("1001")
+    await phones("1002")
+    await ready(serve, "1001", "1002")
+    paused = cli(cfg, "agents", "pause", "1002", "--reason", "training")
+    assert paused.returncode == 0, paused.stderr
+    number = CALLERS["35-44"]
+    call = asyncio.create_task(call_queue(cfg, number, hold=9).run())
+    result = await call
+    record = await wait_record(cfg, number)
+    assert record.agent == "1001"
+    waited = (record.answered_at - record.enqueued_at).total_seconds()
+    assert STEP - 0.2 <= waited <= STEP + 1.5, f"relaxed after {waited:.2f}s, step is {STEP}s"
+    assert result.answered
+
+
+async def test_impossible_step_is_skipped_at_once(cfg, serve, phones):
+    """No 35-44 agent logged in at all (1002 logged out): step 0 is skipped immediately."""
+    await phones("1001")
+    await ready(serve, "1001")
+    assert cli(cfg, "agents", "logout", "1002").returncode == 0
+    number = CALLERS["35-44"]
+    await call_queue(cfg, number, hold=3).run()
+    record = await wait_record(cfg, number)
+    assert record.agent == "1001"
+    assert (record.answered_at - record.enqueued_at).total_seconds() < 1.5
+
+
+async def test_ring_no_answer_pauses_agent_and_moves_on(cfg, serve, phones):
+    deaf = await phones("1004", behaviour="no_answer")
+    await phones("1001")
+    await ready(serve, "1001", "1004")
+    number = CALLERS["55+"]
+    result = await call_queue(cfg, number, hold=14).run()
+    record = await wait_record(cfg, number)
+    status = await serve.status()
+    assert deaf.invite_received and deaf.cancel_received
+    assert record.agent == "1001" and record.outcome == "answered"
+    assert status["agents"]["1004"]["state"] == "paused"
+    assert status["agents"]["1004"]["pause_reason"] == "not responding"
+    assert result.answered
+
+
+async def test_unregistered_phone_leaves_routing(cfg, serve, phones):
+    phone = await phones("1003")
+    await ready(serve, "1003")
+    await phone.unregister()
+    await serve.wait_for(lambda s: not s["agents"]["1003"]["routable"], what="1003 out of routing")
+    number = CALLERS["45-54"]
+    call = asyncio.create_task(call_queue(cfg, number, hold=5).run())
+    status = await serve.wait_for(lambda s: s["queues"].get("acd", {}).get("waiting") == 1,
+                                  what="caller waiting")
+    assert status["queues"]["acd"]["agents_available"] == 0
+    await call
+    record = await wait_record(cfg, number)
+    assert record.agent is None and record.outcome == "abandoned"
+    assert phone.count("invite") == 0
