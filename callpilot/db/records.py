@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from callpilot.db.models import CallRecord
@@ -30,9 +31,16 @@ class CallRecordStore:
         self.sessions = sessions
 
     def open(self, call_id: str, **fields: Any) -> None:
-        with self.sessions.begin() as s:
-            if s.get(CallRecord, call_id) is None:
-                s.add(CallRecord(id=call_id, started_at=fields.pop("started_at", utcnow()), **fields))
+        """Insert the record unless it exists: the first writer wins, even a concurrent one."""
+        started_at = fields.pop("started_at", None) or utcnow()
+        try:
+            with self.sessions.begin() as s:
+                if s.get(CallRecord, call_id) is None:
+                    s.add(CallRecord(id=call_id, started_at=started_at, **fields))
+        except IntegrityError:
+            if self.get(call_id) is None:
+                raise
+            logger.info("call %s: record already opened by another writer", call_id)
 
     def update(self, call_id: str, **fields: Any) -> None:
         with self.sessions.begin() as s:

@@ -1,20 +1,36 @@
-"""Engine and session factory; schema created on start."""
+"""Engine and session factory; schema migrated to the newest revision on start.
+
+URLs: ``sqlite:///path`` (default, one node) or ``postgresql+psycopg://...`` (psycopg 3, for
+several nodes); a bare ``postgresql://`` or ``postgres://`` URL is read as psycopg 3 too.
+"""
 from __future__ import annotations
 
 import logging
+import sqlite3
+import time
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import sessionmaker
 
+from callpilot.db import migrations
 from callpilot.db import models  # noqa: F401  (registers the tables)
-from callpilot.db.base import Base
 
 logger = logging.getLogger(__name__)
 
+SQLITE_BUSY_MS = 5000
 
-def make_engine(url: str) -> Engine:
-    engine = create_engine(url, future=True, pool_pre_ping=True)
+
+def normalize_url(url: str | URL) -> URL:
+    """Pin PostgreSQL URLs to psycopg 3, the driver the project installs."""
+    url = make_url(url)
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def make_engine(url: str | URL) -> Engine:
+    engine = create_engine(normalize_url(url), pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -22,14 +38,30 @@ def make_engine(url: str) -> Engine:
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+    _sqlite_wal(cur)
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=5000")
     cur.close()
 
 
+def _sqlite_wal(cur) -> None:
+    """WAL mode (persistent in the file).  Switching needs the file to itself and SQLite may
+    answer "database is locked" at once, without waiting, when several processes open a new
+    database together: retry within the busy timeout."""
+    deadline = time.monotonic() + SQLITE_BUSY_MS / 1000
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def create_schema(engine: Engine) -> None:
-    Base.metadata.create_all(engine)
+    """Create or migrate the schema to head (see callpilot.db.migrations)."""
+    migrations.upgrade(engine)
     logger.info("schema ready on %s", engine.url.render_as_string(hide_password=True))
 
 

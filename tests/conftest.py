@@ -1,0 +1,76 @@
+"""Fixtures shared by every test directory: databases on both supported backends."""
+from __future__ import annotations
+
+import os
+
+import pytest
+from sqlalchemy.engine import URL, make_url
+
+from tests import pg
+
+EXTERNAL_DB_ENV = "CALLPILOT_TEST_DATABASE_URL"
+
+
+def _external_server() -> URL | None:
+    value = os.environ.get(EXTERNAL_DB_ENV, "").strip()
+    if not value:
+        return None
+    url = make_url(value)
+    if url.get_backend_name() != "postgresql":
+        raise pytest.UsageError(f"{EXTERNAL_DB_ENV} must be a postgresql URL, not {value!r}")
+    return url.set(drivername="postgresql+psycopg")
+
+
+BACKENDS = ["postgresql"] if _external_server() else ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> URL:
+    """URL of a PostgreSQL server to create test databases on (connected to its own database).
+
+    A throwaway cluster for the session (unix socket in a temp dir, trust for local only,
+    removed at the end) unless ``CALLPILOT_TEST_DATABASE_URL`` names an external server.
+    Fails, does not skip, when PostgreSQL is not installed: ``make deps`` installs it.
+    """
+    external = _external_server()
+    if external is not None:
+        yield external
+        return
+    try:
+        cluster = pg.PgCluster.start_new()
+    except pg.PostgresMissing as exc:
+        missing = str(exc)
+    else:
+        missing = None
+    if missing:
+        pytest.fail(missing, pytrace=False)
+    try:
+        yield cluster.admin_url
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: URL) -> str:
+    """A fresh, empty PostgreSQL database for this test (``postgresql+psycopg://``), dropped after."""
+    name = pg.unique_name()
+    url = pg.create_database(pg_server, name)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        pg.drop_database(pg_server, name)
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    """SQLAlchemy URL of a fresh, empty database, once per backend: ids ``sqlite``, ``postgresql``.
+
+    ``sqlite``: a new file in the test's tmp_path.  ``postgresql``: a new database on
+    :func:`pg_server` (``postgresql+psycopg://``), dropped after the test.
+    With ``CALLPILOT_TEST_DATABASE_URL=postgresql+psycopg://user:pw@host:port/db`` set, every
+    ``db_url`` test runs on that server only (the user needs CREATEDB; ``db`` is where the
+    CREATE/DROP DATABASE statements are sent) and no throwaway cluster is started.
+    """
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'callpilot.db'}"
+    return request.getfixturevalue("pg_url")
