@@ -91,7 +91,7 @@ class Dispatcher:
     # -- entering the queue -------------------------------------------------------------
     async def enqueue(self, call: LiveCall, queue: str, *, priority: int = 0,
                       skills: dict | None = None, steps: tuple | None = None,
-                      enqueued_at: datetime | None = None) -> None:
+                      enqueued_at: datetime | None = None, readopted: bool = False) -> None:
         """Queue a call.  ``steps=None`` takes the queue's relaxation steps; a re-adopted or
         overflowed call keeps its original ``enqueued_at`` (its place in line)."""
         settings = self.queues.get(queue)
@@ -99,11 +99,11 @@ class Dispatcher:
             logger.info("call %s: queue %s has no agent logged in: joining %s", call.id, queue,
                         settings.overflow_queue)
             queue, settings = settings.overflow_queue, self.queues.get(settings.overflow_queue)
-        call.move(CallState.QUEUED, f"enqueue {queue}")
-        await self._enter(call, queue, priority, skills, steps, enqueued_at)
+        call.move(CallState.QUEUED, "re-adopted" if readopted else f"enqueue {queue}")
+        await self._enter(call, queue, priority, skills, steps, enqueued_at, report=not readopted)
 
     async def _enter(self, call: LiveCall, queue: str, priority: int, skills: dict | None,
-                     steps: tuple | None, enqueued_at: datetime | None) -> None:
+                     steps: tuple | None, enqueued_at: datetime | None, report: bool = True) -> None:
         settings = self.queues.get(queue)
         call.queue, call.priority, call.skill = queue, priority, settings.queue_skill
         call.skills = dict(skills or {})
@@ -112,7 +112,8 @@ class Dispatcher:
         call.enqueued_mono = time.monotonic() - (utcnow() - call.enqueued_at).total_seconds()
         self.calls[call.id] = call
         call.orig_position = self._position(call)
-        self.events.enter_queue(call.id, queue, call.caller_id, call.orig_position)
+        if report:  # a re-adopted call already has its ENTERQUEUE
+            self.events.enter_queue(call.id, queue, call.caller_id, call.orig_position)
         await self.records.update(call.id, state="queued", queue=queue, enqueued_at=call.enqueued_at)
         if not await self.control.park(call.id, queue, settings.moh_class):
             await self.caller_gone(call.id)
@@ -137,10 +138,10 @@ class Dispatcher:
         if call.state is not CallState.QUEUED or call.id not in self.calls:
             return
         waited = call.waited(time.monotonic())
-        self.events.exit_with_timeout(call.id, call.queue or "", self._position(call), waited, target)
         if not target or target == call.queue:
             logger.info("call %s waited %.0fs in %s; no overflow target", call.id, waited, call.queue)
             return
+        self.events.exit_with_timeout(call.id, call.queue or "", self._position(call), waited, target)
         logger.info("call %s: max wait in %s, overflow to %s", call.id, call.queue, target)
         await self.control.unpark(call.id, call.queue or "")
         await self._enter(call, target, call.priority, call.skills, None, call.enqueued_at)
@@ -184,7 +185,7 @@ class Dispatcher:
         call.answered_mono = now
         self.waiting.forget(call.id)
         self.events.connect(call.id, call.queue or "", call.agent or "", call.waited(now),
-                            now - self._ring_start_of(call))
+                            now - self._ring_start_of(call), agent_channel=channel_id)
         if agent is not None:
             agent.move(AgentState.ON_CALL, "answered", call_id=call.id)
         await self.records.update(call.id, state="connected", agent=call.agent, answered_at=utcnow())
@@ -275,6 +276,13 @@ class Dispatcher:
         task.add_done_callback(self._timers.discard)
 
     # -- agents -------------------------------------------------------------------------
+    def adopt_roster(self, agents: list[LiveAgent]) -> None:
+        """Agents loaded at start; the auto-logged-in ones are reported as logins."""
+        for agent in agents:
+            self.roster.add(agent)
+            if agent.state is not AgentState.LOGGED_OUT:
+                self.events.agent_login(agent.extension, sorted(agent.queues))
+
     def device_state_changed(self, device: str, state: str) -> None:
         if self.roster.set_device_state(device, state) is not None:
             self.kick()

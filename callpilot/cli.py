@@ -143,6 +143,31 @@ def cmd_agents(config: Config, args) -> int:
     return 0 if code == 200 else 1
 
 
+def cmd_queues(config: Config, args) -> int:
+    """Queue statistics from the stored queue events, with live agent states when serve runs."""
+    from acd import queue_report as qr
+    from callpilot.db import session as db
+    from callpilot.status import fetch
+    try:
+        since = qr.parse_since(args.since) if args.since else None
+    except ValueError:
+        print(f"callpilot: --since {args.since!r} is not an ISO 8601 date/time", file=sys.stderr)
+        return 2
+    engine = db.make_engine(config.db_url)
+    try:
+        db.create_schema(engine)
+        sessions = db.make_sessionmaker(engine)
+        stats = qr.queue_stats(sessions, args.queue, since, args.target)
+        members = qr.queue_members(sessions)
+    finally:
+        engine.dispose()
+    live = asyncio.run(fetch(config.state_dir / "serve.sock"))
+    report = qr.build_report(stats, live, members, queue=args.queue, since=since,
+                             target_seconds=args.target)
+    print(json.dumps(report, indent=2, sort_keys=True) if args.json else qr.format_report(report))
+    return 0
+
+
 def cmd_demo(config: Config, _args) -> int:
     from callpilot import demo
     passwords = demo.seed(config)
@@ -180,6 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
     ag.add_argument("--reason", default="", help="pause reason")
     ag.add_argument("--json", action="store_true")
     ag.set_defaults(fn=cmd_agents)
+    qs = sub.add_parser("queues", help="queue statistics (offered, SL, ASA, AHT, abandons)")
+    qs.add_argument("action", choices=["stats"])
+    qs.add_argument("--queue", help="only this queue")
+    qs.add_argument("--since", help="ISO 8601 start, e.g. 2026-11-24T08:00 (local time without offset)")
+    qs.add_argument("--target", type=float, default=20.0, help="service level target, seconds")
+    qs.add_argument("--json", action="store_true")
+    qs.set_defaults(fn=cmd_queues)
     return p
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from acd.actions import CallControl
 from acd.agents import AgentRoster
 from acd.dispatcher import Dispatcher
+from acd.queue_events import QueueEventRecorder
 from acd.model import AgentState, steps_from_list
 from acd.state import CallState, LiveCall, Outcome
 from callpilot.asterisk.agi import AgiServer
@@ -61,10 +62,12 @@ class Server:
         self.roster = AgentRoster()
         self.prompts = PromptCache(config.prompts_dir, config.tts_voice, config.tts_rate)
         self.control = CallControl(self.ari, app=a.app_name)
+        self.queue_events = QueueEventRecorder(self.sessions, config.state_dir / "queue_log")
         self.dispatcher = Dispatcher(self.control, self.roster, self.records,
                                      ring_timeout=config.acd.ring_timeout,
                                      wrapup_seconds=config.acd.wrapup_seconds,
                                      queues=load_queues(self.sessions), speak=self.speak,
+                                     events=self.queue_events,
                                      fallback_queue=config.acd.general_queue)
         self.runner = FlowRunner(self.prompts, fallback_queue=config.acd.general_queue)
         self.flows = {name: schema.parse(builtin_flows.load_builtin(name))
@@ -85,8 +88,7 @@ class Server:
 
     # -- run ----------------------------------------------------------------------------
     async def run(self) -> None:
-        for agent in load_roster(self.sessions):
-            self.roster.add(agent)
+        self.dispatcher.adopt_roster(load_roster(self.sessions))
         for flow in self.flows.values():
             await self.runner.prerender(flow)
         await self.status.start()
@@ -110,6 +112,7 @@ class Server:
     async def shutdown(self, ari_task: asyncio.Task) -> None:
         logger.info("serve stopping; calls stay parked in Stasis for the next start")
         await self.dispatcher.stop()
+        self.queue_events.close()
         await self.ari.close()
         ari_task.cancel()
         self.ami.close()
@@ -238,7 +241,8 @@ class Server:
         call = LiveCall(id=record.id, caller_id=record.caller_id, did=record.did,
                         attributes=await self._caller_attributes(record.caller_id))
         queue = record.queue or self.config.acd.general_queue
-        await self.dispatcher.enqueue(call, queue, enqueued_at=_aware(record.enqueued_at))
+        await self.dispatcher.enqueue(call, queue, enqueued_at=record.enqueued_at,
+                                      readopted=record.state != "ivr")
 
     def _adopt_connected(self, record, agent_channel: str) -> None:
         call = LiveCall(id=record.id, caller_id=record.caller_id, did=record.did,
@@ -267,14 +271,6 @@ class Server:
                                      "routable": a.routable}
                        for a in self.roster.agents.values()},
         }
-
-
-def _aware(value):
-    """SQLite returns naive datetimes; they were written as UTC."""
-    from datetime import timezone
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value
 
 
 async def serve(config: Config) -> None:

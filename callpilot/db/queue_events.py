@@ -1,0 +1,42 @@
+"""Queue events in the database (table ``queue_events``, model ``callpilot.db.models.QueueEvent``).
+
+Synchronous SQLAlchemy; ``serve`` reaches it through ``acd.queue_events.QueueEventRecorder``,
+which runs every insert on one worker thread.  Queries stay portable (SQLite, PostgreSQL).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+
+from callpilot.db.models import QueueEvent
+
+logger = logging.getLogger(__name__)
+
+
+class QueueEventStore:
+    def __init__(self, sessions: sessionmaker):
+        self.sessions = sessions
+
+    def add(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Insert rows (QueueEvent column values) in one transaction, in the given order."""
+        with self.sessions.begin() as s:
+            s.add_all(QueueEvent(**row) for row in rows)
+
+    def events(self, queue: str | None = None, since: datetime | None = None, *,
+               calls_only: bool = False) -> list[QueueEvent]:
+        """Events oldest first (insertion order within the same instant); ``calls_only``
+        leaves out agent events (login, pause, ...: no call id)."""
+        query = select(QueueEvent).order_by(QueueEvent.at, QueueEvent.id)
+        if calls_only:
+            query = query.where(QueueEvent.call_id.is_not(None))
+        if queue is not None:
+            query = query.where(QueueEvent.queue == queue)
+        if since is not None:
+            query = query.where(QueueEvent.at >= since)
+        with self.sessions() as s:
+            return list(s.scalars(query))
