@@ -1,4 +1,4 @@
-"""Demo data: three queues, four agents with SIP passwords, a few customers.
+"""Demo data: three queues, four agents with SIP passwords and skills, a few customers.
 
 ``seed`` is idempotent: agents keep the passwords already written to
 ``<state_dir>/demo-agents.txt`` (mode 0600, one ``extension password`` per line); only the
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from callpilot.config import Config
 from callpilot.db.agents import sip_md5_cred
-from callpilot.db.models import Agent, Customer, Queue, QueueMember
+from callpilot.db.models import Agent, AgentSkill, Customer, Queue, QueueMember
 from callpilot.db.session import create_schema, make_engine, make_sessionmaker
 
 logger = logging.getLogger(__name__)
@@ -27,12 +27,12 @@ QUEUES = {
     "cards": "Cards: lost, stolen, limits",
     "general": "General enquiries",
 }
-# extension -> (name, birth year, queues)
+# extension -> (name, birth year, {queue: proficiency 1-5 in the queue's skill})
 AGENTS = {
-    "1001": ("Mina Park", 1995, ("billing", "general")),
-    "1002": ("Daniel Cho", 1987, ("billing", "general")),
-    "1003": ("Sofia Lee", 1979, ("cards", "general")),
-    "1004": ("James Han", 1968, ("cards", "general")),
+    "1001": ("Mina Park", 1995, {"billing": 5, "general": 3}),
+    "1002": ("Daniel Cho", 1987, {"billing": 3, "general": 4}),
+    "1003": ("Sofia Lee", 1979, {"cards": 4, "general": 3}),
+    "1004": ("James Han", 1968, {"cards": 3, "general": 5}),
 }
 # phone -> (name, birth year, segment)
 CUSTOMERS = {
@@ -102,9 +102,11 @@ def _seed_agents(session: Session, passwords: dict[str, str]) -> None:
         agent.sip_md5_cred = sip_md5_cred(ext, passwords[ext])
         session.add(agent)
         session.flush()
-        for queue in queues:
+        for queue, level in queues.items():
             if session.get(QueueMember, (queue, ext)) is None:
                 session.add(QueueMember(queue_name=queue, agent_extension=ext))
+            if session.get(AgentSkill, (ext, queue)) is None:
+                session.add(AgentSkill(agent_extension=ext, skill=queue, level=level))
 
 
 def _seed_customers(session: Session) -> None:

@@ -12,7 +12,6 @@ file is followed while sipp runs, so callers can await events instead of sleepin
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
@@ -24,7 +23,6 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -137,13 +135,14 @@ class CallResult:
 class SippProcess:
     """One sipp run: scenario file, log following, kill on cancel, parsed results."""
 
-    def __init__(self, name: str, scenario: str, args: list[str], timeout: float):
+    def __init__(self, name: str, scenario: str, args: list[str], timeout: float,
+                 stop_after: tuple[str, int] | None = None):
         self.name = name
-        self.workdir = Path(tempfile.mkdtemp(prefix=f"callpilot-sipp-{name}-"))
-        self.scenario_file = self.workdir / "scenario.xml"
-        self.scenario_file.write_text(scenario)
+        self.scenario = scenario
         self.args = args
         self.timeout = timeout
+        self.stop_after = stop_after       # (event, count): SIGTERM sipp once seen
+        self.workdir: Path | None = None   # created by start()
         self.events: list[SipEvent] = []
         self.proc: asyncio.subprocess.Process | None = None
         self._log_offset = 0
@@ -156,12 +155,14 @@ class SippProcess:
 
     def argv(self) -> list[str]:
         w = self.workdir
-        return [SIPP, *self.args, "-sf", str(self.scenario_file), "-nostdin",
+        return [SIPP, *self.args, "-sf", str(w / "scenario.xml"), "-nostdin",
                 "-timeout", f"{int(self.timeout)}s", "-trace_logs", "-log_file",
                 str(self.log_file), "-trace_err", "-error_file", str(w / "errors.log"),
                 "-trace_stat", "-stf", str(w / "stats.csv"), "-fd", "1"]
 
     async def start(self) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"callpilot-sipp-{self.name}-"))
+        (self.workdir / "scenario.xml").write_text(self.scenario)
         argv = self.argv()
         logger.debug("sipp %s: %s", self.name, " ".join(argv))
         out = open(self.workdir / "stdout.txt", "wb")
@@ -202,6 +203,14 @@ class SippProcess:
             if event is not None:
                 self.events.append(event)
                 self._changed.set()
+                self._maybe_stop(event)
+
+    def _maybe_stop(self, event: SipEvent) -> None:
+        if self.stop_after is None or event.name != self.stop_after[0]:
+            return
+        if sum(1 for e in self.events if e.name == event.name) >= self.stop_after[1]:
+            logger.debug("sipp %s: %s x%d seen, stopping", self.name, *self.stop_after)
+            self.kill_now(signal.SIGTERM)
 
     async def wait_event(self, name: str, timeout: float, count: int = 1) -> SipEvent:
         """The ``count``-th event called ``name``; SipUaError on timeout or sipp exit."""
@@ -256,13 +265,15 @@ class SippProcess:
         if self._follower is not None:
             await self._follower
 
-    def kill_now(self) -> None:
-        """Synchronous last resort (for cancellation paths and finalizers)."""
+    def kill_now(self, sig: int = signal.SIGKILL) -> None:
+        """Signal sipp without waiting (cancellation paths, finalizers, stop_after)."""
         if self.proc is not None and self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                os.killpg(self.proc.pid, sig)
 
     def stderr_tail(self, lines: int = 15) -> str:
+        if self.workdir is None:
+            return ""
         parts = []
         for name in ("stderr.txt", "errors.log"):
             path = self.workdir / name
@@ -273,13 +284,15 @@ class SippProcess:
         return "\n".join(parts)
 
     def stats(self) -> dict[str, str]:
-        return _parse_stats(self.workdir / "stats.csv")
+        return _parse_stats(self.workdir / "stats.csv") if self.workdir else {}
 
     def outcome(self) -> SippOutcome:
         return SippOutcome(self.proc.returncode if self.proc else None, self.stderr_tail(),
                            self.stats(), self.workdir)
 
     def cleanup(self) -> None:
+        if self.workdir is None:
+            return
         if os.environ.get("CALLPILOT_KEEP_SIPP"):
             logger.info("sipp %s files kept in %s", self.name, self.workdir)
             return
@@ -522,7 +535,13 @@ def _cancelled(ext: str, tag: str) -> list[str]:
 
 
 class AgentPhone:
-    """A registered agent phone: ``await start()``, calls happen, ``await stop()``."""
+    """A registered agent phone: ``await start()``, calls happen, ``await stop()``.
+
+    ``behaviour``: ``answer`` (180, 200 after ``answer_delay``, plays ``talk_audio``, waits
+    for BYE; re-INVITEs and CANCEL handled), ``no_answer`` (rings until CANCEL: 200 + 487)
+    or ``busy`` (486).  OPTIONS pings (qualify) are answered.  After ``calls`` calls sipp
+    stops.  Await events with :meth:`wait_for`: ``invite``, ``ringing``, ``answered``,
+    ``bye``, ``cancel``, ``cancelled``, ``busy``, ``reinvite``, ``done`` (a call ended)."""
 
     def __init__(self, ext: str, password: str, server_host: str = "127.0.0.1",
                  server_port: int = 5060, local_ip: str = "127.0.0.1",
@@ -534,9 +553,11 @@ class AgentPhone:
         self.local_ip = local_ip
         self.local_port = local_port or free_port(local_ip)
         self.behaviour, self.answer_delay = behaviour, answer_delay
-        self.talk_audio, self.calls, self.timeout, self.expires = talk_audio, calls, timeout, expires
+        self.talk_audio, self.calls = talk_audio, calls
+        self.timeout, self.expires = timeout, expires
         self.register_status: int | None = None
         self._sipp: SippProcess | None = None
+        self._outcome: SippOutcome | None = None
 
     async def start(self) -> None:
         """Register (raises SipUaError unless 200), then listen for INVITEs."""
@@ -549,10 +570,10 @@ class AgentPhone:
         self._sipp = SippProcess(
             f"agent-{self.ext}", scenario,
             # no -m: sipp counts every auto-answered OPTIONS (-aa) as a call, so the
-            # phone counts its calls itself ("done" events) and stops sipp
+            # phone counts its calls itself ("done" events) and stops sipp after them
             ["-i", self.local_ip, "-p", str(self.local_port),
              "-mi", self.local_ip, "-mp", str(media_port(self.local_ip)), "-aa"],
-            self.timeout)
+            self.timeout, stop_after=("done", self.calls))
         await self._sipp.start()
         await _wait_udp_bound(self.local_port, self._sipp)
         logger.info("agent phone %s ready on %s:%s (%s)", self.ext, self.local_ip,
@@ -563,16 +584,21 @@ class AgentPhone:
         return await self._require().wait_event(event, timeout, count)
 
     async def wait_done(self, timeout: float = 60.0) -> int:
-        """Wait until the phone handled its ``calls`` calls, then stop it; return the
-        number of calls handled."""
-        await self._require().wait_event("done", timeout, count=self.calls)
-        await self.stop()
+        """Wait until the phone handled its ``calls`` calls (sipp then stops by itself);
+        return the number of calls handled."""
+        sipp = self._require()
+        await sipp.wait_event("done", timeout, count=self.calls)
+        await sipp.wait(timeout=10)
         return self.count("done")
 
     async def stop(self) -> None:
-        """Stop listening (kills sipp if it still runs); results stay readable."""
-        if self._sipp is not None:
-            await self._sipp.kill(signal.SIGTERM)
+        """Stop listening (SIGTERM to sipp if it still runs) and remove sipp's temp files;
+        events, exit code and stats stay readable."""
+        if self._sipp is None or self._outcome is not None:
+            return
+        await self._sipp.kill(signal.SIGTERM)
+        self._outcome = self._sipp.outcome()
+        self._sipp.cleanup()
 
     async def unregister(self) -> int:
         """REGISTER with Expires: 0 and Contact: * (removes the binding); final status."""
@@ -613,7 +639,8 @@ class AgentPhone:
         return self._sipp.proc.returncode if self._sipp and self._sipp.proc else None
 
     def outcome(self) -> SippOutcome:
-        return self._require().outcome()
+        """sipp's exit code, stderr tail and stats (final once stopped)."""
+        return self._outcome or self._require().outcome()
 
     async def __aenter__(self) -> "AgentPhone":
         await self.start()
@@ -621,8 +648,6 @@ class AgentPhone:
 
     async def __aexit__(self, *exc) -> None:
         await self.stop()
-        if self._sipp is not None:
-            self._sipp.cleanup()
 
 
 async def _wait_udp_bound(port: int, sipp: SippProcess, timeout: float = 5.0) -> None:
@@ -644,112 +669,144 @@ async def _wait_udp_bound(port: int, sipp: SippProcess, timeout: float = 5.0) ->
 
 
 def caller_scenario(did: str, from_number: str, dtmf: str, dtmf_delay: float,
-                    hold_seconds: float, answer_timeout: float, audio: Path) -> str:
-    """INVITE the DID; on 200 ACK, audio, DTMF, more audio, BYE after ``hold_seconds``."""
+                    hold_seconds: float, answer_timeout: float, audio: Path,
+                    auth: tuple[str, str] | None = None) -> str:
+    """INVITE the DID; on 200 ACK, audio, DTMF, more audio, BYE after ``hold_seconds``.
+
+    With ``auth`` (user, password) a 401/407 challenge is answered once with a second
+    INVITE (CSeq 2), as a registered phone does."""
     for digit in dtmf:
         if digit not in DTMF_NAMES:
             raise ValueError(f"DTMF digit {digit!r} not supported (0-9 * #)")
+    phases = (1, 2) if auth else (1,)
+    body = []
+    for cseq in phases:
+        body += _invite_phase(did, from_number, cseq, answer_timeout,
+                              auth=auth if cseq == 2 else None, challenged=bool(auth))
+    for cseq in phases:
+        body += _caller_rejected(did, cseq) + _caller_no_answer(did, cseq)
+        body += _caller_ack_2xx(from_number, cseq)
+    # the far end may hang up at any point after the answer: BYE -> 200 OK, call over.
+    # (global receivers must precede the steps they serve, see _global_handlers)
+    body += _global_handlers([("BYE", "remote_bye")])
+    body += ['<label id="remote_bye"/>', _reply("200 OK", "caller"),
+             _nop(_log("ended", "remote"), nxt="end")]
+    body += _caller_talk(from_number, dtmf, dtmf_delay, hold_seconds, audio)
+    body.append('<label id="end"/>')
+    return _scenario(f"caller-{did}", body)
+
+
+def _invite_phase(did: str, from_number: str, cseq: int, answer_timeout: float,
+                  auth: tuple[str, str] | None, challenged: bool) -> list[str]:
+    """Send INVITE (CSeq ``cseq``) and branch on its final response."""
+    credentials = ""
+    if auth:
+        credentials = f"[authentication username={escape(auth[0])} password={escape(auth[1])}]"
     invite = f"""
         INVITE sip:{did}@[remote_ip]:[remote_port] SIP/2.0
         Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
         From: "{from_number}" <sip:{from_number}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
         To: <sip:{did}@[remote_ip]:[remote_port]>
         Call-ID: [call_id]
-        CSeq: 1 INVITE
+        CSeq: {cseq} INVITE
         Contact: <sip:{from_number}@[local_ip]:[local_port];transport=[transport]>
+        {credentials}
         Max-Forwards: 70
         User-Agent: CallPilot-sipua
         Content-Type: application/sdp
         Content-Length: [len]
     """
     # no <nop> between a <send> and its responses: a response arriving before sipp ran
-    # the nop would be "unexpected"
-    # sipp arms a recv's timeout only while that recv is the current step, and after a
-    # provisional response the current step is that optional recv: every step waiting for
-    # the answer carries the answer timeout (restarted by each provisional response)
-    wait = f' timeout="{int(answer_timeout * 1000)}" ontimeout="no_answer"'
-    body = [_nop(_log("invite")),
-            f'<send retrans="500">{_msg(invite, _sdp("callpilot-caller"))}</send>',
-            f'<recv response="100" optional="true"{wait}/>',
-            f'<recv response="180" optional="true"{wait}><action>{_log("ringing")}</action>'
-            '</recv>',
-            f'<recv response="183" optional="true"{wait}><action>{_log("progress")}</action>'
-            '</recv>']
-    body += [_recv_status(c, "final", "rejected", extra=wait) for c in FAILURE_CODES]
-    body.append(_recv_status(200, "final", "answered", optional=False,
-                             extra=f' rrs="true"{wait}'))
-    body += _caller_rejected(did) + _caller_no_answer(did)
-    # the far end may hang up at any point after the answer: BYE -> 200 OK, call over.
-    # (global receivers must precede the steps they serve, see _global_handlers)
-    body += _global_handlers([("BYE", "remote_bye")])
-    body += ['<label id="remote_bye"/>', _reply("200 OK", "caller"),
-             _nop(_log("ended", "remote"), nxt="end")]
-    body += _caller_answered(did, from_number, dtmf, dtmf_delay, hold_seconds, audio)
-    body.append('<label id="end"/>')
-    return _scenario(f"caller-{did}", body)
+    # the nop would be "unexpected".  sipp arms a recv's timeout only while that recv is
+    # the current step, and after a provisional response the current step is that
+    # optional recv: every step waiting for the answer carries the answer timeout.
+    wait = f' timeout="{int(answer_timeout * 1000)}" ontimeout="no_answer{cseq}"'
+    steps = [_ack_non2xx(did, 1)] if cseq == 2 else []
+    steps += [_nop(_log("invite", str(cseq))),
+              f'<send retrans="500">{_msg(invite, _sdp("callpilot-caller"))}</send>',
+              f'<recv response="100" optional="true"{wait}/>',
+              f'<recv response="180" optional="true"{wait}><action>{_log("ringing")}'
+              '</action></recv>',
+              f'<recv response="183" optional="true"{wait}><action>{_log("progress")}'
+              '</action></recv>']
+    for code in FAILURE_CODES:
+        if challenged and cseq == 1 and code in (401, 407):
+            steps.append(f'<recv response="{code}" optional="true" auth="true" '
+                         f'next="auth"{wait}>{_status_action("challenge")}</recv>')
+        else:
+            steps.append(_recv_status(code, "final", f"rejected{cseq}", extra=wait))
+    steps.append(_recv_status(200, "final", f"answered{cseq}", optional=False,
+                              extra=f' rrs="true"{wait}'))
+    return (['<label id="auth"/>'] if cseq == 2 else []) + steps
 
 
-def _ack_non2xx(did: str) -> str:
+def _ack_non2xx(did: str, cseq: int) -> str:
     return f"""<send>{_msg(f'''
         ACK sip:{did}@[remote_ip]:[remote_port] SIP/2.0
         [last_Via:]
         [last_From:]
         [last_To:]
         [last_Call-ID:]
-        CSeq: 1 ACK
+        CSeq: {cseq} ACK
         Max-Forwards: 70
         Content-Length: 0
     ''')}</send>"""
 
 
-def _caller_rejected(did: str) -> list[str]:
-    return ['<label id="rejected"/>', _ack_non2xx(did), _nop(_log("rejected"), nxt="end")]
+def _caller_rejected(did: str, cseq: int) -> list[str]:
+    return [f'<label id="rejected{cseq}"/>', _ack_non2xx(did, cseq),
+            _nop(_log("rejected"), nxt="end")]
 
 
-def _caller_no_answer(did: str) -> list[str]:
+def _caller_no_answer(did: str, cseq: int) -> list[str]:
     cancel = f"""
         CANCEL sip:{did}@[remote_ip]:[remote_port] SIP/2.0
         [last_Via:]
         [last_From:]
         To: <sip:{did}@[remote_ip]:[remote_port]>
         [last_Call-ID:]
-        CSeq: 1 CANCEL
+        CSeq: {cseq} CANCEL
         Max-Forwards: 70
         Content-Length: 0
     """
-    return ['<label id="no_answer"/>', _nop(_log("cancel")),
+    return [f'<label id="no_answer{cseq}"/>', _nop(_log("cancel")),
             f'<send>{_msg(cancel)}</send>', '<recv response="200" optional="true"/>',
-            f'<recv response="487">{_status_action("final")}</recv>', _ack_non2xx(did),
-            _nop(_log("rejected"), nxt="end")]
+            f'<recv response="487">{_status_action("final")}</recv>',
+            _ack_non2xx(did, cseq), _nop(_log("rejected"), nxt="end")]
 
 
-def _caller_answered(did: str, from_number: str, dtmf: str, dtmf_delay: float,
-                     hold_seconds: float, audio: Path) -> list[str]:
+def _caller_ack_2xx(from_number: str, cseq: int) -> list[str]:
     ack = f"""
         ACK [next_url] SIP/2.0
         Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
         From: "{from_number}" <sip:{from_number}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
         [last_To:]
         Call-ID: [call_id]
-        CSeq: 1 ACK
+        CSeq: {cseq} ACK
         [routes]
         Contact: <sip:{from_number}@[local_ip]:[local_port];transport=[transport]>
         Max-Forwards: 70
         Content-Length: 0
     """
+    return [f'<label id="answered{cseq}"/>', f"<send>{_msg(ack)}</send>",
+            _nop(_log("answered"), nxt="talk")]
+
+
+def _caller_talk(from_number: str, dtmf: str, dtmf_delay: float, hold_seconds: float,
+                 audio: Path) -> list[str]:
     bye = f"""
         BYE [next_url] SIP/2.0
         Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
         From: "{from_number}" <sip:{from_number}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
         [last_To:]
         Call-ID: [call_id]
-        CSeq: 2 BYE
+        CSeq: 10 BYE
         [routes]
         Contact: <sip:{from_number}@[local_ip]:[local_port];transport=[transport]>
         Max-Forwards: 70
         Content-Length: 0
     """
-    body = ['<label id="answered"/>', f"<send>{_msg(ack)}</send>", _nop(_log("answered"))]
+    body = ['<label id="talk"/>']
     body += _media_plan(dtmf, dtmf_delay, hold_seconds, audio)
     body += [_nop(_log("hangup")), f'<send retrans="500">{_msg(bye)}</send>',
              '<recv response="200"/>', _nop(_log("ended", "caller"))]
@@ -785,13 +842,19 @@ def _audio_for(audio: Path, seconds: float, loop: float) -> list[str]:
 
 
 class Caller:
-    """A carrier-side caller dialling a DID; ``await run()`` returns a :class:`CallResult`."""
+    """A caller dialling a number; ``await run()`` returns a :class:`CallResult`.
+
+    From the trunk IP (default 127.0.0.2) it is the carrier; from 127.0.0.1 with
+    ``auth_user``/``auth_password`` it is an agent phone (feature codes, fraud tests).
+    Events for :meth:`wait_for`: ``invite``, ``ringing``, ``progress``, ``challenge``,
+    ``final``, ``answered``, ``dtmf``, ``hangup``, ``ended``, ``rejected``, ``cancel``."""
 
     def __init__(self, did: str, server_host: str = "127.0.0.1", server_port: int = 5060,
                  local_ip: str = "127.0.0.2", local_port: int | None = None,
                  from_number: str = "15550001", dtmf: str = "1", dtmf_delay: float = 1.0,
                  hold_seconds: float = 10.0, answer_timeout: float = 30.0,
-                 audio: Path = G711A_PCAP, timeout: float | None = None):
+                 audio: Path = G711A_PCAP, timeout: float | None = None,
+                 auth_user: str | None = None, auth_password: str | None = None):
         self.did, self.from_number = did, from_number
         self.server_host, self.server_port = server_host, server_port
         self.local_ip = local_ip
@@ -799,8 +862,9 @@ class Caller:
         self.dtmf, self.dtmf_delay, self.hold_seconds = dtmf, dtmf_delay, hold_seconds
         self.answer_timeout, self.audio = answer_timeout, audio
         self.timeout = timeout or answer_timeout + hold_seconds + 20
+        auth = (auth_user, auth_password or "") if auth_user else None
         scenario = caller_scenario(did, from_number, dtmf, dtmf_delay, hold_seconds,
-                                   answer_timeout, audio)
+                                   answer_timeout, audio, auth)
         self._sipp = SippProcess(
             f"caller-{did}", scenario,
             [f"{server_host}:{server_port}", "-i", local_ip, "-p", str(self.local_port),
@@ -850,40 +914,3 @@ class Caller:
             returncode=self._sipp.proc.returncode if self._sipp.proc else None,
             stderr_tail=self._sipp.stderr_tail(), events=list(self._sipp.events),
             stats=self._sipp.stats())
-
-
-# --- command line: callpilot call ---------------------------------------------------------------
-
-
-def add_call_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``callpilot call`` (the CLI module wires this into its sub-command)."""
-    parser.add_argument("did", help="number to dial, e.g. 800")
-    parser.add_argument("--server", default="127.0.0.1", help="Asterisk SIP host")
-    parser.add_argument("--port", type=int, default=5060, help="Asterisk SIP port")
-    parser.add_argument("--local-ip", default="127.0.0.2", help="caller IP (the trunk's)")
-    parser.add_argument("--from", dest="from_number", default="15550001")
-    parser.add_argument("--dtmf", default="1", help="digits sent after --dtmf-delay")
-    parser.add_argument("--dtmf-delay", type=float, default=1.0)
-    parser.add_argument("--hold", type=float, default=10.0, help="seconds before BYE")
-
-
-def call_from_args(args: argparse.Namespace) -> int:
-    """Run one call from parsed ``callpilot call`` options; exit code 0 when answered."""
-    caller = Caller(args.did, args.server, args.port, local_ip=args.local_ip,
-                    from_number=args.from_number, dtmf=args.dtmf, dtmf_delay=args.dtmf_delay,
-                    hold_seconds=args.hold)
-    result = asyncio.run(caller.run())
-    print(f"status={result.status} answered={result.answered} ended_by={result.ended_by} "
-          f"duration={result.duration:.1f}s sipp_exit={result.returncode}")
-    return 0 if result.answered else 1
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="callpilot call", description=Caller.__doc__)
-    add_call_arguments(parser)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return call_from_args(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

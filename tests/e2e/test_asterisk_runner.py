@@ -115,3 +115,63 @@ def test_down_then_status(tmp_path):
     assert runner.status(config) == "down"
     runner.down(config)
     assert runner.status(config) == "down"
+
+
+def test_system_binary_mode(asterisk, tmp_path):
+    """asterisk.binary set: no chroot by the runner; up/rx/status/down work the same.
+
+    The "system" binary here is a wrapper running the rootfs Asterisk in its own mount
+    namespace (this host has no Asterisk package)."""
+    install = runner.resolve_install(asterisk)
+    if install.rootfs is None:
+        pytest.fail("this test needs the rootfs install as the stand-in system binary")
+    state = tmp_path / "state"
+    wrapper = tmp_path / "bin" / "asterisk"
+    wrapper.parent.mkdir()
+    wrapper.write_text(SYSTEM_WRAPPER.format(rootfs=install.rootfs, state=state.resolve()))
+    wrapper.chmod(0o755)
+    config = make_e2e_config(state, binary=str(wrapper))
+    demo.seed(config)
+    (install.rootfs / str(state.resolve()).lstrip("/")).mkdir(parents=True, exist_ok=True)
+    runner.up(config)
+    try:
+        assert runner.status(config) == "up"
+        assert "Asterisk 22" in runner.rx(config, "core show version")
+        assert "1004" in runner.rx(config, "pjsip show endpoints")
+    finally:
+        runner.down(config)
+    assert runner.status(config) == "down"
+
+
+SYSTEM_WRAPPER = """#!/bin/sh
+exec unshare --mount --propagation private --fork -- sh -c '
+set -e
+mount --bind /dev "{rootfs}/dev"
+mount -t proc proc "{rootfs}/proc"
+mount --bind "{state}" "{rootfs}{state}"
+exec chroot "{rootfs}" /usr/sbin/asterisk "$@"' asterisk "$@"
+"""
+
+
+async def test_queue_bench_did_reaches_an_agent_through_app_queue(asterisk, tmp_path):
+    """asterisk.queue_bench_did: the benchmark baseline, a plain Queue(bench)."""
+    config = make_e2e_config(tmp_path / "state", queue_bench_did="899")
+    passwords = demo.seed(config)
+    runner.up(config)
+    a = config.asterisk
+    try:
+        queue = runner.rx(config, "queue show bench")
+        assert "rrmemory" in queue and all(f"PJSIP/{e}" in queue for e in passwords)
+        phone = sipua.AgentPhone("1001", passwords["1001"], a.sip_host, a.sip_port,
+                                 answer_delay=0.1)
+        await phone.start()
+        try:
+            caller = sipua.Caller("899", a.sip_host, a.sip_port, dtmf="", hold_seconds=2)
+            result = await caller.run()
+            await phone.wait_for("bye")
+        finally:
+            await phone.stop()
+        assert result.answered and result.ended_by == "caller"
+        assert phone.answered
+    finally:
+        runner.down(config)

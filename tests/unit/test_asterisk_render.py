@@ -1,0 +1,137 @@
+"""Rendering of the Asterisk configuration (no Asterisk needed)."""
+from __future__ import annotations
+
+import re
+import stat
+from dataclasses import dataclass
+
+import pytest
+
+from callpilot import config as config_mod
+from callpilot.asterisk import runner
+from callpilot.db.agents import sip_md5_cred
+
+
+@dataclass
+class FakeAgent:
+    extension: str
+    sip_md5_cred: str
+    name: str = ""
+
+
+@pytest.fixture
+def config(tmp_path):
+    cfg = config_mod.load(env={"CALLPILOT_STATE_DIR": str(tmp_path / "state")})
+    cfg.asterisk.dids = {"800": "main", "805": "sales"}
+    cfg.asterisk.agi_dids = {"801": "main"}
+    return cfg
+
+
+def _render(config, agents=()):
+    runner.render(config, list(agents))
+    etc = config.asterisk_dir / "etc"
+    return {p.name: p.read_text() for p in etc.iterdir()}
+
+
+def test_sip_md5_cred_is_md5_of_user_realm_password():
+    # echo -n "1001:callpilot:secret" | md5sum
+    assert sip_md5_cred("1001", "secret") == "74f90426437ace947f79c80042497a08"
+
+
+def test_trunk_context_holds_only_the_dids(config):
+    conf = _render(config)["extensions.conf"]
+    trunk = conf.split("[from-trunk]")[1].split("\n[")[0]
+    extens = {line.split("=>")[1].split(",")[0].strip()
+              for line in trunk.splitlines() if line.startswith("exten")}
+    assert extens == {"800", "805", "801"}
+    assert "Stasis(callpilot,inbound,sales)" in trunk
+    assert "AGI(agi://127.0.0.1:4573/ivr/main)" in trunk
+    assert "Stasis(callpilot,enqueue,${CALLPILOT_QUEUE})" in trunk
+    assert not [line for line in trunk.splitlines() if line.startswith("exten => _")]
+    agents = conf.split("[from-agents]")[1].split("\n[")[0]
+    steps = [line.split("=>", 1)[1] for line in agents.splitlines()
+             if line.lstrip().startswith(("exten", "same"))]
+    apps = {re.findall(r"([A-Za-z]+)\(", step)[0] for step in steps}
+    assert apps <= {"Stasis", "Hangup", "NoOp"}, apps         # nothing that dials out
+    assert "include" not in agents
+    assert "callpilot-queue-bench" not in conf
+
+
+def test_queue_bench_only_when_configured(config):
+    config.asterisk.queue_bench_did = "899"
+    agent = FakeAgent("1001", sip_md5_cred("1001", "pw"))
+    files = _render(config, [agent])
+    assert "exten => 899,1,Goto(callpilot-queue-bench,s,1)" in files["extensions.conf"]
+    assert "member => PJSIP/1001" in files["queues.conf"]
+    assert "strategy = rrmemory" in files["queues.conf"]
+
+
+def test_agents_get_digest_auth_and_safe_media_settings(config):
+    agent = FakeAgent("1001", sip_md5_cred("1001", "pw"), 'Mina "x" Park')
+    conf = _render(config, [agent])["pjsip_agents.conf"]
+    for line in ("auth_type = md5", "realm = callpilot", "max_contacts = 1",
+                 "remove_existing = yes", "direct_media = no", "send_connected_line = no",
+                 "rtp_symmetric = yes", "context = from-agents", "allow = ulaw,alaw",
+                 f"md5_cred = {agent.sip_md5_cred}", "qualify_frequency = 0",
+                 'callerid = "Mina x Park" <1001>'):
+        assert line in conf, line
+    assert "pw" not in conf.replace("pjsip", "")
+
+
+def test_global_and_trunk(config):
+    conf = _render(config)["pjsip.conf"]
+    assert "endpoint_identifier_order = ip,username" in conf
+    assert "anonymous" not in conf.replace("no anonymous", "")
+    assert "match = 127.0.0.2" in conf
+    assert "bind = 127.0.0.1:5060" in conf and "protocol = tcp" in conf
+    assert "bind_rtp_to_media_address = yes" in conf
+
+
+@pytest.mark.parametrize("ext,cred", [("1001\n[evil]", "0" * 32), ("1001", "not-md5"),
+                                      ("10 01", "0" * 32)])
+def test_unsafe_agents_are_refused(config, ext, cred):
+    with pytest.raises(runner.AsteriskError):
+        runner.render(config, [FakeAgent(ext, cred)])
+
+
+def test_unsafe_flow_names_are_refused(config):
+    config.asterisk.dids = {"800": "main,evil"}
+    with pytest.raises(runner.AsteriskError):
+        runner.render(config, [])
+
+
+def test_secrets_and_private_files(config):
+    files = _render(config)
+    assert config.secrets.ari_password in files["ari.conf"]
+    assert config.secrets.ami_secret in files["manager.conf"]
+    assert "bindaddr = 127.0.0.1" in files["manager.conf"]
+    assert "permit = 127.0.0.1/255.255.255.255" in files["manager.conf"]
+    etc = config.asterisk_dir / "etc"
+    assert stat.S_IMODE(etc.stat().st_mode) == 0o700
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in etc.iterdir())
+
+
+def test_instance_directories_live_in_the_state_dir(config):
+    conf = _render(config)["asterisk.conf"]
+    base = str(config.asterisk_dir)
+    for key in ("astetcdir", "astvarlibdir", "astdbdir", "astspooldir", "astrundir",
+                "astlogdir", "astcachedir"):
+        line = next(l for l in conf.splitlines() if l.startswith(key))
+        assert line.split("=>")[1].strip().startswith(base), line
+    assert "astmoddir" not in conf and "astdatadir" not in conf
+
+
+def test_modules_are_an_explicit_list(config):
+    conf = _render(config)["modules.conf"]
+    assert "autoload = no" in conf
+    loads = [l.split("=>")[1].strip() for l in conf.splitlines() if l.startswith("load")]
+    assert len(loads) == len(set(loads))
+    for name in ("app_queue.so", "app_amd.so", "res_agi.so", "chan_audiosocket.so",
+                 "chan_websocket.so", "res_ari.so", "app_stasis.so", "chan_pjsip.so"):
+        assert name in loads
+    assert "res_pjsip_endpoint_identifier_anonymous.so" not in loads
+
+
+def test_package_list_is_shared_with_docker():
+    packages = runner.rootfs_packages()
+    assert "asterisk" in packages and "asterisk-moh-opsound-wav" in packages
