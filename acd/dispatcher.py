@@ -333,6 +333,13 @@ class Dispatcher:
         if action == "login" and agent.state is not AgentState.LOGGED_OUT:
             raise AgentCommandError(f"agent {agent.extension} is already logged in ({agent.state.value})")
 
+    def waiting_calls(self) -> list[dict]:
+        now = time.monotonic()
+        return [{"id": c.id, "queue": c.queue, "state": c.state.value, "caller_id": c.caller_id,
+                 "position": self._position(c), "waited": round(c.waited(now), 1),
+                 "announcements": self.waiting.announced.get(c.id, 0)}
+                for c in self.calls.values() if c.state in (CallState.QUEUED, CallState.RINGING)]
+
     def snapshot(self) -> dict[str, dict[str, int]]:
         queues: dict[str, dict[str, int]] = {}
         for agent in self.roster.agents.values():

@@ -28,12 +28,14 @@ class WaitingRoom:
         self.staffed = staffed
         self.handle_times: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=50))
         self._watchers: dict[str, asyncio.Task] = {}
+        self.announced: dict[str, int] = {}       # call id -> announcements played
 
     def watch(self, call: LiveCall) -> None:
         self.forget(call.id)
         self._watchers[call.id] = asyncio.create_task(self._watch(call), name=f"wait-{call.id}")
 
     def forget(self, call_id: str) -> None:
+        self.announced.pop(call_id, None)
         task = self._watchers.pop(call_id, None)
         if task is not None and task is not asyncio.current_task():
             task.cancel()
@@ -60,6 +62,7 @@ class WaitingRoom:
                     return
                 if every and call.state is CallState.QUEUED and self.speak is not None:
                     await self.speak(call.id, self.announcement(call))
+                    self.announced[call.id] = self.announced.get(call.id, 0) + 1
         except asyncio.CancelledError:
             raise
         except Exception:

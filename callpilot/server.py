@@ -29,13 +29,13 @@ from callpilot.db.records import CallRecordStore, RecordWriter, utcnow
 from acd.ticket import caller_attributes
 from callpilot.roster import load_profile, load_queues, load_roster
 from callpilot.status import StatusServer
-from ivr import flows as builtin_flows
-from ivr import schema
 from ivr.agi_entry import AgiFlowHandler
 from ivr.outcome import Outcome as FlowOutcome
-from ivr.runner import FlowRunner
 from ivr.stasis import InboundIvr
 from ivr.tts import PromptCache
+# IVR wiring: flows from the versioned store (live publishes), speech when configured
+from acd.model import AgeBands
+from ivr import wiring as ivr_wiring
 
 logger = logging.getLogger(__name__)
 
@@ -69,15 +69,15 @@ class Server:
                                      queues=load_queues(self.sessions), speak=self.speak,
                                      events=self.queue_events,
                                      fallback_queue=config.acd.general_queue)
-        self.runner = FlowRunner(self.prompts, fallback_queue=config.acd.general_queue)
-        self.flows = {name: schema.parse(builtin_flows.load_builtin(name))
-                      for name in set(a.dids.values()) | set(a.agi_dids.values())}
-        self.ivr = InboundIvr(self.ari, self.inboxes, self.records, self.runner, self.flows.__getitem__,
-                              self.handoff, fallback_queue=config.acd.general_queue)
+        ivr_parts = ivr_wiring.build(config, self.sessions, self.prompts, age_band=AgeBands().band_of)
+        self.runner, self.flows = ivr_parts.runner, ivr_parts.flows
+        self.ivr = InboundIvr(self.ari, self.inboxes, self.records, self.runner, self.flows,
+                              self.handoff, fallback_queue=config.acd.general_queue,
+                              speech=ivr_parts.ari_speech)
         self.ami = AmiMonitor("127.0.0.1", a.ami_port, secrets.ami_user, secrets.ami_secret,
                               self.dispatcher.device_state_changed)
         self.agi = AgiServer(config.agi_host, config.agi_port)
-        agi_handler = AgiFlowHandler(self.runner, self.flows.__getitem__, self.records)
+        agi_handler = AgiFlowHandler(self.runner, self.flows, self.records, speech=ivr_parts.agi_speech)
         for name in set(a.agi_dids.values()):
             self.agi.route(f"ivr/{name}", agi_handler.route_for(name))
         self.status = StatusServer(config.state_dir / "serve.sock", self.snapshot, self.agent_command)
@@ -89,8 +89,7 @@ class Server:
     # -- run ----------------------------------------------------------------------------
     async def run(self) -> None:
         self.dispatcher.adopt_roster(load_roster(self.sessions))
-        for flow in self.flows.values():
-            await self.runner.prerender(flow)
+        await self.flows.start()         # seed built-ins, load live versions, prerender, poll
         await self.status.start()
         await self.agi.start()
         await self.ami.start()
@@ -265,6 +264,7 @@ class Server:
             "ami": self.ami.state.value,
             "calls": len(self.dispatcher.calls) + len(self.ivr.active),
             "queues": self.dispatcher.snapshot(),
+            "waiting": self.dispatcher.waiting_calls(),
             "agents": {a.extension: {"state": a.state.value, "device": a.device_state,
                                      "pause_reason": a.pause_reason, "queues": sorted(a.queues),
                                      "skills": a.skills, "age_band": a.age_band,

@@ -93,7 +93,7 @@ class E2EEnv:
 @pytest.fixture(scope="session")
 def e2e_env(tmp_path_factory) -> E2EEnv:
     config = make_e2e_config(tmp_path_factory.mktemp("callpilot-e2e") / "state",
-                             queue_dids={"803": "acd"})   # straight into the ACD tests' queue
+                             queue_dids={"803": "acd", "804": "acd_overflow"})  # ACD tests
     return E2EEnv(config, demo.seed(config))
 
 

@@ -48,6 +48,11 @@ def seed_acd(cfg) -> None:
         for ext, level in SKILLS.items():
             s.add(QueueMember(queue_name="acd", agent_extension=ext))
             s.add(AgentSkill(agent_extension=ext, skill="acd", level=level))
+        s.execute(delete(QueueMember).where(QueueMember.queue_name == "acd_overflow"))
+        s.merge(Queue(name="acd_overflow", title="announces every 2 s, overflows to general at 5 s",
+                      skill="acd", announce_frequency=2, max_wait_seconds=5,
+                      overflow_queue="general", steps=[]))
+        s.add(QueueMember(queue_name="acd_overflow", agent_extension="1001"))
         for phone, year in BIRTH.items():
             s.merge(Customer(phone=phone, name=f"caller {phone}", birth_year=year))
     engine.dispose()
@@ -87,9 +92,9 @@ async def phones(cfg, demo_passwords):
         await phone.stop()
 
 
-def call_queue(cfg, number: str, hold: float) -> Caller:
+def call_queue(cfg, number: str, hold: float, did: str = "803") -> Caller:
     a = cfg.asterisk
-    return Caller("803", a.sip_host, a.sip_port, local_ip=a.trunk_ips[0], from_number=number,
+    return Caller(did, a.sip_host, a.sip_port, local_ip=a.trunk_ips[0], from_number=number,
                   dtmf="", hold_seconds=hold)
 
 
@@ -178,3 +183,46 @@ async def test_unregistered_phone_leaves_routing(cfg, serve, phones):
     record = await wait_record(cfg, number)
     assert record.agent is None and record.outcome == "abandoned"
     assert phone.count("invite") == 0
+
+
+async def test_waiting_caller_hears_position_then_overflows(cfg, serve, phones):
+    """acd_overflow has only 1001 (not registered): the caller is told its position every
+    2 s, and after 5 s overflows to general, where 1004 answers."""
+    await phones("1004")
+    await ready(serve, "1004")
+    number = CALLERS["55+"]
+    call = asyncio.create_task(call_queue(cfg, number, hold=12, did="804").run())
+    status = await serve.wait_for(
+        lambda s: any(w["caller_id"] == number and w["announcements"] >= 2 for w in s["waiting"]),
+        timeout=8, what="two announcements")
+    waiting = next(w for w in status["waiting"] if w["caller_id"] == number)
+    assert waiting["queue"] == "acd_overflow" and waiting["position"] == 1
+    result = await call
+    record = await wait_record(cfg, number)
+    assert result.answered
+    assert (record.queue, record.agent, record.outcome) == ("general", "1004", "answered")
+    waited = (record.answered_at - record.enqueued_at).total_seconds()
+    assert 5.0 <= waited <= 7.0, waited
+    log = (Path(cfg.state_dir) / "queue_log").read_text().splitlines()
+    mine = [line.split("|")[2:5] for line in log if f"|{record.id}|" in line]
+    assert mine[0][2] == "ENTERQUEUE" and mine[0][0] == "acd_overflow"
+    assert ("acd_overflow", "EXITWITHTIMEOUT") in [(queue, event) for queue, _agent, event in mine]
+    assert ["general", "PJSIP/1004", "CONNECT"] in mine
+
+
+async def test_agent_feature_codes_pause_and_unpause(cfg, serve, phones, demo_passwords):
+    """The agent's own phone dials *23 / *24; serve knows the agent by its authenticated
+    endpoint and says the result."""
+    await phones("1002")
+    await ready(serve, "1002")
+    a = cfg.asterisk
+
+    async def dial(code: str):
+        return await Caller(code, a.sip_host, a.sip_port, local_ip="127.0.0.1", from_number="1002",
+                            dtmf="", hold_seconds=2, auth_user="1002",
+                            auth_password=demo_passwords["1002"]).run()
+    assert (await dial("*23")).answered
+    status = await serve.wait_for(lambda s: s["agents"]["1002"]["state"] == "paused", what="paused")
+    assert status["agents"]["1002"]["pause_reason"] == "phone"
+    assert (await dial("*24")).answered
+    await serve.wait_for(lambda s: s["agents"]["1002"]["state"] == "available", what="unpaused")
