@@ -13,6 +13,7 @@ from datetime import datetime
 
 from acd import routing
 from acd.actions import CallControl
+from acd.announcements import position_of
 from acd.agents import AgentRoster, LiveAgent
 from acd.events import NullEventSink, QueueEventSink
 from acd.model import AgentState
@@ -122,7 +123,6 @@ class Dispatcher:
         self.kick()
 
     def _position(self, call: LiveCall) -> int:
-        from acd.announcements import position_of
         return position_of(call, self.calls.values())
 
     def _logged_in(self, queue: str) -> int:

@@ -22,7 +22,6 @@ class AmiState(enum.Enum):
     DISCONNECTED = "disconnected"
     CONNECTED = "connected"        # TCP up, not yet logged in
     LOGGED_IN = "logged_in"
-    AUTH_FAILED = "auth_failed"
 
 
 class AmiMonitor:
