@@ -168,6 +168,11 @@ def cmd_queues(config: Config, args) -> int:
     return 0
 
 
+def cmd_flows(config: Config, args) -> int:
+    from callpilot import flows_cli
+    return flows_cli.run(config, args)
+
+
 def cmd_demo(config: Config, _args) -> int:
     from callpilot import demo
     passwords = demo.seed(config)
@@ -199,6 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--hold", type=float, default=15.0, help="seconds to stay on the line")
     call.set_defaults(fn=cmd_call)
     sub.add_parser("demo", help="load demo queues, agents and customers").set_defaults(fn=cmd_demo)
+    from callpilot import flows_cli
+    fl = sub.add_parser("flows", help="IVR flows: validate, import, publish, rollback, export, list")
+    flows_cli.add_arguments(fl)
+    fl.set_defaults(fn=cmd_flows)
     ag = sub.add_parser("agents", help="log agents in/out, pause them, list them")
     ag.add_argument("action", choices=["login", "logout", "pause", "unpause", "list"])
     ag.add_argument("extension", nargs="?")

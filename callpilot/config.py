@@ -76,6 +76,8 @@ class Config:
     web_port: int = 8080
     tts_voice: str = "en-us"
     tts_rate: int = 160
+    # Vosk model directory for speech menus ("" = keys only); "ko:/path" names its language
+    speech_model: str = ""
     asterisk: AsteriskConfig = field(default_factory=AsteriskConfig)
     acd: AcdConfig = field(default_factory=AcdConfig)
     secrets: Secrets = field(default_factory=Secrets)
@@ -106,6 +108,7 @@ _ENV_KEYS: dict[str, tuple[str | None, str]] = {
     "CALLPILOT_DATABASE_URL": (None, "database_url"),
     "CALLPILOT_AGI_PORT": (None, "agi_port"),
     "CALLPILOT_WEB_PORT": (None, "web_port"),
+    "CALLPILOT_SPEECH_MODEL": (None, "speech_model"),
     "CALLPILOT_ASTERISK_BINARY": ("asterisk", "binary"),
     "CALLPILOT_ASTERISK_ROOTFS": ("asterisk", "rootfs"),
     "CALLPILOT_SIP_PORT": ("asterisk", "sip_port"),

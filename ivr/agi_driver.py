@@ -1,16 +1,42 @@
 """The IVR's CallDriver over FastAGI (panoramisk): same flows for sites that keep control
-in the dialplan.  DTMF + prompts here; speech over AGI goes through recording + Vosk.
+in the dialplan.  DTMF + prompts; speech through ``RECORD FILE`` + Vosk on the recording.
+
+Speech over AGI has no barge-in by voice (AGI cannot stream audio to us while a prompt
+plays; keys still interrupt) and Asterisk's silence detector works in whole seconds: each
+``RECORD FILE`` stops after ``silence_seconds`` of silence, so an answer ends ~1 s after the
+caller stops, and recordings without speech are repeated until the node's ``timeout``.
 """
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
-from ivr.driver import CallerHangup
+from ivr.driver import DTMF, CallerHangup, Recognition
+from ivr.speech.model import SpeechModel
+from ivr.speech.recognizer import recognize
+from ivr.speech.utterance import DECODER
+from ivr.speech.vad import EnergyVad, VadSettings
+from ivr.tts import read_wav, resample
 
 logger = logging.getLogger(__name__)
 
 ALL_KEYS = "0123456789*#"
+
+
+@dataclass
+class AgiSpeech:
+    """Speech over AGI: the shared model and a directory Asterisk writes recordings into
+    (same absolute path for Asterisk and serve, like the prompts)."""
+
+    model: SpeechModel
+    directory: Path
+    silence_seconds: int = 1
+    max_speech: float = 8.0
+    vad: VadSettings = VadSettings()
 
 
 def sound_path(uri: str) -> str:
@@ -19,12 +45,17 @@ def sound_path(uri: str) -> str:
 
 
 class AgiCallDriver:
-    def __init__(self, request):
+    _ids = itertools.count(1)
+
+    def __init__(self, request, *, speech: AgiSpeech | None = None):
         self.request = request
         headers = request.headers
         self.call_id = headers.get("agi_uniqueid", "")
         self.caller_id = headers.get("agi_callerid", "")
         self.did = headers.get("agi_extension", "")
+        self.speech = speech
+        if speech is None:
+            self.listen = None    # type: ignore[assignment]  # no speech capability
 
     async def _command(self, command: str) -> dict:
         result = await self.request.send_command(command)
@@ -62,6 +93,34 @@ class AgiCallDriver:
             logger.debug("call %s: digit %s after %.1fs", self.call_id, digit, time.monotonic() - started)
         return collected
 
+    async def listen(self, grammar: list[str], *, timeout: float,
+                     barge_in_sounds: list[str]) -> Recognition | DTMF | None:
+        digit = await self.play(barge_in_sounds, barge_in=True) if barge_in_sounds else None
+        if digit:
+            return DTMF(digit)
+        deadline = time.monotonic() + timeout
+        while True:
+            heard = await self._record_answer(grammar)
+            if heard is not None or time.monotonic() >= deadline:
+                return heard
+
+    async def _record_answer(self, grammar: list[str]) -> Recognition | DTMF | None:
+        """One RECORD FILE (ends on silence or a key); None if it holds no speech."""
+        speech = self.speech
+        speech.directory.mkdir(parents=True, exist_ok=True)
+        base = speech.directory / f"agi-{self.call_id}-{next(self._ids)}"
+        max_ms = int((speech.max_speech + speech.silence_seconds + 1) * 1000)
+        try:
+            result = await self._command(f"RECORD FILE {base} wav {ALL_KEYS} {max_ms} "
+                                         f"s={speech.silence_seconds}")
+            digit = _digit(result)
+            if digit:
+                return DTMF(digit)
+            return await asyncio.get_running_loop().run_in_executor(
+                DECODER, _recognize_recording, speech, base.with_suffix(".wav"), grammar)
+        finally:
+            base.with_suffix(".wav").unlink(missing_ok=True)
+
     async def set_variable(self, name: str, value: str) -> None:
         await self._command(f'SET VARIABLE {name} "{value}"')
 
@@ -79,3 +138,18 @@ def _digit(result: dict) -> str:
     except (TypeError, ValueError):
         return ""
     return chr(code) if code > 0 else ""
+
+
+def _recognize_recording(speech: AgiSpeech, path: Path, grammar: list[str]) -> Recognition | None:
+    """Blocking: None when the recording holds no speech (VAD), else what Vosk heard."""
+    if not path.exists():
+        return None
+    audio = read_wav(path)
+    if audio.rate not in (8000, 16000):
+        audio = resample(audio, 16000)
+    pcm = audio.samples.astype("<i2").tobytes()
+    vad = EnergyVad(audio.rate, speech.vad)
+    vad.feed(pcm)
+    if not vad.started:
+        return None
+    return recognize(speech.model, pcm, audio.rate, grammar) or Recognition("", 0.0)

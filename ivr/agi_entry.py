@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from callpilot.db.records import RecordWriter, utcnow
-from ivr.agi_driver import AgiCallDriver
+from ivr.agi_driver import AgiCallDriver, AgiSpeech
 from ivr.driver import CallerHangup
 from ivr.runner import FlowRunner
 from ivr.schema import Flow
@@ -17,10 +17,12 @@ logger = logging.getLogger(__name__)
 
 
 class AgiFlowHandler:
-    def __init__(self, runner: FlowRunner, flows: Callable[[str], Flow], records: RecordWriter):
+    def __init__(self, runner: FlowRunner, flows: Callable[[str], Flow], records: RecordWriter,
+                 *, speech: AgiSpeech | None = None):
         self.runner = runner
         self.flows = flows
         self.records = records
+        self.speech = speech
 
     def route_for(self, flow_name: str) -> Callable[[object], Awaitable[None]]:
         async def handle(request) -> None:
@@ -28,7 +30,7 @@ class AgiFlowHandler:
         return handle
 
     async def run(self, request, flow_name: str) -> None:
-        driver = AgiCallDriver(request)
+        driver = AgiCallDriver(request, speech=self.speech)
         await self.records.open(driver.call_id, caller_id=driver.caller_id, did=driver.did,
                                 flow=flow_name, state="ivr", started_at=utcnow())
         try:
@@ -36,7 +38,14 @@ class AgiFlowHandler:
         except CallerHangup:
             await self._ended(driver.call_id)
             return
-        result = await self.runner.run(self.flows(flow_name), driver, {"driver": "agi"})
+        try:
+            flow = self.flows(flow_name)      # the version live now; kept for the whole call
+        except Exception:
+            logger.exception("call %s: flow %s unavailable; sending to %s", driver.call_id,
+                             flow_name, self.runner.fallback_queue)
+            await driver.set_variable("CALLPILOT_QUEUE", self.runner.fallback_queue)
+            return
+        result = await self.runner.run(flow, driver, {"driver": "agi"})
         await self.records.update(driver.call_id, menu_path=menu_path(result), journey=result.journey())
         outcome = result.outcome
         if outcome.kind == "enqueue" and outcome.queue:

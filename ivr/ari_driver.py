@@ -1,45 +1,76 @@
-"""The IVR's CallDriver over ARI: playback with DTMF barge-in, digit collection, hangup."""
+"""The IVR's CallDriver over ARI: playback with DTMF barge-in, digit collection, speech, hangup.
+
+Speech (:meth:`AriCallDriver.listen`): the caller's audio arrives through a
+:class:`~ivr.ari_media.MediaTap` (snoop + externalMedia RTP, slin16); an energy VAD stops the
+prompt as soon as the caller speaks (barge-in) and ends the answer after a short trailing
+silence (endpointing); the grammar recogniser decodes off the event loop.  The tap is removed
+after every answer.  If the tap cannot be built the question is still asked, by keys only.
+"""
 from __future__ import annotations
 
 import itertools
 import logging
 import time
+from dataclasses import dataclass, field
 
 from callpilot.asterisk.ari import AriClient, AriNotFound
 from callpilot.asterisk.ari_helpers import safe_hangup, safe_stop_playback
 from callpilot.asterisk.channel_events import ChannelInbox
-from ivr.driver import CallerHangup
+from ivr.ari_media import AriMedia, CallGone, MediaTap
+from ivr.driver import DTMF, CallerHangup, Recognition
+from ivr.speech.model import SpeechModel
+from ivr.speech.utterance import ListenSettings, Utterance
 
 logger = logging.getLogger(__name__)
 
+FRAME_WAIT = 0.05     # seconds: how often the listen loop looks at DTMF/hangup without audio
+
+
+@dataclass
+class AriSpeech:
+    """What listening needs: the shared model, the media taps, VAD/endpoint settings."""
+
+    model: SpeechModel
+    media: AriMedia
+    settings: ListenSettings = field(default_factory=ListenSettings)
+
 
 class AriCallDriver:
-    """Implements ivr's CallDriver protocol for one channel in Stasis."""
+    """Implements ivr's CallDriver protocol (and ``listen`` when given speech) for one channel."""
 
     _ids = itertools.count(1)
 
-    def __init__(self, ari: AriClient, inbox: ChannelInbox, *, caller_id: str, did: str):
+    def __init__(self, ari: AriClient, inbox: ChannelInbox, *, caller_id: str, did: str,
+                 speech: AriSpeech | None = None):
         self.ari = ari
         self.inbox = inbox
         self.call_id = inbox.channel_id
         self.caller_id = caller_id
         self.did = did
+        self.speech = speech
+        if speech is None:
+            self.listen = None    # type: ignore[assignment]  # no speech capability
 
     def _check(self) -> None:
         if self.inbox.gone:
             raise CallerHangup(self.call_id)
 
+    # -- prompts and keys ---------------------------------------------------------------
     async def play(self, sounds: list[str], *, barge_in: bool = True) -> str | None:
         self._check()
         if barge_in and self.inbox.digits:
             return self.inbox.digits.pop(0)
+        playback_id = await self._start_playback(sounds)
+        return await self._await_playback(playback_id, barge_in)
+
+    async def _start_playback(self, sounds: list[str]) -> str:
         playback_id = f"cp-pb-{self.call_id}-{next(self._ids)}"
         try:
             await self.ari.post(f"/channels/{self.call_id}/play", media=",".join(sounds),
                                 playbackId=playback_id)
         except AriNotFound as exc:
             raise CallerHangup(self.call_id) from exc
-        return await self._await_playback(playback_id, barge_in)
+        return playback_id
 
     async def _await_playback(self, playback_id: str, barge_in: bool) -> str | None:
         while True:
@@ -47,10 +78,15 @@ class AriCallDriver:
             if barge_in and self.inbox.digits:
                 await safe_stop_playback(self.ari, playback_id)
                 return self.inbox.digits.pop(0)
-            if playback_id in self.inbox.finished_playbacks:
-                self.inbox.finished_playbacks.discard(playback_id)
+            if self._playback_done(playback_id):
                 return None
             await self.inbox.wait_change(5.0)
+
+    def _playback_done(self, playback_id: str) -> bool:
+        if playback_id in self.inbox.finished_playbacks:
+            self.inbox.finished_playbacks.discard(playback_id)
+            return True
+        return False
 
     async def read_digits(self, *, max_digits: int, timeout: float, terminator: str | None = "#",
                           first: str | None = None, inter_digit_timeout: float = 3.0) -> str:
@@ -73,3 +109,103 @@ class AriCallDriver:
 
     async def hangup(self) -> None:
         await safe_hangup(self.ari, self.call_id)
+
+    # -- speech -----------------------------------------------------------------------------
+    async def listen(self, grammar: list[str], *, timeout: float,
+                     barge_in_sounds: list[str]) -> Recognition | DTMF | None:
+        self._check()
+        if self.inbox.digits:
+            return DTMF(self.inbox.digits.pop(0))
+        try:
+            tap = await self.speech.media.open(self.call_id)
+        except CallGone as exc:
+            raise CallerHangup(self.call_id) from exc
+        except Exception:
+            logger.exception("call %s: no audio path for speech; asking by keys", self.call_id)
+            return await self._keys_only(timeout, barge_in_sounds)
+        try:
+            utterance = Utterance(self.speech.model, grammar, tap.sample_rate, self.speech.settings)
+            return await _Listening(self, tap, utterance, timeout).run(barge_in_sounds)
+        finally:
+            await tap.close()
+
+    async def _keys_only(self, timeout: float, sounds: list[str]) -> DTMF | None:
+        digit = await self.play(sounds, barge_in=True) if sounds else None
+        digit = digit or await self.read_digits(max_digits=1, timeout=timeout, terminator=None)
+        return DTMF(digit) if digit else None
+
+
+class _Listening:
+    """One listen: prompt with barge-in, then up to ``timeout`` s for speech to start."""
+
+    def __init__(self, driver: AriCallDriver, tap: MediaTap, utterance: Utterance, timeout: float):
+        self.driver = driver
+        self.inbox = driver.inbox
+        self.tap = tap
+        self.utterance = utterance
+        self.timeout = timeout
+        self.playback: str | None = None
+        self.prompt_done_at: float | None = None
+        self.timing: dict[str, float] = {"tap_setup_ms": round(tap.setup_ms, 1)}
+        self.speech_wall: float | None = None
+
+    async def run(self, sounds: list[str]) -> Recognition | DTMF | None:
+        if sounds:
+            self.playback = await self.driver._start_playback(sounds)
+        else:
+            self.prompt_done_at = time.monotonic()
+        while True:
+            self.driver._check()
+            if self.inbox.digits:
+                await self._stop_prompt()
+                return DTMF(self.inbox.digits.pop(0))
+            if self.playback and self.driver._playback_done(self.playback):
+                self.playback, self.prompt_done_at = None, time.monotonic()
+            frame = await self.tap.next_frame(FRAME_WAIT)
+            if frame is not None:
+                heard = await self._hear(frame)
+                if heard is not None:
+                    return heard
+            if self._no_input():
+                await self._stop_prompt()
+                return None
+
+    def _no_input(self) -> bool:
+        return (not self.utterance.speaking and self.prompt_done_at is not None
+                and time.monotonic() - self.prompt_done_at >= self.timeout)
+
+    async def _hear(self, frame: bytes) -> Recognition | None:
+        utterance = self.utterance
+        event = utterance.hear(frame)
+        if event == "start":
+            await self._speech_started()
+        if utterance.speaking and (utterance.batch_ready() or utterance.complete):
+            await utterance.decode_async()
+        if not utterance.complete:
+            return None
+        end_wall = self._wall(utterance.vad.last_voice_at or utterance.seconds)
+        recognition = await utterance.finish_async() or Recognition("", 0.0)
+        self.timing["eos_ms"] = round((time.monotonic() - end_wall) * 1000, 1)
+        self.timing["speech_ms"] = round(((utterance.vad.last_voice_at or utterance.seconds)
+                                          - (utterance.vad.speech_at or 0.0)) * 1000)
+        logger.info("call %s: heard %r (%.2f) %s", self.driver.call_id, recognition.text,
+                    recognition.confidence, self.timing)
+        return Recognition(recognition.text, recognition.confidence, dict(self.timing))
+
+    def _wall(self, audio_seconds: float) -> float:
+        """Wall-clock (monotonic) time of an audio instant, from the frame just received."""
+        return time.monotonic() - (self.utterance.seconds - audio_seconds)
+
+    async def _speech_started(self) -> None:
+        self.speech_wall = self._wall(self.utterance.vad.speech_at or 0.0)
+        self.timing["vad_ms"] = round((time.monotonic() - self.speech_wall) * 1000, 1)
+        if self.playback is not None:
+            await self._stop_prompt()
+            self.timing["barge_in_ms"] = round((time.monotonic() - self.speech_wall) * 1000, 1)
+
+    async def _stop_prompt(self) -> None:
+        if self.playback is not None:
+            await safe_stop_playback(self.driver.ari, self.playback)
+            self.inbox.finished_playbacks.discard(self.playback)
+            self.playback = None
+            self.prompt_done_at = time.monotonic()

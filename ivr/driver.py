@@ -5,8 +5,8 @@ touches Asterisk itself, so flows are tested against a fake driver.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 
 class CallerHangup(Exception):
@@ -17,11 +17,14 @@ class CallerHangup(Exception):
 class Recognition:
     """A spoken answer: ``text`` is one entry of the grammar ('' = heard, no match).
 
-    ``confidence`` is in 0..1 (mean word confidence from the recogniser).
+    ``confidence`` is in 0..1 (mean word confidence from the recogniser).  ``timing``: what
+    the driver measured (ms), e.g. ``barge_in_ms`` (speech start -> prompt stopped) and
+    ``eos_ms`` (end of speech -> decision); it goes into the call's journey.
     """
 
     text: str
     confidence: float
+    timing: dict[str, Any] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

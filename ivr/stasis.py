@@ -15,7 +15,7 @@ from callpilot.asterisk.ari import AriClient
 from callpilot.asterisk.ari_helpers import safe_answer, safe_hangup
 from callpilot.asterisk.channel_events import ChannelInboxes
 from callpilot.db.records import RecordWriter, utcnow
-from ivr.ari_driver import AriCallDriver
+from ivr.ari_driver import AriCallDriver, AriSpeech
 from ivr.outcome import Outcome
 from ivr.runner import FlowResult, FlowRunner
 from ivr.schema import Flow
@@ -33,7 +33,8 @@ def menu_path(result: FlowResult) -> list[str]:
 
 class InboundIvr:
     def __init__(self, ari: AriClient, inboxes: ChannelInboxes, records: RecordWriter,
-                 runner: FlowRunner, flows: FlowSource, handoff: Handoff, *, fallback_queue: str):
+                 runner: FlowRunner, flows: FlowSource, handoff: Handoff, *, fallback_queue: str,
+                 speech: AriSpeech | None = None):
         self.ari = ari
         self.inboxes = inboxes
         self.records = records
@@ -41,6 +42,7 @@ class InboundIvr:
         self.flows = flows
         self.handoff = handoff
         self.fallback_queue = fallback_queue
+        self.speech = speech
         self.active: dict[str, asyncio.Task] = {}
 
     def start(self, channel: dict[str, Any], flow_name: str) -> None:
@@ -69,8 +71,9 @@ class InboundIvr:
         if not await safe_answer(self.ari, call_id):
             await self.records.update(call_id, state="ended", outcome="ivr_hangup", ended_at=utcnow())
             return
-        driver = AriCallDriver(self.ari, inbox, caller_id=caller_id, did=did)
-        result = await self.runner.run(self.flows(flow_name), driver, {})
+        flow = self.flows(flow_name)          # the version live now; kept for the whole call
+        driver = AriCallDriver(self.ari, inbox, caller_id=caller_id, did=did, speech=self.speech)
+        result = await self.runner.run(flow, driver, {})
         await self.records.update(call_id, menu_path=menu_path(result), journey=result.journey())
         await self._finish(call_id, caller_id, did, result.outcome)
 

@@ -147,6 +147,13 @@ class FlowStore:
         with self._sessions() as session:
             return self._latest_number(session, name)
 
+    def latest_versions(self) -> dict[str, int]:
+        """Newest version number of every published flow (one small GROUP BY query)."""
+        with self._sessions() as session:
+            rows = session.execute(select(FlowVersion.name, func.max(FlowVersion.version))
+                                   .group_by(FlowVersion.name)).all()
+        return {name: number for name, number in rows}
+
     @staticmethod
     def _latest_number(session: Session, name: str) -> int | None:
         return session.scalar(select(func.max(FlowVersion.version)).where(FlowVersion.name == name))

@@ -152,3 +152,79 @@ class FakeServices:
 
     def age_band(self, birth_year: int, year: int) -> str:
         return self._age_band(birth_year, year)
+
+
+# --------------------------------------------------------------------------- synthetic callers
+
+ALAW_PAYLOAD_TYPE = 8
+
+
+def alaw_encode(samples: np.ndarray) -> bytes:
+    """16-bit linear PCM -> G.711 A-law (ITU-T G.711, even bits inverted)."""
+    pcm = samples.astype(np.int32) >> 3                       # 13-bit magnitude domain
+    sign = np.where(pcm >= 0, 0x80, 0x00)
+    magnitude = np.minimum(np.where(pcm >= 0, pcm, -pcm - 1), 0x0FFF)
+    exponent = np.zeros_like(magnitude)
+    for bit in range(7):                                      # segment = position of top bit
+        exponent = np.where(magnitude >= (0x20 << bit), bit + 1, exponent)
+    mantissa = np.where(exponent == 0, magnitude >> 1, magnitude >> exponent) & 0x0F
+    code = (sign | (exponent << 4) | mantissa) ^ 0x55
+    return code.astype(np.uint8).tobytes()
+
+
+def alaw_decode(data: bytes) -> np.ndarray:
+    """G.711 A-law -> 16-bit linear PCM (for checks and sniffers)."""
+    code = np.frombuffer(data, dtype=np.uint8).astype(np.int32) ^ 0x55
+    exponent = (code >> 4) & 0x07
+    mantissa = code & 0x0F
+    magnitude = np.where(exponent == 0, (mantissa << 4) + 8,
+                         ((mantissa << 4) + 0x108) << np.maximum(exponent - 1, 0))
+    return np.where(code & 0x80, magnitude, -magnitude).astype(np.int16)
+
+
+def rtp_pcap(samples: np.ndarray, path, *, ptime_ms: int = 20, src=("10.1.3.143", 4000),
+             dst=("10.1.6.18", 5000)) -> float:
+    """Write 8 kHz PCM as a pcap of A-law RTP packets (what sipp's ``play_pcap_audio`` sends).
+
+    Ethernet/IPv4/UDP framing like sipp's own ``g711a.pcap``; sipp rewrites the addresses
+    and paces packets by their capture times.  Returns the audio's length in seconds.
+    """
+    import socket
+    import struct
+
+    step = 8 * ptime_ms
+    padded = np.concatenate([samples.astype(np.int16),
+                             np.zeros((-len(samples)) % step, dtype=np.int16)])
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
+    ssrc = 0x43504C54
+    for i in range(len(padded) // step):
+        payload = alaw_encode(padded[i * step:(i + 1) * step])
+        rtp = struct.pack("!BBHII", 0x80, (0x80 if i == 0 else 0) | ALAW_PAYLOAD_TYPE,
+                          i & 0xFFFF, (i * step) & 0xFFFFFFFF, ssrc) + payload
+        udp = struct.pack("!HHHH", src[1], dst[1], 8 + len(rtp), 0) + rtp
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i & 0xFFFF, 0x4000, 64, 17, 0,
+                         socket.inet_aton(src[0]), socket.inet_aton(dst[0]))
+        frame = b"\x00\x01\x02\x03\x04\x05\x00\x06\x07\x08\x09\x0a\x08\x00" + ip + udp
+        usec = i * ptime_ms * 1000
+        out.append(struct.pack("<IIII", 1_700_000_000 + usec // 1_000_000, usec % 1_000_000,
+                               len(frame), len(frame)) + frame)
+    with open(path, "wb") as fh:
+        fh.write(b"".join(out))
+    return len(padded) / 8000
+
+
+def speech_samples(parts: list[tuple[str, object]], *, voice: str = "ko", rate: int = 150,
+                   synthesizer=None) -> np.ndarray:
+    """8 kHz PCM from ``[("silence", 1.0), ("say", "네"), ...]`` (espeak-ng for ``say``)."""
+    from ivr.tts import EspeakSynthesizer, resample
+
+    synth = synthesizer or EspeakSynthesizer.shared()
+    chunks = []
+    for kind, value in parts:
+        if kind == "silence":
+            chunks.append(np.zeros(int(float(value) * 8000), dtype=np.int16))
+        elif kind == "say":
+            chunks.append(resample(synth.synthesize(str(value), voice, rate), 8000).samples)
+        else:
+            raise ValueError(f"unknown part {kind!r}")
+    return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)

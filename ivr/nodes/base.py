@@ -37,9 +37,11 @@ class CallContext:
     pending_digit: str | None = None  # a key pressed during a say node (type-ahead)
 
     def record(self, node_id: str, kind: str, value: str = "",
-               confidence: float | None = None) -> None:
-        self.inputs.append({"node": node_id, "kind": kind, "value": value,
-                            "confidence": confidence})
+               confidence: float | None = None, timing: dict[str, Any] | None = None) -> None:
+        entry = {"node": node_id, "kind": kind, "value": value, "confidence": confidence}
+        if timing:
+            entry["timing"] = dict(timing)     # e.g. barge_in_ms, eos_ms (speech drivers)
+        self.inputs.append(entry)
         logger.debug("call %s node %s input %s %r (%s)", self.driver.call_id, node_id,
                      kind, value, confidence)
 

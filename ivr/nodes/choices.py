@@ -4,6 +4,11 @@ A choice has an optional DTMF ``key`` and ``phrases`` (a list for any language, 
 ``{"ko": [...], "en": [...]}``).  :class:`ChoiceNode` asks up to ``1 + retries`` times: no
 answer plays ``no_input`` before the prompt again, a wrong answer ``no_match``; then the
 call goes to ``fallback``.
+
+Spoken answers below ``min_confidence`` count as no match (re-prompt).  With
+``confirm_below`` set, answers between ``min_confidence`` and ``confirm_below`` are confirmed
+first ("{heard}, 맞습니까?" / "Did you say {heard}?", yes by voice or key 1): yes takes the
+choice, anything else re-prompts with ``no_match``.
 """
 from __future__ import annotations
 
@@ -16,6 +21,10 @@ from ivr.nodes.inputs import Answer, ask
 
 DTMF_KEYS = frozenset("0123456789*#")
 ANY_LANGUAGE = ""
+YES_PHRASES = {"ko": ("네", "예"), "en": ("yes",)}
+NO_PHRASES = {"ko": ("아니요", "아니오"), "en": ("no",)}
+DEFAULT_CONFIRM = Prompt(texts={"ko": "{heard}, 맞습니까? 맞으면 네, 아니면 아니요라고 말씀해 주세요.",
+                                "en": "Did you say {heard}? Say yes or press 1, or say no."})
 
 
 def normalise_phrase(phrase: str) -> str:
@@ -60,6 +69,8 @@ class ChoiceNode(Node):
     timeout: float = 5.0
     min_confidence: float = 0.5
     speech: bool = True
+    confirm_below: float = 0.0
+    confirm: Prompt | None = None
     _by_key: dict[str, Choice] = field(default_factory=dict, repr=False)
     _by_phrase: dict[str, Choice] = field(default_factory=dict, repr=False)
 
@@ -73,13 +84,14 @@ class ChoiceNode(Node):
                    f.target("fallback") or "", f.prompt("no_input"), f.prompt("no_match"),
                    f.integer("retries", 2, minimum=0, maximum=10),
                    f.number("timeout", 5.0, minimum=0.5),
-                   f.number("min_confidence", 0.5), f.boolean("speech", True), **extra)
+                   f.number("min_confidence", 0.5), f.boolean("speech", True),
+                   _confirm_below(f), f.prompt("confirm"), **extra)
 
     def targets(self) -> list[str]:
         return [c.target for c in self.choices if c.target] + [self.fallback]
 
     def prompts(self) -> list[Prompt]:
-        return [p for p in (self.prompt, self.no_input, self.no_match) if p]
+        return [p for p in (self.prompt, self.no_input, self.no_match, self.confirm) if p]
 
     def phrases(self, language: str | None = None) -> list[str]:
         return list(dict.fromkeys(p for c in self.choices for p in c.phrases_for(language)))
@@ -108,6 +120,8 @@ class ChoiceNode(Node):
         for _attempt in range(self.retries + 1):
             answer = await self._ask(ctx, retry_prompt)
             choice = self.choose(answer)
+            if choice is not None and self._unsure(answer) and not await self._confirmed(ctx, answer):
+                choice = None
             if choice is not None:
                 return self.chosen(ctx, choice)
             retry_prompt = self.no_match if answer.heard else self.no_input
@@ -116,6 +130,22 @@ class ChoiceNode(Node):
     def chosen(self, ctx: CallContext, choice: Choice) -> Step:
         return choice.target or self.fallback
 
+    def _unsure(self, answer: Answer) -> bool:
+        return answer.kind == "speech" and (answer.confidence or 0.0) < self.confirm_below
+
+    async def _confirmed(self, ctx: CallContext, answer: Answer) -> bool:
+        """Ask "did you say X?"; True only for a clear yes (key 1 or a yes phrase)."""
+        ctx.variables["heard"] = answer.value
+        sounds = await ctx.sounds(self.confirm or DEFAULT_CONFIRM)
+        yes = _for_language(YES_PHRASES, ctx.language)
+        grammar = yes + _for_language(NO_PHRASES, ctx.language) if ctx.can_listen_in_language() else []
+        reply = await ask(ctx, f"{self.id}.confirm", sounds, max_digits=1, timeout=self.timeout,
+                          grammar=grammar)
+        if reply.kind == "dtmf":
+            return reply.value == "1"
+        return (reply.kind == "speech" and normalise_phrase(reply.value) in yes
+                and (reply.confidence or 0.0) >= self.min_confidence)
+
     async def _ask(self, ctx: CallContext, retry_prompt: Prompt | None) -> Answer:
         sounds = await ctx.sounds(retry_prompt, self.prompt)
         grammar = self.phrases(ctx.language) if self.speech and ctx.can_listen_in_language() else []
@@ -123,6 +153,18 @@ class ChoiceNode(Node):
         return await ask(ctx, self.id, sounds, max_digits=self.max_key_length,
                          timeout=self.timeout, terminator="#" if long_keys else None,
                          grammar=grammar)
+
+
+def _for_language(phrases: dict[str, tuple[str, ...]], language: str) -> list[str]:
+    return [p for lang, ps in phrases.items() if language_matches(lang, language) for p in ps]
+
+
+def _confirm_below(f: Fields) -> float:
+    value = f.number("confirm_below", 0.0)
+    if value > 1.0:
+        f.error(f"confirm_below must be within 0..1, got {value}")
+        return 0.0
+    return value
 
 
 def parse_choices(f: Fields, name: str, *, need_target: bool, what: str = "option") -> list[Choice]:

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Sequence
 
 from ivr.driver import DTMF, Recognition, can_listen
 from ivr.nodes.base import CallContext
@@ -16,6 +16,7 @@ class Answer:
     kind: str                      # "dtmf" | "speech" | "timeout"
     value: str = ""
     confidence: float | None = None
+    timing: dict[str, Any] | None = field(default=None, compare=False)
 
     @property
     def heard(self) -> bool:
@@ -31,7 +32,7 @@ async def ask(ctx: CallContext, node_id: str, sounds: list[str], *, max_digits: 
     """Play ``sounds`` and return what the caller answered; the answer is recorded."""
     answer = await _ask(ctx, sounds, max_digits, timeout, terminator, grammar,
                         inter_digit_timeout)
-    ctx.record(node_id, answer.kind, answer.value, answer.confidence)
+    ctx.record(node_id, answer.kind, answer.value, answer.confidence, answer.timing)
     return answer
 
 
@@ -42,7 +43,7 @@ async def _ask(ctx: CallContext, sounds: list[str], max_digits: int, timeout: fl
     if first is None and grammar and ctx.speech and can_listen(ctx.driver):
         heard = await ctx.driver.listen(list(grammar), timeout=timeout, barge_in_sounds=sounds)
         if isinstance(heard, Recognition):
-            return Answer("speech", heard.text, heard.confidence)
+            return Answer("speech", heard.text, heard.confidence, heard.timing)
         if not isinstance(heard, DTMF) or not heard.digits:
             return NO_ANSWER
         first = heard.digits[:1]

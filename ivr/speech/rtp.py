@@ -107,6 +107,19 @@ class RtpReceiver(asyncio.DatagramProtocol):
     def connection_lost(self, exc) -> None:
         self._queue.put_nowait(None)
 
+    async def next_frame(self, timeout: float) -> bytes | None:
+        """The next frame, or None after ``timeout`` seconds without one (or once closed)."""
+        try:
+            frame = self._queue.get_nowait()
+        except asyncio.QueueEmpty:
+            try:
+                frame = await asyncio.wait_for(self._queue.get(), timeout)
+            except asyncio.TimeoutError:
+                return None
+        if frame is None:
+            self._queue.put_nowait(None)      # stay closed for later readers
+        return frame
+
     async def frames(self) -> AsyncIterator[bytes]:
         while True:
             frame = await self._queue.get()

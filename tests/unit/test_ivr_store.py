@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import os
 import threading
 from pathlib import Path
 
@@ -16,38 +15,15 @@ from ivr.runner import FlowRunner
 from ivr.store import FlowStore, UnknownFlow
 from ivr.testing import FakeDriver, ToneSynthesizer
 from ivr.tts import PromptCache
-from tests import pg
 
 
-@pytest.fixture(scope="module")
-def pg_server():
-    external = os.environ.get("CALLPILOT_TEST_DATABASE_URL")
-    if external:
-        yield external
-        return
-    try:
-        cluster = pg.PgCluster.start_new()
-    except pg.PostgresMissing as exc:
-        pytest.skip(str(exc))
-    yield cluster.admin_url
-    cluster.stop()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path: Path):
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
-        drop = None
-    else:
-        server = request.getfixturevalue("pg_server")
-        name = pg.unique_name()
-        engine = make_engine(pg.create_database(server, name))
-        drop = (server, name)
+@pytest.fixture
+def store(db_url: str):
+    """A store on a fresh database, once per backend (``db_url`` from tests/conftest.py)."""
+    engine = make_engine(db_url)
     Base.metadata.create_all(engine)
     yield FlowStore(make_sessionmaker(engine))
     engine.dispose()
-    if drop:
-        pg.drop_database(*drop)
 
 
 MAIN = load_builtin("main")

@@ -1,0 +1,139 @@
+"""One spoken answer from live audio: energy VAD for barge-in and endpointing, Vosk for words.
+
+Audio is only decoded once the VAD hears speech (plus ``PREROLL_SECONDS`` before it), so a
+call costs no decoding while the prompt plays or the line is silent; the grammar decoder
+then runs in :data:`DECODER`, a thread pool shared by every call (Vosk releases the GIL),
+never on the event loop.
+
+Times are audio seconds since the first frame; drivers map them to wall-clock time.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Callable
+
+from ivr.driver import Recognition
+from ivr.speech.model import SpeechModel
+from ivr.speech.recognizer import SAMPLE_WIDTH, GrammarRecognizer
+from ivr.speech.vad import EnergyVad, VadSettings
+
+PREROLL_SECONDS = 0.3
+DECODE_BATCH_SECONDS = 0.06
+
+DECODER = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2),
+                             thread_name_prefix="asr")
+
+
+@dataclass(frozen=True)
+class ListenSettings:
+    vad: VadSettings = field(default_factory=VadSettings)
+    max_speech: float = 8.0           # audio seconds after the start before we stop listening
+    fillers: bool = False             # see ivr.speech.recognizer.FILLERS
+
+
+class Utterance:
+    """Feed frames with :meth:`hear` (cheap, on the loop); decode with :meth:`decode_async`."""
+
+    def __init__(self, model: SpeechModel, grammar: list[str], sample_rate: int,
+                 settings: ListenSettings = ListenSettings()) -> None:
+        self.settings = settings
+        self.sample_rate = sample_rate
+        self.recognizer = GrammarRecognizer(model, grammar, sample_rate, fillers=settings.fillers)
+        self.vad = EnergyVad(sample_rate, settings.vad)
+        preroll_frames = max(1, int(PREROLL_SECONDS * 50))
+        self._preroll: deque[bytes] = deque(maxlen=preroll_frames)
+        self._pending = bytearray()
+        self.vosk_final = False
+
+    # -- on the event loop --------------------------------------------------------------
+    def hear(self, pcm: bytes) -> str | None:
+        """Run the VAD on a frame: "start" when speech has just started, "end" when the
+        trailing silence has just completed, else None."""
+        was_started, was_ended = self.vad.started, self.vad.ended
+        self.vad.feed(pcm)
+        if not self.vad.started:
+            self._preroll.append(pcm)
+            return None
+        if not was_started:
+            self._pending += b"".join(self._preroll)
+            self._preroll.clear()
+        self._pending += pcm
+        if not was_started:
+            return "start"
+        return "end" if self.vad.ended and not was_ended else None
+
+    @property
+    def speaking(self) -> bool:
+        return self.vad.started
+
+    @property
+    def seconds(self) -> float:
+        return self.vad.seconds
+
+    @property
+    def complete(self) -> bool:
+        """Endpoint reached: trailing silence, Vosk's own endpoint, or too long an answer."""
+        if not self.vad.started:
+            return False
+        return (self.vad.ended or self.vosk_final
+                or self.vad.seconds - (self.vad.speech_at or 0.0) >= self.settings.max_speech)
+
+    def batch_ready(self) -> bool:
+        return len(self._pending) >= DECODE_BATCH_SECONDS * self.sample_rate * SAMPLE_WIDTH
+
+    # -- decoding (blocking, in DECODER) --------------------------------------------------
+    def _decode(self) -> None:
+        audio, self._pending = bytes(self._pending), bytearray()
+        if audio and not self.vosk_final:
+            self.vosk_final = self.recognizer.accept(audio)
+
+    def _finish(self) -> Recognition | None:
+        self._decode()
+        if not self.vad.started:
+            return None
+        return self.recognizer.result()
+
+    async def decode_async(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(DECODER, self._decode)
+
+    async def finish_async(self) -> Recognition | None:
+        """Decode what is left and return the answer (None: no speech was heard)."""
+        return await asyncio.get_running_loop().run_in_executor(DECODER, self._finish)
+
+    def finish(self) -> Recognition | None:
+        return self._finish()
+
+
+@dataclass(frozen=True)
+class ListenResult:
+    recognition: Recognition | None
+    reason: str               # "speech" | "timeout" (no speech) | "max_speech" | "end" (stream over)
+    audio_seconds: float
+
+
+async def listen_stream(model: SpeechModel, frames: AsyncIterator[bytes], grammar: list[str],
+                        sample_rate: int, *, timeout: float, max_speech: float = 8.0,
+                        on_speech: Callable[[], Any] | None = None,
+                        vad: VadSettings = VadSettings(), fillers: bool = False) -> ListenResult:
+    """Recognise the caller's answer from live audio ``frames`` (e.g. 20 ms RTP payloads).
+
+    ``timeout``: audio seconds without speech before giving up; ``max_speech``: audio seconds
+    after speech started.  ``on_speech`` is called once when speech starts (barge-in).
+    """
+    utterance = Utterance(model, grammar, sample_rate,
+                          ListenSettings(vad=vad, max_speech=max_speech, fillers=fillers))
+    async for frame in frames:
+        if utterance.hear(frame) == "start" and on_speech is not None:
+            on_speech()
+        if utterance.speaking and (utterance.batch_ready() or utterance.complete):
+            await utterance.decode_async()
+        if utterance.complete:
+            reason = "speech" if utterance.vad.ended or utterance.vosk_final else "max_speech"
+            return ListenResult(await utterance.finish_async(), reason, utterance.seconds)
+        if not utterance.speaking and utterance.seconds >= timeout:
+            return ListenResult(None, "timeout", utterance.seconds)
+    return ListenResult(await utterance.finish_async(), "end", utterance.seconds)

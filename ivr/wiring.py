@@ -1,0 +1,69 @@
+"""The IVR's parts built from the configuration; called by the composition root
+(``callpilot.server``), which passes them on to the Stasis and FastAGI entries.
+
+* flows: :class:`~ivr.store.FlowStore` versions (built-ins seeded as version 1), served by
+  :class:`~ivr.published.PublishedFlows`; publishing checks phrases against the speech
+  model's vocabulary when one is configured.
+* speech (``speech_model`` set): one Vosk model for the process, ARI listening through
+  :class:`~ivr.ari_media.AriMedia` (its own ``<app>-media`` Stasis application), AGI
+  listening through recordings in ``<state_dir>/speech``.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from callpilot.asterisk.ari import AriClient
+from callpilot.config import Config
+from ivr import schema
+from ivr.agi_driver import AgiSpeech
+from ivr.ari_driver import AriSpeech
+from ivr.ari_media import AriMedia
+from ivr.errors import FlowError
+from ivr.published import PublishedFlows
+from ivr.runner import FlowRunner
+from ivr.services import DefaultServices, age_band_of
+from ivr.speech.model import SpeechModel, load_configured
+from ivr.store import FlowStore
+from ivr.tts import PromptCache
+
+logger = logging.getLogger(__name__)
+
+MEDIA_APP_SUFFIX = "-media"
+
+
+@dataclass
+class IvrParts:
+    runner: FlowRunner
+    flows: PublishedFlows
+    store: FlowStore
+    model: SpeechModel | None
+    ari_speech: AriSpeech | None
+    agi_speech: AgiSpeech | None
+
+
+def validator(model: SpeechModel | None) -> Callable[[dict], list[FlowError]]:
+    """Flow validation for publishing: with a model, phrases must be in its vocabulary."""
+    if model is None:
+        return schema.check
+    return lambda doc: schema.check(doc, vocabulary=model.knows, vocabulary_language=model.language)
+
+
+def build(config: Config, sessions: Any, prompts: PromptCache, *,
+          age_band: Callable[[int, int], str] = age_band_of) -> IvrParts:
+    model = load_configured(config.speech_model)
+    store = FlowStore(sessions, validate=validator(model))
+    runner = FlowRunner(prompts, fallback_queue=config.acd.general_queue,
+                        services=DefaultServices(sessions, age_band=age_band),
+                        speech_languages={model.language} if model else set())
+    flows = PublishedFlows(store, runner.prerender)
+    ari_speech = agi_speech = None
+    if model is not None:
+        s, a = config.secrets, config.asterisk
+        media_ari = AriClient(config.ari_url, s.ari_user, s.ari_password,
+                              f"{a.app_name}{MEDIA_APP_SUFFIX}")
+        ari_speech = AriSpeech(model, AriMedia(media_ari))
+        agi_speech = AgiSpeech(model, config.state_dir.resolve() / "speech")
+        logger.info("speech: %s model %s", model.language, model.path)
+    return IvrParts(runner, flows, store, model, ari_speech, agi_speech)
