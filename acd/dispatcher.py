@@ -50,6 +50,7 @@ class Dispatcher:
         self._ring_started: dict[str, float] = {}
         self._last_ring: dict[str, float] = {}     # call id -> when its answered leg began ringing
         self._kick = asyncio.Event()
+        self._pass_lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
         self._timers: set[asyncio.Task] = set()
 
@@ -85,9 +86,14 @@ class Dispatcher:
         return [c for c in self.calls.values() if c.state is CallState.QUEUED]
 
     async def _dispatch_once(self) -> None:
-        pairs = routing.assign(self._waiting(), self.roster.agents.values(), time.monotonic())
-        for call_id, extension in pairs:
-            await self._offer(self.calls[call_id], self.roster.agents[extension])
+        """One routing pass.  Passes never overlap (the lock), and each offer re-checks that
+        its call still waits and its agent is still free: never two offers for either."""
+        async with self._pass_lock:
+            pairs = routing.assign(self._waiting(), self.roster.agents.values(), time.monotonic())
+            for call_id, extension in pairs:
+                call, agent = self.calls.get(call_id), self.roster.agents[extension]
+                if call is not None and call.state is CallState.QUEUED and agent.routable:
+                    await self._offer(call, agent)
 
     # -- entering the queue -------------------------------------------------------------
     async def enqueue(self, call: LiveCall, queue: str, *, priority: int = 0,
@@ -111,16 +117,22 @@ class Dispatcher:
         call.steps = tuple(settings.routing_steps() if steps is None else steps)
         call.enqueued_at = enqueued_at or utcnow()
         call.enqueued_mono = time.monotonic() - (utcnow() - call.enqueued_at).total_seconds()
+        call.view = None
         self.calls[call.id] = call
         call.orig_position = self._position(call)
         if report:  # a re-adopted call already has its ENTERQUEUE
             self.events.enter_queue(call.id, queue, call.caller_id, call.orig_position)
-        await self.records.update(call.id, state="queued", queue=queue, enqueued_at=call.enqueued_at)
-        if not await self.control.park(call.id, queue, settings.moh_class):
-            await self.caller_gone(call.id)
-            return
+        self.records.post(call.id, state="queued", queue=queue, enqueued_at=call.enqueued_at)
+        # route first, then park: the agent's phone starts ringing before the caller's music
+        # does (agent_answered waits for the park, so the caller is never moved too early)
+        call.parked = asyncio.get_running_loop().create_future()
         self.waiting.watch(call)
-        self.kick()
+        await self._dispatch_once()
+        self.kick()                # the loop re-plans its next wake-up (step expiries) with this call
+        parked = await self.control.park(call.id, queue, settings.moh_class)
+        call.parked.set_result(parked)
+        if not parked:
+            await self.caller_gone(call.id)
 
     def _position(self, call: LiveCall) -> int:
         return position_of(call, self.calls.values())
@@ -156,7 +168,7 @@ class Dispatcher:
         call.move(CallState.RINGING, f"ring {agent.extension}")
         self._ringing[channel_id] = call.id
         self._ring_started[channel_id] = time.monotonic()
-        await self.records.update(call.id, state="ringing", agent=agent.extension)
+        self.records.post(call.id, state="ringing", agent=agent.extension)
         ok = await self.control.ring(call.id, agent.endpoint, channel_id,
                                      timeout=self.ring_timeout, caller_id=call.caller_id)
         if not ok:
@@ -176,6 +188,8 @@ class Dispatcher:
             await self.control.hangup(channel_id)
             return
         agent = self.roster.get(call.agent)
+        if call.parked is not None:
+            await call.parked      # never move the caller before the holding bridge has it
         if not await self.control.connect(call.id, channel_id, call.queue):
             await self.control.hangup(channel_id)
             await self.caller_gone(call.id)
@@ -188,7 +202,7 @@ class Dispatcher:
                             now - self._ring_start_of(call), agent_channel=channel_id)
         if agent is not None:
             agent.move(AgentState.ON_CALL, "answered", call_id=call.id)
-        await self.records.update(call.id, state="connected", agent=call.agent, answered_at=utcnow())
+        self.records.post(call.id, state="connected", agent=call.agent, answered_at=utcnow())
 
     async def agent_leg_gone(self, channel_id: str, cause: int = 0) -> None:
         if channel_id in self._ringing:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +27,7 @@ from sqlalchemy.orm import sessionmaker
 
 from acd.queue_log import NONE, QueueLogEvent as E, QueueLogFile, format_line, member_name, seconds
 from callpilot.db.queue_events import QueueEventStore
+from callpilot.db.write_behind import WriteBehind
 from callpilot.db.records import utcnow
 
 logger = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class QueueEventRecorder:
         self.store = QueueEventStore(sessions)
         self.queue_log = QueueLogFile(queue_log_path)
         self.clock = clock
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="queue-events")
+        self._writer = WriteBehind("queue-events")
         self._orig_position: dict[tuple[str, str], int] = {}
         self._closed = False
 
@@ -166,7 +166,7 @@ class QueueEventRecorder:
         if self._closed:
             logger.error("queue events %s after close: not stored", [e.event.value for e in entries])
             return
-        self._pool.submit(self._insert, [entry.row(at) for entry in entries])
+        self._writer.post(self._insert, [entry.row(at) for entry in entries])
 
     def _insert(self, rows: list[dict[str, Any]]) -> None:
         try:
@@ -179,10 +179,10 @@ class QueueEventRecorder:
     def flush(self) -> None:
         """Wait until every event recorded so far is in the database (or has failed)."""
         if not self._closed:
-            self._pool.submit(lambda: None).result()
+            self._writer.flush()
 
     def close(self) -> None:
         """Store what is pending, then close the queue_log.  Later events are logged, not stored."""
         self._closed = True
-        self._pool.shutdown(wait=True)
+        self._writer.close()
         self.queue_log.close()

@@ -27,6 +27,14 @@ def agent_view(agent: LiveAgent) -> AgentView:
 
 
 def call_view(call: LiveCall) -> CallView:
+    """Built once per queue entry and kept on the call (the ticket does not change while
+    the call waits), so a dispatch pass over 10,000 calls rebuilds nothing."""
+    if call.view is None or call.view.queue != call.queue:
+        call.view = _new_call_view(call)
+    return call.view
+
+
+def _new_call_view(call: LiveCall) -> CallView:
     return CallView(id=call.id, queue=call.queue or "", priority=call.priority,
                     enqueued_at=call.enqueued_mono, attributes=dict(call.attributes),
                     steps=tuple(call.steps), required_skills=dict(call.skills),

@@ -5,6 +5,7 @@ import enum
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ class LiveCall:
     answered_mono: float = 0.0
     agent: str | None = None
     agent_channel: str | None = None
+    parked: Any = None                 # the park request's future (holding bridge + MOH)
+    view: Any = None                   # the policy's CallView, built once per queue entry
     attempts: int = 0
 
     def waited(self, now: float) -> float:

@@ -10,8 +10,7 @@ from sqlalchemy.orm import selectinload, sessionmaker
 from acd.agents import LiveAgent
 from acd.model import DEFAULT_AGE_BANDS, AgentState, steps_from_list
 from acd.queues import QueueBook, QueueSettings
-from acd.ticket import CallerProfile
-from callpilot.db.models import Agent, Customer, Queue
+from callpilot.db.models import Agent, Queue
 
 logger = logging.getLogger(__name__)
 
@@ -51,15 +50,3 @@ def queue_settings(row: Queue) -> QueueSettings:
         announce_frequency=row.announce_frequency, announce_position=row.announce_position,
         periodic_announce=row.periodic_announce,
         steps=None if row.steps is None else steps_from_list(row.steps, where=f"queue {row.name}.steps"))
-
-
-def load_profile(sessions: sessionmaker, phone: str) -> CallerProfile | None:
-    """The caller's profile by caller ID (customers table), or None for an unknown number."""
-    if not phone:
-        return None
-    with sessions() as s:
-        row = s.get(Customer, phone)
-        if row is None:
-            return None
-        return CallerProfile(phone=row.phone, name=row.name, birth_year=row.birth_year,
-                             segment=row.segment, language=row.language)

@@ -27,7 +27,8 @@ from callpilot.config import Config
 from callpilot.db import session as db
 from callpilot.db.records import CallRecordStore, RecordWriter, utcnow
 from acd.ticket import caller_attributes
-from callpilot.roster import load_profile, load_queues, load_roster
+from callpilot.profiles import ProfileDirectory
+from callpilot.roster import load_queues, load_roster
 from callpilot.status import StatusServer
 from ivr.agi_entry import AgiFlowHandler
 from ivr.outcome import Outcome as FlowOutcome
@@ -55,6 +56,7 @@ class Server:
         engine = db.make_engine(config.db_url)
         db.create_schema(engine)
         self.sessions = db.make_sessionmaker(engine)
+        self.profiles = ProfileDirectory(engine)
         self.records = RecordWriter(CallRecordStore(self.sessions))
         secrets, a = config.secrets, config.asterisk
         self.ari = AriClient(config.ari_url, secrets.ari_user, secrets.ari_password, a.app_name)
@@ -176,16 +178,15 @@ class Server:
     # -- IVR -> ACD ---------------------------------------------------------------------
     async def handoff(self, call_id: str, caller_id: str, did: str, outcome: FlowOutcome) -> None:
         queue = outcome.queue or self.config.acd.general_queue
-        attributes = await self._caller_attributes(caller_id)
+        attributes = self._caller_attributes(caller_id)
         attributes.update(outcome.attributes)       # what the flow learnt wins over the profile
         call = LiveCall(id=call_id, caller_id=caller_id, did=did, attributes=attributes)
         steps = tuple(steps_from_list(outcome.steps)) if outcome.steps else None
         await self.dispatcher.enqueue(call, queue, priority=outcome.priority, skills=outcome.skills,
                                       steps=steps)
 
-    async def _caller_attributes(self, caller_id: str) -> dict:
-        profile = await asyncio.to_thread(load_profile, self.sessions, caller_id)
-        return caller_attributes(profile, date.today().year)
+    def _caller_attributes(self, caller_id: str) -> dict:
+        return caller_attributes(self.profiles.lookup(caller_id), date.today().year)
 
     async def speak(self, call_id: str, text: str) -> None:
         """Tell one waiting caller something (TTS rendered once, then cached)."""
@@ -194,14 +195,14 @@ class Server:
     async def _enqueue_from_dialplan(self, channel: dict[str, Any], queue: str) -> None:
         caller_id = channel.get("caller", {}).get("number", "")
         did = channel.get("dialplan", {}).get("exten", "")
-        await self.records.open(channel["id"], caller_id=caller_id, did=did, state="ivr",
-                                started_at=utcnow())
+        attributes = self._caller_attributes(caller_id)
+        self.records.post_open(channel["id"], caller_id=caller_id, did=did, state="ivr",
+                               started_at=utcnow())
         if channel.get("state") != "Up" and not await safe_answer(self.ari, channel["id"]):
             await self.records.update(channel["id"], state="ended", outcome=Outcome.ABANDONED.value,
                                       ended_at=utcnow(), detail="gone before answer")
             return
-        call = LiveCall(id=channel["id"], caller_id=caller_id, did=did,
-                        attributes=await self._caller_attributes(caller_id))
+        call = LiveCall(id=channel["id"], caller_id=caller_id, did=did, attributes=attributes)
         await self.dispatcher.enqueue(call, queue)
 
     # -- resync after (re)connect -------------------------------------------------------
@@ -238,7 +239,7 @@ class Server:
         for channel_id in stale:  # an agent leg ringing while we were away: offer again
             await self.dispatcher.control.hangup(channel_id)
         call = LiveCall(id=record.id, caller_id=record.caller_id, did=record.did,
-                        attributes=await self._caller_attributes(record.caller_id))
+                        attributes=self._caller_attributes(record.caller_id))
         queue = record.queue or self.config.acd.general_queue
         await self.dispatcher.enqueue(call, queue, enqueued_at=record.enqueued_at,
                                       readopted=record.state != "ivr")

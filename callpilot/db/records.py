@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy import update as sa_update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from callpilot.db.models import CallRecord
+from callpilot.db.write_behind import WriteBehind
 
 logger = logging.getLogger(__name__)
 
@@ -43,13 +44,11 @@ class CallRecordStore:
             logger.info("call %s: record already opened by another writer", call_id)
 
     def update(self, call_id: str, **fields: Any) -> None:
+        """One Core UPDATE (no ORM load): this runs on every call state change."""
         with self.sessions.begin() as s:
-            record = s.get(CallRecord, call_id)
-            if record is None:
+            result = s.execute(sa_update(CallRecord).where(CallRecord.id == call_id).values(**fields))
+            if result.rowcount == 0:
                 logger.warning("call %s: no record to update with %s", call_id, sorted(fields))
-                return
-            for key, value in fields.items():
-                setattr(record, key, value)
 
     def get(self, call_id: str) -> CallRecord | None:
         with self.sessions() as s:
@@ -63,24 +62,33 @@ class CallRecordStore:
 
 
 class RecordWriter:
-    """Async facade: every store call runs in order on one worker thread."""
+    """Async facade over the store: writes run in order on one thread (``WriteBehind``).
 
-    def __init__(self, store: CallRecordStore):
+    ``post``/``post_open`` return at once (the call path never waits on the database);
+    awaited calls first push whatever is pending, so every write keeps its order."""
+
+    def __init__(self, store: CallRecordStore, delay: float = 0.02):
         self.store = store
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="records")
-
-    async def _run(self, fn, *args, **kwargs):
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+        self._writer = WriteBehind("records", delay)
 
     async def open(self, call_id: str, **fields: Any) -> None:
-        await self._run(self.store.open, call_id, **fields)
+        await self._writer.run(lambda: self.store.open(call_id, **fields))
 
     async def update(self, call_id: str, **fields: Any) -> None:
-        await self._run(self.store.update, call_id, **fields)
+        await self._writer.run(lambda: self.store.update(call_id, **fields))
+
+    def post_open(self, call_id: str, **fields: Any) -> None:
+        self._writer.post(lambda: self.store.open(call_id, **fields))
+
+    def post(self, call_id: str, **fields: Any) -> None:
+        self._writer.post(lambda: self.store.update(call_id, **fields))
+
+    async def flush(self) -> None:
+        """Wait until every write queued so far is done."""
+        await self._writer.run(lambda: None)
 
     async def open_calls(self) -> list[CallRecord]:
-        return await self._run(self.store.open_calls)
+        return await self._writer.run(self.store.open_calls)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        self._writer.close()

@@ -30,6 +30,7 @@ from callpilot import demo, sipua
 from callpilot.asterisk import runner
 from callpilot.config import Config
 from tests.e2e.helpers import AriTestClient
+from tests.e2e.serve_proc import ServeProcess
 
 logger = logging.getLogger(__name__)
 
@@ -152,3 +153,35 @@ def ari_app(asterisk: Config):
         async with AriTestClient(asterisk, app) as client:
             yield client
     return connect
+
+
+# -- serve and agent phones for the call tests; each test module defines ``cfg`` -----------
+
+
+@pytest.fixture
+async def serve(cfg):
+    """``callpilot serve`` as a subprocess on the module's ``cfg``, ready (ARI + AMI up)."""
+    proc = ServeProcess(cfg).start()
+    try:
+        await proc.wait_ready()
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+async def phones(cfg, demo_passwords):
+    """Factory of registered agent phones; all unregistered and stopped after the test."""
+    started: list[sipua.AgentPhone] = []
+
+    async def start(ext: str, behaviour: str = "answer", calls: int = 1) -> sipua.AgentPhone:
+        a = cfg.asterisk
+        phone = sipua.AgentPhone(ext, demo_passwords[ext], a.sip_host, a.sip_port,
+                                 behaviour=behaviour, calls=calls)
+        await phone.start()
+        started.append(phone)
+        return phone
+    yield start
+    for phone in started:
+        await phone.unregister()
+        await phone.stop()

@@ -20,7 +20,7 @@ from sqlalchemy import delete
 from callpilot.config import AcdConfig, to_toml
 from callpilot.db import session as db
 from callpilot.db.models import AgentSkill, Customer, Queue, QueueMember
-from callpilot.sipua import AgentPhone, Caller
+from callpilot.sipua import Caller
 from tests.e2e.serve_proc import ServeProcess, wait_record
 
 pytestmark = pytest.mark.e2e
@@ -63,33 +63,6 @@ def cfg(e2e_config, asterisk):
     config = dataclasses.replace(e2e_config, acd=AcdConfig(ring_timeout=4, wrapup_seconds=1))
     seed_acd(config)
     return config
-
-
-@pytest.fixture
-async def serve(cfg):
-    proc = ServeProcess(cfg).start()
-    try:
-        await proc.wait_ready()
-        yield proc
-    finally:
-        proc.stop()
-
-
-@pytest.fixture
-async def phones(cfg, demo_passwords):
-    started: list[AgentPhone] = []
-
-    async def start(ext: str, behaviour: str = "answer", calls: int = 1) -> AgentPhone:
-        a = cfg.asterisk
-        phone = AgentPhone(ext, demo_passwords[ext], a.sip_host, a.sip_port, behaviour=behaviour,
-                           calls=calls)
-        await phone.start()
-        started.append(phone)
-        return phone
-    yield start
-    for phone in started:
-        await phone.unregister()
-        await phone.stop()
 
 
 def call_queue(cfg, number: str, hold: float, did: str = "803") -> Caller:
@@ -219,7 +192,7 @@ async def test_agent_feature_codes_pause_and_unpause(cfg, serve, phones, demo_pa
 
     async def dial(code: str):
         return await Caller(code, a.sip_host, a.sip_port, local_ip="127.0.0.1", from_number="1002",
-                            dtmf="", hold_seconds=2, auth_user="1002",
+                            dtmf="", hold_seconds=4, auth_user="1002",
                             auth_password=demo_passwords["1002"]).run()
     assert (await dial("*23")).answered
     status = await serve.wait_for(lambda s: s["agents"]["1002"]["state"] == "paused", what="paused")

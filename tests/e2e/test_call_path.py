@@ -14,8 +14,7 @@ import pytest
 
 from callpilot.asterisk.ari import AriClient
 from callpilot.config import AcdConfig
-from callpilot.demo import read_passwords
-from callpilot.sipua import AgentPhone, Caller
+from callpilot.sipua import Caller
 from tests.e2e.serve_proc import ServeProcess, wait_record
 
 pytestmark = pytest.mark.e2e
@@ -25,21 +24,6 @@ pytestmark = pytest.mark.e2e
 def cfg(e2e_config, asterisk):
     """The shared Asterisk instance's config, with short ACD timers for tests."""
     return dataclasses.replace(e2e_config, acd=AcdConfig(ring_timeout=6, wrapup_seconds=1))
-
-
-@pytest.fixture
-async def serve(cfg):
-    proc = ServeProcess(cfg).start()
-    try:
-        await proc.wait_ready()
-        yield proc
-    finally:
-        proc.stop()
-
-
-@pytest.fixture
-def passwords(cfg):
-    return read_passwords(cfg.state_dir / "demo-agents.txt")
 
 
 @pytest.fixture
@@ -57,13 +41,6 @@ def make_caller(cfg, number: str, dtmf: str, hold: float, did: str = "800") -> C
     a = cfg.asterisk
     return Caller(did, a.sip_host, a.sip_port, local_ip=a.trunk_ips[0], from_number=number,
                   dtmf=dtmf, dtmf_delay=1.0, hold_seconds=hold)
-
-
-async def phone(cfg, passwords, ext: str, behaviour: str = "answer") -> AgentPhone:
-    a = cfg.asterisk
-    agent = AgentPhone(ext, passwords[ext], a.sip_host, a.sip_port, behaviour=behaviour)
-    await agent.start()
-    return agent
 
 
 async def agent_ready(serve: ServeProcess, ext: str) -> None:
@@ -89,27 +66,23 @@ async def bridged_channels(ari: AriClient, timeout: float = 10.0) -> tuple[str, 
     raise AssertionError("no call bridge with two channels")
 
 
-async def test_dtmf_call_reaches_agent_with_rtp_both_ways(cfg, serve, passwords, ari):
-    agent = await phone(cfg, passwords, "1001")
-    try:
-        await agent_ready(serve, "1001")
-        number = caller_number()
-        call = asyncio.create_task(make_caller(cfg, number, "1", hold=10).run())
-        await agent.wait_for("answered", timeout=20)
-        caller_ch, agent_ch = await bridged_channels(ari)
-        before = [await rtp_counts(ari, caller_ch), await rtp_counts(ari, agent_ch)]
-        await asyncio.sleep(1.5)
-        after = [await rtp_counts(ari, caller_ch), await rtp_counts(ari, agent_ch)]
-        for (tx0, rx0), (tx1, rx1), leg in zip(before, after, ("caller", "agent")):
-            assert rx1 - rx0 > 25, f"{leg} leg: no RTP received by Asterisk ({rx0} -> {rx1})"
-            assert tx1 - tx0 > 25, f"{leg} leg: no RTP sent by Asterisk ({tx0} -> {tx1})"
-        result = await call
-        assert result.answered and result.ended_by == "caller", result
-        await agent.wait_for("bye", timeout=10)
-        record = await wait_record(cfg, number)
-    finally:
-        await agent.unregister()
-        await agent.stop()
+async def test_dtmf_call_reaches_agent_with_rtp_both_ways(cfg, serve, phones, ari):
+    agent = await phones("1001")
+    await agent_ready(serve, "1001")
+    number = caller_number()
+    call = asyncio.create_task(make_caller(cfg, number, "1", hold=10).run())
+    await agent.wait_for("answered", timeout=20)
+    caller_ch, agent_ch = await bridged_channels(ari)
+    before = [await rtp_counts(ari, caller_ch), await rtp_counts(ari, agent_ch)]
+    await asyncio.sleep(1.5)
+    after = [await rtp_counts(ari, caller_ch), await rtp_counts(ari, agent_ch)]
+    for (tx0, rx0), (tx1, rx1), leg in zip(before, after, ("caller", "agent")):
+        assert rx1 - rx0 > 25, f"{leg} leg: no RTP received by Asterisk ({rx0} -> {rx1})"
+        assert tx1 - tx0 > 25, f"{leg} leg: no RTP sent by Asterisk ({tx0} -> {tx1})"
+    result = await call
+    assert result.answered and result.ended_by == "caller", result
+    await agent.wait_for("bye", timeout=10)
+    record = await wait_record(cfg, number)
     assert record.did == "800"
     assert record.queue == "billing" and record.agent == "1001"
     assert record.outcome == "answered"
@@ -133,39 +106,31 @@ async def test_abandon_while_waiting(cfg, serve):
     await serve.wait_for(lambda s: s["queues"]["cards"]["waiting"] == 0, what="queue emptied")
 
 
-async def test_abandon_while_ringing_cancels_agent_leg(cfg, serve, passwords):
-    agent = await phone(cfg, passwords, "1003", behaviour="no_answer")
-    try:
-        await agent_ready(serve, "1003")
-        number = caller_number()
-        call = asyncio.create_task(make_caller(cfg, number, "2", hold=5).run())
-        await agent.wait_for("invite", timeout=15)
-        result = await call                      # caller hangs up while 1003 rings
-        await agent.wait_for("cancel", timeout=10)
-        record = await wait_record(cfg, number)
-        status = await serve.status()
-    finally:
-        await agent.unregister()
-        await agent.stop()
+async def test_abandon_while_ringing_cancels_agent_leg(cfg, serve, phones):
+    agent = await phones("1003", behaviour="no_answer")
+    await agent_ready(serve, "1003")
+    number = caller_number()
+    call = asyncio.create_task(make_caller(cfg, number, "2", hold=5).run())
+    await agent.wait_for("invite", timeout=15)
+    result = await call                      # caller hangs up while 1003 rings
+    await agent.wait_for("cancel", timeout=10)
+    record = await wait_record(cfg, number)
+    status = await serve.status()
     assert result.ended_by == "caller"
     assert (record.queue, record.outcome) == ("cards", "abandoned")
     assert record.answered_at is None and "ringing" in record.detail
     assert status["agents"]["1003"]["state"] == "available", "agent must not be blamed"
 
 
-async def test_invalid_key_then_silence_falls_back_to_general(cfg, serve, passwords):
-    agent = await phone(cfg, passwords, "1004")   # 1004 serves cards and general
-    try:
-        await agent_ready(serve, "1004")
-        number = caller_number()
-        call = asyncio.create_task(make_caller(cfg, number, "9", hold=32).run())
-        await agent.wait_for("answered", timeout=40)
-        record_open = await serve.status()
-        result = await call
-        record = await wait_record(cfg, number)
-    finally:
-        await agent.unregister()
-        await agent.stop()
+async def test_invalid_key_then_silence_falls_back_to_general(cfg, serve, phones):
+    agent = await phones("1004")   # 1004 serves cards and general
+    await agent_ready(serve, "1004")
+    number = caller_number()
+    call = asyncio.create_task(make_caller(cfg, number, "9", hold=32).run())
+    await agent.wait_for("answered", timeout=40)
+    record_open = await serve.status()
+    result = await call
+    record = await wait_record(cfg, number)
     assert record_open["calls"] >= 1
     assert result.ended_by == "caller"
     assert record.queue == "general" and record.agent == "1004"
@@ -174,7 +139,7 @@ async def test_invalid_key_then_silence_falls_back_to_general(cfg, serve, passwo
     assert kinds == ["dtmf", "timeout", "timeout"], record.journey["inputs"]
 
 
-async def test_waiting_call_survives_serve_restart(cfg, serve, passwords):
+async def test_waiting_call_survives_serve_restart(cfg, serve, phones):
     number = caller_number()
     call = asyncio.create_task(make_caller(cfg, number, "1", hold=16).run())
     await serve.wait_for(lambda s: s["queues"].get("billing", {}).get("waiting") == 1,
@@ -184,14 +149,10 @@ async def test_waiting_call_survives_serve_restart(cfg, serve, passwords):
     try:
         status = await restarted.wait_ready()
         assert status["queues"]["billing"]["waiting"] == 1, status
-        agent = await phone(cfg, passwords, "1001")
-        try:
-            await agent.wait_for("answered", timeout=20)
-            result = await call
-            record = await wait_record(cfg, number)
-        finally:
-            await agent.unregister()
-            await agent.stop()
+        agent = await phones("1001")
+        await agent.wait_for("answered", timeout=20)
+        result = await call
+        record = await wait_record(cfg, number)
     finally:
         restarted.stop()
     assert result.ended_by == "caller"
@@ -199,19 +160,15 @@ async def test_waiting_call_survives_serve_restart(cfg, serve, passwords):
     assert record.enqueued_at < record.answered_at
 
 
-async def test_agi_did_runs_the_same_flow_then_reaches_agent(cfg, serve, passwords):
+async def test_agi_did_runs_the_same_flow_then_reaches_agent(cfg, serve, phones):
     """DID 801: the flow runs over FastAGI, the dialplan hands the call to the ACD."""
-    agent = await phone(cfg, passwords, "1002")
-    try:
-        await agent_ready(serve, "1002")
-        number = caller_number()
-        call = asyncio.create_task(make_caller(cfg, number, "1", hold=6, did="801").run())
-        await agent.wait_for("answered", timeout=20)
-        result = await call
-        record = await wait_record(cfg, number)
-    finally:
-        await agent.unregister()
-        await agent.stop()
+    agent = await phones("1002")
+    await agent_ready(serve, "1002")
+    number = caller_number()
+    call = asyncio.create_task(make_caller(cfg, number, "1", hold=6, did="801").run())
+    await agent.wait_for("answered", timeout=20)
+    result = await call
+    record = await wait_record(cfg, number)
     assert result.ended_by == "caller"
     assert record.did == "801"
     assert (record.queue, record.agent, record.outcome) == ("billing", "1002", "answered")

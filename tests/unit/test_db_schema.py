@@ -166,7 +166,8 @@ def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(tmp_path) -> N
         with engine.connect() as conn:
             pragma = lambda name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()  # noqa: E731
             assert (pragma("journal_mode"), pragma("busy_timeout"), pragma("foreign_keys")) == ("wal", 5000, 1)
-        assert engine.pool._pre_ping
+            assert pragma("synchronous") == 1          # NORMAL: no fsync per commit under WAL
+        assert not engine.pool._pre_ping               # a file never drops a connection
     finally:
         engine.dispose()
 
@@ -174,6 +175,11 @@ def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(tmp_path) -> N
 @pytest.mark.parametrize("given", ["postgresql://u@h/db", "postgres://u@h/db", "postgresql+psycopg://u@h/db"])
 def test_postgresql_urls_use_psycopg_3(given: str) -> None:
     assert normalize_url(given).drivername == "postgresql+psycopg"
+
+
+def test_postgresql_engines_pre_ping() -> None:
+    engine = make_engine("postgresql://u@h/db")       # no connection is made here
+    assert engine.pool._pre_ping
 
 
 def test_postgresql_engine_pings_and_speaks_psycopg_3(pg_url: str) -> None:
