@@ -182,10 +182,20 @@ def queue_members(sessions: sessionmaker) -> dict[str, list[str]]:
     return members
 
 
+def _state_of(agent: Mapping[str, Any]) -> str:
+    state = str(agent.get("state", "unknown"))
+    if state == "available" and agent.get("routable") is False:
+        return "unreachable"
+    return state
+
+
 def agents_by_state(live_agents: Mapping[str, Mapping[str, Any]],
                     members: list[str]) -> dict[str, int]:
-    """How many of ``members`` are in each live state ({"available": 2, "paused": 1, ...})."""
-    states = Counter(str(live_agents[ext].get("state", "unknown")) for ext in members if ext in live_agents)
+    """How many of ``members`` are in each live state ({"available": 2, "paused": 1, ...}).
+
+    An agent "available" in the ACD whose phone is not registered and idle cannot take a
+    call: it is counted as "unreachable" (serve's ``routable`` flag says which)."""
+    states = Counter(_state_of(live_agents[ext]) for ext in members if ext in live_agents)
     return dict(sorted(states.items()))
 
 

@@ -291,3 +291,12 @@ def test_cli_merges_live_agents_when_serve_answers(state_dir, capsys) -> None:
     assert report["serve"] == "up"
     assert report["queues"]["sales"]["agents"] == {"on_call": 1, "paused": 1}
     assert report["queues"]["sales"]["waiting_now"] == 2
+
+
+def test_available_agents_whose_phones_are_unregistered_count_as_unreachable():
+    from acd.queue_report import agents_by_state
+    live = {"1001": {"state": "available", "routable": True},
+            "1002": {"state": "available", "routable": False},
+            "1003": {"state": "paused", "routable": False}}
+    assert agents_by_state(live, ["1001", "1002", "1003"]) == {
+        "available": 1, "paused": 1, "unreachable": 1}
