@@ -28,6 +28,7 @@ class LiveAgent:
     pause_reason: str = ""
     call_id: str | None = None
     logged_in_at: float = field(default_factory=time.monotonic)
+    wrapup_seconds: float | None = None     # None: the ACD's default
 
     @property
     def endpoint(self) -> str:

@@ -16,7 +16,7 @@ from acd.actions import CallControl
 from acd.announcements import position_of
 from acd.agents import AgentRoster, LiveAgent
 from acd.events import NullEventSink, QueueEventSink
-from acd.model import AgentState
+from acd.model import DEFAULT_AGE_BANDS, AgeBands, AgentState
 from acd.queues import QueueBook
 from acd.state import CallState, LiveCall, Outcome
 from acd.waiting import Speak, WaitingRoom
@@ -34,7 +34,7 @@ class Dispatcher:
     def __init__(self, control: CallControl, roster: AgentRoster, records: RecordWriter, *,
                  ring_timeout: int, wrapup_seconds: float, queues: QueueBook | None = None,
                  events: QueueEventSink | None = None, speak: Speak | None = None,
-                 fallback_queue: str = "general"):
+                 fallback_queue: str = "general", bands: AgeBands = DEFAULT_AGE_BANDS):
         self.control = control
         self.roster = roster
         self.records = records
@@ -43,6 +43,7 @@ class Dispatcher:
         self.queues = queues or QueueBook()
         self.events = events or NullEventSink()
         self.fallback_queue = fallback_queue
+        self.bands = bands
         self.calls: dict[str, LiveCall] = {}
         self.waiting = WaitingRoom(self.queues, speak, self._overflow,
                                    lambda: list(self.calls.values()), self._staffed)
@@ -70,7 +71,8 @@ class Dispatcher:
 
     async def _loop(self) -> None:
         while True:
-            wakeup = routing.next_wakeup(self._waiting(), self.roster.agents.values(), time.monotonic())
+            wakeup = routing.next_wakeup(self._waiting(), self.roster.agents.values(), time.monotonic(),
+                                         bands=self.bands)
             timeout = None if wakeup is None else max(0.0, wakeup - time.monotonic())
             try:
                 await asyncio.wait_for(self._kick.wait(), timeout)
@@ -89,7 +91,8 @@ class Dispatcher:
         """One routing pass.  Passes never overlap (the lock), and each offer re-checks that
         its call still waits and its agent is still free: never two offers for either."""
         async with self._pass_lock:
-            pairs = routing.assign(self._waiting(), self.roster.agents.values(), time.monotonic())
+            pairs = routing.assign(self._waiting(), self.roster.agents.values(), time.monotonic(),
+                                   bands=self.bands)
             for call_id, extension in pairs:
                 call, agent = self.calls.get(call_id), self.roster.agents[extension]
                 if call is not None and call.state is CallState.QUEUED and agent.routable:
@@ -270,21 +273,23 @@ class Dispatcher:
         agent = self.roster.get(call.agent) if call.agent else None
         if agent is None or agent.call_id not in (call.id, None):
             return
-        if previous is CallState.CONNECTED and self.wrapup_seconds > 0:
+        wrapup = self.wrapup_seconds if agent.wrapup_seconds is None else agent.wrapup_seconds
+        if previous is CallState.CONNECTED and wrapup > 0:
             agent.move(AgentState.WRAP_UP, "call ended", call_id=call.id)
-            self._later(self.wrapup_seconds, self._end_wrapup(agent, call.id))
+            self._later(wrapup, lambda: self._end_wrapup(agent, call.id))
         else:
-            agent.move(AgentState.AVAILABLE, "call ended before answer", call_id=call.id)
+            why = "call ended, no wrap-up" if previous is CallState.CONNECTED else "call ended before answer"
+            agent.move(AgentState.AVAILABLE, why, call_id=call.id)
 
     async def _end_wrapup(self, agent: LiveAgent, call_id: str) -> None:
         if agent.state is AgentState.WRAP_UP and agent.call_id == call_id:
             agent.move(AgentState.AVAILABLE, "wrap-up over", call_id=call_id)
             self.kick()
 
-    def _later(self, delay: float, coro) -> None:
+    def _later(self, delay: float, make_coro) -> None:
         async def run():
             await asyncio.sleep(delay)
-            await coro
+            await make_coro()
         task = asyncio.create_task(run())
         self._timers.add(task)
         task.add_done_callback(self._timers.discard)

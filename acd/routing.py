@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from acd import policy
 from acd.agents import IDLE_DEVICE_STATES, LiveAgent
-from acd.model import AgentState, AgentView, CallView
+from acd.model import DEFAULT_AGE_BANDS, AgeBands, AgentState, AgentView, CallView
 from acd.state import LiveCall
 
 logger = logging.getLogger(__name__)
@@ -41,15 +41,17 @@ def _new_call_view(call: LiveCall) -> CallView:
                     skill=call.skill or None)
 
 
-def assign(calls: Iterable[LiveCall], agents: Iterable[LiveAgent], now: float) -> list[tuple[str, str]]:
+def assign(calls: Iterable[LiveCall], agents: Iterable[LiveAgent], now: float, *,
+           bands: AgeBands = DEFAULT_AGE_BANDS) -> list[tuple[str, str]]:
     views = [call_view(c) for c in calls]
     if not views:
         return []
-    return policy.assign(views, [agent_view(a) for a in agents], now)
+    return policy.assign(views, [agent_view(a) for a in agents], now, bands=bands)
 
 
-def next_wakeup(calls: Iterable[LiveCall], agents: Iterable[LiveAgent], now: float) -> float | None:
+def next_wakeup(calls: Iterable[LiveCall], agents: Iterable[LiveAgent], now: float, *,
+                bands: AgeBands = DEFAULT_AGE_BANDS) -> float | None:
     views = [call_view(c) for c in calls]
     if not views:
         return None
-    return policy.next_wakeup(views, [agent_view(a) for a in agents], now)
+    return policy.next_wakeup(views, [agent_view(a) for a in agents], now, bands=bands)

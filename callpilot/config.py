@@ -56,6 +56,8 @@ class AcdConfig:
     ring_timeout: int = 15             # seconds an agent phone rings before the next agent
     wrapup_seconds: int = 5
     general_queue: str = "general"     # where the IVR sends callers it could not route
+    # age-band lower bounds: [25, 35, 45, 55] gives <25, 25-34, 35-44, 45-54, 55+
+    age_bands: list[int] = field(default_factory=lambda: [25, 35, 45, 55])
 
 
 @dataclass
@@ -171,6 +173,9 @@ def _coerce(f: dataclasses.Field, value: Any, where: str) -> Any:
             return Path(value).expanduser()
         if kind == "list[str]" and isinstance(value, str):
             return [v.strip() for v in value.split(",") if v.strip()]
+        if kind == "list[int]":
+            items = value.split(",") if isinstance(value, str) else value
+            return [int(v) for v in items]
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {value!r} is not a valid {kind}") from exc
     return value
@@ -185,6 +190,9 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"{name}: {port} is not a TCP/UDP port")
     if len(set(ports.values())) != len(ports):
         raise ConfigError(f"ports must differ: {ports}")
+    bands = config.acd.age_bands
+    if not bands or any(b <= a_ for a_, b in zip(bands, bands[1:])) or bands[0] <= 0:
+        raise ConfigError(f"acd.age_bands {bands}: increasing positive ages, e.g. [25, 35, 45, 55]")
     if not a.rtp_start < a.rtp_end:
         raise ConfigError("asterisk.rtp_start must be below asterisk.rtp_end")
     all_dids = list(a.dids) + list(a.agi_dids) + list(a.queue_dids)

@@ -8,29 +8,30 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload, sessionmaker
 
 from acd.agents import LiveAgent
-from acd.model import DEFAULT_AGE_BANDS, AgentState, steps_from_list
+from acd.model import DEFAULT_AGE_BANDS, AgeBands, AgentState, steps_from_list
 from acd.queues import QueueBook, QueueSettings
 from callpilot.db.models import Agent, Queue
 
 logger = logging.getLogger(__name__)
 
 
-def load_roster(sessions: sessionmaker, today_year: int | None = None) -> list[LiveAgent]:
+def load_roster(sessions: sessionmaker, today_year: int | None = None,
+                bands: AgeBands = DEFAULT_AGE_BANDS) -> list[LiveAgent]:
     year = today_year or date.today().year
     with sessions() as s:
         rows = s.scalars(select(Agent).options(selectinload(Agent.queues),
                                                selectinload(Agent.skills))).all()
-        agents = [_live(row, year) for row in rows]
+        agents = [_live(row, year, bands) for row in rows]
     logger.info("roster: %d agents", len(agents))
     return agents
 
 
-def _live(row: Agent, year: int) -> LiveAgent:
+def _live(row: Agent, year: int, bands: AgeBands) -> LiveAgent:
     queues = frozenset(m.queue_name for m in row.queues)
-    band = DEFAULT_AGE_BANDS.band_of(row.birth_year, year) if row.birth_year else None
+    band = bands.band_of(row.birth_year, year) if row.birth_year else None
     agent = LiveAgent(extension=row.extension, queues=queues, age_band=band,
                       skills={k.skill: k.level for k in row.skills},
-                      languages=frozenset(row.languages or ()))
+                      languages=frozenset(row.languages or ()), wrapup_seconds=row.wrapup_seconds)
     if row.auto_login:
         agent.move(AgentState.AVAILABLE, "auto login")
     return agent

@@ -16,7 +16,7 @@ from acd.actions import CallControl
 from acd.agents import AgentRoster
 from acd.dispatcher import Dispatcher
 from acd.queue_events import QueueEventRecorder
-from acd.model import AgentState, steps_from_list
+from acd.model import AgeBands, AgentState, steps_from_list
 from acd.state import CallState, LiveCall, Outcome
 from callpilot.asterisk.agi import AgiServer
 from callpilot.asterisk.ami import AmiMonitor
@@ -57,6 +57,7 @@ class Server:
         db.create_schema(engine)
         self.sessions = db.make_sessionmaker(engine)
         self.profiles = ProfileDirectory(engine)
+        self.bands = AgeBands(tuple(config.acd.age_bands))
         self.records = RecordWriter(CallRecordStore(self.sessions))
         secrets, a = config.secrets, config.asterisk
         self.ari = AriClient(config.ari_url, secrets.ari_user, secrets.ari_password, a.app_name)
@@ -70,7 +71,7 @@ class Server:
                                      wrapup_seconds=config.acd.wrapup_seconds,
                                      queues=load_queues(self.sessions), speak=self.speak,
                                      events=self.queue_events,
-                                     fallback_queue=config.acd.general_queue)
+                                     fallback_queue=config.acd.general_queue, bands=self.bands)
         ivr_parts = ivr_wiring.build(config, self.sessions, self.prompts, age_band=AgeBands().band_of)
         self.runner, self.flows = ivr_parts.runner, ivr_parts.flows
         self.ivr = InboundIvr(self.ari, self.inboxes, self.records, self.runner, self.flows,
@@ -90,7 +91,7 @@ class Server:
 
     # -- run ----------------------------------------------------------------------------
     async def run(self) -> None:
-        self.dispatcher.adopt_roster(load_roster(self.sessions))
+        self.dispatcher.adopt_roster(load_roster(self.sessions, bands=self.bands))
         await self.flows.start()         # seed built-ins, load live versions, prerender, poll
         await self.status.start()
         await self.agi.start()
@@ -186,7 +187,7 @@ class Server:
                                       steps=steps)
 
     def _caller_attributes(self, caller_id: str) -> dict:
-        return caller_attributes(self.profiles.lookup(caller_id), date.today().year)
+        return caller_attributes(self.profiles.lookup(caller_id), date.today().year, self.bands)
 
     async def speak(self, call_id: str, text: str) -> None:
         """Tell one waiting caller something (TTS rendered once, then cached)."""

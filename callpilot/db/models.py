@@ -44,6 +44,7 @@ class Agent(Base):
     birth_year: Mapped[int | None] = mapped_column(Integer, nullable=True)
     auto_login: Mapped[bool] = mapped_column(default=True)
     languages: Mapped[list] = mapped_column(JSON, default=lambda: ["en"], server_default='["en"]')
+    wrapup_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: ACD default
     queues: Mapped[list["QueueMember"]] = relationship(back_populates="agent", cascade="all, delete-orphan")
     skills: Mapped[list["AgentSkill"]] = relationship(back_populates="agent", cascade="all, delete-orphan")
 

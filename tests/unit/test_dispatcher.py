@@ -1,0 +1,167 @@
+"""Dispatcher state handling with a fake call control (the e2e tests drive real Asterisk)."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from acd.agents import AgentRoster, LiveAgent
+from acd.dispatcher import AgentCommandError, Dispatcher
+from acd.model import AgentState
+from acd.queues import QueueBook, QueueSettings
+from acd.state import CallState, LiveCall
+
+
+class FakeControl:
+    def __init__(self):
+        self.rung: list[tuple[str, str]] = []
+        self.hung_up: list[str] = []
+
+    async def park(self, call_id, queue, moh_class="default"):
+        return True
+
+    async def unpark(self, call_id, queue):
+        pass
+
+    async def ring(self, call_id, endpoint, channel_id, *, timeout, caller_id):
+        self.rung.append((call_id, endpoint))
+        await asyncio.sleep(0)
+        return True
+
+    async def connect(self, call_id, agent_channel, queue):
+        return True
+
+    async def release(self, call_id, *channels):
+        self.hung_up.extend(c for c in channels if c)
+
+    async def hangup(self, channel_id):
+        self.hung_up.append(channel_id)
+
+    async def play(self, channel_id, uri):
+        pass
+
+
+class FakeRecords:
+    def __init__(self):
+        self.writes: list[tuple[str, dict]] = []
+
+    def post(self, call_id, **fields):
+        self.writes.append((call_id, fields))
+
+    async def update(self, call_id, **fields):
+        self.writes.append((call_id, fields))
+
+
+def agent(ext: str, queues=("q",), wrapup=None) -> LiveAgent:
+    a = LiveAgent(extension=ext, queues=frozenset(queues), skills={"q": 3}, wrapup_seconds=wrapup)
+    a.move(AgentState.AVAILABLE, "test")
+    a.device_state = "NOT_INUSE"
+    return a
+
+
+@pytest.fixture
+def make():
+    def build(*agents: LiveAgent, wrapup: float = 0.0):
+        roster = AgentRoster()
+        for a in agents:
+            roster.add(a)
+        control, records = FakeControl(), FakeRecords()
+        queues = QueueBook({"q": QueueSettings(name="q", announce_frequency=0, steps=())})
+        return Dispatcher(control, roster, records, ring_timeout=5, wrapup_seconds=wrapup,
+                          queues=queues), control, records
+    return build
+
+
+async def test_two_calls_two_agents_never_share(make):
+    d, control, _ = make(agent("1"), agent("2"))
+    await asyncio.gather(d.enqueue(LiveCall("a", "", ""), "q"), d.enqueue(LiveCall("b", "", ""), "q"))
+    assert sorted(call for call, _ in control.rung) == ["a", "b"]
+    assert sorted(endpoint for _, endpoint in control.rung) == ["PJSIP/1", "PJSIP/2"]
+    assert {c.state for c in d.calls.values()} == {CallState.RINGING}
+
+
+async def test_third_call_waits_while_both_agents_ring(make):
+    d, control, _ = make(agent("1"), agent("2"))
+    for cid in "abc":
+        await d.enqueue(LiveCall(cid, "", ""), "q")
+    assert len(control.rung) == 2
+    assert d.calls["c"].state is CallState.QUEUED
+
+
+async def test_agent_own_wrapup_overrides_the_default(make):
+    quick = agent("1", wrapup=0)
+    d, _, _ = make(quick, wrapup=30)
+    await d.enqueue(LiveCall("a", "", ""), "q")
+    channel = d.calls["a"].agent_channel
+    await d.agent_answered(channel, "a")
+    assert quick.state is AgentState.ON_CALL
+    await d.caller_gone("a")
+    assert quick.state is AgentState.AVAILABLE        # no wrap-up for this agent
+
+
+async def test_default_wrapup_applies_without_an_override(make):
+    slow = agent("1")
+    d, _, _ = make(slow, wrapup=30)
+    await d.enqueue(LiveCall("a", "", ""), "q")
+    await d.agent_answered(d.calls["a"].agent_channel, "a")
+    await d.caller_gone("a")
+    assert slow.state is AgentState.WRAP_UP
+    await d.stop()
+
+
+async def test_ring_failure_pauses_agent_and_requeues_call(make):
+    deaf = agent("1")
+    d, _, records = make(deaf)
+    await d.enqueue(LiveCall("a", "", ""), "q")
+    await d.agent_leg_gone(d.calls["a"].agent_channel, cause=19)
+    assert deaf.state is AgentState.PAUSED and deaf.pause_reason == "not responding"
+    assert d.calls["a"].state is CallState.QUEUED and d.calls["a"].agent is None
+    assert ("a", {"state": "queued", "agent": None}) in records.writes
+
+
+async def test_caller_hangup_while_ringing_frees_agent_and_cancels_leg(make):
+    a1 = agent("1")
+    d, control, records = make(a1)
+    await d.enqueue(LiveCall("a", "", ""), "q")
+    channel = d.calls["a"].agent_channel
+    await d.caller_gone("a")
+    assert a1.state is AgentState.AVAILABLE
+    assert channel in control.hung_up
+    assert records.writes[-1][1]["outcome"] == "abandoned"
+
+
+async def test_agent_commands_refuse_what_cannot_apply(make):
+    a1 = agent("1")
+    d, _, _ = make(a1)
+    with pytest.raises(AgentCommandError):
+        d.agent_command("1", "login")                 # already logged in
+    with pytest.raises(AgentCommandError):
+        d.agent_command("9", "pause")                 # no such agent
+    await d.enqueue(LiveCall("a", "", ""), "q")       # 1 now rings
+    with pytest.raises(AgentCommandError):
+        d.agent_command("1", "logout")
+    with pytest.raises(AgentCommandError):
+        d.agent_command("1", "dance")
+
+
+async def test_pause_then_unpause_round_trip(make):
+    a1 = agent("1")
+    d, _, _ = make(a1)
+    assert d.agent_command("1", "pause", "lunch").pause_reason == "lunch"
+    assert a1.state is AgentState.PAUSED and not a1.routable
+    assert d.agent_command("1", "unpause").state is AgentState.AVAILABLE
+    assert d.agent_command("1", "logout").state is AgentState.LOGGED_OUT
+    with pytest.raises(AgentCommandError):
+        d.agent_command("1", "pause")                 # logged out agents cannot pause
+
+
+def test_age_bands_come_from_the_config(tmp_path):
+    from callpilot import config as config_mod
+    cfg = config_mod.load(env={"CALLPILOT_STATE_DIR": str(tmp_path)})
+    assert cfg.acd.age_bands == [25, 35, 45, 55]
+    path = tmp_path / "c.toml"
+    path.write_text("[acd]\nage_bands = [30, 50]\n")
+    assert config_mod.load(path, env={"CALLPILOT_STATE_DIR": str(tmp_path)}).acd.age_bands == [30, 50]
+    path.write_text("[acd]\nage_bands = [50, 30]\n")
+    with pytest.raises(config_mod.ConfigError, match="age_bands"):
+        config_mod.load(path, env={"CALLPILOT_STATE_DIR": str(tmp_path)})
