@@ -263,6 +263,7 @@ class Server:
     def snapshot(self) -> dict[str, Any]:
         return {
             "ari": self.ari.state.value,
+            "ari_connects": self.ari.connects,
             "ami": self.ami.state.value,
             "calls": len(self.dispatcher.calls) + len(self.ivr.active),
             "queues": self.dispatcher.snapshot(),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import subprocess
 import time
 import uuid
 
@@ -174,3 +175,27 @@ async def test_agi_did_runs_the_same_flow_then_reaches_agent(cfg, serve, phones)
     assert (record.queue, record.agent, record.outcome) == ("billing", "1002", "answered")
     assert record.menu_path == ["main_menu=1"]
     assert record.journey["path"] == ["greeting", "main_menu", "to_billing"]
+
+
+def cut_ari_websocket(cfg) -> str:
+    """Kill serve's TCP connections to ARI from outside (as a network fault would)."""
+    out = subprocess.run(["ss", "-K", "-t", "dst", "127.0.0.1", "dport", "=",
+                          str(cfg.asterisk.ari_port)], capture_output=True, text=True, check=True)
+    return out.stdout
+
+
+async def test_waiting_call_survives_a_cut_ari_websocket(cfg, serve, phones):
+    number = caller_number()
+    call = asyncio.create_task(make_caller(cfg, number, "1", hold=14).run())
+    before = await serve.wait_for(lambda s: s["queues"].get("billing", {}).get("waiting") == 1,
+                                  what="caller waiting in billing")
+    assert "ESTAB" in cut_ari_websocket(cfg)
+    status = await serve.wait_for(lambda s: s["ari_connects"] > before["ari_connects"]
+                                  and s["ari"] == "connected", what="ARI reconnected")
+    assert status["queues"]["billing"]["waiting"] == 1, status
+    agent = await phones("1001")
+    await agent.wait_for("answered", timeout=20)
+    result = await call
+    record = await wait_record(cfg, number)
+    assert result.ended_by == "caller"
+    assert (record.queue, record.agent, record.outcome) == ("billing", "1001", "answered")
