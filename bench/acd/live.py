@@ -26,12 +26,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import random
 import re
 import secrets
 import shutil
-import socket
 import statistics
 import tempfile
 import time
@@ -39,10 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from callpilot import config as config_mod
 from callpilot import sipua
 from callpilot.asterisk import runner
 from callpilot.config import AcdConfig, Config
+from callpilot.isolated import isolated_config
 from bench.acd import sipcap
 
 logger = logging.getLogger(__name__)
@@ -52,7 +49,6 @@ APPQ_DID = "8500"
 ACD_DID = "8501"
 TRUNK_IP = "127.0.0.2"
 EXT_BASE = 2001
-RTP_RANGE = (10000, 15800)     # below sipua's media ports and the kernel's ephemeral range
 RTP_BLOCK = 400
 
 
@@ -88,39 +84,9 @@ class Round:
 # --- instance -----------------------------------------------------------------------------
 
 
-def _free_tcp_udp(taken: set[int]) -> int:
-    for _ in range(100):
-        port = sipua.free_port("127.0.0.1", (socket.SOCK_STREAM, socket.SOCK_DGRAM))
-        if port not in taken:
-            taken.add(port)
-            return port
-    raise RuntimeError("no free loopback port")
-
-
-def _free_rtp_range() -> tuple[int, int]:
-    for _ in range(100):
-        start = random.randrange(RTP_RANGE[0], RTP_RANGE[1] - RTP_BLOCK, 2)
-        probe = (start, start + 1, start + RTP_BLOCK // 2, start + RTP_BLOCK - 1)
-        if all(sipua._port_free("127.0.0.1", p, socket.SOCK_DGRAM) for p in probe):
-            return start, start + RTP_BLOCK - 1
-    raise RuntimeError("no free RTP port block")
-
-
 def bench_config(state_dir: Path) -> Config:
     """An isolated instance: own state dir, free loopback ports, only the two bench DIDs."""
-    taken: set[int] = set()
-    rtp_start, rtp_end = _free_rtp_range()
-    env = {"CALLPILOT_STATE_DIR": str(state_dir),
-           "CALLPILOT_SIP_PORT": str(_free_tcp_udp(taken)),
-           "CALLPILOT_ARI_PORT": str(_free_tcp_udp(taken)),
-           "CALLPILOT_AMI_PORT": str(_free_tcp_udp(taken)),
-           "CALLPILOT_AGI_PORT": str(_free_tcp_udp(taken)),
-           "CALLPILOT_WEB_PORT": str(_free_tcp_udp(taken)),
-           "CALLPILOT_RTP_START": str(rtp_start), "CALLPILOT_RTP_END": str(rtp_end)}
-    for name in ("CALLPILOT_ASTERISK_ROOTFS", "CALLPILOT_ASTERISK_BINARY"):
-        if name in os.environ:
-            env[name] = os.environ[name]
-    config = config_mod.load(env=env)
+    config = isolated_config(state_dir, rtp_block=RTP_BLOCK)
     a = config.asterisk
     a.sip_host, a.trunk_ips, a.agent_qualify_seconds = "127.0.0.1", [TRUNK_IP], 0
     a.dids, a.agi_dids = {}, {}                      # no IVR: nothing to prerender

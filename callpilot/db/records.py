@@ -5,7 +5,6 @@ every write on one dedicated thread, in order, off the event loop.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime, timezone
 from typing import Any

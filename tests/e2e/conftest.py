@@ -16,73 +16,22 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import random
-import socket
 from dataclasses import dataclass
-from pathlib import Path
 from typing import AsyncIterator
 
 import pytest
 
-from callpilot import config as config_mod
 from callpilot import demo, sipua
 from callpilot.asterisk import runner
 from callpilot.config import Config
+from callpilot.isolated import isolated_config
 from tests.e2e.helpers import AriTestClient
 from tests.e2e.serve_proc import ServeProcess
 
 logger = logging.getLogger(__name__)
 
-TCP_UDP = (socket.SOCK_STREAM, socket.SOCK_DGRAM)
-RTP_RANGE = (10000, 15800)    # below sipua's media ports and the kernel's ephemeral range
-RTP_BLOCK = 200
-
-
-def free_port(kinds: tuple[int, ...] = (socket.SOCK_STREAM,), taken: set[int] = None) -> int:
-    """A loopback port free for every socket kind in ``kinds`` and not in ``taken``."""
-    taken = taken if taken is not None else set()
-    while True:
-        port = sipua.free_port("127.0.0.1", kinds)
-        if port not in taken:
-            taken.add(port)
-            return port
-
-
-def free_rtp_range() -> tuple[int, int]:
-    """A block of RTP ports whose ends are free (random start: parallel sessions differ)."""
-    for _ in range(100):
-        start = random.randrange(RTP_RANGE[0], RTP_RANGE[1] - RTP_BLOCK, 2)
-        probe = (start, start + 1, start + RTP_BLOCK // 2, start + RTP_BLOCK - 1)
-        if all(sipua._port_free("127.0.0.1", p, socket.SOCK_DGRAM) for p in probe):
-            return start, start + RTP_BLOCK - 1
-    raise RuntimeError("no free RTP port block")
-
-
-def make_e2e_config(state_dir: Path, **asterisk_overrides) -> Config:
-    """A Config for an isolated instance: own state dir, free ports, loopback only."""
-    taken: set[int] = set()
-    rtp_start, rtp_end = free_rtp_range()
-    env = {
-        "CALLPILOT_STATE_DIR": str(state_dir),
-        "CALLPILOT_SIP_PORT": str(free_port(TCP_UDP, taken)),
-        "CALLPILOT_ARI_PORT": str(free_port(taken=taken)),
-        "CALLPILOT_AMI_PORT": str(free_port(taken=taken)),
-        "CALLPILOT_AGI_PORT": str(free_port(taken=taken)),
-        "CALLPILOT_WEB_PORT": str(free_port(taken=taken)),
-        "CALLPILOT_RTP_START": str(rtp_start),
-        "CALLPILOT_RTP_END": str(rtp_end),
-    }
-    for name in ("CALLPILOT_ASTERISK_ROOTFS", "CALLPILOT_ASTERISK_BINARY"):
-        if name in os.environ:
-            env[name] = os.environ[name]
-    config = config_mod.load(env=env)
-    config.agi_host = "127.0.0.1"
-    config.asterisk.sip_host = "127.0.0.1"
-    config.asterisk.agent_qualify_seconds = 0
-    for key, value in asterisk_overrides.items():
-        setattr(config.asterisk, key, value)
-    return config
+# Extra instances (a second Asterisk, a fresh one for a check of its own log):
+make_e2e_config = isolated_config
 
 
 @dataclass

@@ -11,7 +11,6 @@ import asyncio
 import dataclasses
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest

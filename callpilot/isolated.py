@@ -1,0 +1,65 @@
+"""Configs for isolated instances on one machine (tests, benchmarks, a second node on a
+laptop): an own state dir, free loopback ports and an own block of RTP ports."""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+from pathlib import Path
+
+from callpilot import config as config_mod
+from callpilot.config import Config
+from callpilot.sipua import _port_free, free_port as _free_port
+
+logger = logging.getLogger(__name__)
+
+TCP_UDP = (socket.SOCK_STREAM, socket.SOCK_DGRAM)
+RTP_RANGE = (10000, 15800)    # below sipua's media ports and the kernel's ephemeral range
+
+
+def free_port(kinds: tuple[int, ...] = (socket.SOCK_STREAM,), taken: set[int] | None = None) -> int:
+    """A loopback port free for every socket kind in ``kinds`` and not in ``taken``."""
+    taken = taken if taken is not None else set()
+    for _ in range(100):
+        port = _free_port("127.0.0.1", kinds)
+        if port not in taken:
+            taken.add(port)
+            return port
+    raise RuntimeError("no free loopback port")
+
+
+def free_rtp_range(block: int = 200) -> tuple[int, int]:
+    """A block of RTP ports whose ends are free (random start: parallel runs differ)."""
+    for _ in range(100):
+        start = random.randrange(RTP_RANGE[0], RTP_RANGE[1] - block, 2)
+        probe = (start, start + 1, start + block // 2, start + block - 1)
+        if all(_port_free("127.0.0.1", p, socket.SOCK_DGRAM) for p in probe):
+            return start, start + block - 1
+    raise RuntimeError("no free RTP port block")
+
+
+def isolated_config(state_dir: Path, *, rtp_block: int = 200, **asterisk_overrides) -> Config:
+    """A Config for an isolated instance: own state dir, free ports, loopback only."""
+    taken: set[int] = set()
+    rtp_start, rtp_end = free_rtp_range(rtp_block)
+    env = {
+        "CALLPILOT_STATE_DIR": str(state_dir),
+        "CALLPILOT_SIP_PORT": str(free_port(TCP_UDP, taken)),
+        "CALLPILOT_ARI_PORT": str(free_port(taken=taken)),
+        "CALLPILOT_AMI_PORT": str(free_port(taken=taken)),
+        "CALLPILOT_AGI_PORT": str(free_port(taken=taken)),
+        "CALLPILOT_WEB_PORT": str(free_port(taken=taken)),
+        "CALLPILOT_RTP_START": str(rtp_start),
+        "CALLPILOT_RTP_END": str(rtp_end),
+    }
+    for name in ("CALLPILOT_ASTERISK_ROOTFS", "CALLPILOT_ASTERISK_BINARY"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    config = config_mod.load(env=env)
+    config.agi_host = "127.0.0.1"
+    config.asterisk.sip_host = "127.0.0.1"
+    config.asterisk.agent_qualify_seconds = 0
+    for key, value in asterisk_overrides.items():
+        setattr(config.asterisk, key, value)
+    return config
