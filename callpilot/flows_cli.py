@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,6 +67,8 @@ def _authoring(parser: argparse.ArgumentParser) -> None:
 def run(config: Config, args: argparse.Namespace) -> int:
     from ivr.errors import FlowInvalid
     from ivr.store import UnknownFlow
+    if not getattr(args, "verbose", False):       # the command's answer, not migration chatter
+        logging.getLogger().setLevel(logging.WARNING)
     try:
         validate = _validator(config)
         if args.flows_action == "validate" and Path(args.source).suffix == ".json":

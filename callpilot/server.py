@@ -15,9 +15,10 @@ from typing import Any
 from acd.actions import CallControl
 from acd.agents import AgentRoster
 from acd.dispatcher import Dispatcher
-from acd.queue_events import QueueEventRecorder
 from acd.model import AgeBands, AgentState, steps_from_list
+from acd.queue_events import QueueEventRecorder
 from acd.state import CallState, LiveCall, Outcome
+from acd.ticket import caller_attributes
 from callpilot.asterisk.agi import AgiServer
 from callpilot.asterisk.ami import AmiMonitor
 from callpilot.asterisk.ari import AriClient
@@ -26,7 +27,6 @@ from callpilot.asterisk.channel_events import ChannelInboxes
 from callpilot.config import Config
 from callpilot.db import session as db
 from callpilot.db.records import CallRecordStore, RecordWriter, utcnow
-from acd.ticket import caller_attributes
 from callpilot.profiles import ProfileDirectory
 from callpilot.roster import load_queues, load_roster
 from callpilot.status import StatusServer
@@ -34,9 +34,7 @@ from ivr.agi_entry import AgiFlowHandler
 from ivr.outcome import Outcome as FlowOutcome
 from ivr.stasis import InboundIvr
 from ivr.tts import PromptCache
-# IVR wiring: flows from the versioned store (live publishes), speech when configured
-from acd.model import AgeBands
-from ivr import wiring as ivr_wiring
+from ivr import wiring as ivr_wiring   # flows from the versioned store, speech if configured
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +70,9 @@ class Server:
                                      queues=load_queues(self.sessions), speak=self.speak,
                                      events=self.queue_events,
                                      fallback_queue=config.acd.general_queue, bands=self.bands)
-        ivr_parts = ivr_wiring.build(config, self.sessions, self.prompts, age_band=AgeBands().band_of)
+        ivr_parts = ivr_wiring.build(config, self.sessions, self.prompts, age_band=self.bands.band_of)
         self.runner, self.flows = ivr_parts.runner, ivr_parts.flows
+        self.ari_speech = ivr_parts.ari_speech
         self.ivr = InboundIvr(self.ari, self.inboxes, self.records, self.runner, self.flows,
                               self.handoff, fallback_queue=config.acd.general_queue,
                               speech=ivr_parts.ari_speech)
@@ -114,6 +113,9 @@ class Server:
     async def shutdown(self, ari_task: asyncio.Task) -> None:
         logger.info("serve stopping; calls stay parked in Stasis for the next start")
         await self.dispatcher.stop()
+        await self.flows.close()
+        if self.ari_speech is not None:
+            await self.ari_speech.media.close()
         self.queue_events.close()
         await self.ari.close()
         ari_task.cancel()

@@ -108,18 +108,18 @@ class AgiCallDriver:
         """One RECORD FILE (ends on silence or a key); None if it holds no speech."""
         speech = self.speech
         speech.directory.mkdir(parents=True, exist_ok=True)
-        base = speech.directory / f"agi-{self.call_id}-{next(self._ids)}"
+        base = speech.directory / f"agi-{self.call_id}-{next(self._ids)}"   # call ids hold dots
+        recording = base.parent / f"{base.name}.wav"
         max_ms = int((speech.max_speech + speech.silence_seconds + 1) * 1000)
         try:
             result = await self._command(f"RECORD FILE {base} wav {ALL_KEYS} {max_ms} "
                                          f"s={speech.silence_seconds}")
-            digit = _digit(result)
-            if digit:
-                return DTMF(digit)
+            if _status(result) == "dtmf":       # "(timeout)" carries ms left, not a key
+                return DTMF(_digit(result))
             return await asyncio.get_running_loop().run_in_executor(
-                DECODER, _recognize_recording, speech, base.with_suffix(".wav"), grammar)
+                DECODER, _recognize_recording, speech, recording, grammar)
         finally:
-            base.with_suffix(".wav").unlink(missing_ok=True)
+            recording.unlink(missing_ok=True)
 
     async def set_variable(self, name: str, value: str) -> None:
         await self._command(f'SET VARIABLE {name} "{value}"')
@@ -129,6 +129,12 @@ class AgiCallDriver:
             await self._command("HANGUP")
         except CallerHangup:
             pass
+
+
+def _status(result: dict) -> str:
+    """The word in parentheses after result= ("dtmf", "timeout", "hangup"...), or ''."""
+    value = result.get("result") or ("", "")
+    return value[1] if isinstance(value, tuple) and len(value) > 1 else ""
 
 
 def _digit(result: dict) -> str:

@@ -1,7 +1,9 @@
 """Speech recognition for flows: one Vosk model per process, grammar-constrained recognisers.
 
-Drivers implement ``listen`` (see :mod:`ivr.driver`) by feeding the caller's audio to
-:func:`listen_stream`; flows get their vocabulary check from :meth:`SpeechModel.knows`.
+Drivers implement ``listen`` (see :mod:`ivr.driver`) by feeding the caller's audio frame by
+frame to an :class:`Utterance` (energy VAD for barge-in and endpointing, the grammar decoder
+in a shared thread pool), or whole streams to :func:`listen_stream`; flows get their
+vocabulary check from :meth:`SpeechModel.knows`.
 """
 from ivr.speech.model import SpeechModel, SpeechUnavailable, default_model_path
 from ivr.speech.recognizer import (GrammarRecognizer, recognize, recognize_async, recognize_wav,

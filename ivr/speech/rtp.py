@@ -7,9 +7,11 @@ first packet fixed the sender.
 """
 from __future__ import annotations
 
+import array
 import asyncio
 import logging
 import struct
+from collections import deque
 from dataclasses import dataclass
 from typing import AsyncIterator
 
@@ -49,8 +51,10 @@ def parse_rtp(packet: bytes) -> RtpPacket | None:
 
 def l16_to_pcm(payload: bytes) -> bytes:
     """Network-order 16-bit samples -> little-endian (what Vosk and WAV files use)."""
-    usable = len(payload) - len(payload) % 2
-    return np.frombuffer(payload[:usable], dtype=">i2").astype("<i2").tobytes()
+    samples = array.array("h")
+    samples.frombytes(payload[:len(payload) - len(payload) % 2])
+    samples.byteswap()                      # swaps each sample's two bytes, whatever the host
+    return samples.tobytes()
 
 
 def pcm_to_l16(pcm: bytes) -> bytes:
@@ -58,10 +62,17 @@ def pcm_to_l16(pcm: bytes) -> bytes:
 
 
 class RtpReceiver(asyncio.DatagramProtocol):
-    """One UDP socket receiving one RTP stream; iterate :meth:`frames` for PCM."""
+    """One UDP socket receiving one RTP stream; iterate :meth:`frames` for PCM.
+
+    Frames wait in a deque with one waiter future (no Queue, no ``wait_for`` task per frame:
+    a listening call receives 50 packets a second and this is per packet).
+    """
 
     def __init__(self, max_queue: int = 500) -> None:
-        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(max_queue)
+        self._frames: deque[bytes] = deque()
+        self._max_queue = max_queue
+        self._waiter: asyncio.Future | None = None
+        self._closed = False
         self._transport: asyncio.DatagramTransport | None = None
         self._sender: tuple | None = None
         self._last_sequence: int | None = None
@@ -88,13 +99,16 @@ class RtpReceiver(asyncio.DatagramProtocol):
         elif addr != self._sender:
             return
         packet = parse_rtp(data)
-        if packet is None or not self._in_order(packet.sequence):
+        if packet is None or not self._in_order(packet.sequence) or \
+                len(self._frames) >= self._max_queue:
             self.dropped += 1
             return
-        try:
-            self._queue.put_nowait(l16_to_pcm(packet.payload))
-        except asyncio.QueueFull:
-            self.dropped += 1
+        self._frames.append(l16_to_pcm(packet.payload))
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     def _in_order(self, sequence: int) -> bool:
         """Drop duplicates and late packets (16-bit sequence numbers wrap)."""
@@ -105,27 +119,29 @@ class RtpReceiver(asyncio.DatagramProtocol):
         return True
 
     def connection_lost(self, exc) -> None:
-        self._queue.put_nowait(None)
+        self._closed = True
+        self._wake()
 
     async def next_frame(self, timeout: float) -> bytes | None:
         """The next frame, or None after ``timeout`` seconds without one (or once closed)."""
-        try:
-            frame = self._queue.get_nowait()
-        except asyncio.QueueEmpty:
+        if not self._frames and not self._closed:
+            loop = asyncio.get_running_loop()
+            self._waiter = loop.create_future()
+            timer = loop.call_later(timeout, self._wake)
             try:
-                frame = await asyncio.wait_for(self._queue.get(), timeout)
-            except asyncio.TimeoutError:
-                return None
-        if frame is None:
-            self._queue.put_nowait(None)      # stay closed for later readers
-        return frame
+                await self._waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+        return self._frames.popleft() if self._frames else None
 
     async def frames(self) -> AsyncIterator[bytes]:
         while True:
-            frame = await self._queue.get()
-            if frame is None:
+            frame = await self.next_frame(3600.0)
+            if frame is not None:
+                yield frame
+            elif self._closed:
                 return
-            yield frame
 
     def close(self) -> None:
         if self._transport is not None:

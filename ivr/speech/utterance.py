@@ -24,8 +24,7 @@ from ivr.speech.vad import EnergyVad, VadSettings
 PREROLL_SECONDS = 0.3
 DECODE_BATCH_SECONDS = 0.06
 
-DECODER = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2),
-                             thread_name_prefix="asr")
+DECODER = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="asr")
 
 
 @dataclass(frozen=True)

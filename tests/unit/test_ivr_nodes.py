@@ -347,3 +347,70 @@ async def test_korean_demo_flow_barge_in_key(prompts) -> None:
     driver = FakeDriver([Barge("1")], speech=True)
     result = await runner(prompts, FakeServices()).run(load_builtin("main_ko"), driver, {})
     assert result.outcome.queue == "general" and result.variables["wants_agent"] == "yes"
+
+
+# ------------------------------------------------------------------ confidence: confirm or re-prompt
+
+def confirm_flow(**extra) -> dict:
+    return flow("menu", menu={"type": "menu", "prompt": "잔액 또는 분실?", "min_confidence": 0.5,
+                              "confirm_below": 0.8, "no_match": "다시 말씀해 주세요.",
+                              "options": [{"key": "1", "phrases": ["잔액"], "target": "done"},
+                                          {"key": "2", "phrases": ["분실"], "target": "failed"}],
+                              "fallback": "failed", **extra})
+
+
+async def test_sure_answer_is_taken_without_confirmation(prompts) -> None:
+    driver = FakeDriver([Say("잔액", 0.95)], speech=True)
+    result = await runner(prompts).run(confirm_flow(), driver, {"language": "ko"})
+    assert result.outcome.kind == "hangup" and len(driver.grammars) == 1
+
+
+async def test_unsure_answer_confirmed_by_voice(prompts) -> None:
+    driver = FakeDriver([Say("잔액", 0.6), Say("네", 0.9)], speech=True)
+    result = await runner(prompts).run(confirm_flow(), driver, {"language": "ko"})
+    assert result.outcome.kind == "hangup"
+    assert driver.grammars[1] == ["네", "예", "아니요", "아니오"]
+    assert [i["node"] for i in result.inputs] == ["menu", "menu.confirm"]
+    spoken = prompts.synthesizer.calls[-1][0]
+    assert spoken.startswith("잔액, 맞습니까?")
+
+
+async def test_unsure_answer_denied_reprompts_with_no_match(prompts) -> None:
+    driver = FakeDriver([Say("잔액", 0.6), "2", Say("분실", 0.9)], speech=True)
+    result = await runner(prompts).run(confirm_flow(), driver, {"language": "ko"})
+    assert result.outcome.queue == "general"          # 분실 -> failed
+    assert [i["value"] for i in result.inputs] == ["잔액", "2", "분실"]
+    assert "다시 말씀해 주세요." in [call[0] for call in prompts.synthesizer.calls]
+
+
+async def test_too_unsure_answer_is_no_match(prompts) -> None:
+    driver = FakeDriver([Say("잔액", 0.3), "1"], speech=True)
+    result = await runner(prompts).run(confirm_flow(), driver, {"language": "ko"})
+    assert result.outcome.kind == "hangup" and len(driver.grammars) == 2
+    assert [i["kind"] for i in result.inputs] == ["speech", "dtmf"]
+
+
+async def test_keys_are_never_confirmed_and_custom_confirm_prompt(prompts) -> None:
+    doc = confirm_flow(confirm="{heard}? 1번은 예.")
+    driver = FakeDriver(["1"], speech=True)
+    assert (await runner(prompts).run(doc, driver, {"language": "ko"})).outcome.kind == "hangup"
+    driver = FakeDriver([Say("잔액", 0.7), "1"], speech=True)
+    assert (await runner(prompts).run(doc, driver, {"language": "ko"})).outcome.kind == "hangup"
+    assert prompts.synthesizer.calls[-1][0] == "잔액? 1번은 예."
+
+
+def test_confirm_below_validation() -> None:
+    assert [(e.node_id, e.reason) for e in check(confirm_flow(confirm_below=1.5))] == [
+        ("menu", "confirm_below must be within 0..1, got 1.5")]
+
+
+async def test_speech_timing_goes_into_the_journey(prompts) -> None:
+    from ivr.driver import Recognition
+
+    class TimedDriver(FakeDriver):
+        async def listen(self, grammar, *, timeout, barge_in_sounds):
+            return Recognition("잔액", 0.99, {"barge_in_ms": 101.0, "eos_ms": 470.0})
+
+    result = await runner(prompts).run(confirm_flow(), TimedDriver([], speech=True), {"language": "ko"})
+    assert result.inputs[0]["timing"] == {"barge_in_ms": 101.0, "eos_ms": 470.0}
+    assert result.journey()["inputs"][0]["timing"]["eos_ms"] == 470.0
