@@ -670,7 +670,7 @@ async def _wait_udp_bound(port: int, sipp: SippProcess, timeout: float = 5.0) ->
 
 def caller_scenario(did: str, from_number: str, dtmf: str, dtmf_delay: float,
                     hold_seconds: float, answer_timeout: float, audio: Path,
-                    auth: tuple[str, str] | None = None) -> str:
+                    auth: tuple[str, str] | None = None, dtmf_pcap: Path | None = None) -> str:
     """INVITE the DID; on 200 ACK, audio, DTMF, more audio, BYE after ``hold_seconds``.
 
     With ``auth`` (user, password) a 401/407 challenge is answered once with a second
@@ -691,7 +691,7 @@ def caller_scenario(did: str, from_number: str, dtmf: str, dtmf_delay: float,
     body += _global_handlers([("BYE", "remote_bye")])
     body += ['<label id="remote_bye"/>', _reply("200 OK", "caller"),
              _nop(_log("ended", "remote"), nxt="end")]
-    body += _caller_talk(from_number, dtmf, dtmf_delay, hold_seconds, audio)
+    body += _caller_talk(from_number, dtmf, dtmf_delay, hold_seconds, audio, dtmf_pcap)
     body.append('<label id="end"/>')
     return _scenario(f"caller-{did}", body)
 
@@ -793,7 +793,7 @@ def _caller_ack_2xx(from_number: str, cseq: int) -> list[str]:
 
 
 def _caller_talk(from_number: str, dtmf: str, dtmf_delay: float, hold_seconds: float,
-                 audio: Path) -> list[str]:
+                 audio: Path, dtmf_pcap: Path | None) -> list[str]:
     bye = f"""
         BYE [next_url] SIP/2.0
         Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
@@ -807,20 +807,31 @@ def _caller_talk(from_number: str, dtmf: str, dtmf_delay: float, hold_seconds: f
         Content-Length: 0
     """
     body = ['<label id="talk"/>']
-    body += _media_plan(dtmf, dtmf_delay, hold_seconds, audio)
+    body += _media_plan(dtmf, dtmf_delay, hold_seconds, audio, dtmf_pcap)
     body += [_nop(_log("hangup")), f'<send retrans="500">{_msg(bye)}</send>',
              '<recv response="200"/>', _nop(_log("ended", "caller"))]
     return body
 
 
-def _media_plan(dtmf: str, dtmf_delay: float, hold_seconds: float, audio: Path) -> list[str]:
-    """Audio from the answer on, DTMF after ``dtmf_delay``, audio again until the end."""
+def _media_plan(dtmf: str, dtmf_delay: float, hold_seconds: float, audio: Path,
+                dtmf_pcap: Path | None = None) -> list[str]:
+    """Audio from the answer on, DTMF after ``dtmf_delay``, audio again until the end.
+
+    ``dtmf_pcap`` (see :func:`write_dtmf_pcap`) sends all digits in one RTP stream; without
+    it sipp's per-digit pcaps are used, which only a single digit survives reliably."""
     loop = max(pcap_seconds(audio), 1.0)
     steps, elapsed = [], 0.0
     if dtmf:
         first = min(dtmf_delay, hold_seconds)
         steps += _audio_for(audio, first, loop)
         elapsed = first
+    if dtmf and dtmf_pcap is not None:
+        logs = "".join(_log("dtmf", digit) for digit in dtmf)
+        length_ms = int(pcap_seconds(dtmf_pcap) * 1000) + 60
+        steps += [_nop(f'<exec play_pcap_audio="{escape(str(dtmf_pcap))}"/>{logs}'),
+                  f'<pause milliseconds="{length_ms}"/>']
+        elapsed += length_ms / 1000
+    elif dtmf:
         for digit in dtmf:
             pcap = PCAP_DIR / f"dtmf_2833_{DTMF_NAMES[digit]}.pcap"
             steps += [_nop(f'<exec play_pcap_audio="{escape(str(pcap))}"/>'
@@ -829,6 +840,15 @@ def _media_plan(dtmf: str, dtmf_delay: float, hold_seconds: float, audio: Path) 
             elapsed += DTMF_GAP_MS / 1000
     steps += _audio_for(audio, max(hold_seconds - elapsed, 0.0), loop)
     return steps
+
+
+def write_dtmf_pcap(digits: str, path: Path, gap: float = DTMF_GAP_MS / 1000) -> Path:
+    """All ``digits`` as RFC 4733 events in one RTP stream (continuous sequence numbers)."""
+    import numpy as np
+    from callpilot.rtp_pcap import rtp_pcap
+    silence = np.zeros(int((len(digits) * gap + 0.1) * 8000), dtype=np.int16)
+    rtp_pcap(silence, path, dtmf=[(0.04 + i * gap, d) for i, d in enumerate(digits)])
+    return path
 
 
 def _audio_for(audio: Path, seconds: float, loop: float) -> list[str]:
@@ -863,8 +883,10 @@ class Caller:
         self.answer_timeout, self.audio = answer_timeout, audio
         self.timeout = timeout or answer_timeout + hold_seconds + 20
         auth = (auth_user, auth_password or "") if auth_user else None
+        self._dtmf_dir = tempfile.mkdtemp(prefix="callpilot-dtmf-") if dtmf else None
+        dtmf_pcap = write_dtmf_pcap(dtmf, Path(self._dtmf_dir) / "dtmf.pcap") if dtmf else None
         scenario = caller_scenario(did, from_number, dtmf, dtmf_delay, hold_seconds,
-                                   answer_timeout, audio, auth)
+                                   answer_timeout, audio, auth, dtmf_pcap)
         self._sipp = SippProcess(
             f"caller-{did}", scenario,
             [f"{server_host}:{server_port}", "-i", local_ip, "-p", str(self.local_port),
@@ -881,6 +903,8 @@ class Caller:
                 self._sipp.kill_now()
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self._sipp.proc.wait())
+            if self._dtmf_dir:
+                shutil.rmtree(self._dtmf_dir, ignore_errors=True)
         result = self._result()
         logger.info("call %s -> %s: status %s answered %s ended by %s in %.1f s (%.1f s wall)",
                     self.from_number, self.did, result.status, result.answered,

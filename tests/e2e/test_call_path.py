@@ -199,3 +199,14 @@ async def test_waiting_call_survives_a_cut_ari_websocket(cfg, serve, phones):
     record = await wait_record(cfg, number)
     assert result.ended_by == "caller"
     assert (record.queue, record.agent, record.outcome) == ("billing", "1001", "answered")
+
+
+async def test_every_digit_of_a_key_sequence_arrives(cfg, serve):
+    """'9' then '1' in one RTP stream: 9 is refused, 1 (typed ahead) picks billing.  With
+    sipp's stock per-digit pcaps the second digit was dropped as out of sequence."""
+    number = caller_number()
+    result = await make_caller(cfg, number, "91", hold=6).run()
+    record = await wait_record(cfg, number)
+    assert result.answered
+    assert record.menu_path == ["main_menu=9", "main_menu=1"], record.menu_path
+    assert record.queue == "billing"
