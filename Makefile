@@ -4,7 +4,10 @@ PYTHON ?= python3
 CP := $(VENV)/bin/callpilot
 STAMP := $(VENV)/.installed
 
-.PHONY: deps venv run test unit e2e asterisk-up asterisk-down clean
+# The call paths once more with serve on PostgreSQL (unit DB tests already run on both):
+PG_E2E := tests/e2e/test_call_path.py tests/e2e/test_acd_routing.py tests/e2e/test_ivr_speech.py
+
+.PHONY: deps venv run test test-pg unit e2e asterisk-up asterisk-down clean
 
 deps:
 	bash scripts/install-deps.sh
@@ -22,6 +25,10 @@ run: deps venv
 
 test: deps venv
 	$(VENV)/bin/pytest -q -ra tests
+	CALLPILOT_E2E_DATABASE=postgresql $(VENV)/bin/pytest -q -ra $(PG_E2E)
+
+test-pg: deps venv
+	CALLPILOT_E2E_DATABASE=postgresql $(VENV)/bin/pytest -q -ra $(PG_E2E)
 
 unit: venv
 	$(VENV)/bin/pytest -q tests/unit

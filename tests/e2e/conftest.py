@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from dataclasses import dataclass
 from typing import AsyncIterator
 
@@ -25,10 +26,13 @@ from callpilot import demo, sipua
 from callpilot.asterisk import runner
 from callpilot.config import Config
 from callpilot.isolated import isolated_config
+from tests import pg
 from tests.e2e.helpers import AriTestClient
 from tests.e2e.serve_proc import ServeProcess
 
 logger = logging.getLogger(__name__)
+
+E2E_DATABASE_ENV = "CALLPILOT_E2E_DATABASE"    # "sqlite" (default) or "postgresql"
 
 # Extra instances (a second Asterisk, a fresh one for a check of its own log):
 make_e2e_config = isolated_config
@@ -41,9 +45,16 @@ class E2EEnv:
 
 
 @pytest.fixture(scope="session")
-def e2e_env(tmp_path_factory) -> E2EEnv:
+def e2e_env(request, tmp_path_factory) -> E2EEnv:
+    """With ``CALLPILOT_E2E_DATABASE=postgresql`` the instance's serve, CLI and tests use a
+    fresh database on the session's PostgreSQL server instead of the SQLite file."""
     config = make_e2e_config(tmp_path_factory.mktemp("callpilot-e2e") / "state",
                              queue_dids={"803": "acd", "804": "acd_overflow"})  # ACD tests
+    if os.environ.get(E2E_DATABASE_ENV, "sqlite") == "postgresql":
+        server = request.getfixturevalue("pg_server")
+        url = pg.create_database(server, pg.unique_name("cp_e2e"))
+        config.database_url = url.render_as_string(hide_password=False)
+    logger.info("e2e database: %s", config.db_url)
     return E2EEnv(config, demo.seed(config))
 
 
