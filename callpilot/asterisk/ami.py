@@ -22,11 +22,13 @@ class AmiState(enum.Enum):
     DISCONNECTED = "disconnected"
     CONNECTED = "connected"        # TCP up, not yet logged in
     LOGGED_IN = "logged_in"
+    AUTH_FAILED = "auth_failed"    # Asterisk refused the user/secret: retried, never silent
 
 
 class AmiMonitor:
     def __init__(self, host: str, port: int, user: str, secret: str, on_device_state: DeviceCallback):
         self.state = AmiState.DISCONNECTED
+        self.user = user
         self._on_device_state = on_device_state
         self.manager = Manager(host=host, port=port, username=user, secret=secret,
                                ping_delay=5, ping_interval=5, reconnect_timeout=1,
@@ -48,11 +50,27 @@ class AmiMonitor:
         self.manager.close()
         self._set(AmiState.DISCONNECTED)
 
-    def _connected(self, _manager) -> None:
-        self._set(AmiState.CONNECTED)
+    def _connected(self, manager) -> None:
+        if self.state is not AmiState.AUTH_FAILED:   # a refused secret stays reported
+            self._set(AmiState.CONNECTED)
+        if manager.authenticated_future is not None:
+            manager.authenticated_future.add_done_callback(self._login_result)
+
+    def _login_result(self, future) -> None:
+        try:
+            accepted = bool(future.result().success)
+        except Exception:
+            accepted = False
+        if not accepted:
+            first = self.state is not AmiState.AUTH_FAILED
+            self._set(AmiState.AUTH_FAILED)
+            (logger.error if first else logger.debug)("AMI refused user %r: the secret in secrets.toml does not match the "
+                         "rendered manager.conf (run `callpilot asterisk render` and reload)",
+                         self.user)
 
     def _disconnected(self, _manager, _exc) -> None:
-        self._set(AmiState.DISCONNECTED)
+        if self.state is not AmiState.AUTH_FAILED:
+            self._set(AmiState.DISCONNECTED)
 
     def _logged_in(self, _manager) -> None:
         self._set(AmiState.LOGGED_IN)

@@ -176,6 +176,29 @@ async def test_ami_refuses_unknown_user(asterisk):
     assert responses[0]["Response"] == "Error"
 
 
+async def _monitor_state(asterisk, secret: str, wanted: set) -> str:
+    import asyncio
+    from callpilot.asterisk.ami import AmiMonitor
+    monitor = AmiMonitor("127.0.0.1", asterisk.asterisk.ami_port, asterisk.secrets.ami_user,
+                         secret, lambda device, state: None)
+    await monitor.start()
+    try:
+        for _ in range(50):
+            if monitor.state.value in wanted:
+                break
+            await asyncio.sleep(0.1)
+        return monitor.state.value
+    finally:
+        monitor.close()
+
+
+async def test_serve_ami_monitor_reports_a_refused_secret(asterisk):
+    """serve's own AMI client says auth_failed (status shows it), never a silent 'connected'."""
+    assert await _monitor_state(asterisk, "wrong", {"auth_failed", "logged_in"}) == "auth_failed"
+    good = asterisk.secrets.ami_secret
+    assert await _monitor_state(asterisk, good, {"auth_failed", "logged_in"}) == "logged_in"
+
+
 async def test_ami_accepts_the_generated_secret(asterisk):
     responses = await ami_exchange(asterisk, [{"Action": "Ping"}])
     assert [r["Response"] for r in responses] == ["Success", "Success"]
