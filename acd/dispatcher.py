@@ -246,6 +246,13 @@ class Dispatcher:
                                 call.waited(time.monotonic()))
             await self._finish(call, Outcome.ABANDONED, f"caller hung up while {call.state.value}")
 
+    async def channel_lost(self, call_id: str, why: str) -> None:
+        """The caller's channel vanished while we were not listening (ARI down, Asterisk
+        restarted): not the caller's doing, so not an abandon."""
+        call = self.calls.get(call_id)
+        if call is not None:
+            await self._finish(call, Outcome.LOST, why)
+
     def _report_completion(self, call: LiveCall, why: str) -> None:
         now = time.monotonic()
         talk = now - call.answered_mono

@@ -227,7 +227,7 @@ class Server:
             if call.agent_channel and call.agent_channel not in live:
                 await self.dispatcher.agent_leg_gone(call.agent_channel, 0)
             if call.id not in live:
-                await self.dispatcher.caller_gone(call.id)
+                await self.dispatcher.channel_lost(call.id, "channel gone while ARI was away")
 
     async def _readopt(self, record, live: dict[str, dict]) -> None:
         if record.id not in live:

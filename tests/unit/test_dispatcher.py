@@ -165,3 +165,11 @@ def test_age_bands_come_from_the_config(tmp_path):
     path.write_text("[acd]\nage_bands = [50, 30]\n")
     with pytest.raises(config_mod.ConfigError, match="age_bands"):
         config_mod.load(path, env={"CALLPILOT_STATE_DIR": str(tmp_path)})
+
+
+async def test_a_vanished_channel_is_lost_not_abandoned(make):
+    d, _, records = make()                           # no agent: the call waits
+    await d.enqueue(LiveCall("a", "", ""), "q")
+    await d.channel_lost("a", "channel gone while ARI was away")
+    assert "a" not in d.calls
+    assert records.writes[-1][1]["outcome"] == "lost"

@@ -1,0 +1,64 @@
+"""Asterisk crashes (SIGKILL) under a waiting call and is started again: serve reconnects
+(ARI and AMI) on its own, and the call's record is closed as lost, not left open forever
+nor blamed on the caller."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import pytest
+
+from callpilot import demo
+from callpilot.asterisk import runner
+from callpilot.sipua import AgentPhone, Caller
+from tests.e2e.conftest import make_e2e_config
+from tests.e2e.serve_proc import ServeProcess, wait_record
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+async def own_instance(tmp_path):
+    cfg = make_e2e_config(tmp_path / "state")
+    passwords = demo.seed(cfg)
+    runner.up(cfg)
+    serve = ServeProcess(cfg).start()
+    try:
+        await serve.wait_ready()
+        yield cfg, serve, passwords
+    finally:
+        serve.stop()
+        runner.down(cfg)
+
+
+async def test_asterisk_restart_closes_lost_calls_and_serve_recovers(own_instance):
+    cfg, serve, passwords = own_instance
+    a = cfg.asterisk
+    number = "15550777"
+    call = asyncio.create_task(Caller("800", a.sip_host, a.sip_port, local_ip=a.trunk_ips[0],
+                                      from_number=number, dtmf="1", hold_seconds=20).run())
+    before = await serve.wait_for(lambda s: s["queues"].get("billing", {}).get("waiting") == 1,
+                                  what="caller waiting")
+    os.kill(runner.asterisk_pid(cfg), signal.SIGKILL)   # the engine dies with the call in it
+    runner.up(cfg)
+    status = await serve.wait_for(lambda s: s["ari"] == "connected" and s["ami"] == "logged_in"
+                                  and s["ari_connects"] > before["ari_connects"],
+                                  timeout=30, what="serve reconnected to the new Asterisk")
+    assert status["queues"]["billing"]["waiting"] == 0
+    record = await wait_record(cfg, number)
+    assert record.outcome == "lost" and "ARI was away" in record.detail, (record.outcome, record.detail)
+    call.cancel()
+    await asyncio.gather(call, return_exceptions=True)
+    # and it takes calls again: a new caller reaches a freshly registered agent
+    phone = AgentPhone("1001", passwords["1001"], a.sip_host, a.sip_port)
+    await phone.start()
+    try:
+        await serve.wait_for(lambda s: s["agents"]["1001"]["routable"], what="1001 routable")
+        result = await Caller("800", a.sip_host, a.sip_port, local_ip=a.trunk_ips[0],
+                              from_number="15550778", dtmf="1", hold_seconds=3).run()
+        record = await wait_record(cfg, "15550778")
+    finally:
+        await phone.unregister()
+        await phone.stop()
+    assert result.answered and (record.agent, record.outcome) == ("1001", "answered")
