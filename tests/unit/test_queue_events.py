@@ -71,14 +71,6 @@ def rona_then_answered_call(rec: QueueEventRecorder, clock: Clock, call: str = "
 # -- fixtures ----------------------------------------------------------------------------
 
 @pytest.fixture
-def sessions(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'callpilot.db'}")
-    create_schema(engine)
-    yield make_sessionmaker(engine)
-    engine.dispose()
-
-
-@pytest.fixture
 def clock() -> Clock:
     return Clock()
 

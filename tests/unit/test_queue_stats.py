@@ -47,14 +47,6 @@ SALES = {"offered": 3, "answered": 2, "abandoned": 1, "timed_out": 0, "waiting":
 
 
 @pytest.fixture
-def sessions(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'callpilot.db'}")
-    create_schema(engine)
-    yield make_sessionmaker(engine)
-    engine.dispose()
-
-
-@pytest.fixture
 def record(sessions, tmp_path):
     """record(scenario, ...) runs scenarios through a real recorder, then flushes it."""
     clock = Clock()
