@@ -13,7 +13,7 @@ from datetime import datetime
 
 from acd import routing
 from acd.actions import CallControl
-from acd.announcements import position_of
+from acd.announcements import position_of, positions
 from acd.agents import AgentRoster, LiveAgent
 from acd.events import NullEventSink, QueueEventSink
 from acd.model import DEFAULT_AGE_BANDS, AgeBands, AgentState
@@ -361,10 +361,11 @@ class Dispatcher:
 
     def waiting_calls(self) -> list[dict]:
         now = time.monotonic()
+        places = positions(self.calls.values())
         return [{"id": c.id, "queue": c.queue, "state": c.state.value, "caller_id": c.caller_id,
-                 "position": self._position(c), "waited": round(c.waited(now), 1),
+                 "position": places[c.id], "waited": round(c.waited(now), 1),
                  "announcements": self.waiting.announced.get(c.id, 0)}
-                for c in self.calls.values() if c.state in (CallState.QUEUED, CallState.RINGING)]
+                for c in self.calls.values() if c.id in places]
 
     def snapshot(self) -> dict[str, dict[str, int]]:
         queues: dict[str, dict[str, int]] = {}

@@ -173,3 +173,17 @@ async def test_a_vanished_channel_is_lost_not_abandoned(make):
     await d.channel_lost("a", "channel gone while ARI was away")
     assert "a" not in d.calls
     assert records.writes[-1][1]["outcome"] == "lost"
+
+
+def test_positions_in_one_pass_agree_with_one_call_at_a_time():
+    import random
+    from acd.announcements import position_of, positions
+    rng = random.Random(7)
+    calls = []
+    for i in range(60):
+        c = LiveCall(f"c{i}", "", "", queue=rng.choice(["q", "r"]), priority=rng.randint(0, 2),
+                     state=rng.choice([CallState.QUEUED, CallState.RINGING, CallState.CONNECTED]))
+        c.enqueued_mono = rng.random()
+        calls.append(c)
+    waiting = [c for c in calls if c.state is not CallState.CONNECTED]
+    assert positions(calls) == {c.id: position_of(c, calls) for c in waiting}
