@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # The call paths once more with serve on PostgreSQL (unit DB tests already run on both):
 PG_E2E := tests/e2e/test_call_path.py tests/e2e/test_acd_routing.py tests/e2e/test_ivr_speech.py
 
-.PHONY: deps venv run test test-pg unit e2e asterisk-up asterisk-down clean
+.PHONY: deps venv lint run test test-pg unit e2e asterisk-up asterisk-down clean
 
 deps:
 	bash scripts/install-deps.sh
@@ -23,7 +23,10 @@ venv: $(STAMP)
 run: deps venv
 	bash scripts/run.sh
 
-test: deps venv
+lint: venv
+	$(VENV)/bin/lint-imports
+
+test: deps venv lint
 	$(VENV)/bin/pytest -q -ra tests
 	CALLPILOT_E2E_DATABASE=postgresql $(VENV)/bin/pytest -q -ra $(PG_E2E)
 

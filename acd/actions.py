@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import logging
 
-from callpilot.asterisk.ari import AriClient, AriError, AriNotFound
-from callpilot.asterisk import ari_helpers as h
+from callpilot.infra.asterisk.ari import AriClient, AriError, AriNotFound
+from callpilot.infra.asterisk import ari_helpers as h
 
 logger = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from acd.model import DEFAULT_AGE_BANDS, AgeBands, AgentState
 from acd.queues import QueueBook
 from acd.state import CallState, LiveCall, Outcome
 from acd.waiting import Speak, WaitingRoom
-from callpilot.asterisk.ari_helpers import agent_channel_id
-from callpilot.db.records import RecordWriter, utcnow
+from callpilot.infra.asterisk.ari_helpers import agent_channel_id
+from callpilot.infra.db.records import RecordWriter, utcnow
 
 logger = logging.getLogger(__name__)
 

@@ -26,9 +26,9 @@ from typing import Any
 from sqlalchemy.orm import sessionmaker
 
 from acd.queue_log import NONE, QueueLogEvent as E, QueueLogFile, format_line, member_name, seconds
-from callpilot.db.queue_events import QueueEventStore
-from callpilot.db.write_behind import WriteBehind
-from callpilot.db.records import utcnow
+from callpilot.infra.db.queue_events import QueueEventStore
+from callpilot.infra.db.write_behind import WriteBehind
+from callpilot.infra.db.records import utcnow
 
 logger = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from sqlalchemy.orm import sessionmaker
 
 from acd.queue_log import QueueLogEvent as E
 from acd.stats import CallFact, queue_kpis
-from callpilot.db.models import QueueMember
-from callpilot.db.queue_events import QueueEventStore
+from callpilot.infra.db.models import QueueMember
+from callpilot.infra.db.queue_events import QueueEventStore
 
 logger = logging.getLogger(__name__)
 

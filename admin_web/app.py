@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask, jsonify
 
-from callpilot.config import Config
+from callpilot.infra.config import Config
 
 logger = logging.getLogger(__name__)
 

@@ -45,7 +45,7 @@ if str(REPO) not in sys.path:           # also runs as ``python bench/asr.py``
 
 from bench.acd.report import Row, load_baseline, make_run, save_baseline, table  # noqa: E402
 from ivr.speech import SpeechModel, Utterance  # noqa: E402
-from ivr.testing import alaw_decode, alaw_encode, speech_samples  # noqa: E402
+from testkit.ivr_fakes import alaw_decode, alaw_encode, speech_samples  # noqa: E402
 from ivr.tts import Audio, EspeakSynthesizer, resample  # noqa: E402
 
 DEFAULT_BASELINE = REPO / "bench" / "baselines" / "asr.json"

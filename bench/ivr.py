@@ -38,12 +38,13 @@ if str(REPO) not in sys.path:           # also runs as ``python bench/ivr.py``
     sys.path.insert(0, str(REPO))
 
 from bench.acd.report import Row, load_baseline, make_run, save_baseline, table  # noqa: E402
-from callpilot import config as config_mod  # noqa: E402
-from callpilot import demo, sipua  # noqa: E402
-from callpilot.asterisk import runner  # noqa: E402
-from callpilot.config import Config, to_toml  # noqa: E402
+from callpilot.infra import config as config_mod  # noqa: E402
+from callpilot.app import demo  # noqa: E402
+from testkit import sipua  # noqa: E402
+from callpilot.infra.asterisk import runner  # noqa: E402
+from callpilot.infra.config import Config, to_toml  # noqa: E402
 from ivr.speech import default_model_path  # noqa: E402
-from ivr.testing import rtp_pcap, speech_samples  # noqa: E402
+from testkit.ivr_fakes import rtp_pcap, speech_samples  # noqa: E402
 from ivr.tts import PromptCache, read_wav  # noqa: E402
 
 DEFAULT_BASELINE = REPO / "bench" / "baselines" / "ivr.json"
@@ -205,7 +206,7 @@ async def _check_records(config: Config, outcomes: list[CallOutcome], records_fo
 
 async def media_bench(streams: int, keep: bool) -> tuple[dict, dict]:
     import aiohttp
-    from callpilot.asterisk.ari import AriClient
+    from callpilot.infra.asterisk.ari import AriClient
     from ivr.speech.rtp import RtpReceiver
     from ivr.speech.vad import frame_db
     work = Path(tempfile.mkdtemp(prefix="callpilot-bench-media-"))
@@ -306,7 +307,7 @@ class _TapFactory:
         consumer = asyncio.create_task(consume())
 
         async def close():
-            from callpilot.asterisk.ari_helpers import safe_bridge_destroy, safe_hangup
+            from callpilot.infra.asterisk.ari_helpers import safe_bridge_destroy, safe_hangup
             await asyncio.gather(safe_hangup(self.media, ext), safe_hangup(self.media, snoop),
                                  safe_bridge_destroy(self.media, bridge))
             consumer.cancel()

@@ -8,7 +8,7 @@ closes without sending AGI headers makes panoramisk's FastAGI handler spin forev
 web: healthy when the WSGI server answers HTTP on web_host:web_port with a status below 500.
 
 Exit status 0 when healthy, 1 otherwise (the reason on stderr). Settings come from the
-same configuration as the process checked (``callpilot.config.load``).
+same configuration as the process checked (``callpilot.infra.config.load``).
 """
 from __future__ import annotations
 
@@ -17,8 +17,7 @@ import sys
 import urllib.error
 import urllib.request
 
-from callpilot import config
-
+from callpilot.infra import config
 TIMEOUT_SECONDS = 5
 ANY_ADDRESS = {"", "0.0.0.0", "::"}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from callpilot.db.records import RecordWriter, utcnow
+from callpilot.infra.db.records import RecordWriter, utcnow
 from ivr.agi_driver import AgiCallDriver, AgiSpeech
 from ivr.driver import CallerHangup
 from ivr.runner import FlowRunner

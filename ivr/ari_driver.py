@@ -13,9 +13,9 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from callpilot.asterisk.ari import AriClient, AriNotFound
-from callpilot.asterisk.ari_helpers import safe_hangup, safe_stop_playback
-from callpilot.asterisk.channel_events import ChannelInbox
+from callpilot.infra.asterisk.ari import AriClient, AriNotFound
+from callpilot.infra.asterisk.ari_helpers import safe_hangup, safe_stop_playback
+from callpilot.infra.asterisk.channel_events import ChannelInbox
 from ivr.ari_media import AriMedia, CallGone, MediaTap
 from ivr.driver import DTMF, CallerHangup, Recognition
 from ivr.speech.model import SpeechModel

@@ -22,8 +22,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
-from callpilot.asterisk.ari import AriClient, AriNotFound
-from callpilot.asterisk.ari_helpers import safe_bridge_destroy, safe_hangup
+from callpilot.infra.asterisk.ari import AriClient, AriNotFound
+from callpilot.infra.asterisk.ari_helpers import safe_bridge_destroy, safe_hangup
 from ivr.speech.rtp import RtpReceiver
 
 logger = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """How the flow runner talks to a call: the driver protocol and what it returns.
 
-Implemented over ARI (callpilot.asterisk / ivr.stasis) and over FastAGI.  The runner never
+Implemented over ARI (callpilot.infra.asterisk / ivr.stasis) and over FastAGI.  The runner never
 touches Asterisk itself, so flows are tested against a fake driver.
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Data a flow may fetch during a call: customer profiles, webhooks, holiday calendars.
 
 Nodes reach them only through :class:`Services` (``FlowRunner(services=...)``), so flows are
-tested with a fake.  :class:`DefaultServices` reads ``callpilot.db.models.Customer`` (in a
+tested with a fake.  :class:`DefaultServices` reads ``callpilot.infra.db.models.Customer`` (in a
 thread: SQLAlchemy sessions are blocking) and calls webhooks with aiohttp.
 """
 from __future__ import annotations
@@ -73,7 +73,7 @@ class DefaultServices:
             raise ServiceError(f"customer lookup failed: {exc}") from exc
 
     def _customer(self, phone: str) -> dict[str, Any] | None:
-        from callpilot.db.models import Customer
+        from callpilot.infra.db.models import Customer
 
         with self._sessionmaker() as session:
             row = session.scalars(select(Customer).where(Customer.phone.in_(phone_keys(phone)))

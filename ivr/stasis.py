@@ -1,6 +1,6 @@
 """Inbound calls enter here: answer, run the published flow over ARI, hand the outcome on.
 
-The ACD is reached only through the ``handoff`` callable wired in callpilot.server, so ivr
+The ACD is reached only through the ``handoff`` callable wired in callpilot.app.server, so ivr
 never imports acd.  Every call gets a logged catch-all: whatever fails, the caller is sent
 to the general queue rather than left in silence.
 """
@@ -11,10 +11,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from callpilot.asterisk.ari import AriClient
-from callpilot.asterisk.ari_helpers import safe_answer, safe_hangup
-from callpilot.asterisk.channel_events import ChannelInboxes
-from callpilot.db.records import RecordWriter, utcnow
+from callpilot.infra.asterisk.ari import AriClient
+from callpilot.infra.asterisk.ari_helpers import safe_answer, safe_hangup
+from callpilot.infra.asterisk.channel_events import ChannelInboxes
+from callpilot.infra.db.records import RecordWriter, utcnow
 from ivr.ari_driver import AriCallDriver, AriSpeech
 from ivr.outcome import Outcome
 from ivr.runner import FlowResult, FlowRunner

@@ -26,7 +26,7 @@ from sqlalchemy import JSON, DateTime, Integer, String, Text, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from callpilot.db.base import Base
+from callpilot.infra.db.base import Base
 from ivr import schema
 from ivr.errors import FlowError, FlowInvalid
 from ivr.schema import Flow

@@ -1,5 +1,5 @@
 """The IVR's parts built from the configuration; called by the composition root
-(``callpilot.server``), which passes them on to the Stasis and FastAGI entries.
+(``callpilot.app.server``), which passes them on to the Stasis and FastAGI entries.
 
 * flows: :class:`~ivr.store.FlowStore` versions (built-ins seeded as version 1), served by
   :class:`~ivr.published.PublishedFlows`; publishing checks phrases against the speech
@@ -14,8 +14,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from callpilot.asterisk.ari import AriClient
-from callpilot.config import Config
+from callpilot.infra.asterisk.ari import AriClient
+from callpilot.infra.config import Config
 from ivr import schema
 from ivr.agi_driver import AgiSpeech
 from ivr.ari_driver import AriSpeech

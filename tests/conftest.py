@@ -6,7 +6,7 @@ import os
 import pytest
 from sqlalchemy.engine import URL, make_url
 
-from callpilot.db.session import create_schema, make_engine, make_sessionmaker
+from callpilot.infra.db.session import create_schema, make_engine, make_sessionmaker
 from tests import pg
 
 EXTERNAL_DB_ENV = "CALLPILOT_TEST_DATABASE_URL"
@@ -73,14 +73,14 @@ def db_url(request: pytest.FixtureRequest, tmp_path) -> str:
     CREATE/DROP DATABASE statements are sent) and no throwaway cluster is started.
     """
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'callpilot.db'}"
+        return f"sqlite:///{tmp_path / 'callpilot.infra.db'}"
     return request.getfixturevalue("pg_url")
 
 
 @pytest.fixture
 def sessions(tmp_path):
     """A session factory on a fresh, migrated SQLite file (for tests of one backend)."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'callpilot.db'}")
+    engine = make_engine(f"sqlite:///{tmp_path / 'callpilot.infra.db'}")
     create_schema(engine)
     yield make_sessionmaker(engine)
     engine.dispose()

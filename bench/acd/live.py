@@ -36,10 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from callpilot import sipua
-from callpilot.asterisk import runner
-from callpilot.config import AcdConfig, Config
-from callpilot.isolated import isolated_config
+from testkit import sipua
+from callpilot.infra.asterisk import runner
+from callpilot.infra.config import AcdConfig, Config
+from testkit.isolated import isolated_config
 from bench.acd import sipcap
 
 logger = logging.getLogger(__name__)
@@ -99,9 +99,9 @@ def bench_config(state_dir: Path) -> Config:
 def seed_agents(config: Config, n: int) -> dict[str, str]:
     """Queue ``bench`` and ``n`` demo-like auto-login agents 2001.. in it (birth years
     spread over the age bands, proficiency 3-5 in the queue's skill); ``{ext: password}``."""
-    from callpilot.db import models
-    from callpilot.db.agents import sip_md5_cred
-    from callpilot.db.session import create_schema, make_engine, make_sessionmaker
+    from callpilot.infra.db import models
+    from callpilot.infra.db.agents import sip_md5_cred
+    from callpilot.infra.db.session import create_schema, make_engine, make_sessionmaker
 
     passwords = {str(EXT_BASE + i): secrets.token_hex(8) for i in range(n)}
     engine = make_engine(config.db_url)

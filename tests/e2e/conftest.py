@@ -22,10 +22,12 @@ from typing import AsyncIterator
 
 import pytest
 
-from callpilot import demo, sipua
-from callpilot.asterisk import runner
-from callpilot.config import Config
-from callpilot.isolated import isolated_config
+from callpilot.app import demo
+
+from testkit import sipua
+from callpilot.infra.asterisk import runner
+from callpilot.infra.config import Config
+from testkit.isolated import isolated_config
 from tests import pg
 from tests.e2e.helpers import AriTestClient
 from tests.e2e.serve_proc import ServeProcess

@@ -1,6 +1,6 @@
 """Small clients for e2e tests: ARI (REST + events WebSocket), AMI, listening sockets.
 
-Deliberately independent of ``callpilot.asterisk.ari``/``ami`` so that the e2e suite also
+Deliberately independent of ``callpilot.infra.asterisk.ari``/``ami`` so that the e2e suite also
 checks those against a second implementation.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import aiohttp
 
-from callpilot.config import Config
+from callpilot.infra.config import Config
 
 logger = logging.getLogger(__name__)
 

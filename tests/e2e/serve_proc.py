@@ -11,10 +11,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from callpilot.config import Config, to_toml
-from callpilot.db import session as db
-from callpilot.db.models import CallRecord
-from callpilot.status import fetch
+from callpilot.infra.config import Config, to_toml
+from callpilot.infra.db import session as db
+from callpilot.infra.db.models import CallRecord
+from callpilot.app.status import fetch
 
 
 class ServeProcess:

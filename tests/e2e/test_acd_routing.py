@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete
 
-from callpilot.config import AcdConfig, to_toml
-from callpilot.db import session as db
-from callpilot.db.models import AgentSkill, Customer, Queue, QueueMember
-from callpilot.sipua import Caller
+from callpilot.infra.config import AcdConfig, to_toml
+from callpilot.infra.db import session as db
+from callpilot.infra.db.models import AgentSkill, Customer, Queue, QueueMember
+from testkit.sipua import Caller
 from tests.e2e.serve_proc import ServeProcess, wait_record
 
 pytestmark = pytest.mark.e2e

@@ -9,9 +9,9 @@ import signal
 
 import pytest
 
-from callpilot import demo
-from callpilot.asterisk import runner
-from callpilot.sipua import AgentPhone, Caller
+from callpilot.app import demo
+from callpilot.infra.asterisk import runner
+from testkit.sipua import AgentPhone, Caller
 from tests.e2e.conftest import make_e2e_config
 from tests.e2e.serve_proc import ServeProcess, wait_record
 

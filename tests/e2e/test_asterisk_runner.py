@@ -6,11 +6,13 @@ import time
 
 import pytest
 
-from callpilot import demo, sipua
-from callpilot.asterisk import runner
-from callpilot.db.agents import sip_md5_cred
-from callpilot.db.models import Agent
-from callpilot.db.session import make_engine, make_sessionmaker
+from callpilot.app import demo
+
+from testkit import sipua
+from callpilot.infra.asterisk import runner
+from callpilot.infra.db.agents import sip_md5_cred
+from callpilot.infra.db.models import Agent
+from callpilot.infra.db.session import make_engine, make_sessionmaker
 from tests.e2e.conftest import make_e2e_config
 from tests.e2e.helpers import write_tone_wav
 

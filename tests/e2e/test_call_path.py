@@ -13,9 +13,9 @@ import uuid
 
 import pytest
 
-from callpilot.asterisk.ari import AriClient
-from callpilot.config import AcdConfig
-from callpilot.sipua import Caller
+from callpilot.infra.asterisk.ari import AriClient
+from callpilot.infra.config import AcdConfig
+from testkit.sipua import Caller
 from tests.e2e.serve_proc import ServeProcess, wait_record
 
 pytestmark = pytest.mark.e2e

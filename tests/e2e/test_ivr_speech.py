@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from callpilot import demo
-from callpilot.asterisk import runner
-from callpilot.config import Config, to_toml
-from callpilot.sipua import Caller
+from callpilot.app import demo
+from callpilot.infra.asterisk import runner
+from callpilot.infra.config import Config, to_toml
+from testkit.sipua import Caller
 from ivr.speech import default_model_path
-from ivr.testing import alaw_decode, rtp_pcap, speech_samples
+from testkit.ivr_fakes import alaw_decode, rtp_pcap, speech_samples
 from ivr.tts import PromptCache, read_wav
 from tests.e2e.conftest import make_e2e_config
 from tests.e2e.serve_proc import ServeProcess, wait_record

@@ -11,9 +11,9 @@ import tomllib
 import aiohttp
 import pytest
 
-from callpilot import sipua
-from callpilot.asterisk import runner
-from callpilot.config import Secrets, load_secrets
+from testkit import sipua
+from callpilot.infra.asterisk import runner
+from callpilot.infra.config import Secrets, load_secrets
 from tests.e2e.helpers import ami_exchange, basic_auth, is_loopback, listening_sockets
 
 pytestmark = pytest.mark.e2e
@@ -178,7 +178,7 @@ async def test_ami_refuses_unknown_user(asterisk):
 
 async def _monitor_state(asterisk, secret: str, wanted: set) -> str:
     import asyncio
-    from callpilot.asterisk.ami import AmiMonitor
+    from callpilot.infra.asterisk.ami import AmiMonitor
     monitor = AmiMonitor("127.0.0.1", asterisk.asterisk.ami_port, asterisk.secrets.ami_user,
                          secret, lambda device, state: None)
     await monitor.start()

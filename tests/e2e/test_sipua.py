@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from callpilot.asterisk import runner
+from callpilot.infra.asterisk import runner
 from tests.e2e.helpers import is_loopback, listening_sockets
 
 pytestmark = pytest.mark.e2e

@@ -6,9 +6,9 @@ import socket
 
 import pytest
 
-from callpilot.asterisk import agi
-from callpilot.asterisk.agi import AgiServer
-from callpilot.sipua import free_port
+from callpilot.infra.asterisk import agi
+from callpilot.infra.asterisk.agi import AgiServer
+from testkit.sipua import free_port
 
 HEADERS = (b"agi_network: yes\nagi_network_script: ivr/main\nagi_uniqueid: 1700.1\n"
            b"agi_callerid: 15550001\nagi_extension: 801\n\n")

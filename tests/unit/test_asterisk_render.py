@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from callpilot import config as config_mod
-from callpilot.asterisk import runner
-from callpilot.db.agents import sip_md5_cred
+from callpilot.infra import config as config_mod
+from callpilot.infra.asterisk import runner
+from callpilot.infra.db.agents import sip_md5_cred
 
 
 @dataclass

@@ -6,11 +6,11 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from callpilot import demo
-from callpilot.config import load
-from callpilot.db.agents import sip_md5_cred
-from callpilot.db.models import Agent, Customer, Queue, QueueMember
-from callpilot.db.session import make_engine, make_sessionmaker
+from callpilot.app import demo
+from callpilot.infra.config import load
+from callpilot.infra.db.agents import sip_md5_cred
+from callpilot.infra.db.models import Agent, Customer, Queue, QueueMember
+from callpilot.infra.db.session import make_engine, make_sessionmaker
 
 
 def config_for(tmp_path: Path, db_url: str):

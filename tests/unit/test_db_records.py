@@ -10,9 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
-from callpilot.db.models import CallRecord
-from callpilot.db.records import CallRecordStore, RecordWriter
-from callpilot.db.session import create_schema, make_engine, make_sessionmaker
+from callpilot.infra.db.models import CallRecord
+from callpilot.infra.db.records import CallRecordStore, RecordWriter
+from callpilot.infra.db.session import create_schema, make_engine, make_sessionmaker
 
 KST = timezone(timedelta(hours=9))
 T0 = datetime(2024, 3, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
@@ -114,7 +114,7 @@ def test_update_sets_fields_and_replaces_json(store: CallRecordStore) -> None:
 
 
 def test_update_of_unknown_call_logs_and_writes_nothing(store: CallRecordStore, caplog) -> None:
-    with caplog.at_level(logging.WARNING, logger="callpilot.db.records"):
+    with caplog.at_level(logging.WARNING, logger="callpilot.infra.db.records"):
         store.update("ghost", state="ended")
     assert store.get("ghost") is None
     assert "ghost" in caplog.text

@@ -11,14 +11,14 @@ from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from sqlalchemy import String, inspect, text
 
-from callpilot.db import migrations
-from callpilot.db.session import create_schema, make_engine, normalize_url
+from callpilot.infra.db import migrations
+from callpilot.infra.db.session import create_schema, make_engine, normalize_url
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_PACKAGES = ("callpilot", "ivr", "acd", "admin_web")
 HOW_TO_REVISE = ("the models and the migrations differ; write a revision with\n"
-                 "    .venv/bin/python -m callpilot.db.migrations revision \"what changed\"\n"
-                 "review the file it writes in callpilot/db/migrations/versions/ and commit it "
+                 "    .venv/bin/python -m callpilot.infra.db.migrations revision \"what changed\"\n"
+                 "review the file it writes in callpilot/infra/db/migrations/versions/ and commit it "
                  "with the model change.  Differences:\n")
 
 
@@ -72,10 +72,10 @@ def test_every_module_with_tables_is_listed() -> None:
     for package in MODEL_PACKAGES:
         for path in (ROOT / package).rglob("*.py"):
             source = path.read_text(errors="replace")
-            if "callpilot.db.base import Base" in source and re.search(r"^class \w+\(Base\)", source, re.M):
+            if "callpilot.infra.db.base import Base" in source and re.search(r"^class \w+\(Base\)", source, re.M):
                 declaring.add(".".join(path.relative_to(ROOT).with_suffix("").parts))
     missing = declaring - set(migrations.MODEL_MODULES)
-    assert not missing, f"add {sorted(missing)} to MODEL_MODULES in callpilot/db/migrations/__init__.py"
+    assert not missing, f"add {sorted(missing)} to MODEL_MODULES in callpilot/infra/db/migrations/__init__.py"
 
 
 def test_a_database_made_by_create_all_is_adopted(engine) -> None:

@@ -5,11 +5,11 @@ import stat
 
 from sqlalchemy import select
 
-from callpilot import config as config_mod
-from callpilot import demo
-from callpilot.db.agents import sip_md5_cred
-from callpilot.db.models import Agent, Customer, QueueMember
-from callpilot.db.session import make_engine, make_sessionmaker
+from callpilot.infra import config as config_mod
+from callpilot.app import demo
+from callpilot.infra.db.agents import sip_md5_cred
+from callpilot.infra.db.models import Agent, Customer, QueueMember
+from callpilot.infra.db.session import make_engine, make_sessionmaker
 
 
 def test_seed_is_idempotent_and_keeps_passwords(tmp_path):

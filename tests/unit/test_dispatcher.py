@@ -156,7 +156,7 @@ async def test_pause_then_unpause_round_trip(make):
 
 
 def test_age_bands_come_from_the_config(tmp_path):
-    from callpilot import config as config_mod
+    from callpilot.infra import config as config_mod
     cfg = config_mod.load(env={"CALLPILOT_STATE_DIR": str(tmp_path)})
     assert cfg.acd.age_bands == [25, 35, 45, 55]
     path = tmp_path / "c.toml"

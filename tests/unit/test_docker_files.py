@@ -23,8 +23,7 @@ import dockerfile
 import pytest
 from ruamel.yaml import YAML
 
-from callpilot import config
-
+from callpilot.infra import config
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
 COMPOSE = DOCKER / "compose.yaml"
@@ -336,7 +335,7 @@ def test_compose_env_names_are_known_to_callpilot_config(services):
     known = set(config._ENV_KEYS) | {"CALLPILOT_CONFIG"}
     for name, service in services.items():
         unknown = {k for k in environment(service) if k.startswith("CALLPILOT_")} - known
-        assert not unknown, f"{name}: callpilot.config ignores {sorted(unknown)}"
+        assert not unknown, f"{name}: callpilot.infra.config ignores {sorted(unknown)}"
 
 
 def test_serve_environment_and_toml_load_as_a_postgres_config(services, tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from callpilot.cli import main
+from callpilot.app.cli import main
 from ivr.flows import load_builtin
 from ivr.speech import default_model_path
 

@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from callpilot.asterisk.channel_events import ChannelInbox
+from callpilot.infra.asterisk.channel_events import ChannelInbox
 from ivr.agi_driver import AgiCallDriver, AgiSpeech
 from ivr.ari_driver import AriCallDriver, AriSpeech
 from ivr.ari_media import CallGone, TapIds
 from ivr.driver import DTMF, CallerHangup, Recognition
 from ivr.speech import SpeechModel, Utterance, VadSettings
 from ivr.speech.vad import EnergyVad, frame_db
-from ivr.testing import speech_samples
+from testkit.ivr_fakes import speech_samples
 from ivr.tts import Audio, resample
 
 RATE = 16000

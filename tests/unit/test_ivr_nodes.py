@@ -12,7 +12,7 @@ from ivr.nodes.collect_digits import luhn_ok, mask
 from ivr.runner import FlowRunner
 from ivr.schema import check, parse
 from ivr.services import ServiceError, age_band_of, phone_keys
-from ivr.testing import Barge, FakeDriver, FakeServices, HangsUp, Say, ToneSynthesizer
+from testkit.ivr_fakes import Barge, FakeDriver, FakeServices, HangsUp, Say, ToneSynthesizer
 from ivr.tts import PromptCache
 
 MONDAY_10_SEOUL = datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc)     # 10:00 KST

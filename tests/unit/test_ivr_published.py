@@ -6,13 +6,13 @@ import copy
 
 import pytest
 
-from callpilot.db.base import Base
-from callpilot.db.session import make_engine, make_sessionmaker
+from callpilot.infra.db.base import Base
+from callpilot.infra.db.session import make_engine, make_sessionmaker
 from ivr.flows import builtin_names, load_builtin
 from ivr.published import PublishedFlows
 from ivr.runner import FlowRunner
 from ivr.store import FlowStore, UnknownFlow
-from ivr.testing import ToneSynthesizer
+from testkit.ivr_fakes import ToneSynthesizer
 from ivr.tts import PromptCache
 
 

@@ -10,7 +10,7 @@ import pytest
 from ivr.flows import load_builtin
 from ivr.runner import FlowRunner, Outcome
 from ivr.schema import parse
-from ivr.testing import Barge, FakeDriver, HangsUp, Say, ToneSynthesizer
+from testkit.ivr_fakes import Barge, FakeDriver, HangsUp, Say, ToneSynthesizer
 from ivr.tts import PromptCache
 
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from callpilot.db.base import Base
-from callpilot.db.session import make_engine, make_sessionmaker
+from callpilot.infra.db.base import Base
+from callpilot.infra.db.session import make_engine, make_sessionmaker
 from ivr.errors import FlowInvalid
 from ivr.flows import load_builtin
 from ivr.runner import FlowRunner
 from ivr.store import FlowStore, UnknownFlow
-from ivr.testing import FakeDriver, ToneSynthesizer
+from testkit.ivr_fakes import FakeDriver, ToneSynthesizer
 from ivr.tts import PromptCache
 
 

@@ -28,11 +28,11 @@ from acd.queue_report import (
     visits_from_events,
 )
 from acd.stats import CallFact, queue_kpis
-from callpilot import cli
-from callpilot.db.models import Agent, Queue, QueueMember
-from callpilot.db.queue_events import QueueEventStore
-from callpilot.db.session import create_schema, make_engine, make_sessionmaker
-from callpilot.status import StatusServer
+from callpilot.app import cli
+from callpilot.infra.db.models import Agent, Queue, QueueMember
+from callpilot.infra.db.queue_events import QueueEventStore
+from callpilot.infra.db.session import create_schema, make_engine, make_sessionmaker
+from callpilot.app.status import StatusServer
 from tests.unit.test_queue_events import (
     T0,
     Clock,
@@ -225,7 +225,7 @@ def state_dir(tmp_path, monkeypatch):
 
 
 def _seed(state_dir) -> None:
-    engine = make_engine(f"sqlite:///{state_dir.resolve() / 'callpilot.db'}")
+    engine = make_engine(f"sqlite:///{state_dir.resolve() / 'callpilot.infra.db'}")
     create_schema(engine)
     sessions = make_sessionmaker(engine)
     with sessions.begin() as s:

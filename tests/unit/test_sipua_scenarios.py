@@ -5,9 +5,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from callpilot import sipua
-
-
+from testkit import sipua
 def _steps(xml: str) -> list[ET.Element]:
     return list(ET.fromstring(xml.encode("latin-1")))
 

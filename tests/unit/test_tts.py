@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.testing import ToneSynthesizer
+from testkit.ivr_fakes import ToneSynthesizer
 from ivr.tts import (EspeakSynthesizer, PromptCache, TtsError, VoiceInfo, resolve_voice,
                      sound_uri_for)
 

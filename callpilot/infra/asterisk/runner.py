@@ -30,11 +30,11 @@ from typing import Iterable, Protocol
 
 import jinja2
 
-from callpilot.config import Config
+from callpilot.infra.config import Config
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 TEMPLATES_DIR = REPO_ROOT / "dialplans"
 PACKAGES_FILE = REPO_ROOT / "docker" / "asterisk-packages.txt"
 FALLBACK_PACKAGES = ["asterisk", "asterisk-core-sounds-en-wav", "asterisk-moh-opsound-wav"]
@@ -185,8 +185,8 @@ def load_agents(config: Config) -> list[AgentLike]:
     """All agents of the database (schema created if missing)."""
     from sqlalchemy import select
 
-    from callpilot.db.models import Agent
-    from callpilot.db.session import create_schema, make_engine, make_sessionmaker
+    from callpilot.infra.db.models import Agent
+    from callpilot.infra.db.session import create_schema, make_engine, make_sessionmaker
 
     engine = make_engine(config.db_url)
     try:
@@ -305,7 +305,7 @@ def _template_context(config: Config, agents: list[_AgentView], dirs: dict[str, 
         "realm": REALM, "agi_host": config.agi_host, "agi_port": config.agi_port,
         "media_address": _media_address(a.sip_host),
         "secrets_file": config.state_dir.resolve() / "secrets.toml",
-        "generated_by": "callpilot.asterisk.runner",
+        "generated_by": "callpilot.infra.asterisk.runner",
     }
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from callpilot.config import Config
-from callpilot.db.agents import sip_md5_cred
-from callpilot.db.models import Agent, AgentSkill, Customer, Queue, QueueMember
-from callpilot.db.session import create_schema, make_engine, make_sessionmaker
+from callpilot.infra.config import Config
+from callpilot.infra.db.agents import sip_md5_cred
+from callpilot.infra.db.models import Agent, AgentSkill, Customer, Queue, QueueMember
+from callpilot.infra.db.session import create_schema, make_engine, make_sessionmaker
 
 logger = logging.getLogger(__name__)
 

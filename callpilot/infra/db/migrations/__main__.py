@@ -1,4 +1,4 @@
-"""``python -m callpilot.db.migrations revision "what changed"`` | ``check`` | ``heads``.
+"""``python -m callpilot.infra.db.migrations revision "what changed"`` | ``check`` | ``heads``.
 
 ``revision`` compares the models with a scratch SQLite database migrated to head and writes
 the next numbered revision into ``versions/`` (no server or alembic.ini needed).
@@ -12,12 +12,12 @@ from pathlib import Path
 
 from alembic import command
 
-from callpilot.db import migrations
-from callpilot.db.session import make_engine
+from callpilot.infra.db import migrations
+from callpilot.infra.db.session import make_engine
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m callpilot.db.migrations")
+    parser = argparse.ArgumentParser(prog="python -m callpilot.infra.db.migrations")
     sub = parser.add_subparsers(dest="cmd", required=True)
     rev = sub.add_parser("revision", help="write the next revision from the model changes")
     rev.add_argument("message")

@@ -14,8 +14,8 @@ from sqlalchemy import update as sa_update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
-from callpilot.db.models import CallRecord
-from callpilot.db.write_behind import WriteBehind
+from callpilot.infra.db.models import CallRecord
+from callpilot.infra.db.write_behind import WriteBehind
 
 logger = logging.getLogger(__name__)
 

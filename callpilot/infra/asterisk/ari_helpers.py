@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from callpilot.asterisk.ari import AriClient, AriError, AriNotFound
+from callpilot.infra.asterisk.ari import AriClient, AriError, AriNotFound
 
 logger = logging.getLogger(__name__)
 

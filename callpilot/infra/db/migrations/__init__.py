@@ -4,11 +4,11 @@
   holds a lock meanwhile (a PostgreSQL advisory lock; a lock file beside a SQLite file), so
   several processes or nodes starting together migrate once.  It never imports the models:
   revisions are self-contained.
-* Changing the models: ``python -m callpilot.db.migrations revision "add campaigns"`` writes
+* Changing the models: ``python -m callpilot.infra.db.migrations revision "add campaigns"`` writes
   the next numbered revision in ``versions/`` by comparing the models with a scratch database
   migrated to head; read it, fix it if needed, commit it with the model change.
-  ``python -m callpilot.db.migrations check`` lists differences (the unit tests do the same).
-* A module that declares tables on ``callpilot.db.base.Base`` must be listed in
+  ``python -m callpilot.infra.db.migrations check`` lists differences (the unit tests do the same).
+* A module that declares tables on ``callpilot.infra.db.base.Base`` must be listed in
   :data:`MODEL_MODULES` so the comparison sees its tables.
 """
 from __future__ import annotations
@@ -31,9 +31,9 @@ from sqlalchemy.types import TypeDecorator
 logger = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
-# Every module that declares tables on callpilot.db.base.Base (imported only to compare).
+# Every module that declares tables on callpilot.infra.db.base.Base (imported only to compare).
 MODEL_MODULES = (
-    "callpilot.db.models",
+    "callpilot.infra.db.models",
     "ivr.store",
 )
 PG_LOCK_KEY = 0x43_50_4D_49_47  # "CPMIG": one advisory lock for schema migrations
@@ -147,7 +147,7 @@ def target_metadata() -> MetaData:
     """``Base.metadata`` with every model module imported."""
     for name in MODEL_MODULES:
         importlib.import_module(name)
-    from callpilot.db.base import Base
+    from callpilot.infra.db.base import Base
     return Base.metadata
 
 

@@ -19,17 +19,17 @@ from acd.model import AgeBands, AgentState, steps_from_list
 from acd.queue_events import QueueEventRecorder
 from acd.state import CallState, LiveCall, Outcome
 from acd.ticket import caller_attributes
-from callpilot.asterisk.agi import AgiServer
-from callpilot.asterisk.ami import AmiMonitor
-from callpilot.asterisk.ari import AriClient
-from callpilot.asterisk.ari_helpers import call_id_of_agent_channel, safe_answer
-from callpilot.asterisk.channel_events import ChannelInboxes
-from callpilot.config import Config
-from callpilot.db import session as db
-from callpilot.db.records import CallRecordStore, RecordWriter, utcnow
-from callpilot.profiles import ProfileDirectory
-from callpilot.roster import load_queues, load_roster
-from callpilot.status import StatusServer
+from callpilot.infra.asterisk.agi import AgiServer
+from callpilot.infra.asterisk.ami import AmiMonitor
+from callpilot.infra.asterisk.ari import AriClient
+from callpilot.infra.asterisk.ari_helpers import call_id_of_agent_channel, safe_answer
+from callpilot.infra.asterisk.channel_events import ChannelInboxes
+from callpilot.infra.config import Config
+from callpilot.infra.db import session as db
+from callpilot.infra.db.records import CallRecordStore, RecordWriter, utcnow
+from acd.profiles import ProfileDirectory
+from acd.roster_store import load_queues, load_roster
+from callpilot.app.status import StatusServer
 from ivr.agi_entry import AgiFlowHandler
 from ivr.outcome import Outcome as FlowOutcome
 from ivr.stasis import InboundIvr

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from acd.ticket import CallerProfile
-from callpilot.db.models import Customer
+from callpilot.infra.db.models import Customer
 
 logger = logging.getLogger(__name__)
 

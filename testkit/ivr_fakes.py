@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from callpilot.rtp_pcap import (  # noqa: F401  (re-exported for tests and benches)
+from testkit.rtp_pcap import (  # noqa: F401  (re-exported for tests and benches)
     ALAW_PAYLOAD_TYPE, DTMF_PAYLOAD_TYPE, alaw_decode, alaw_encode, rtp_pcap)
 
 from ivr.driver import DTMF, CallerHangup, Recognition

@@ -10,7 +10,7 @@ from sqlalchemy.orm import selectinload, sessionmaker
 from acd.agents import LiveAgent
 from acd.model import DEFAULT_AGE_BANDS, AgeBands, AgentState, steps_from_list
 from acd.queues import QueueBook, QueueSettings
-from callpilot.db.models import Agent, Queue
+from callpilot.infra.db.models import Agent, Queue
 
 logger = logging.getLogger(__name__)
 

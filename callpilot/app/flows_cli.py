@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from callpilot.config import Config
+from callpilot.infra.config import Config
 
 EXIT_INVALID = 1
 EXIT_USAGE = 2
@@ -101,7 +101,7 @@ def _validator(config: Config):
 @contextmanager
 def _store(config: Config, validate) -> Iterator[Any]:
     """A FlowStore on the configured database."""
-    from callpilot.db import session as db
+    from callpilot.infra.db import session as db
     from ivr.store import FlowStore
     engine = db.make_engine(config.db_url)
     try:

@@ -13,8 +13,8 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import sessionmaker
 
-from callpilot.db import migrations
-from callpilot.db import models  # noqa: F401  (registers the tables)
+from callpilot.infra.db import migrations
+from callpilot.infra.db import models  # noqa: F401  (registers the tables)
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def _sqlite_wal(cur) -> None:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create or migrate the schema to head (see callpilot.db.migrations)."""
+    """Create or migrate the schema to head (see callpilot.infra.db.migrations)."""
     migrations.upgrade(engine)
     logger.info("schema ready on %s", engine.url.render_as_string(hide_password=True))
 

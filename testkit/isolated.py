@@ -8,9 +8,9 @@ import random
 import socket
 from pathlib import Path
 
-from callpilot import config as config_mod
-from callpilot.config import Config
-from callpilot.sipua import _port_free, free_port as _free_port
+from callpilot.infra import config as config_mod
+from callpilot.infra.config import Config
+from testkit.sipua import _port_free, free_port as _free_port
 
 logger = logging.getLogger(__name__)
 

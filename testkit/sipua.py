@@ -845,7 +845,7 @@ def _media_plan(dtmf: str, dtmf_delay: float, hold_seconds: float, audio: Path,
 def write_dtmf_pcap(digits: str, path: Path, gap: float = DTMF_GAP_MS / 1000) -> Path:
     """All ``digits`` as RFC 4733 events in one RTP stream (continuous sequence numbers)."""
     import numpy as np
-    from callpilot.rtp_pcap import rtp_pcap
+    from testkit.rtp_pcap import rtp_pcap
     silence = np.zeros(int((len(digits) * gap + 0.1) * 8000), dtype=np.int16)
     rtp_pcap(silence, path, dtmf=[(0.04 + i * gap, d) for i, d in enumerate(digits)])
     return path

@@ -7,8 +7,8 @@ import json
 import logging
 import sys
 
-from callpilot import config as config_mod
-from callpilot.config import Config, ConfigError
+from callpilot.infra import config as config_mod
+from callpilot.infra.config import Config, ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def cmd_serve(config: Config, _args) -> int:
-    from callpilot.server import serve
+    from callpilot.app.server import serve
     asyncio.run(serve(config))
     return 0
 
@@ -31,7 +31,7 @@ def cmd_web(config: Config, _args) -> int:
 
 
 def cmd_asterisk(config: Config, args) -> int:
-    from callpilot.asterisk import runner
+    from callpilot.infra.asterisk import runner
     if args.action == "up":
         runner.up(config)
         print(f"asterisk up: SIP {config.asterisk.sip_host}:{config.asterisk.sip_port}, "
@@ -50,8 +50,8 @@ def cmd_asterisk(config: Config, args) -> int:
 
 
 def collect_status(config: Config) -> dict:
-    from callpilot.asterisk import runner
-    from callpilot.status import fetch
+    from callpilot.infra.asterisk import runner
+    from callpilot.app.status import fetch
     live = asyncio.run(fetch(config.state_dir / "serve.sock"))
     result = {"asterisk": runner.status(config), "serve": "up" if live else "down",
               "ari": "disconnected", "ami": "disconnected", "calls": 0, "queues": {}}
@@ -74,7 +74,7 @@ def cmd_status(config: Config, args) -> int:
 
 def cmd_call(config: Config, args) -> int:
     """Place a real call from the trunk side and print what happened, with the call record."""
-    from callpilot.sipua import Caller
+    from testkit.sipua import Caller
     a = config.asterisk
     caller = Caller(args.did, a.sip_host, a.sip_port, local_ip=a.trunk_ips[0],
                     from_number=args.from_number, dtmf=args.dtmf, dtmf_delay=args.dtmf_delay,
@@ -91,8 +91,8 @@ def _last_record(config: Config, caller_id: str, wait: float = 3.0) -> dict | No
     """The newest call record of ``caller_id`` once serve has closed it (None if none)."""
     import time
     from sqlalchemy import select
-    from callpilot.db import session as db
-    from callpilot.db.models import CallRecord
+    from callpilot.infra.db import session as db
+    from callpilot.infra.db.models import CallRecord
     engine = db.make_engine(config.db_url)
     db.create_schema(engine)
     deadline = time.monotonic() + wait
@@ -115,7 +115,7 @@ def _last_record(config: Config, caller_id: str, wait: float = 3.0) -> dict | No
 
 def cmd_agents(config: Config, args) -> int:
     """Agent login/logout/pause/unpause through serve, and the live agent list."""
-    from callpilot.status import fetch, post
+    from callpilot.app.status import fetch, post
     sock = config.state_dir / "serve.sock"
     if args.action == "list":
         live = asyncio.run(fetch(sock))
@@ -146,8 +146,8 @@ def cmd_agents(config: Config, args) -> int:
 def cmd_queues(config: Config, args) -> int:
     """Queue statistics from the stored queue events, with live agent states when serve runs."""
     from acd import queue_report as qr
-    from callpilot.db import session as db
-    from callpilot.status import fetch
+    from callpilot.infra.db import session as db
+    from callpilot.app.status import fetch
     try:
         since = qr.parse_since(args.since) if args.since else None
     except ValueError:
@@ -169,12 +169,12 @@ def cmd_queues(config: Config, args) -> int:
 
 
 def cmd_flows(config: Config, args) -> int:
-    from callpilot import flows_cli
+    from callpilot.app import flows_cli
     return flows_cli.run(config, args)
 
 
 def cmd_demo(config: Config, _args) -> int:
-    from callpilot import demo
+    from callpilot.app import demo
     passwords = demo.seed(config)
     a = config.asterisk
     print(f"Demo agents (register on {a.sip_host}:{a.sip_port} UDP, loopback only):")
@@ -204,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--hold", type=float, default=15.0, help="seconds to stay on the line")
     call.set_defaults(fn=cmd_call)
     sub.add_parser("demo", help="load demo queues, agents and customers").set_defaults(fn=cmd_demo)
-    from callpilot import flows_cli
+    from callpilot.app import flows_cli
     fl = sub.add_parser("flows", help="IVR flows: validate, import, publish, rollback, export, list")
     flows_cli.add_arguments(fl)
     fl.set_defaults(fn=cmd_flows)

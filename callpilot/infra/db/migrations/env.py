@@ -1,12 +1,12 @@
-"""Alembic environment: runs revisions on the connection handed over by callpilot.db.migrations."""
+"""Alembic environment: runs revisions on the connection handed over by callpilot.infra.db.migrations."""
 from alembic import context
 
-from callpilot.db.migrations import render_item
+from callpilot.infra.db.migrations import render_item
 
 connection = context.config.attributes.get("connection")
 if connection is None:
     raise SystemExit("run migrations through callpilot (create_schema, or "
-                     "`python -m callpilot.db.migrations ...`), not the alembic command")
+                     "`python -m callpilot.infra.db.migrations ...`), not the alembic command")
 
 context.configure(
     connection=connection,

@@ -1,4 +1,4 @@
-"""Queue events in the database (table ``queue_events``, model ``callpilot.db.models.QueueEvent``).
+"""Queue events in the database (table ``queue_events``, model ``callpilot.infra.db.models.QueueEvent``).
 
 Synchronous SQLAlchemy; ``serve`` reaches it through ``acd.queue_events.QueueEventRecorder``,
 which runs every insert on one worker thread.  Queries stay portable (SQLite, PostgreSQL).
@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from callpilot.db.models import QueueEvent
+from callpilot.infra.db.models import QueueEvent
 
 logger = logging.getLogger(__name__)
 

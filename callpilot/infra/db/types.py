@@ -26,7 +26,7 @@ class UtcDateTime(TypeDecorator):
             raise TypeError(f"UtcDateTime needs a datetime, not {type(value).__name__}")
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError(f"naive datetime {value.isoformat()} refused: give it a time zone "
-                             "(callpilot.db.records.utcnow() for now)")
+                             "(callpilot.infra.db.records.utcnow() for now)")
         value = value.astimezone(timezone.utc)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 

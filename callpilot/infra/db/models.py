@@ -11,8 +11,8 @@ from datetime import datetime
 from sqlalchemy import JSON, ForeignKey, Integer, String, Text, text, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from callpilot.db.base import Base
-from callpilot.db.types import UtcDateTime
+from callpilot.infra.db.base import Base
+from callpilot.infra.db.types import UtcDateTime
 
 
 class Queue(Base):
