@@ -14,6 +14,7 @@ from typing import Any
 from callpilot.infra.asterisk.ari import AriClient
 from callpilot.infra.asterisk.ari_helpers import safe_answer, safe_hangup
 from callpilot.infra.asterisk.channel_events import ChannelInboxes
+from callpilot.infra.db.call_vocabulary import CallOutcome, CallState, RoutingTicket
 from callpilot.infra.db.records import RecordWriter, utcnow
 from ivr.ari_driver import AriCallDriver, AriSpeech
 from ivr.outcome import Outcome
@@ -22,7 +23,7 @@ from ivr.schema import Flow
 
 logger = logging.getLogger(__name__)
 
-Handoff = Callable[[str, str, str, Outcome], Awaitable[None]]
+Handoff = Callable[[str, str, str, RoutingTicket], Awaitable[None]]   # call, caller, did, ticket
 FlowSource = Callable[[str], Flow]
 
 
@@ -45,6 +46,10 @@ class InboundIvr:
         self.speech = speech
         self.active: dict[str, asyncio.Task] = {}
 
+    async def on_stasis_start(self, channel: dict[str, Any], args: list[str]) -> None:
+        """Role ``inbound,<flow>``: the flow runs as the call's own task."""
+        self.start(channel, args[1] if len(args) > 1 else "main")
+
     def start(self, channel: dict[str, Any], flow_name: str) -> None:
         call_id = channel["id"]
         task = asyncio.create_task(self._serve(channel, flow_name), name=f"ivr-{call_id}")
@@ -58,18 +63,17 @@ class InboundIvr:
         inbox = self.inboxes.open(call_id)
         try:
             await self.records.open(call_id, caller_id=caller_id, did=did, flow=flow_name,
-                                    state="ivr", started_at=utcnow())
+                                    state=CallState.IVR, started_at=utcnow())
             await self._run_flow(call_id, caller_id, did, flow_name, inbox)
         except Exception:
             logger.exception("call %s: IVR failed; sending to %s", call_id, self.fallback_queue)
-            await self.handoff(call_id, caller_id, did, Outcome("enqueue", queue=self.fallback_queue,
-                                                                reason="error"))
+            await self.handoff(call_id, caller_id, did, RoutingTicket(queue=self.fallback_queue))
         finally:
             self.inboxes.close(call_id)
 
     async def _run_flow(self, call_id: str, caller_id: str, did: str, flow_name: str, inbox) -> None:
         if not await safe_answer(self.ari, call_id):
-            await self.records.update(call_id, state="ended", outcome="ivr_hangup", ended_at=utcnow())
+            await self._ended(call_id, CallOutcome.IVR_HANGUP)
             return
         flow = self.flows(flow_name)          # the version live now; kept for the whole call
         driver = AriCallDriver(self.ari, inbox, caller_id=caller_id, did=did, speech=self.speech)
@@ -79,13 +83,17 @@ class InboundIvr:
 
     async def _finish(self, call_id: str, caller_id: str, did: str, outcome: Outcome) -> None:
         if outcome.kind == "enqueue":
-            await self.handoff(call_id, caller_id, did, outcome)
+            await self.handoff(call_id, caller_id, did, outcome.ticket(self.fallback_queue))
             return
         if outcome.kind == "hangup" and outcome.reason == "caller":
-            await self.records.update(call_id, state="ended", outcome="ivr_hangup", ended_at=utcnow())
+            await self._ended(call_id, CallOutcome.IVR_HANGUP)
             return
         # hangup node, or a transfer this skeleton does not route yet: end it cleanly
         logger.info("call %s: flow ended with %s %s", call_id, outcome.kind, outcome.target or "")
         await safe_hangup(self.ari, call_id)
-        await self.records.update(call_id, state="ended", outcome="ivr_completed", ended_at=utcnow(),
-                                  detail=f"{outcome.kind} {outcome.target or ''}".strip())
+        await self._ended(call_id, CallOutcome.IVR_COMPLETED,
+                          f"{outcome.kind} {outcome.target or ''}".strip())
+
+    async def _ended(self, call_id: str, outcome: CallOutcome, detail: str = "") -> None:
+        await self.records.update(call_id, state=CallState.ENDED, outcome=outcome, ended_at=utcnow(),
+                                  detail=detail)

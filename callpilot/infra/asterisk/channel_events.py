@@ -1,18 +1,79 @@
-"""Per-channel inboxes for ARI events.
+"""Where an ARI event goes: its lane, its Stasis role, its channel's inbox.
 
-Events for one channel (DTMF, playback finished, Stasis end) are routed by ``ChannelInboxes``
-into that channel's inbox; drivers await them.  Digits pressed while nothing is listening
-are buffered (type-ahead), so a caller who answers before the prompt ends is not lost.
+* :func:`lane_of` names the call an event belongs to (agent legs carry their call's id, see
+  ``ari_helpers.agent_channel_id``), so the ARI client handles one call's events in order and
+  different calls side by side.
+* :class:`StasisRouter` dispatches StasisStart on ``args[0]`` (the role the dialplan or an
+  originate gave: ``inbound``, ``enqueue``, ``agent``, ``feature``) to the domain that owns
+  the role, and hands every event to the listeners (the ACD's hang-up handling).
+* Events for one channel (DTMF, playback finished, Stasis end) are routed by ``ChannelInboxes``
+  into that channel's inbox; drivers await them.  Digits pressed while nothing is listening
+  are buffered (type-ahead), so a caller who answers before the prompt ends is not lost.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from callpilot.infra.asterisk.ari_helpers import call_id_of_agent_channel
 
 logger = logging.getLogger(__name__)
+
+Event = dict[str, Any]
+RoleHandler = Callable[[dict[str, Any], list[str]], Awaitable[None]]   # (channel, args)
+Listener = Callable[[Event], Awaitable[None]]
+
+
+def channel_of(event: Event) -> str:
+    """The channel an event concerns ('' for none): its channel, or a playback's target."""
+    channel = event.get("channel")
+    if isinstance(channel, dict) and channel.get("id"):
+        return channel["id"]
+    target = (event.get("playback") or {}).get("target_uri", "")
+    return target[len("channel:"):] if target.startswith("channel:") else ""
+
+
+def lane_of(event: Event) -> str:
+    """The call an event belongs to: an agent leg's events share its caller's lane."""
+    channel = channel_of(event)
+    return call_id_of_agent_channel(channel) or channel
+
+
+class StasisRouter:
+    def __init__(self, inboxes: ChannelInboxes):
+        self.inboxes = inboxes
+        self._roles: dict[str, RoleHandler] = {}
+        self._fallback: RoleHandler | None = None
+        self._listeners: list[Listener] = []
+
+    def role(self, name: str, handler: RoleHandler) -> None:
+        self._roles[name] = handler
+
+    def fallback(self, handler: RoleHandler) -> None:
+        """For a StasisStart whose role nobody owns (a dialplan mistake)."""
+        self._fallback = handler
+
+    def listen(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    async def on_event(self, event: Event) -> None:
+        self.inboxes.route(event)
+        if event.get("type") == "StasisStart":
+            await self._start(event)
+        for listener in self._listeners:
+            await listener(event)
+
+    async def _start(self, event: Event) -> None:
+        channel, args = event["channel"], list(event.get("args") or [])
+        handler = self._roles.get(args[0]) if args else None
+        if handler is None:
+            logger.error("channel %s entered Stasis with unknown args %s", channel["id"], args)
+            handler = self._fallback
+        if handler is not None:
+            await handler(channel, args)
 
 
 @dataclass
