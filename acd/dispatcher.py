@@ -383,16 +383,24 @@ class Dispatcher:
         self.kick()
 
     # -- leaving ------------------------------------------------------------------------
-    async def caller_gone(self, call_id: str) -> None:
+    async def caller_gone(self, call_id: str, *, by_system: bool = False,
+                          cause: int | None = None) -> None:
+        """The caller's channel left.  ``by_system``: Asterisk hung it up (shutdown, an
+        operator's request), not the caller: recorded ``system``, never an abandon."""
         call = self.calls.get(call_id)
         if call is None:
             return
         if call.state is CallState.CONNECTED:
-            await self._finish(call, CallOutcome.ANSWERED, "caller hung up")
+            why = "ended by Asterisk" if by_system else "caller hung up"
+            await self._finish(call, CallOutcome.ANSWERED, why, cause)
+        elif by_system:
+            await self._finish(call, CallOutcome.SYSTEM,
+                               f"ended by Asterisk while {call.state.value} (cause {cause})", cause)
         else:
             self.events.abandon(call.id, call.queue or "", self._position(call), call.orig_position,
                                 call.waited(self._now()))
-            await self._finish(call, CallOutcome.ABANDONED, f"caller hung up while {call.state.value}")
+            await self._finish(call, CallOutcome.ABANDONED, f"caller hung up while {call.state.value}",
+                               cause)
 
     async def channel_lost(self, call_id: str, why: str) -> None:
         """The caller's channel vanished while we were not listening (ARI down, Asterisk
@@ -417,7 +425,8 @@ class Dispatcher:
         self.events.complete(call.id, call.queue or "", call.agent or "", call.waited(now), talk,
                              "agent" if why.startswith("agent") else "caller")
 
-    async def _finish(self, call: LiveCall, outcome: CallOutcome, why: str) -> None:
+    async def _finish(self, call: LiveCall, outcome: CallOutcome, why: str,
+                      cause: int | None = None) -> None:
         self.waiting.forget(call.id)
         self._last_ring.pop(call.id, None)
         if call.state is CallState.CONNECTED:
@@ -432,7 +441,7 @@ class Dispatcher:
         await self._act("release", call.id,
                         self.control.release(call.id, call.id, call.agent_channel or ""), None)
         await self.records.update(call.id, state=CallState.ENDED, outcome=outcome,
-                                  ended_at=self.clock.utcnow(), detail=why)
+                                  ended_at=self.clock.utcnow(), detail=why, hangup_cause=cause)
 
     def _free_agent(self, call: LiveCall, previous: CallState) -> None:
         agent = self.roster.get(call.agent) if call.agent else None
@@ -474,7 +483,7 @@ class Dispatcher:
         now = self._now()
         places = positions(self.calls.values())
         return [{"id": c.id, "queue": c.queue, "state": c.state.value, "caller_id": c.caller_id,
-                 "position": places[c.id], "waited": round(c.waited(now), 1),
+                 "priority": c.priority, "skills": dict(c.skills), "position": places[c.id], "waited": round(c.waited(now), 1),
                  "announcements": self.waiting.announced.get(c.id, 0)}
                 for c in self.calls.values() if c.id in places]
 

@@ -27,8 +27,10 @@ class AcdStasis:
         self.service = service
         self.dispatcher: Dispatcher = service.dispatcher
         self._tasks: set[asyncio.Task] = set()
+        self.router: StasisRouter | None = None
 
     def subscribe(self, router: StasisRouter) -> None:
+        self.router = router
         router.role("enqueue", self.on_enqueue)
         router.role("agent", self.on_agent)
         router.role("feature", self.on_feature)
@@ -93,7 +95,10 @@ class AcdStasis:
         if call_id_of_agent_channel(channel_id) is not None:
             await self.dispatcher.agent_leg_gone(channel_id, cause)
         elif channel_id in self.dispatcher.calls:
-            await self.dispatcher.caller_gone(channel_id)
+            request = self.router.hangup_of(channel_id) if self.router else None
+            await self.dispatcher.caller_gone(
+                channel_id, by_system=request is not None and request.soft,
+                cause=request.cause if request is not None else cause or None)
 
     def close(self) -> None:
         for task in list(self._tasks):

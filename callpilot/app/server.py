@@ -52,7 +52,8 @@ class Server:
         self._ivr(config)
         self.status = StatusServer(config.state_dir / "serve.sock", self.snapshot, self.agent_command)
         self.ari.on_event(self.router.on_event)
-        self.ari.on_connect(self.readoption.resync)
+        self.ari.on_connect(self.ivr.resume_open_calls)     # callers in the menu first,
+        self.ari.on_connect(self.readoption.resync)         # then the ACD takes the rest
         self._stop = asyncio.Event()
 
     def _infrastructure(self, config: Config, engine) -> None:
@@ -94,7 +95,7 @@ class Server:
         self.runner, self.flows, self.ari_speech = parts.runner, parts.flows, parts.ari_speech
         self.ivr = InboundIvr(self.ari, self.router.inboxes, self.records, self.runner, self.flows,
                               self.acd.handoff, fallback_queue=config.acd.general_queue,
-                              speech=parts.ari_speech)
+                              speech=parts.ari_speech, flow_version=parts.store.version)
         self.router.role("inbound", self.ivr.on_stasis_start)
         self.readoption = Readoption(self.acd, busy=lambda call_id: call_id in self.ivr.active)
         agi_handler = AgiFlowHandler(self.runner, self.flows, self.records, speech=parts.agi_speech)

@@ -182,3 +182,21 @@ async def test_a_readopted_call_keeps_its_place_by_the_injected_clock():
     await d.adopt(CallEntry("old", "", "", RoutingTicket("q"), readopted=True,
                             enqueued_at=clock.wall - timedelta(seconds=30)))
     assert d.waiting_calls()[0]["waited"] == 30.0
+
+
+async def test_a_caller_hung_up_by_asterisk_is_system_not_abandoned():
+    events: list[str] = []
+
+    class Events:
+        def __getattr__(self, name):
+            return lambda *args, **kwargs: events.append(name)
+
+    d, records = build(FaultyControl())
+    d.events = Events()
+    await d.adopt(entry("a"))
+    await d.caller_gone("a", by_system=True, cause=16)
+    assert records.writes[-1][1]["outcome"] == "system" and records.writes[-1][1]["hangup_cause"] == 16
+    assert "abandon" not in events
+    await d.adopt(entry("b"))
+    await d.caller_gone("b", cause=16)
+    assert records.writes[-1][1]["outcome"] == "abandoned" and "abandon" in events

@@ -97,3 +97,12 @@ async def test_the_router_dispatches_on_the_role_and_falls_back_for_unknown_ones
 async def _until(predicate) -> None:
     while not predicate():
         await asyncio.sleep(0.01)
+
+
+async def test_the_router_tells_a_soft_hangup_from_the_far_ends():
+    router = StasisRouter(ChannelInboxes())
+    await router.on_event(event("ChannelHangupRequest", "a", cause=16, soft=True))
+    await router.on_event(event("ChannelHangupRequest", "b", cause=16))
+    assert router.hangup_of("a").soft and not router.hangup_of("b").soft
+    await router.on_event(event("ChannelDestroyed", "a", cause=16))
+    assert router.hangup_of("a") is None                  # forgotten with the channel

@@ -42,9 +42,19 @@ def lane_of(event: Event) -> str:
     return call_id_of_agent_channel(channel) or channel
 
 
+@dataclass(frozen=True)
+class HangupRequest:
+    """A ChannelHangupRequest: ``soft`` when Asterisk itself (shutdown, an ARI/AMI/CLI
+    request) asked the channel to hang up, not when the far end sent BYE/CANCEL."""
+
+    cause: int
+    soft: bool
+
+
 class StasisRouter:
     def __init__(self, inboxes: ChannelInboxes):
         self.inboxes = inboxes
+        self._hangups: dict[str, HangupRequest] = {}
         self._roles: dict[str, RoleHandler] = {}
         self._fallback: RoleHandler | None = None
         self._listeners: list[Listener] = []
@@ -59,12 +69,29 @@ class StasisRouter:
     def listen(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
+    def hangup_of(self, channel_id: str) -> HangupRequest | None:
+        """How the channel was asked to hang up, if it was (kept until it is destroyed)."""
+        return self._hangups.get(channel_id)
+
     async def on_event(self, event: Event) -> None:
+        kind = event.get("type")
+        if kind == "ChannelHangupRequest":
+            self._note_hangup(event)
         self.inboxes.route(event)
-        if event.get("type") == "StasisStart":
+        if kind == "StasisStart":
             await self._start(event)
         for listener in self._listeners:
             await listener(event)
+        if kind == "ChannelDestroyed":
+            logger.info("channel %s destroyed: cause %s %s", channel_of(event), event.get("cause"),
+                        event.get("cause_txt", ""))
+            self._hangups.pop(channel_of(event), None)
+
+    def _note_hangup(self, event: Event) -> None:
+        request = HangupRequest(int(event.get("cause") or 0), bool(event.get("soft")))
+        logger.info("channel %s: hang-up requested, cause %d%s", channel_of(event), request.cause,
+                    " (soft: Asterisk's own)" if request.soft else "")
+        self._hangups.setdefault(channel_of(event), request)   # the first request tells who
 
     async def _start(self, event: Event) -> None:
         channel, args = event["channel"], list(event.get("args") or [])
@@ -82,6 +109,7 @@ class ChannelInbox:
     digits: list[str] = field(default_factory=list)
     finished_playbacks: set[str] = field(default_factory=set)
     gone: bool = False
+    hangup_soft: bool = False          # Asterisk itself asked for the hang-up (shutdown, ...)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def poke(self) -> None:
@@ -116,6 +144,8 @@ class ChannelInboxes:
             target = playback.get("target_uri", "")
             if target.startswith("channel:"):
                 self._with(target[len("channel:"):], lambda box: box.finished_playbacks.add(playback["id"]))
+        elif kind == "ChannelHangupRequest" and event.get("soft"):
+            self._with(event["channel"]["id"], lambda box: setattr(box, "hangup_soft", True))
         elif kind in ("StasisEnd", "ChannelDestroyed"):
             self._with(event["channel"]["id"], lambda box: setattr(box, "gone", True))
 

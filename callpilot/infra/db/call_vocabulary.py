@@ -75,14 +75,20 @@ class RoutingTicket:
 @dataclass(frozen=True)
 class IvrPlace:
     """Where a caller stands in its flow (``call_records.ivr_place``): the flow version it
-    runs and the node it is in, so a serve restarted mid-menu resumes that node."""
+    runs, the node it is in, the nodes and answers so far and the call's variables, so a serve
+    restarted mid-menu resumes that node and the record's path stays complete."""
 
     flow: str
     version: int | None
     node: str
+    path: list[str] = field(default_factory=list)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    variables: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"flow": self.flow, "version": self.version, "node": self.node}
+        return {"flow": self.flow, "version": self.version, "node": self.node,
+                "path": list(self.path), "inputs": [dict(i) for i in self.inputs],
+                "variables": _json_safe(self.variables)}
 
     @classmethod
     def from_json(cls, data: Any) -> IvrPlace | None:
@@ -90,4 +96,11 @@ class IvrPlace:
             return None
         version = data.get("version")
         return cls(str(data.get("flow") or ""), version if isinstance(version, int) else None,
-                   data["node"])
+                   data["node"], list(data.get("path") or []), list(data.get("inputs") or []),
+                   dict(data.get("variables") or {}))
+
+
+def _json_safe(values: dict[str, Any]) -> dict[str, Any]:
+    """Only what JSON keeps as it is (a date or an object would not come back the same)."""
+    scalars = (str, int, float, bool, type(None))
+    return {k: v for k, v in values.items() if isinstance(k, str) and isinstance(v, scalars)}
