@@ -62,8 +62,8 @@ class Server:
         self.customers = CustomerDirectory(engine)
         self.bands = AgeBands(tuple(config.acd.age_bands))
         self.records = RecordWriter(CallRecordStore(self.sessions))
-        self.ari = AriClient(config.ari_url, secrets.ari_user, secrets.ari_password, a.app_name,
-                             lane_of=lane_of)
+        self.ari = AriClient(config.ari_client_url, secrets.ari_user, secrets.ari_password,
+                             a.app_name, lane_of=lane_of)
         self.router = StasisRouter(ChannelInboxes())
         self.prompts = PromptCache(config.prompts_dir, config.tts_voice, config.tts_rate)
         self.agi = AgiServer(config.agi_host, config.agi_port)
