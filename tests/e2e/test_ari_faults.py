@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import uuid
 from datetime import timedelta
 
@@ -33,6 +34,7 @@ from testkit.sipua import AgentPhone, Caller, CallResult
 from tests.e2e.serve_proc import ServeProcess, records_for, wait_record
 
 pytestmark = pytest.mark.e2e
+logger = logging.getLogger(__name__)
 
 DID, QUEUE = "805", "faults"
 AGENTS = 10                    # up to 9 calls at once, and a spare for a paused agent
@@ -166,7 +168,11 @@ async def baseline(cfg: Config, proxy: AriFaultProxy) -> Latency:
 def assert_normal_pace(others: list[CallRecord], proxy: AriFaultProxy, base: Latency) -> None:
     for record in others:
         assert record.outcome == "answered", (record.caller_id, record.outcome, record.detail)
-        got = latency(record, proxy)
+    measured = [latency(r, proxy) for r in others]
+    logger.info("slowest baseline call %.2f s from arrival / %.2f s from enqueue; others %s",
+                base.arrival, base.queued,
+                ", ".join(f"{m.arrival:.2f}/{m.queued:.2f}" for m in measured))
+    for got in measured:
         assert got.arrival <= base.arrival + SLACK and got.queued <= base.queued + SLACK, \
             (f"caller {got.number} waited {got.arrival:.2f}s from arrival, {got.queued:.2f}s "
              f"from enqueue; the slowest baseline call {base.arrival:.2f}s / {base.queued:.2f}s")
@@ -178,6 +184,8 @@ def assert_normal_pace(others: list[CallRecord], proxy: AriFaultProxy, base: Lat
 def assert_safe_end(record: CallRecord, result: CallResult) -> None:
     """Served by an agent, or told and hung up by serve; never left waiting until the caller
     gave up; the record says which."""
+    logger.info("faulted call %s: %s, %s (%s), agent %s, ended by %s", record.caller_id,
+                record.state, record.outcome, record.detail, record.agent, result.ended_by)
     assert record.state == "ended" and record.outcome and record.detail, \
         (record.state, record.outcome, record.detail)
     served = record.outcome == "answered" and record.agent is not None and record.answered_at
