@@ -20,11 +20,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import re
 import uuid
 from datetime import timedelta
 
 import pytest
 
+from acd.dispatcher import MAX_BRIDGE_FAILURES
 from callpilot.infra.asterisk import runner
 from callpilot.infra.config import AcdConfig, Config
 from callpilot.infra.db.models import CallRecord
@@ -297,3 +299,30 @@ async def _until_answered(cfg: Config, calls: list[Call], timeout: float = 30) -
     while not all((rows := records_for(cfg, c.number)) and rows[-1].answered_at for c in calls):
         assert asyncio.get_running_loop().time() < deadline, "calls not all answered"
         await asyncio.sleep(0.25)
+
+
+async def test_bridge_that_always_fails(cfg, proxy, serve, agents):
+    """Every bridge attempt of one call fails (500): the call cannot be served, so the caller
+    must be told and hung up after a few tries, not bounced from agent to agent until it gives
+    up (before the fix: 71 agent legs rung, answered and dropped in 40 s, then recorded as
+    abandoned); the other calls flow."""
+    base = await baseline(cfg, proxy)
+    faulted = place(cfg, hold=40)
+    channel = await proxy.wait_until(lambda: _channel_of(proxy, faulted.number), 30, "StasisStart")
+    proxy.add(Rule("POST", rf"/ari/bridges/cp-call-{re.escape(channel)}/addChannel", Fail(500)))
+    others = [place(cfg, hold=4) for _ in range(OTHERS)]
+    assert_normal_pace(await finished(cfg, others), proxy, base)
+    result = await faulted.result()
+    record = await wait_record(cfg, faulted.number, timeout=30)
+    logger.info("bridge attempts that failed: %d", len(proxy.faulted()))
+    assert_safe_end(record, result)
+    assert (record.outcome, result.ended_by) == ("system", "remote")
+    assert len(proxy.faulted()) == MAX_BRIDGE_FAILURES, "agents disturbed for a call no one can take"
+    assert any(x.method == "POST" and x.path == f"/ari/channels/{channel}/play" and x.status == 201
+               for x in proxy.exchanges), "the caller was not told (no apology played)"
+    await assert_agents_released(serve, agents)
+
+
+def _channel_of(proxy: AriFaultProxy, caller_number: str) -> str | None:
+    return next((cid for cid, seen in proxy.stasis_starts().items()
+                 if seen.event["channel"].get("caller", {}).get("number") == caller_number), None)
