@@ -96,3 +96,22 @@ def test_readoption_restores_the_stored_ticket_and_follows_the_record_queue():
     overflowed = readopt.ticket_of(Record(queue="general", ticket=VIP.to_json()))
     assert (overflowed.queue, overflowed.priority, overflowed.steps) == ("general", 5, None)
     assert readopt.ticket_of(Record(queue=None, ticket=None)) == RoutingTicket("general")
+
+
+async def test_a_failed_handoff_ends_in_an_apology_recorded_as_system():
+    acd = service()
+    said, ended = [], []
+
+    async def broken(entry):
+        raise RuntimeError("boom")
+
+    async def say(channel_id, text, seconds):
+        said.append(text)
+
+    async def end(call_id, outcome, why):
+        ended.append((call_id, outcome, why))
+        return True
+    acd.dispatcher.adopt, acd._say, acd.dispatcher.end = broken, say, end
+    await acd.handoff("c1", "5551234", "800", RoutingTicket("billing"))
+    assert said and "sorry" in said[0].lower()
+    assert ended == [("c1", "system", "handoff to billing failed")]
