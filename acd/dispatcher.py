@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -28,7 +27,7 @@ from acd.clock import Clock, SystemClock
 from acd.events import NullEventSink, QueueEventSink
 from acd.model import DEFAULT_AGE_BANDS, AgeBands, AgentState, ModelError, steps_from_list
 from acd.queues import QueueBook, QueueSettings
-from acd.state import CallOutcome, CallState, LiveCall
+from acd.state import CallEntry, CallOutcome, CallState, LiveCall
 from acd.waiting import Speak, WaitingRoom
 from callpilot.infra.asterisk.ari_helpers import agent_channel_id
 from callpilot.infra.db.call_vocabulary import RoutingTicket
@@ -39,29 +38,12 @@ logger = logging.getLogger(__name__)
 __all__ = ["AgentCommandError", "CallEntry", "Dispatcher"]
 
 ACTION_DEADLINE = 8.0      # seconds any one ARI action may take before the call is made safe
+PARK_RETRY_SECONDS = 1.0   # a park that failed (not 404) is tried once more after this
 # Bridges Asterisk may fail for one call before the ACD stops offering it: a fault that
 # persists would otherwise ring, answer and drop agent after agent until the caller gives up.
 MAX_BRIDGE_FAILURES = 3
 GiveUp = Callable[[str, str], Awaitable[None]]   # (call id, why): tell the caller, end the call
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class CallEntry:
-    """A call the dispatcher takes over.  ``attributes`` come from the caller's profile; the
-    ticket's own attributes (what the flow learnt) win over them.  A re-adopted call keeps
-    its ``enqueued_at`` (its place in line); one found talking to an agent names the agent
-    and its leg."""
-
-    call_id: str
-    caller_id: str
-    did: str
-    ticket: RoutingTicket
-    attributes: dict[str, Any] = field(default_factory=dict)
-    enqueued_at: datetime | None = None
-    readopted: bool = False
-    agent: str | None = None
-    agent_channel: str | None = None
 
 
 class Dispatcher:
@@ -242,6 +224,17 @@ class Dispatcher:
                                                                      settings.moh_class), None)
         if call.parked is not None and not call.parked.done():
             call.parked.set_result(parked)
+        if parked is False:
+            await self.caller_gone(call.id)
+        elif parked is None:                      # a fault: once more in a moment, for the music
+            self._later(PARK_RETRY_SECONDS, lambda: self._park_again(call, settings),
+                        f"later-park-{call.id}")
+
+    async def _park_again(self, call: LiveCall, settings: QueueSettings) -> None:
+        if self.calls.get(call.id) is not call or call.state is not CallState.QUEUED:
+            return
+        parked = await self._act("park (again)", call.id,
+                                 self.control.park(call.id, call.queue or "", settings.moh_class), None)
         if parked is False:
             await self.caller_gone(call.id)
 

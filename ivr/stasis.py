@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from callpilot.infra.asterisk.ari import AriClient
-from callpilot.infra.asterisk.ari_helpers import safe_answer, safe_hangup
+from callpilot.infra.asterisk.ari_helpers import in_stasis, safe_answer, safe_hangup
 from callpilot.infra.asterisk.channel_events import ChannelInbox, ChannelInboxes
 from callpilot.infra.db.call_vocabulary import CallOutcome, CallState, IvrPlace, RoutingTicket
 from callpilot.infra.db.records import RecordWriter, utcnow
@@ -83,7 +83,7 @@ class InboundIvr:
     async def resume_open_calls(self) -> None:
         """After a (re)connect: callers still in Stasis whose record says they were in the
         IVR take up their flow where they were (same flow version, same node)."""
-        live = {c["id"] for c in await self.ari.get("/channels")}
+        live = {c["id"] for c in await self.ari.get("/channels") if in_stasis(c)}
         for record in await self.records.open_calls():
             place = IvrPlace.from_json(record.ivr_place)
             if (record.state != CallState.IVR or place is None or record.id in self.active
