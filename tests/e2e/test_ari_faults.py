@@ -30,7 +30,7 @@ from acd.dispatcher import MAX_BRIDGE_FAILURES
 from callpilot.infra.asterisk import runner
 from callpilot.infra.config import AcdConfig, Config
 from callpilot.infra.db.models import CallRecord
-from testkit.ari_faults import AriFaultProxy, CutEvents, Delay, Exchange, Fail, Rule, ari_time
+from testkit.ari_faults import AriFaultProxy, Cut, CutEvents, Delay, Exchange, Fail, Rule, ari_time
 from testkit.isolated import isolated_config, seed_queue_agents
 from testkit.sipua import AgentPhone, Caller, CallResult
 from tests.e2e.serve_proc import ServeProcess, records_for, wait_record
@@ -206,6 +206,7 @@ async def assert_agents_released(serve: ServeProcess, phones: list[AgentPhone]) 
     for phone in phones:
         await asyncio.wait_for(_all_legs_closed(phone), 20)
     paused = {ext: a["pause_reason"] for ext, a in status["agents"].items() if a["state"] == "paused"}
+    logger.info("agents paused at the end: %s", paused or "none")
     assert len(paused) <= 1, f"agents paused by one faulted call: {paused}"
 
 
@@ -239,12 +240,14 @@ async def test_failed_add_channel_while_routing(cfg, proxy, serve, agents, bridg
     await assert_agents_released(serve, agents)
 
 
-async def test_slow_originate_of_the_agent_leg(cfg, proxy, serve, agents):
-    """The originate of one call's agent leg takes 2 s; calls arriving meanwhile do not wait
-    for it."""
+@pytest.mark.parametrize("after", [False, True], ids=["request-held", "answer-held"])
+async def test_slow_originate_of_the_agent_leg(cfg, proxy, serve, agents, after):
+    """The originate of one call's agent leg takes 2 s (held before Asterisk sees it, or
+    Asterisk rings at once and its answer is held: the agent may answer before serve hears
+    that the originate worked); calls arriving meanwhile do not wait for it."""
     base = await baseline(cfg, proxy)
     faulted = place(cfg, hold=10)
-    proxy.add(Rule("POST", AGENT_LEG, Delay(SLOW), query=rf"(^|&)callerId={faulted.number}(&|$)",
+    proxy.add(Rule("POST", AGENT_LEG, Delay(SLOW, after=after), query=caller_query(faulted),
                    times=1))
     hit = await proxy.wait_exchange(lambda x: x.fault is not None, timeout=30, what="the slow originate")
     others = [place(cfg, hold=4) for _ in range(OTHERS)]
@@ -257,6 +260,27 @@ async def test_slow_originate_of_the_agent_leg(cfg, proxy, serve, agents):
     result = await faulted.result()
     assert_safe_end(await wait_record(cfg, faulted.number, timeout=30), result)
     await assert_agents_released(serve, agents)
+
+
+async def test_originate_whose_answer_is_lost(cfg, proxy, serve, agents):
+    """Asterisk creates one call's agent leg but the connection is cut before serve gets the
+    answer: serve must not leave that leg ringing, and the call is still served."""
+    base = await baseline(cfg, proxy)
+    faulted = place(cfg, hold=12)
+    proxy.add(Rule("POST", AGENT_LEG, Cut(forward=True), query=caller_query(faulted), times=1))
+    hit = await proxy.wait_exchange(lambda x: x.fault is not None, timeout=30, what="the cut originate")
+    others = [place(cfg, hold=4) for _ in range(OTHERS)]
+    assert_normal_pace(await finished(cfg, others), proxy, base)
+    result = await faulted.result()
+    record = await wait_record(cfg, faulted.number, timeout=30)
+    assert hit.status is None
+    assert_safe_end(record, result)
+    await assert_agents_released(serve, agents)
+
+
+def caller_query(call: Call) -> str:
+    """The agent originate of one call: its caller ID is in the query."""
+    return rf"(^|&)callerId={call.number}(&|$)"
 
 
 @pytest.mark.parametrize("caller_leaves", [False, True], ids=["call-outlives-cut", "caller-leaves-during-cut"])
