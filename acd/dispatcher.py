@@ -16,6 +16,7 @@ from acd.actions import CallControl
 from acd.announcements import position_of, positions
 from acd.agents import AgentRoster, LiveAgent
 from acd.events import NullEventSink, QueueEventSink
+from acd.hooks import DEFAULT_CLOSED_MESSAGE, CallHooks
 from acd.model import DEFAULT_AGE_BANDS, AgeBands, AgentState
 from acd.queues import QueueBook
 from acd.state import CallState, LiveCall, Outcome
@@ -34,8 +35,10 @@ class Dispatcher:
     def __init__(self, control: CallControl, roster: AgentRoster, records: RecordWriter, *,
                  ring_timeout: int, wrapup_seconds: float, queues: QueueBook | None = None,
                  events: QueueEventSink | None = None, speak: Speak | None = None,
-                 fallback_queue: str = "general", bands: AgeBands = DEFAULT_AGE_BANDS):
+                 fallback_queue: str = "general", bands: AgeBands = DEFAULT_AGE_BANDS,
+                 hooks: CallHooks | None = None):
         self.control = control
+        self.hooks = hooks or CallHooks()     # opening hours, closed message, survey
         self.roster = roster
         self.records = records
         self.ring_timeout = ring_timeout
@@ -104,6 +107,9 @@ class Dispatcher:
                       enqueued_at: datetime | None = None, readopted: bool = False) -> None:
         """Queue a call.  ``steps=None`` takes the queue's relaxation steps; a re-adopted or
         overflowed call keeps its original ``enqueued_at`` (its place in line)."""
+        queue = await self._open_queue(call, queue) if not readopted else queue
+        if queue is None:
+            return
         settings = self.queues.get(queue)
         if not settings.join_empty and not self._logged_in(queue) and settings.overflow_queue:
             logger.info("call %s: queue %s has no agent logged in: joining %s", call.id, queue,
@@ -136,6 +142,26 @@ class Dispatcher:
         call.parked.set_result(parked)
         if not parked:
             await self.caller_gone(call.id)
+
+    async def _open_queue(self, call: LiveCall, queue: str) -> str | None:
+        """Opening hours: ``queue`` if open, its closed queue if it has one, else None (the
+        caller hears the closed message and the call ends as ``closed``)."""
+        settings = self.queues.get(queue)
+        if not settings.calendar or self.hooks.queue_open(settings.calendar):
+            return queue
+        if settings.closed_queue and settings.closed_queue != queue:
+            logger.info("call %s: queue %s closed (calendar %s): joining %s", call.id, queue,
+                        settings.calendar, settings.closed_queue)
+            return settings.closed_queue
+        logger.info("call %s: queue %s closed (calendar %s)", call.id, queue, settings.calendar)
+        call.move(CallState.ENDED, f"queue {queue} closed")
+        await self.records.update(call.id, state="ended", outcome=Outcome.CLOSED.value, queue=queue,
+                                  ended_at=utcnow(), detail=f"queue {queue} closed")
+        if self.hooks.closed is not None:
+            self.hooks.closed(call.id, settings.closed_message or DEFAULT_CLOSED_MESSAGE)
+        else:
+            await self.control.hangup(call.id)
+        return None
 
     def _position(self, call: LiveCall) -> int:
         return position_of(call, self.calls.values())
@@ -270,11 +296,23 @@ class Dispatcher:
         call.move(CallState.ENDED, why)
         if call.agent_channel:
             self._ringing.pop(call.agent_channel, None)
-        await self.control.release(call.id, call.id, call.agent_channel or "")
+        survey = self._survey_flow(call, previous, why)
+        keep = () if survey else (call.id,)      # a surveyed caller stays, out of the bridge
+        await self.control.release(call.id, *keep, call.agent_channel or "")
         await self.records.update(call.id, state="ended", outcome=outcome.value,
                                   ended_at=utcnow(), detail=why)
         self._free_agent(call, previous)
+        if survey:
+            self.hooks.survey(call, survey)
         self.kick()
+
+    def _survey_flow(self, call: LiveCall, previous: CallState, why: str) -> str | None:
+        """The queue's survey flow when the agent hung up first on a connected call."""
+        if self.hooks.survey is None or previous is not CallState.CONNECTED:
+            return None
+        if not why.startswith("agent"):
+            return None
+        return self.queues.get(call.queue or "").survey_flow
 
     def _free_agent(self, call: LiveCall, previous: CallState) -> None:
         agent = self.roster.get(call.agent) if call.agent else None

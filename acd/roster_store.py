@@ -49,5 +49,7 @@ def queue_settings(row: Queue) -> QueueSettings:
         sl_target_percent=row.sl_target_percent, max_wait_seconds=row.max_wait_seconds,
         overflow_queue=row.overflow_queue, join_empty=row.join_empty, moh_class=row.moh_class,
         announce_frequency=row.announce_frequency, announce_position=row.announce_position,
-        periodic_announce=row.periodic_announce,
+        periodic_announce=row.periodic_announce, calendar=row.calendar,
+        closed_queue=row.closed_queue, closed_message=row.closed_message or "",
+        survey_flow=row.survey_flow,
         steps=None if row.steps is None else steps_from_list(row.steps, where=f"queue {row.name}.steps"))

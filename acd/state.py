@@ -38,6 +38,7 @@ class Outcome(enum.Enum):
     IVR_COMPLETED = "ivr_completed"    # the flow ended the call itself
     LOST = "lost"                      # the channel vanished while serve was away
     FAILED = "failed"
+    CLOSED = "closed"                  # the queue was closed (opening hours): told so, hung up
 
 
 @dataclass

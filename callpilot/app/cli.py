@@ -1,4 +1,5 @@
-"""``callpilot`` command line: serve | web | asterisk up/down/status/render | status | call | demo."""
+"""``callpilot`` command line: serve | web | asterisk up/down/status/render | status | call | demo |
+flows | calendars | agents | queues."""
 from __future__ import annotations
 
 import argparse
@@ -173,6 +174,11 @@ def cmd_flows(config: Config, args) -> int:
     return flows_cli.run(config, args)
 
 
+def cmd_calendars(config: Config, args) -> int:
+    from callpilot.app import calendars_cli
+    return calendars_cli.run(config, args)
+
+
 def cmd_demo(config: Config, _args) -> int:
     from callpilot.app import demo
     passwords = demo.seed(config)
@@ -208,6 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     fl = sub.add_parser("flows", help="IVR flows: validate, import, publish, rollback, export, list")
     flows_cli.add_arguments(fl)
     fl.set_defaults(fn=cmd_flows)
+    from callpilot.app import calendars_cli
+    cal = sub.add_parser("calendars", help="business calendars: import (.ics/.csv), list, show")
+    calendars_cli.add_arguments(cal)
+    cal.set_defaults(fn=cmd_calendars)
     ag = sub.add_parser("agents", help="log agents in/out, pause them, list them")
     ag.add_argument("action", choices=["login", "logout", "pause", "unpause", "list"])
     ag.add_argument("extension", nargs="?")
