@@ -147,6 +147,7 @@ def cmd_agents(config: Config, args) -> int:
 def cmd_queues(config: Config, args) -> int:
     """Queue statistics from the stored queue events, with live agent states when serve runs."""
     from acd import queue_report as qr
+    from acd.nps import load_nps
     from callpilot.infra.db import session as db
     from callpilot.app.status import fetch
     try:
@@ -160,11 +161,12 @@ def cmd_queues(config: Config, args) -> int:
         sessions = db.make_sessionmaker(engine)
         stats = qr.queue_stats(sessions, args.queue, since, args.target)
         members = qr.queue_members(sessions)
+        nps = load_nps(sessions, args.queue, since)
     finally:
         engine.dispose()
     live = asyncio.run(fetch(config.state_dir / "serve.sock"))
     report = qr.build_report(stats, live, members, queue=args.queue, since=since,
-                             target_seconds=args.target)
+                             target_seconds=args.target, nps=nps)
     print(json.dumps(report, indent=2, sort_keys=True) if args.json else qr.format_report(report))
     return 0
 
@@ -224,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     ag.add_argument("--reason", default="", help="pause reason")
     ag.add_argument("--json", action="store_true")
     ag.set_defaults(fn=cmd_agents)
-    qs = sub.add_parser("queues", help="queue statistics (offered, SL, ASA, AHT, abandons)")
+    qs = sub.add_parser("queues", help="queue statistics (offered, SL, ASA, AHT, abandons, survey NPS)")
     qs.add_argument("action", choices=["stats"])
     qs.add_argument("--queue", help="only this queue")
     qs.add_argument("--since", help="ISO 8601 start, e.g. 2026-11-24T08:00 (local time without offset)")

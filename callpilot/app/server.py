@@ -15,6 +15,7 @@ from typing import Any
 from acd.actions import CallControl
 from acd.agents import AgentRoster
 from acd.dispatcher import Dispatcher
+from acd.hooks import CallHooks
 from acd.model import AgeBands, AgentState, steps_from_list
 from acd.queue_events import QueueEventRecorder
 from acd.state import CallState, LiveCall, Outcome
@@ -26,13 +27,16 @@ from callpilot.infra.asterisk.ari_helpers import call_id_of_agent_channel, safe_
 from callpilot.infra.asterisk.channel_events import ChannelInboxes
 from callpilot.infra.config import Config
 from callpilot.infra.db import session as db
+from callpilot.infra.db.calendars import CalendarBook, CalendarStore
 from callpilot.infra.db.records import CallRecordStore, RecordWriter, utcnow
+from callpilot.infra.db.surveys import SurveyStore
 from acd.profiles import ProfileDirectory
 from acd.roster_store import load_queues, load_roster
 from callpilot.app.status import StatusServer
 from ivr.agi_entry import AgiFlowHandler
 from ivr.outcome import Outcome as FlowOutcome
 from ivr.stasis import InboundIvr
+from ivr.transfer_leg import STASIS_ROLE as TRANSFER_ROLE, AriTransfer
 from ivr.tts import PromptCache
 from ivr import wiring as ivr_wiring   # flows from the versioned store, speech if configured
 
@@ -64,18 +68,26 @@ class Server:
         self.prompts = PromptCache(config.prompts_dir, config.tts_voice, config.tts_rate)
         self.control = CallControl(self.ari, app=a.app_name)
         self.queue_events = QueueEventRecorder(self.sessions, config.state_dir / "queue_log")
-        self.dispatcher = Dispatcher(self.control, self.roster, self.records,
+        self.calendars = CalendarBook(CalendarStore(self.sessions))
+        self.hooks = CallHooks(queue_open=self.calendars.open_now)   # + ivr follow-ups below
+        self.dispatcher = Dispatcher(self.control, self.roster, self.records, hooks=self.hooks,
                                      ring_timeout=config.acd.ring_timeout,
                                      wrapup_seconds=config.acd.wrapup_seconds,
                                      queues=load_queues(self.sessions), speak=self.speak,
                                      events=self.queue_events,
                                      fallback_queue=config.acd.general_queue, bands=self.bands)
-        ivr_parts = ivr_wiring.build(config, self.sessions, self.prompts, age_band=self.bands.band_of)
+        ivr_parts = ivr_wiring.build(config, self.sessions, self.prompts, age_band=self.bands.band_of,
+                                     calendars=self.calendars.get)
         self.runner, self.flows = ivr_parts.runner, ivr_parts.flows
         self.ari_speech = ivr_parts.ari_speech
         self.ivr = InboundIvr(self.ari, self.inboxes, self.records, self.runner, self.flows,
                               self.handoff, fallback_queue=config.acd.general_queue,
-                              speech=ivr_parts.ari_speech)
+                              speech=ivr_parts.ari_speech,
+                              transfer=AriTransfer(self.ari, self.inboxes, app=a.app_name),
+                              surveys=SurveyStore(self.sessions))
+        self.hooks.closed = self.ivr.say_and_hangup
+        self.hooks.survey = lambda call, flow: self.ivr.start_survey(
+            call.id, call.caller_id, call.did, flow, agent=call.agent, queue=call.queue)
         self.ami = AmiMonitor("127.0.0.1", a.ami_port, secrets.ami_user, secrets.ami_secret,
                               self.dispatcher.device_state_changed)
         self.agi = AgiServer(config.agi_host, config.agi_port)
@@ -144,6 +156,8 @@ class Server:
             await self._enqueue_from_dialplan(channel, args[1])
         elif role == "agent" and len(args) > 1:
             await self.dispatcher.agent_answered(channel["id"], args[1])
+        elif role == TRANSFER_ROLE:
+            return    # an IVR transfer leg answered: ivr.transfer_leg sees it through its inbox
         elif role == "feature" and len(args) > 1:
             self._spawn(self._feature_code(channel, args[1]), f"feature-{channel['id']}")
         else:

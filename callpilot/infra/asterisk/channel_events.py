@@ -21,6 +21,8 @@ class ChannelInbox:
     digits: list[str] = field(default_factory=list)
     finished_playbacks: set[str] = field(default_factory=set)
     gone: bool = False
+    started: bool = False             # StasisStart seen (an originated leg has answered)
+    cause: int | None = None          # hangup cause from ChannelDestroyed
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def poke(self) -> None:
@@ -56,7 +58,9 @@ class ChannelInboxes:
             if target.startswith("channel:"):
                 self._with(target[len("channel:"):], lambda box: box.finished_playbacks.add(playback["id"]))
         elif kind in ("StasisEnd", "ChannelDestroyed"):
-            self._with(event["channel"]["id"], lambda box: setattr(box, "gone", True))
+            self._with(event["channel"]["id"], lambda box: _gone(box, event.get("cause")))
+        elif kind == "StasisStart":
+            self._with(event["channel"]["id"], lambda box: setattr(box, "started", True))
 
     def _with(self, channel_id: str, change) -> None:
         box = self._inboxes.get(channel_id)
@@ -65,3 +69,7 @@ class ChannelInboxes:
             box.poke()
 
 
+def _gone(box: ChannelInbox, cause: Any) -> None:
+    box.gone = True
+    if cause is not None:
+        box.cause = int(cause)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import threading
 import time as clock
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timezone
 from typing import Callable
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Date, ForeignKey, Integer, String, Text, delete, select
 from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
@@ -108,8 +109,10 @@ class CalendarBook:
     per ``refresh`` on the asking thread, and an import is seen within ``refresh``."""
 
     def __init__(self, store: CalendarStore, *, refresh: float = REFRESH_SECONDS,
-                 monotonic: Callable[[], float] = clock.monotonic):
+                 monotonic: Callable[[], float] = clock.monotonic,
+                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
         self.store = store
+        self.now = now
         self.refresh = refresh
         self.monotonic = monotonic
         self._calendars: dict[str, Calendar] = {}
@@ -122,6 +125,15 @@ class CalendarBook:
             if self._loaded_at is None or now - self._loaded_at >= self.refresh:
                 self._reload(now)
             return self._calendars.get(name)
+
+    def open_now(self, name: str) -> bool:
+        """Is calendar ``name`` open at this instant (in its own time zone)?  An unknown
+        calendar is open: a typo must not close a queue."""
+        calendar = self.get(name)
+        if calendar is None:
+            logger.warning("calendar %r is not stored: treated as open", name)
+            return True
+        return calendar.is_open(self.now().astimezone(ZoneInfo(calendar.timezone)))
 
     def _reload(self, now: float) -> None:
         try:
