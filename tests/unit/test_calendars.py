@@ -144,3 +144,4 @@ def test_cli_errors(tmp_path, capsys) -> None:
     assert run_cli(tmp_path, "import", "x", str(tmp_path / "missing.csv")) == 2
     assert run_cli(tmp_path, "import", "x", str(tmp_path / "bad.csv"), "--timezone", "Mars/Base") == 2
     assert run_cli(tmp_path, "show", "nothing") == 2
+
