@@ -26,7 +26,7 @@ from ivr.driver import CallerHangup
 from ivr.outcome import Outcome
 from ivr.runner import FlowResult, FlowRunner
 from ivr.schema import Flow
-from ivr.transfer_leg import AriTransfer
+from ivr.transfer_leg import AriTransfer, call_id_of_leg
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +108,36 @@ class InboundIvr:
         ended = TRANSFERRED if outcome.kind == "transfer" else "ivr_completed"
         await self.records.update(call_id, state="ended", outcome=ended, ended_at=utcnow(),
                                   detail=f"{outcome.kind} {outcome.target or ''}".strip())
+
+    # -- re-adoption after a restart -------------------------------------------------------
+    async def readopt_transfer(self, call_id: str, live: dict[str, dict]) -> bool:
+        """A call whose bridged transfer outlived serve: watch it again until it ends (True).
+        A transfer leg still ringing is hung up and False returned (the caller is then
+        re-adopted like any open call)."""
+        legs = [c for c in live if call_id_of_leg(c) == call_id]
+        answered = [c for c in legs if live[c].get("state") == "Up"]
+        for leg in set(legs) - set(answered):
+            await safe_hangup(self.ari, leg)
+        if not answered or self.transfer is None:
+            return False
+        logger.info("call %s: re-adopting its bridged transfer %s", call_id, answered[0])
+        task = asyncio.create_task(self._resume_transfer(call_id, answered[0]),
+                                   name=f"ivr-xfer-{call_id}")
+        self.active[call_id] = task
+        task.add_done_callback(lambda _t: self.active.pop(call_id, None))
+        return True
+
+    async def _resume_transfer(self, call_id: str, leg: str) -> None:
+        inbox = self.inboxes.open(call_id)
+        try:
+            await self.transfer.resume(inbox, leg)
+        except Exception:
+            logger.exception("call %s: re-adopted transfer failed", call_id)
+        finally:
+            self.inboxes.close(call_id)
+            await safe_hangup(self.ari, call_id)
+            await self.records.update(call_id, state="ended", outcome=TRANSFERRED, ended_at=utcnow(),
+                                      detail=f"transfer {leg} (re-adopted)")
 
     # -- follow-ups the ACD hands back ------------------------------------------------------
     def start_survey(self, call_id: str, caller_id: str, did: str, flow_name: str, *,

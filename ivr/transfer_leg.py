@@ -46,6 +46,13 @@ def bridge_id(call_id: str) -> str:
     return f"cp-xfer-{call_id}"
 
 
+def call_id_of_leg(channel_id: str) -> str | None:
+    """Inverse of :func:`leg_id`: 'cp-xfer-<call>-<n>' -> '<call>'."""
+    if not channel_id.startswith("cp-xfer-"):
+        return None
+    return channel_id[len("cp-xfer-"):].rsplit("-", 1)[0]
+
+
 class AriTransfer:
     def __init__(self, ari: AriClient, inboxes: ChannelInboxes, *, app: str):
         self.ari = ari
@@ -76,6 +83,18 @@ class AriTransfer:
             await h.safe_stop_playback(self.ari, ringback)
             await h.safe_hangup(self.ari, leg)
             await h.safe_bridge_destroy(self.ari, bridge_id(call_id))
+            self.inboxes.close(leg)
+
+    async def resume(self, caller: ChannelInbox, leg: str) -> TransferResult:
+        """A restarted serve takes over a transfer that was bridged before it went away."""
+        box = self.inboxes.open(leg)
+        box.started = True
+        try:
+            await self._talk(caller, box)
+            return TransferResult.COMPLETED
+        finally:
+            await h.safe_hangup(self.ari, leg)
+            await h.safe_bridge_destroy(self.ari, bridge_id(caller.channel_id))
             self.inboxes.close(leg)
 
     async def _ringback(self, call_id: str, playback_id: str) -> None:
@@ -112,9 +131,10 @@ class AriTransfer:
 
     async def _talk(self, caller: ChannelInbox, box: ChannelInbox) -> None:
         call_id = caller.channel_id
-        await h.ensure_bridge(self.ari, bridge_id(call_id), "mixing", f"transfer {call_id}")
-        await self.ari.post(f"/bridges/{bridge_id(call_id)}/addChannel",
-                            channel=f"{call_id},{box.channel_id}")
+        bridge = await h.ensure_bridge(self.ari, bridge_id(call_id), "mixing", f"transfer {call_id}")
+        missing = [c for c in (call_id, box.channel_id) if c not in bridge.get("channels", ())]
+        if missing:      # both, unless a restarted serve finds them bridged already
+            await self.ari.post(f"/bridges/{bridge_id(call_id)}/addChannel", channel=",".join(missing))
         deadline = time.monotonic() + MAX_TALK_SECONDS
         while not caller.gone and not box.gone and time.monotonic() < deadline:
             await _wait_either(caller, box, min(5.0, deadline - time.monotonic()))

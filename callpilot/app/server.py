@@ -249,6 +249,8 @@ class Server:
                                       ended_at=utcnow(), detail="channel gone while serve was away")
             return
         logger.info("re-adopting call %s (%s, queue %s)", record.id, record.state, record.queue)
+        if await self.ivr.readopt_transfer(record.id, live):    # bridged by an IVR transfer
+            return
         stale = [cid for cid in live if call_id_of_agent_channel(cid) == record.id]
         if record.state == "connected" and stale:
             self._adopt_connected(record, stale[0])

@@ -30,7 +30,7 @@ from callpilot.infra.db.surveys import SurveyResponse
 from ivr.store import FlowStore
 from testkit.sipua import AgentPhone, Caller, FarEnd, free_port
 from tests.e2e.conftest import make_e2e_config
-from tests.e2e.serve_proc import wait_record
+from tests.e2e.serve_proc import ServeProcess, wait_record
 
 pytestmark = pytest.mark.e2e
 
@@ -217,6 +217,31 @@ async def test_transfer_to_an_agent_extension_bridges_the_caller(cfg, serve, pho
     assert result.answered and result.ended_by == "caller"
     assert (record.outcome, record.detail) == ("transferred", "transfer agent:1002")
     assert agent.dialled == ["1002"]
+
+
+async def test_a_bridged_transfer_survives_a_serve_restart(cfg, serve, phones, ari):
+    """kill -9 serve while caller and agent talk: the restarted serve leaves them bridged (no
+    queue), and closes the call when the caller hangs up."""
+    agent = await phones("1002")
+    await agent_ready(serve, "1002")
+    who = number()
+    call = asyncio.create_task(caller(cfg, "805", who, hold=16).run())
+    await agent.wait_for("answered", timeout=30)
+    before = await transfer_bridge(ari)
+    serve.stop(kill=True)
+    restarted = ServeProcess(cfg).start()
+    try:
+        status = await restarted.wait_ready()
+        assert sorted(await transfer_bridge(ari)) == sorted(before)
+        assert all(q["waiting"] == 0 for q in status["queues"].values()), status["queues"]
+        await assert_media_flows(ari, before)
+        result = await call
+        await agent.wait_for("bye", timeout=15)
+        record = await wait_record(cfg, who)
+    finally:
+        restarted.stop()
+    assert result.ended_by == "caller"
+    assert record.outcome == "transferred" and "re-adopted" in record.detail
 
 
 @pytest.mark.parametrize("behaviour", ["busy", "no_answer"])
