@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -29,7 +30,8 @@ from callpilot.infra.db.models import Queue
 from callpilot.infra.db.surveys import SurveyResponse
 from ivr.store import FlowStore
 from testkit.sipua import AgentPhone, Caller, FarEnd, free_port
-from tests.e2e.conftest import make_e2e_config
+from tests import pg
+from tests.e2e.conftest import E2E_DATABASE_ENV, make_e2e_config
 from tests.e2e.serve_proc import ServeProcess, wait_record
 
 pytestmark = pytest.mark.e2e
@@ -82,11 +84,14 @@ class Instance:
 
 
 @pytest.fixture(scope="module")
-def inst(tmp_path_factory) -> Instance:
+def inst(request, tmp_path_factory) -> Instance:
     state = tmp_path_factory.mktemp("ivr-features") / "state"
     desk_port = free_port(DESK_IP)
     cfg = make_e2e_config(state, dids=dict(DIDS), queue_dids=dict(QUEUE_DIDS),
                           outbound_trunks={"e2e_carrier": f"{DESK_IP}:{desk_port}"})
+    if os.environ.get(E2E_DATABASE_ENV, "sqlite") == "postgresql":
+        url = pg.create_database(request.getfixturevalue("pg_server"), pg.unique_name("cp_ivrf"))
+        cfg.database_url = url.render_as_string(hide_password=False)
     cfg.routes = {"e2e_desk": {"number": DESK_NUMBER, "trunk": "e2e_carrier"}}
     cfg.acd = AcdConfig(ring_timeout=8, wrapup_seconds=0)
     passwords = demo.seed(cfg)
