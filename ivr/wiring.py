@@ -17,6 +17,7 @@ from typing import Any, Callable
 from callpilot.infra.asterisk.ari import AriClient
 from callpilot.infra.calendar import Calendar
 from callpilot.infra.config import Config, route_dial_strings
+from callpilot.infra.db.customers import CustomerDirectory
 from ivr import schema
 from ivr.agi_driver import AgiSpeech
 from ivr.ari_driver import AriSpeech
@@ -24,7 +25,7 @@ from ivr.ari_media import AriMedia
 from ivr.errors import FlowError
 from ivr.published import PublishedFlows
 from ivr.runner import FlowRunner
-from ivr.services import DefaultServices, age_band_of
+from ivr.services import DefaultServices
 from ivr.speech.model import SpeechModel, load_configured
 from ivr.store import FlowStore
 from ivr.tts import PromptCache
@@ -52,13 +53,13 @@ def validator(model: SpeechModel | None) -> Callable[[dict], list[FlowError]]:
 
 
 def build(config: Config, sessions: Any, prompts: PromptCache, *,
-          age_band: Callable[[int, int], str] = age_band_of,
+          customers: CustomerDirectory | None, age_band: Callable[[int, int], str],
           calendars: Callable[[str], Calendar | None] | None = None) -> IvrParts:
     """``calendars``: name -> stored calendar (branch conditions); outbound routes for
     transfer nodes come from ``config.routes`` (fixed numbers only)."""
     model = load_configured(config.speech_model)
     store = FlowStore(sessions, validate=validator(model))
-    services = DefaultServices(sessions, age_band=age_band, calendars=calendars,
+    services = DefaultServices(customers, age_band=age_band, calendars=calendars,
                                routes=route_dial_strings(config))
     runner = FlowRunner(prompts, fallback_queue=config.acd.general_queue, services=services,
                         speech_languages={model.language} if model else set())

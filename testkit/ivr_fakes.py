@@ -129,8 +129,8 @@ class FakeServices:
                  calendars: dict[str, object] | None = None,
                  routes: dict[str, str] | None = None) -> None:
         """``calendars``: name -> Calendar, or a frozenset of closed days (UTC calendar)."""
+        from acd.model import DEFAULT_AGE_BANDS
         from callpilot.infra.calendar import Calendar
-        from ivr.services import age_band_of
 
         self.customers = customers or {}
         self.webhooks = webhooks or {}
@@ -139,7 +139,7 @@ class FakeServices:
                           for name, c in (calendars or {}).items()}
         self.routes = routes or {}
         self.calls: list[tuple[str, object]] = []
-        self._age_band = age_band_of
+        self._age_band = DEFAULT_AGE_BANDS.band_of
 
     async def customer(self, phone: str) -> dict | None:
         self.calls.append(("customer", phone))

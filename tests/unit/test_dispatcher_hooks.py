@@ -9,8 +9,7 @@ from acd.dispatcher import Dispatcher
 from acd.hooks import DEFAULT_CLOSED_MESSAGE, CallHooks
 from acd.model import AgentState
 from acd.queues import QueueBook, QueueSettings
-from acd.state import CallState, LiveCall
-from tests.unit.test_dispatcher import FakeControl, FakeRecords, agent
+from tests.unit.test_dispatcher import FakeControl, FakeRecords, agent, enqueue
 
 
 class Recorder:
@@ -41,10 +40,9 @@ def build(recorder: Recorder, *agents, **settings):
 async def test_a_call_to_a_closed_queue_hears_the_message_and_ends_closed():
     rec = Recorder()
     d, control, records = build(rec, agent("1"), calendar="bank")
-    call = LiveCall("a", "", "")
-    await d.enqueue(call, "q")
+    await enqueue(d, "a")
     assert rec.closed == [("a", DEFAULT_CLOSED_MESSAGE)]
-    assert call.state is CallState.ENDED and "a" not in d.calls and control.rung == []
+    assert "a" not in d.calls and control.rung == []
     assert records.writes[-1][1]["outcome"] == "closed"
 
 
@@ -52,14 +50,14 @@ async def test_a_closed_queue_with_a_closed_queue_sends_calls_there():
     rec = Recorder()
     d, control, _ = build(rec, agent("1", queues=("night",)), calendar="bank", closed_queue="night",
                           closed_message="Closed.")
-    await d.enqueue(LiveCall("a", "", ""), "q")
+    await enqueue(d, "a")
     assert rec.closed == [] and d.calls["a"].queue == "night" and control.rung == [("a", "PJSIP/1")]
 
 
 async def test_an_open_queue_and_a_queue_without_calendar_take_calls():
     rec = Recorder(open_calendars={"bank"})
     d, control, _ = build(rec, agent("1"), calendar="bank")
-    await d.enqueue(LiveCall("a", "", ""), "q")
+    await enqueue(d, "a")
     assert rec.closed == [] and control.rung == [("a", "PJSIP/1")]
 
 
@@ -68,7 +66,7 @@ async def test_survey_only_when_the_agent_hangs_up_first(who, surveyed):
     rec = Recorder()
     one = agent("1")
     d, control, records = build(rec, one, survey_flow="survey")
-    await d.enqueue(LiveCall("a", "", ""), "q")
+    await enqueue(d, "a")
     channel = d.calls["a"].agent_channel
     await d.agent_answered(channel, "a")
     if who == "agent":
@@ -85,7 +83,7 @@ async def test_survey_only_when_the_agent_hangs_up_first(who, surveyed):
 async def test_no_survey_without_a_survey_flow_or_before_answer():
     rec = Recorder()
     d, control, _ = build(rec, agent("1"))
-    await d.enqueue(LiveCall("a", "", ""), "q")
+    await enqueue(d, "a")
     await d.agent_answered(d.calls["a"].agent_channel, "a")
     await d.agent_leg_gone(d.calls["a"].agent_channel)
     assert rec.surveys == [] and "a" in control.hung_up
