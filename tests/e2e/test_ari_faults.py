@@ -117,8 +117,15 @@ async def agents(instance, serve):
 # -- calls and their timestamps ------------------------------------------------------------
 
 
+_numbers: set[str] = set()
+
+
 def number() -> str:
-    return f"1557{secrets.randbelow(10**6):06d}"
+    """A caller number not used before in this session (records are found by it)."""
+    while (n := f"1557{secrets.randbelow(10**7):07d}") in _numbers:
+        pass
+    _numbers.add(n)
+    return n
 
 
 @dataclasses.dataclass
