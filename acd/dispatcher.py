@@ -25,6 +25,7 @@ from acd.agents import AgentRoster, LiveAgent
 from acd.announcements import position_of, positions
 from acd.clock import Clock, SystemClock
 from acd.events import NullEventSink, QueueEventSink
+from acd.hooks import DEFAULT_CLOSED_MESSAGE, CallHooks
 from acd.model import DEFAULT_AGE_BANDS, AgeBands, AgentState, ModelError, steps_from_list
 from acd.queues import QueueBook, QueueSettings
 from acd.state import CallEntry, CallOutcome, CallState, LiveCall
@@ -47,8 +48,10 @@ class Dispatcher:
                  ring_timeout: int, wrapup_seconds: float, queues: QueueBook | None = None,
                  events: QueueEventSink | None = None, speak: Speak | None = None,
                  fallback_queue: str = "general", bands: AgeBands = DEFAULT_AGE_BANDS,
-                 clock: Clock | None = None, action_deadline: float = ACTION_DEADLINE):
+                 clock: Clock | None = None, action_deadline: float = ACTION_DEADLINE,
+                 hooks: CallHooks | None = None):
         self.control = control
+        self.hooks = hooks or CallHooks()     # opening hours, closed message, survey
         self.roster = roster
         self.records = records
         self.ring_timeout = ring_timeout
@@ -172,6 +175,10 @@ class Dispatcher:
 
     async def _enqueue(self, call: LiveCall, ticket: RoutingTicket, enqueued_at: datetime | None,
                        readopted: bool) -> None:
+        if not readopted:           # a re-adopted call was admitted before
+            ticket = await self._open_queue(call, ticket)
+            if ticket is None:
+                return
         settings = self.queues.get(ticket.queue)
         if not settings.join_empty and not self._logged_in(ticket.queue) and settings.overflow_queue:
             logger.info("call %s: queue %s has no agent logged in: joining %s", call.id,
@@ -235,6 +242,27 @@ class Dispatcher:
                                  self.control.park(call.id, call.queue or "", settings.moh_class), None)
         if parked is False:
             await self.caller_gone(call.id)
+
+    async def _open_queue(self, call: LiveCall, ticket: RoutingTicket) -> RoutingTicket | None:
+        """Opening hours: the ticket if its queue is open, aimed at the queue's closed queue if
+        it has one, else None (the caller hears the closed message; outcome ``closed``)."""
+        settings = self.queues.get(ticket.queue)
+        if not settings.calendar or self.hooks.queue_open(settings.calendar):
+            return ticket
+        if settings.closed_queue and settings.closed_queue != ticket.queue:
+            logger.info("call %s: queue %s closed (calendar %s): joining %s", call.id, ticket.queue,
+                        settings.calendar, settings.closed_queue)
+            return ticket.to_queue(settings.closed_queue)
+        logger.info("call %s: queue %s closed (calendar %s)", call.id, ticket.queue, settings.calendar)
+        call.move(CallState.ENDED, f"queue {ticket.queue} closed")
+        await self.records.update(call.id, state=CallState.ENDED, outcome=CallOutcome.CLOSED,
+                                  queue=ticket.queue, ended_at=self.clock.utcnow(),
+                                  detail=f"queue {ticket.queue} closed")
+        if self.hooks.closed is not None:
+            self.hooks.closed(call.id, settings.closed_message or DEFAULT_CLOSED_MESSAGE)
+        else:
+            await self._act("hangup", call.id, self.control.hangup(call.id), None)
+        return None
 
     def _position(self, call: LiveCall) -> int:
         return position_of(call, self.calls.values())
@@ -436,10 +464,22 @@ class Dispatcher:
             self._ringing.pop(call.agent_channel, None)
         self._free_agent(call, previous)
         self.kick()
+        survey = self._survey_flow(call, previous, why)
+        keep = () if survey else (call.id,)      # a surveyed caller stays, out of the bridge
         await self._act("release", call.id,
-                        self.control.release(call.id, call.id, call.agent_channel or ""), None)
+                        self.control.release(call.id, *keep, call.agent_channel or ""), None)
         await self.records.update(call.id, state=CallState.ENDED, outcome=outcome,
                                   ended_at=self.clock.utcnow(), detail=why, hangup_cause=cause)
+        if survey:
+            self.hooks.survey(call, survey)
+
+    def _survey_flow(self, call: LiveCall, previous: CallState, why: str) -> str | None:
+        """The queue's survey flow when the agent hung up first on a connected call."""
+        if self.hooks.survey is None or previous is not CallState.CONNECTED:
+            return None
+        if not why.startswith("agent"):
+            return None
+        return self.queues.get(call.queue or "").survey_flow
 
     def _free_agent(self, call: LiveCall, previous: CallState) -> None:
         agent = self.roster.get(call.agent) if call.agent else None
