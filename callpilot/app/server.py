@@ -83,7 +83,7 @@ class Server:
                                      ring_timeout=acd.ring_timeout, wrapup_seconds=acd.wrapup_seconds,
                                      queues=load_queues(self.sessions), speak=self._speak,
                                      events=self.queue_events, fallback_queue=acd.general_queue,
-                                     bands=self.bands, clock=self.clock)
+                                     bands=self.bands, clock=self.clock, give_up=self._apologise)
         self.acd = AcdService(self.dispatcher, self.control, self.records, customers=self.customers,
                               bands=self.bands, render=self.prompts.sound_uri_async,
                               fallback_queue=acd.general_queue, clock=self.clock)
@@ -94,6 +94,9 @@ class Server:
 
     async def _speak(self, call_id: str, text: str) -> None:
         await self.acd.speak(call_id, text)
+
+    async def _apologise(self, call_id: str, why: str) -> None:
+        await self.acd.apologise(call_id, why)
 
     def _ivr(self, config: Config) -> None:
         parts = ivr_wiring.build(config, self.sessions, self.prompts, customers=self.customers,
