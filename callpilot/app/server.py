@@ -14,11 +14,13 @@ from typing import Any
 
 from acd.actions import CallControl
 from acd.agents import AgentRoster
+from acd.degraded import DegradedCalls
 from acd.dispatcher import Dispatcher
 from acd.model import AgeBands, AgentState, steps_from_list
 from acd.queue_events import QueueEventRecorder
 from acd.state import CallState, LiveCall, Outcome
 from acd.ticket import caller_attributes
+from callpilot.infra.asterisk import runner as asterisk_runner
 from callpilot.infra.asterisk.agi import AgiServer
 from callpilot.infra.asterisk.ami import AmiMonitor
 from callpilot.infra.asterisk.ari import AriClient
@@ -82,6 +84,8 @@ class Server:
         agi_handler = AgiFlowHandler(self.runner, self.flows, self.records, speech=ivr_parts.agi_speech)
         for name in set(a.agi_dids.values()):
             self.agi.route(f"ivr/{name}", agi_handler.route_for(name))
+        self.degraded = DegradedCalls(asterisk_runner.queue_log_path(config), CallRecordStore(self.sessions),
+                                      queue=asterisk_runner.DEGRADED_QUEUE)
         self.status = StatusServer(config.state_dir / "serve.sock", self.snapshot, self.agent_command)
         self.ari.on_event(self.on_event)
         self.ari.on_connect(self.resync)
@@ -91,12 +95,13 @@ class Server:
     # -- run ----------------------------------------------------------------------------
     async def run(self) -> None:
         self.dispatcher.adopt_roster(load_roster(self.sessions, bands=self.bands))
-        await self.flows.start()         # seed built-ins, load live versions, prerender, poll
-        await self.status.start()
-        await self.agi.start()
+        await self.flows.start()         # seed built-ins, load live versions, poll; prompts
+        await self.status.start()        # render in the background: ARI registers at once
         await self.ami.start()
         self.dispatcher.start()
         ari_task = asyncio.create_task(self.ari.run(), name="ari")
+        await self.agi.start()
+        self._spawn(self.degraded.run(), "degraded-calls")
         self._install_signals()
         logger.info("serve up: %d agents, flows %s", len(self.roster.agents), sorted(self.flows))
         await self._stop.wait()
@@ -112,6 +117,8 @@ class Server:
 
     async def shutdown(self, ari_task: asyncio.Task) -> None:
         logger.info("serve stopping; calls stay parked in Stasis for the next start")
+        for task in list(self._tasks):
+            task.cancel()
         await self.dispatcher.stop()
         await self.flows.close()
         if self.ari_speech is not None:
