@@ -20,7 +20,15 @@ def _setup_logging(verbose: bool) -> None:
 
 def cmd_serve(config: Config, _args) -> int:
     from callpilot.app.server import serve
-    asyncio.run(serve(config))
+    from callpilot.infra.pidlock import AlreadyRunning, PidLock
+    try:
+        lock = PidLock(config.state_dir / "serve.pid").acquire()
+    except AlreadyRunning as exc:
+        print(f"callpilot: serve is already running for state dir {config.state_dir} "
+              f"(pid {exc.pid or '?'}); not starting a second one", file=sys.stderr)
+        return 1
+    with lock:
+        asyncio.run(serve(config))
     return 0
 
 
