@@ -19,7 +19,6 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def cmd_serve(config: Config, _args) -> int:
-    from callpilot.app.server import serve
     from callpilot.infra.pidlock import AlreadyRunning, PidLock
     try:
         lock = PidLock(config.state_dir / "serve.pid").acquire()
@@ -28,6 +27,7 @@ def cmd_serve(config: Config, _args) -> int:
               f"(pid {exc.pid or '?'}); not starting a second one", file=sys.stderr)
         return 1
     with lock:
+        from callpilot.app.server import serve
         asyncio.run(serve(config))
     return 0
 

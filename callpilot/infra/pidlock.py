@@ -52,7 +52,7 @@ class PidLock:
             self._file = None
 
     def __enter__(self) -> "PidLock":
-        return self.acquire()
+        return self if self._file is not None else self.acquire()
 
     def __exit__(self, *exc) -> None:
         self.release()
