@@ -66,7 +66,7 @@ def _authoring(parser: argparse.ArgumentParser) -> None:
 
 def run(config: Config, args: argparse.Namespace) -> int:
     from ivr.errors import FlowInvalid
-    from ivr.store import UnknownFlow
+    from ivr.store import FlowUnchanged, UnknownFlow
     if not getattr(args, "verbose", False):       # the command's answer, not migration chatter
         logging.getLogger().setLevel(logging.WARNING)
     try:
@@ -77,6 +77,9 @@ def run(config: Config, args: argparse.Namespace) -> int:
             return ACTIONS[args.flows_action](store, args)
     except UnknownFlow as exc:
         return _fail(str(exc.args[0]) if exc.args else str(exc))
+    except FlowUnchanged as exc:
+        print(f"{exc}: nothing published")
+        return 0
     except FlowInvalid as exc:
         _print_errors(f"flow {getattr(args, 'name', '')!s} not published", exc.errors)
         return EXIT_INVALID
@@ -140,11 +143,15 @@ def _import(store, args) -> int:
 
 
 def _publish(store, args) -> int:
+    """With ``--file``, the document replaces the draft only once it is known valid: a
+    refused publish leaves the draft as it was."""
     if args.file:
-        errors = store.save_draft(args.name, _read_document(Path(args.file)), args.author)
+        document = _read_document(Path(args.file))
+        errors = store.validate(args.name, document)
         if errors:
-            _print_errors(f"flow {args.name} not published", errors)
+            _print_errors(f"flow {args.name} not published (draft unchanged)", errors)
             return EXIT_INVALID
+        store.save_draft(args.name, document, args.author)
     return _publish_draft(store, args)
 
 
@@ -214,15 +221,37 @@ ACTIONS = {"validate": _validate_draft, "import": _import, "publish": _publish,
 
 
 def _read_document(path: Path) -> dict[str, Any]:
+    from ivr.schema import MAX_DOCUMENT_BYTES
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        if path.stat().st_size > MAX_DOCUMENT_BYTES:
+            raise _CliError(f"{path}: {path.stat().st_size} bytes; a flow document has at "
+                            f"most {MAX_DOCUMENT_BYTES}")
+        document = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_no_duplicates)
     except FileNotFoundError:
         raise _CliError(f"{path}: no such file") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise _CliError(f"{path}: cannot be read: {exc.__class__.__name__}") from None
     except json.JSONDecodeError as exc:
         raise _CliError(f"{path}: not JSON: line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except _DuplicateKey as exc:
+        raise _CliError(f"{path}: key {exc.args[0]!r} appears twice in one object") from None
     if not isinstance(document, dict):
         raise _CliError(f"{path}: a flow document must be a JSON object")
     return document
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """JSON objects with a key twice are refused (json keeps the last one silently)."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen
 
 
 def _print_errors(label: str, errors) -> None:
