@@ -113,8 +113,10 @@ def test_latest_versions_is_one_query_over_all_flows(db_url) -> None:
         assert store.latest_versions() == {}
         for name in ("main", "survey"):
             store.seed(name, load_builtin(name))
+        store.save_draft("main", greeting("Two."))
+        store.publish("main")
         store.rollback("main", 1)
-        assert store.latest_versions() == {"main": 2, "survey": 1}
+        assert store.latest_versions() == {"main": 3, "survey": 1}
     finally:
         engine.dispose()
 
