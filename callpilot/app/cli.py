@@ -48,6 +48,10 @@ def cmd_asterisk(config: Config, args) -> int:
     elif args.action == "down":
         runner.down(config)
         print("asterisk down")
+    elif args.action == "install":
+        install = runner.ensure_install(config)
+        where = f"in the root filesystem {install.rootfs}" if install.rootfs else "(system)"
+        print(f"asterisk: {install.binary} {where}")
     elif args.action == "render":
         runner.render(config, runner.load_agents(config))
         print(f"rendered into {config.asterisk_dir / 'etc'}")
@@ -222,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="run the call server (ARI, AMI, FastAGI, ACD)").set_defaults(fn=cmd_serve)
     sub.add_parser("web", help="run the admin web UI").set_defaults(fn=cmd_web)
     ast = sub.add_parser("asterisk", help="install, configure and run Asterisk")
-    ast.add_argument("action", choices=["up", "down", "status", "render"])
+    ast.add_argument("action", choices=["install", "up", "down", "status", "render"])
     ast.set_defaults(fn=cmd_asterisk)
     st = sub.add_parser("status", help="health of Asterisk, ARI, AMI and queues")
     st.add_argument("--json", action="store_true")

@@ -54,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--version", type=int)
     which.add_argument("--draft", action="store_true")
     e.add_argument("-o", "--output", help="write to this file instead of stdout")
+    actions.add_parser("render", help="seed the built-in flows and render every live flow's "
+                                      "prompts now (serve would do it in the background)")
     ls = actions.add_parser("list", help="flows with their live version, or one flow's history")
     ls.add_argument("name", nargs="?")
     ls.add_argument("--json", action="store_true")
@@ -74,6 +76,8 @@ def run(config: Config, args: argparse.Namespace) -> int:
         if args.flows_action == "validate" and Path(args.source).suffix == ".json":
             return _validate_file(validate, Path(args.source))
         with _store(config, validate) as store:
+            if args.flows_action == "render":
+                return _render(store, config)
             return ACTIONS[args.flows_action](store, args)
     except UnknownFlow as exc:
         return _fail(str(exc.args[0]) if exc.args else str(exc))
@@ -158,6 +162,20 @@ def _publish(store, args) -> int:
 def _publish_draft(store, args) -> int:
     version = store.publish(args.name, args.author, args.comment)
     print(f"flow {args.name}: version {version} published (live in serve within 2 s)")
+    return 0
+
+
+def _render(store, config: Config) -> int:
+    import asyncio
+    from ivr import flows as builtin
+    from ivr.runner import prerender
+    from ivr.tts import PromptCache
+    for name in builtin.builtin_names():
+        store.seed(name, builtin.load_builtin(name))
+    prompts = PromptCache(config.prompts_dir, config.tts_voice, config.tts_rate)
+    for name, number in sorted(store.latest_versions().items()):
+        count = asyncio.run(prerender(prompts, store.version(name, number)))
+        print(f"flow {name} v{number}: {count} prompts ready")
     return 0
 
 
