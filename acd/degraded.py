@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-from acd.state import Outcome
+from callpilot.infra.db.call_vocabulary import CallOutcome as Outcome, CallState
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class DegradedCall:
     events: list[str] = field(default_factory=list)
 
     def record(self, queue: str) -> dict[str, Any]:
-        return {"caller_id": self.caller_id, "did": self.did, "state": "ended",
+        return {"caller_id": self.caller_id, "did": self.did, "state": CallState.ENDED.value,
                 "queue": queue, "agent": self.agent, "started_at": self.started_at,
                 "enqueued_at": self.started_at, "answered_at": self.answered_at,
                 "ended_at": self.ended_at, "outcome": self.outcome.value if self.outcome else None,
