@@ -143,3 +143,12 @@ def test_bad_flow_names_and_oversized_files_are_refused(cli, tmp_path) -> None:
     big.write_text('{"name": "x", "description": "' + "x" * 300_000 + '"}')
     code, _out, err = cli("publish", "main_ko", "--file", str(big))
     assert code == 2 and "a flow document has at most" in err
+
+
+def test_render_seeds_the_builtins_and_renders_their_prompts(cli, tmp_path) -> None:
+    code, out, _err = cli("render")
+    assert code == 0
+    assert [line.split(":")[0] for line in out.splitlines()] == ["flow main v1", "flow main_ko v1",
+                                                                 "flow survey v1"]
+    assert all(int(line.split(": ")[1].split()[0]) > 0 for line in out.splitlines())
+    assert len(list((tmp_path / "var" / "prompts").glob("*.wav"))) >= 10
