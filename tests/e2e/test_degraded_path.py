@@ -64,3 +64,18 @@ async def test_serve_started_while_a_degraded_call_waits_takes_the_next_calls(cf
     assert done.status == 200 and done.answered and done.ended_by == "caller"
     record = await wait_record(cfg, waiting_number, timeout=30)
     assert (record.outcome, record.agent, record.queue) == ("answered", "1001", runner.DEGRADED_QUEUE)
+
+
+@pytest.mark.parametrize("did", ["801", "803"])
+async def test_fastagi_and_queue_dids_take_the_degraded_path_too(cfg, did):
+    """801 runs the IVR over FastAGI (serve's AGI port closed: AGISTATUS=FAILURE), 803 goes
+    straight to a queue (Stasis enqueue: STASISSTATUS=FAILED); both are answered."""
+    assert not (cfg.state_dir / "serve.sock").exists(), "this test needs serve stopped"
+    number = caller_number()
+    result = await make_caller(cfg, number, dtmf="", hold=3, did=did).run()
+    assert result.status == 200 and result.answered, result
+    lines = runner.queue_log_path(cfg).read_text().splitlines()
+    enter = [line for line in lines if f"|ENTERQUEUE|{did}|{number}|" in line]
+    assert len(enter) == 1 and f"|{runner.DEGRADED_QUEUE}|" in enter[0]
+    call_id = enter[0].split("|")[1]
+    assert any(f"|{call_id}|{runner.DEGRADED_QUEUE}|NONE|ABANDON|" in line for line in lines)
