@@ -23,7 +23,7 @@ from ivr.errors import FlowError, FlowInvalid
 from ivr.flows import builtin_names, load_builtin
 from ivr.nodes import NODE_TYPES
 
-FUZZ = settings(max_examples=120, deadline=None,
+FUZZ = settings(max_examples=80, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 NODE_KEYS = ["type", "text", "next", "options", "fallback", "queue", "prompt", "digits", "timeout",
