@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from callpilot.infra.asterisk.ari import AriClient
-from callpilot.infra.asterisk.ari_helpers import safe_answer, safe_hangup
+from callpilot.infra.asterisk.ari_helpers import in_stasis, safe_answer, safe_hangup
 from callpilot.infra.asterisk.channel_events import ChannelInbox, ChannelInboxes
 from callpilot.infra.db.call_vocabulary import CallOutcome, CallState, IvrPlace, RoutingTicket
 from callpilot.infra.db.records import RecordWriter, utcnow
@@ -104,13 +104,15 @@ class InboundIvr:
     async def resume_open_calls(self) -> None:
         """After a (re)connect: callers still in Stasis whose record says they were in the
         IVR take up their flow where they were (same flow version, same node)."""
-        live = {c["id"]: c for c in await self.ari.get("/channels")}
+        channels = {c["id"]: c for c in await self.ari.get("/channels")}
+        live = {cid for cid, c in channels.items() if in_stasis(c)}   # a caller running an
+        # AGI application belongs to the dialplan; transfer legs are looked up among all
         for record in await self.records.open_calls():
             place = IvrPlace.from_json(record.ivr_place)
             if (record.state != CallState.IVR or place is None or record.id in self.active
                     or record.id not in live):
                 continue
-            if await self.readopt_transfer(record.id, live):
+            if await self.readopt_transfer(record.id, channels):
                 continue
             logger.info("call %s: resuming flow %s v%s at %s", record.id, place.flow, place.version,
                         place.node)
