@@ -409,3 +409,24 @@ async def _eventually(read, timeout: float = 10.0):
         if rows or time.monotonic() > deadline:
             return rows
         await asyncio.sleep(0.25)
+
+
+async def test_a_caller_left_in_a_survey_by_a_dead_serve_is_hung_up(cfg, serve, phones):
+    """kill -9 serve while the survey plays: the restarted serve does not leave the caller
+    in silence (the record is closed, nobody would ever speak to them again)."""
+    agent = await phones("1003", behaviour="hangup", talk_seconds=2.0)
+    await agent_ready(serve, "1003")
+    who = number()
+    call = asyncio.create_task(caller(cfg, "803", who, hold=60).run())
+    await agent.wait_for("hungup", timeout=30)
+    record = await wait_record(cfg, who)          # answered and closed; the survey starts
+    await asyncio.sleep(1.0)
+    serve.stop(kill=True)
+    restarted = ServeProcess(cfg).start()
+    try:
+        await restarted.wait_ready()
+        result = await asyncio.wait_for(call, 30)
+    finally:
+        restarted.stop()
+    assert result.ended_by == "remote" and result.duration < 45, result
+    assert record.outcome == "answered" and survey_rows(cfg, record.id) == []
