@@ -231,6 +231,14 @@ class CampaignStore:
         with self.sessions() as s:
             return s.get(CampaignAttempt, attempt_id)
 
+    def claim_of(self, attempt_id: int) -> tuple[Claim, Campaign]:
+        """An attempt's claim and campaign, as the dialler had them (re-adoption)."""
+        with self.sessions() as s:
+            a = s.get(CampaignAttempt, attempt_id)
+            row, campaign = s.get(CampaignContact, a.contact_id), s.get(Campaign, a.campaign_id)
+        return Claim(a.id, a.number, campaign.name, row.id, row.phone, row.name,
+                     row.language or campaign.language, dict(row.variables or {})), campaign
+
     def open_attempts(self) -> list[CampaignAttempt]:
         with self.sessions() as s:
             return list(s.scalars(select(CampaignAttempt).where(CampaignAttempt.outcome.is_(None))))

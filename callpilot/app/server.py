@@ -30,6 +30,7 @@ from callpilot.infra.db.records import CallRecordStore, RecordWriter, utcnow
 from acd.profiles import ProfileDirectory
 from acd.roster_store import load_queues, load_roster
 from callpilot.app.status import StatusServer
+from callpilot.app import outbound_wiring
 from ivr.agi_entry import AgiFlowHandler
 from ivr.outcome import Outcome as FlowOutcome
 from ivr.stasis import InboundIvr
@@ -82,6 +83,7 @@ class Server:
         agi_handler = AgiFlowHandler(self.runner, self.flows, self.records, speech=ivr_parts.agi_speech)
         for name in set(a.agi_dids.values()):
             self.agi.route(f"ivr/{name}", agi_handler.route_for(name))
+        self.outbound = outbound_wiring.build(self)
         self.status = StatusServer(config.state_dir / "serve.sock", self.snapshot, self.agent_command)
         self.ari.on_event(self.on_event)
         self.ari.on_connect(self.resync)
@@ -96,6 +98,7 @@ class Server:
         await self.agi.start()
         await self.ami.start()
         self.dispatcher.start()
+        self.outbound.dialer.start()
         ari_task = asyncio.create_task(self.ari.run(), name="ari")
         self._install_signals()
         logger.info("serve up: %d agents, flows %s", len(self.roster.agents), sorted(self.flows))
@@ -113,6 +116,8 @@ class Server:
     async def shutdown(self, ari_task: asyncio.Task) -> None:
         logger.info("serve stopping; calls stay parked in Stasis for the next start")
         await self.dispatcher.stop()
+        await self.outbound.dialer.stop()
+        await self.outbound.calls.stop()
         await self.flows.close()
         if self.ari_speech is not None:
             await self.ari_speech.media.close()
@@ -127,6 +132,8 @@ class Server:
     # -- events -------------------------------------------------------------------------
     async def on_event(self, event: dict[str, Any]) -> None:
         self.inboxes.route(event)
+        if self.outbound.calls.on_event(event):     # campaign calls' own Stasis roles
+            return
         kind = event.get("type")
         if kind == "StasisStart":
             await self._stasis_start(event)
@@ -212,6 +219,7 @@ class Server:
     async def resync(self) -> None:
         live = await self.dispatcher.control.live_channels()
         await self._drop_vanished(live)
+        await self.outbound.calls.recover(live)
         for record in await self.records.open_calls():
             if record.id in self.dispatcher.calls or record.id in self.ivr.active:
                 continue

@@ -61,6 +61,18 @@ class AcdConfig:
 
 
 @dataclass
+class OutboundConfig:
+    """Where campaign calls go: ``routes`` maps a number prefix ("+1212") to a carrier's
+    ``host:port`` (longest prefix wins), ``default_route`` takes the rest ("" = no route:
+    those contacts fail).  Calls leave through the PJSIP endpoint ``outbound``, which no
+    inbound request can ever be matched to."""
+    routes: dict[str, str] = field(default_factory=dict)
+    default_route: str = ""
+    poll_seconds: float = 1.0
+    node: str = "serve"                # claimed_by on attempts (several nodes on one DB)
+
+
+@dataclass
 class Secrets:
     ari_user: str = "callpilot"
     ari_password: str = ""
@@ -82,6 +94,7 @@ class Config:
     speech_model: str = ""
     asterisk: AsteriskConfig = field(default_factory=AsteriskConfig)
     acd: AcdConfig = field(default_factory=AcdConfig)
+    outbound: OutboundConfig = field(default_factory=OutboundConfig)
     secrets: Secrets = field(default_factory=Secrets)
 
     @property
@@ -161,7 +174,8 @@ def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
 
 def _coerce(f: dataclasses.Field, value: Any, where: str) -> Any:
     kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-    nested = {"AsteriskConfig": AsteriskConfig, "AcdConfig": AcdConfig, "Secrets": Secrets}
+    nested = {"AsteriskConfig": AsteriskConfig, "AcdConfig": AcdConfig, "Secrets": Secrets,
+              "OutboundConfig": OutboundConfig}
     if kind in nested:
         if not isinstance(value, dict):
             raise ConfigError(f"[{where}] must be a table")
@@ -169,6 +183,8 @@ def _coerce(f: dataclasses.Field, value: Any, where: str) -> Any:
     try:
         if kind == "int":
             return int(value)
+        if kind == "float":
+            return float(value)
         if kind == "Path":
             return Path(value).expanduser()
         if kind == "list[str]" and isinstance(value, str):

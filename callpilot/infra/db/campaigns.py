@@ -46,6 +46,7 @@ class Campaign(Base):
     amd: Mapped[bool] = mapped_column(default=True)
     voicemail_template: Mapped[str] = mapped_column(Text, default="")
     abandon_cap_percent: Mapped[float] = mapped_column(Float, default=3.0)
+    max_dial_level: Mapped[float] = mapped_column(Float, default=1.0)     # lines per free agent
     ring_seconds: Mapped[int] = mapped_column(Integer, default=25)
     state: Mapped[str] = mapped_column(String(16), default="draft")        # CampaignState
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)

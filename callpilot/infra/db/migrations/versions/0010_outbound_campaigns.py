@@ -40,6 +40,7 @@ def upgrade() -> None:
     sa.Column('amd', sa.Boolean(), nullable=False),
     sa.Column('voicemail_template', sa.Text(), nullable=False),
     sa.Column('abandon_cap_percent', sa.Float(), nullable=False),
+    sa.Column('max_dial_level', sa.Float(), nullable=False),
     sa.Column('ring_seconds', sa.Integer(), nullable=False),
     sa.Column('state', sa.String(length=16), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),

@@ -1,0 +1,61 @@
+"""Wires the outbound campaign domain into serve: TTS from ivr's prompt cache, the hand-off
+of "talk to an agent" replies into the ACD, free-agent counts from the dispatcher."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import partial
+
+from acd.state import LiveCall
+from callpilot.infra.db.records import utcnow
+from ivr.tts import TtsError, resolve_voice
+from outbound.calls import AgentRequest, OutboundCalls
+from outbound.dialer import Dialer
+from outbound.routes import dial_endpoint
+from outbound.store import CampaignStore
+
+logger = logging.getLogger(__name__)
+
+OUTBOUND_DID = "outbound"     # call_records.did of campaign calls handed to an agent
+
+
+@dataclass
+class OutboundParts:
+    calls: OutboundCalls
+    dialer: Dialer
+
+
+def build(server) -> OutboundParts:
+    config = server.config
+    store = CampaignStore(server.sessions, node=config.outbound.node)
+    voices: dict[str, str | None] = {}
+
+    async def speak(text: str, language: str) -> str:
+        if language not in voices:
+            try:
+                voices[language] = resolve_voice(language, server.prompts.synthesizer.voices()) if language else None
+            except TtsError:
+                logger.warning("no TTS voice for %r: the default voice speaks", language)
+                voices[language] = None
+        return await server.prompts.sound_uri_async(text, voices[language])
+
+    def free_agents(queue: str) -> int:
+        return server.dispatcher.snapshot().get(queue, {}).get("agents_available", 0)
+
+    async def to_agent(request: AgentRequest) -> bool:
+        server.records.post_open(request.channel_id, caller_id=request.phone, did=OUTBOUND_DID,
+                                 state="ivr", started_at=utcnow(), journey={"outbound": request.context})
+        attributes = server._caller_attributes(request.phone)
+        attributes["campaign"] = request.context["campaign"]
+        call = LiveCall(id=request.channel_id, caller_id=request.phone, did=OUTBOUND_DID,
+                        attributes=attributes)
+        await server.dispatcher.enqueue(call, request.queue)
+        return True
+
+    o = config.outbound
+    calls = OutboundCalls(server.ari, store, server.inboxes, app=config.asterisk.app_name,
+                          speak=speak, to_agent=to_agent, free_agents=free_agents,
+                          dial_endpoint=partial(dial_endpoint, routes=o.routes, default=o.default_route),
+                          clock=utcnow)
+    dialer = Dialer(store, calls, free_agents=free_agents, clock=utcnow, poll=o.poll_seconds)
+    return OutboundParts(calls, dialer)
