@@ -114,15 +114,16 @@ class OutboundCalls:
         if endpoint is None:
             await self._finish(attempt, ContactOutcome.FAILED, detail="no route for this number")
             return False
-        await self._prerender(attempt)
         try:
+            await self._prerender(attempt)
             await asyncio.wait_for(self.ari.post(
                 f"/channels/{claim.channel_id}", endpoint=endpoint, app=self.app,
                 appArgs="outbound", timeout=max(MIN_RING_SECONDS, campaign.ring_seconds),
                 callerId=campaign.caller_id or None), ACTION_DEADLINE)
             return True
-        except (AriError, asyncio.TimeoutError) as exc:
-            await self._finish(attempt, ContactOutcome.FAILED, detail=f"originate failed: {exc}")
+        except Exception as exc:      # never leave a claimed attempt open: it would hold a slot
+            logger.exception("outbound %s: not dialled", claim.channel_id)
+            await self._finish(attempt, ContactOutcome.FAILED, detail=f"not dialled: {exc}")
             return False
 
     async def _prerender(self, attempt: LiveAttempt) -> None:

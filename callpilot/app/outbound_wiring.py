@@ -8,7 +8,7 @@ from functools import partial
 
 from acd.state import LiveCall
 from callpilot.infra.db.records import utcnow
-from ivr.tts import TtsError, resolve_voice
+from ivr.tts import TtsError
 from outbound.calls import AgentRequest, OutboundCalls
 from outbound.dialer import Dialer
 from outbound.routes import dial_endpoint
@@ -28,16 +28,13 @@ class OutboundParts:
 def build(server) -> OutboundParts:
     config = server.config
     store = CampaignStore(server.sessions, node=config.outbound.node)
-    voices: dict[str, str | None] = {}
-
     async def speak(text: str, language: str) -> str:
-        if language not in voices:
-            try:
-                voices[language] = resolve_voice(language, server.prompts.synthesizer.voices()) if language else None
-            except TtsError:
-                logger.warning("no TTS voice for %r: the default voice speaks", language)
-                voices[language] = None
-        return await server.prompts.sound_uri_async(text, voices[language])
+        """Rendered once per distinct (text, voice); the contact's language picks the voice."""
+        try:
+            return await server.prompts.sound_uri_async(text, language.lower() or None)
+        except TtsError:
+            logger.warning("no TTS voice for language %r: the default voice speaks", language)
+            return await server.prompts.sound_uri_async(text)
 
     def free_agents(queue: str) -> int:
         return server.dispatcher.snapshot().get(queue, {}).get("agents_available", 0)
