@@ -7,16 +7,10 @@ registration) on their own loopback address, and what they say when they answer.
   event, so a test counts how often each customer was dialled.
 * :func:`person_pcap` / :func:`machine_pcap` - RTP pcaps of espeak-ng speech, silence,
   RFC 4733 keys and a beep.
-* :class:`RtpCounter` - counts the RTP packets that reach one address on ``lo`` (raw socket:
-  what the customer's UA received, not what Asterisk says it sent).
 """
 from __future__ import annotations
 
-import asyncio
 import logging
-import socket
-import struct
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -125,43 +119,3 @@ class CustomerPhone:
     def invites(self) -> int:
         return self.count("invite")
 
-
-class RtpCounter:
-    """Counts UDP packets to ``ip:port`` (a UA's RTP port; RTCP goes to port + 1) seen on
-    ``lo``, with their arrival times (monotonic).  A raw AF_PACKET socket: needs root, as the
-    e2e tests run."""
-
-    def __init__(self, ip: str, port: int):
-        self.ip, self.port = socket.inet_aton(ip), port
-        self.times: list[float] = []
-        self._stop = threading.Event()
-        self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0003))
-        self._sock.bind(("lo", 0))
-        self._sock.settimeout(0.2)
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        import time
-        while not self._stop.is_set():
-            try:
-                frame, address = self._sock.recvfrom(65535)
-            except socket.timeout:
-                continue
-            if address[2] != socket.PACKET_HOST or len(frame) < 42:
-                continue            # loopback shows each packet twice: count the received copy
-            ip = frame[14:]
-            if ip[9] != 17 or ip[16:20] != self.ip:
-                continue
-            header = (ip[0] & 0x0F) * 4
-            dport = struct.unpack("!H", ip[header + 2:header + 4])[0]
-            if dport == self.port:
-                self.times.append(time.monotonic())
-
-    def between(self, start: float, end: float) -> int:
-        return sum(1 for t in self.times if start <= t <= end)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self._sock.close()

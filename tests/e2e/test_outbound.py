@@ -26,7 +26,8 @@ from callpilot.infra.config import OutboundConfig, to_toml
 from callpilot.infra.db import session as db
 from callpilot.infra.db.campaigns import CampaignAttempt, DncEntry
 from callpilot.infra.db.models import CallRecord
-from testkit.customer import CustomerPhone, RtpCounter, machine_pcap, person_pcap
+from testkit.customer import CustomerPhone, machine_pcap, person_pcap
+from testkit.rtp_sniffer import RtpSniffer
 from tests.e2e.serve_proc import ServeProcess
 
 pytestmark = pytest.mark.e2e
@@ -111,7 +112,7 @@ async def test_campaign_replies_retries_dnc_and_answering_machine(e2e_config, as
     cfg = dataclasses.replace(e2e_config, outbound=OutboundConfig(
         routes={c.number: c.route for c in everyone}, poll_seconds=0.5))
     agent = await agent_phone("1001", calls=1)
-    counter = RtpCounter("127.0.1.5", machine.media_port)
+    wire = RtpSniffer(machine.media_port).__enter__()   # what the machine UA receives
     machine_answered: list[float] = []
 
     async def note_answer():
@@ -183,13 +184,60 @@ async def test_campaign_replies_retries_dnc_and_answering_machine(e2e_config, as
         assert report["totals"]["reach_rate"] == 0.6      # 3 of 5 people reached
     finally:
         serve.stop()
-        counter.close()
+        wire.__exit__(None, None, None)
         watcher.cancel()
     # what the answering machine's UA received: our voicemail message, after its beep
     (answered_at,) = machine_answered
-    packets = counter.times
+    packets = [p.at for p in wire.packets if p.to_caller]
     first, last = packets[0] - answered_at, packets[-1] - answered_at
     print(f"machine UA: {len(packets)} RTP packets from {first:.2f} s to {last:.2f} s after the "
           f"answer (greeting + beep end at {beep_end:.2f} s)")
     assert first >= beep_end - 0.5, "the voicemail message started over the greeting"
     assert len(packets) > 150                 # > 3 s of 20 ms packets: the message was played
+
+
+async def test_serve_killed_while_calls_ring_never_dials_an_attempt_twice(e2e_config, asterisk,
+                                                                         customers, tmp_path):
+    """kill -9 serve while three customers' phones ring; a new serve adopts the ringing calls
+    (their channel ids name their attempts), they answer and confirm; the fourth contact is
+    dialled after the restart.  Every customer's UA sees exactly one INVITE."""
+    ringing = []
+    for n in range(1, 4):
+        audio = person_pcap(tmp_path / f"k{n}.pcap", keys=[(6.0, "1")], total=20.0)
+        ringing.append(await customers(f"+1212555021{n}", f"127.0.2.{n}", audio=audio,
+                                       answer_delay=15.0))
+    audio = person_pcap(tmp_path / "k4.pcap", keys=[(6.0, "1")], total=20.0)
+    later = await customers("+12125550214", "127.0.2.4", audio=audio)
+    everyone = [*ringing, later]
+    cfg = dataclasses.replace(e2e_config, outbound=OutboundConfig(
+        routes={c.number: c.route for c in everyone}, poll_seconds=0.5))
+    cli(cfg, "create", "crash", "--template", TEMPLATE, "--max-concurrent", "3",
+        "--ring-seconds", "40", "--retry", "unknown=3600")
+    cli(cfg, "import", "crash", str(contacts_csv(tmp_path / "k.csv", [c.number for c in everyone])))
+    first = ServeProcess(cfg).start()
+    second = None
+    try:
+        await first.wait_ready()
+        cli(cfg, "start", "crash")
+        for phone in ringing:
+            await phone.wait_for("ringing", timeout=60)
+        assert later.invites == 0                 # the concurrency cap holds it back
+        first.stop(kill=True)                     # SIGKILL with three calls ringing
+        second = ServeProcess(cfg).start()
+        await second.wait_ready()
+
+        def finished():
+            report = cli(cfg, "report", "crash")
+            return all(c["status"] == "done" for c in report["contacts"]) and report
+        report = await wait_until(finished, 120, "every contact finished after the restart")
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+    outcomes = {c["phone"]: (c["outcome"], c["attempts"]) for c in report["contacts"]}
+    assert outcomes == {c.number: ("confirmed", 1) for c in everyone}, outcomes
+    assert [c.invites for c in everyone] == [1, 1, 1, 1]
+    for phone in everyone:
+        (attempt,) = attempts_of(cfg, phone.number)
+        assert attempt.outcome == "confirmed" and attempt.reply == "1"
+    assert "adopted" in second.log_path.read_text()
