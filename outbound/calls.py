@@ -21,12 +21,12 @@ from typing import Any, Awaitable, Callable
 
 from callpilot.infra.asterisk.ari import AriClient, AriError
 from callpilot.infra.asterisk.ari_helpers import safe_hangup, safe_stop_playback
-from callpilot.infra.asterisk.channel_events import ChannelInbox, ChannelInboxes
+from callpilot.infra.asterisk.channel_events import ChannelInbox, ChannelInboxes, StasisRouter
 from callpilot.infra.db.campaigns import GLOBAL_DNC, Campaign
 from outbound.message import Texts, texts_for
 from outbound.model import AmdResult, CampaignMode, ContactOutcome, Reply
 from outbound.policy.pacing import MIN_RING_SECONDS
-from outbound.store import CampaignStore, Claim, attempt_of_channel
+from outbound.store import CampaignStore, Claim
 
 logger = logging.getLogger(__name__)
 
@@ -133,17 +133,21 @@ class OutboundCalls:
                 await self.speak(text, attempt.claim.language)
 
     # -- events --------------------------------------------------------------------------
-    def on_event(self, event: dict[str, Any]) -> bool:
-        """Handle an event of a campaign channel; True when nobody else should."""
-        channel = event.get("channel") or {}
-        attempt = self.live.get(channel.get("id", ""))
-        kind = event.get("type")
-        if kind == "StasisStart" and attempt_of_channel(channel.get("id", "")) is not None:
-            self._stasis_start(attempt, channel["id"], event.get("args") or [])
-            return True
-        if kind == "ChannelDestroyed" and attempt is not None:
+    def subscribe(self, router: StasisRouter) -> None:
+        router.role("outbound", self.on_stasis_start)
+        router.role("outbound-amd", self.on_stasis_start)
+        router.listen(self.on_event)
+
+    async def on_stasis_start(self, channel: dict[str, Any], args: list[str]) -> None:
+        self._stasis_start(self.live.get(channel["id"]), channel["id"], args)
+
+    async def on_event(self, event: dict[str, Any]) -> None:
+        """Every ARI event (in its call's lane): a campaign call that never got to talk ends."""
+        if event.get("type") != "ChannelDestroyed":
+            return
+        attempt = self.live.get((event.get("channel") or {}).get("id", ""))
+        if attempt is not None:
             self._destroyed(attempt, int(event.get("cause", 0)))
-        return False
 
     def _stasis_start(self, attempt: LiveAttempt | None, channel_id: str, args: list[str]) -> None:
         if attempt is None:
@@ -331,6 +335,11 @@ class OutboundCalls:
         await asyncio.to_thread(self.store.mark, attempt.claim.attempt_id, **values)
 
     # -- after a restart ---------------------------------------------------------------------
+    async def resync(self) -> None:
+        """On every (re)connect of the ARI socket: reconcile open attempts with Asterisk."""
+        channels = await asyncio.wait_for(self.ari.get("/channels"), ACTION_DEADLINE)
+        await self.recover({c["id"]: c for c in channels})
+
     async def recover(self, live_channels: dict[str, dict]) -> None:
         """Open attempts nobody here knows: ringing ones are adopted (their answer still
         arrives as StasisStart), answered ones are hung up, gone ones are recorded as unknown.

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from functools import partial
 
-from acd.state import LiveCall
+from callpilot.infra.db.call_vocabulary import CallState, RoutingTicket
 from callpilot.infra.db.records import utcnow
 from ivr.tts import TtsError
 from outbound.calls import AgentRequest, OutboundCalls
@@ -40,19 +40,19 @@ def build(server) -> OutboundParts:
         return server.dispatcher.snapshot().get(queue, {}).get("agents_available", 0)
 
     async def to_agent(request: AgentRequest) -> bool:
+        """Key 2: into the ACD like an IVR hand-off; the record carries the campaign context."""
         server.records.post_open(request.channel_id, caller_id=request.phone, did=OUTBOUND_DID,
-                                 state="ivr", started_at=utcnow(), journey={"outbound": request.context})
-        attributes = server._caller_attributes(request.phone)
-        attributes["campaign"] = request.context["campaign"]
-        call = LiveCall(id=request.channel_id, caller_id=request.phone, did=OUTBOUND_DID,
-                        attributes=attributes)
-        await server.dispatcher.enqueue(call, request.queue)
+                                 state=CallState.IVR, started_at=utcnow(),
+                                 journey={"outbound": request.context})
+        ticket = RoutingTicket(queue=request.queue, attributes={"campaign": request.context["campaign"]})
+        await server.acd.handoff(request.channel_id, request.phone, OUTBOUND_DID, ticket)
         return True
 
     o = config.outbound
-    calls = OutboundCalls(server.ari, store, server.inboxes, app=config.asterisk.app_name,
+    calls = OutboundCalls(server.ari, store, server.router.inboxes, app=config.asterisk.app_name,
                           speak=speak, to_agent=to_agent, free_agents=free_agents,
                           dial_endpoint=partial(dial_endpoint, routes=o.routes, default=o.default_route),
                           clock=utcnow)
+    calls.subscribe(server.router)
     dialer = Dialer(store, calls, free_agents=free_agents, clock=utcnow, poll=o.poll_seconds)
     return OutboundParts(calls, dialer)
