@@ -79,6 +79,11 @@ async def wait_until(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def ari_client(cfg):
+    from tests.e2e.helpers import AriTestClient
+    return AriTestClient(cfg, "outbound-test")
+
+
 def contacts_csv(path: Path, phones: list[str]) -> Path:
     rows = "".join(f"{p},Customer {p[-2:]},America/New_York,A{p[-3:]}\n" for p in phones)
     path.write_text("phone,name,timezone,order_id\n" + rows)
@@ -99,7 +104,7 @@ async def customers(tmp_path):
 
 
 async def test_campaign_replies_retries_dnc_and_answering_machine(e2e_config, asterisk, customers,
-                                                               agent_phone, ari_app, tmp_path):
+                                                               agent_phone, tmp_path):
     keys = {"01": "1", "02": "2", "03": "9"}
     people = {}
     for tail, key in keys.items():
@@ -141,7 +146,7 @@ async def test_campaign_replies_retries_dnc_and_answering_machine(e2e_config, as
         assert record.journey["outbound"]["reply"] == "2"
         assert record.journey["outbound"]["variables"] == {"order_id": "A102"}
         await asyncio.sleep(3)                   # some agent minutes, then the customer hangs up
-        async with ari_app("outbound-test") as ari:
+        async with ari_client(cfg) as ari:
             status, _ = await ari.request("DELETE", f"/channels/cp-out-{transfer.id}")
         assert status == 204
         await wait_until(lambda: read(cfg, CallRecord, f"cp-out-{transfer.id}").state == "ended",
@@ -241,3 +246,53 @@ async def test_serve_killed_while_calls_ring_never_dials_an_attempt_twice(e2e_co
         (attempt,) = attempts_of(cfg, phone.number)
         assert attempt.outcome == "confirmed" and attempt.reply == "1"
     assert "adopted" in second.log_path.read_text()
+
+
+async def test_progressive_overdial_abandons_then_the_dial_level_drops(e2e_config, asterisk,
+                                                                       customers, agent_phone,
+                                                                       tmp_path):
+    """Progressive mode with a dial level of 2 lines per free agent and one agent: two
+    customers answer, the first reaches the agent, the second finds none and gets the
+    safe-harbor message (abandoned, with the callback number).  50 % abandoned is over the
+    3 % cap, so the level falls to 1: the third customer is dialled only once the agent is
+    free again, and is connected."""
+    people = []
+    for n in range(1, 4):
+        audio = person_pcap(tmp_path / f"g{n}.pcap", total=30.0)
+        people.append(await customers(f"+1212555031{n}", f"127.0.3.{n}", audio=audio))
+    cfg = dataclasses.replace(e2e_config, outbound=OutboundConfig(
+        routes={c.number: c.route for c in people}, poll_seconds=0.5))
+    agent = await agent_phone("1001", calls=2)
+    serve = ServeProcess(cfg).start()
+    try:
+        await serve.wait_ready()
+        await serve.wait_for(lambda s: s["agents"]["1001"]["routable"], what="agent 1001 routable")
+        cli(cfg, "create", "sales", "--template", TEMPLATE, "--mode", "progressive",
+            "--max-dial-level", "2", "--max-concurrent", "2", "--callback-number", "8005550199",
+            "--ring-seconds", "15", "--purpose", "Acme")
+        cli(cfg, "import", "sales", str(contacts_csv(tmp_path / "g.csv", [c.number for c in people])))
+        cli(cfg, "start", "sales")
+        await agent.wait_for("answered", timeout=60)
+        def decided():
+            done = [a for c in people[:2] for a in attempts_of(cfg, c.number) if a.outcome]
+            return done if len(done) == 2 else None
+        first_two = await wait_until(decided, 60, "the first two calls decided")
+        assert sorted(a.outcome for a in first_two) == ["abandoned", "transferred"]
+        assert people[2].invites == 0            # level 1 now, and the agent is busy
+        transferred = next(a for a in first_two if a.outcome == "transferred")
+        async with ari_client(cfg) as ari:
+            await asyncio.sleep(2)
+            status, _ = await ari.request("DELETE", f"/channels/cp-out-{transferred.id}")
+            assert status == 204
+        await agent.wait_for("answered", timeout=90, count=2)
+        report = await wait_until(
+            lambda: (r := cli(cfg, "report", "sales")) and r["contacts"][2]["outcome"] and r, 60,
+            "third contact decided")
+    finally:
+        serve.stop()
+    assert report["contacts"][2]["outcome"] == "transferred"
+    assert [c.invites for c in people] == [1, 1, 1]
+    t = report["totals"]
+    assert (t["live_answers_30d"], t["abandoned_30d"]) == (3, 1)
+    log = serve.log_path.read_text()
+    assert "dial level 2.00 -> 1.00" in log
