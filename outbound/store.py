@@ -131,6 +131,15 @@ class CampaignStore:
         return set(s.scalars(select(DncEntry.phone).where(
             DncEntry.phone.in_(phones), DncEntry.scope.in_([GLOBAL_DNC, campaign]))))
 
+    def numbers_in_flight(self, s: Session, phones: list[str]) -> set[str]:
+        """Numbers with an attempt in flight in any campaign (the over-dial guard VICIdial
+        had to add after DB lock-ups: one number is never rung twice at once)."""
+        if not phones:
+            return set()
+        return set(s.scalars(select(CampaignContact.phone).join(
+            CampaignAttempt, CampaignAttempt.contact_id == CampaignContact.id).where(
+            CampaignContact.phone.in_(phones), CampaignAttempt.outcome.is_(None))))
+
     # -- claiming ----------------------------------------------------------------------
     def claim_due(self, campaign: Campaign, now: datetime, limit: int) -> list[Claim]:
         """Up to ``limit`` contacts due now, inside their calling window and not on a DNC
@@ -148,12 +157,16 @@ class CampaignStore:
                 query = query.with_for_update(skip_locked=True)
             rows = list(s.scalars(query))
             blocked = self.dnc_numbers(s, [r.phone for r in rows], campaign.name)
+            busy = self.numbers_in_flight(s, [r.phone for r in rows])
             if not pg:
                 s.commit()         # end the read; each claim below starts with its write
             claims = []
             for row in rows:
                 if len(claims) >= limit:
                     break
+                if row.phone in busy:          # never two calls to one number at once
+                    continue
+                busy.add(row.phone)
                 claim = self._claim_one(s, campaign, row, now, row.phone in blocked)
                 if claim is not None:
                     claims.append(claim)

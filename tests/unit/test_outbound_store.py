@@ -151,3 +151,14 @@ def test_state_transitions_are_checked(db_url):
     store.set_state("c1", CampaignState.RUNNING)
     with pytest.raises(ValueError):
         store.set_state("c1", CampaignState.DRAFT)
+
+
+def test_one_number_in_two_campaigns_is_never_rung_twice_at_once(db_url):
+    store = make_store(db_url)
+    seed(store, [("+12125550100", "America/New_York")], name="a")
+    seed(store, [("+12125550100", "America/New_York")], name="b")
+    (first,) = store.claim_due(store.get("a"), NOON, limit=5)
+    assert store.claim_due(store.get("b"), NOON, limit=5) == []
+    store.finish(first.attempt_id, ContactOutcome.CONFIRMED, NOON)
+    (second,) = store.claim_due(store.get("b"), NOON, limit=5)
+    assert second.campaign == "b"
