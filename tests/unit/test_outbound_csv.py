@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -92,3 +93,36 @@ def test_an_error_mid_file_leaves_nothing_imported(engine, tmp_path, monkeypatch
 
 def test_template_fields():
     assert template_fields("Hi {name}, {amount} due {due_date}") == {"name", "amount", "due_date"}
+
+
+def test_import_killed_mid_file_leaves_nothing(tmp_path):
+    """``callpilot campaigns import`` of 30,000 rows, SIGKILLed once it has read a few
+    thousand: the campaign has no contact at all (the batches written were never committed)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from bench.outbound.csv_import import write_csv
+
+    state = tmp_path / "state"
+    env = {**os.environ, "CALLPILOT_STATE_DIR": str(state)}
+    exe = [str(Path(sys.executable).with_name("callpilot")), "campaigns"]
+    subprocess.run([*exe, "create", "big", "--template", "Hi {name}, order {order_id}: {amount}"],
+                   env=env, check=True, capture_output=True, timeout=120)
+    path = tmp_path / "big.csv"
+    write_csv(path, 30_000)
+    proc = subprocess.Popen([*exe, "import", "big", str(path)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    engine = make_engine(f"sqlite:///{state.resolve() / 'callpilot.infra.db'}")
+    wal = Path(str(state.resolve() / "callpilot.infra.db") + "-wal")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not wal.exists() or wal.stat().st_size < 400_000):
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.05)
+    assert wal.stat().st_size >= 400_000          # batches written, not committed
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    assert count(engine) == 0
+    engine.dispose()
