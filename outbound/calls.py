@@ -37,6 +37,8 @@ MAX_PLAYS = 3                 # the message, then "3 = repeat" twice at most
 PLAY_DEADLINE = 120.0
 
 Speak = Callable[[str, str], Awaitable[str]]           # (text, language) -> sound URI
+# (channel, phrases, sound URI, seconds) -> a key or a phrase heard ("" = nothing), None = gone
+Listen = Callable[[str, list[str], str, float], Awaitable[str | None]]
 
 
 @dataclass(frozen=True)
@@ -87,8 +89,9 @@ class OutboundCalls:
     def __init__(self, ari: AriClient, store: CampaignStore, inboxes: ChannelInboxes, *, app: str,
                  speak: Speak, to_agent: Callable[[AgentRequest], Awaitable[bool]],
                  free_agents: Callable[[str], int], dial_endpoint: Callable[[str], str | None],
-                 clock: Callable[[], datetime]):
+                 clock: Callable[[], datetime], listen: Listen | None = None):
         self.ari, self.store, self.inboxes, self.app = ari, store, inboxes, app
+        self.listen = listen
         self.speak, self.to_agent, self.free_agents = speak, to_agent, free_agents
         self.dial_endpoint, self.clock = dial_endpoint, clock
         self.live: dict[str, LiveAttempt] = {}
@@ -226,13 +229,23 @@ class OutboundCalls:
         if CampaignMode(attempt.campaign.mode) is CampaignMode.PROGRESSIVE:
             await self._connect_or_abandon(attempt)
             return
-        digit = typed or await self._say(attempt, attempt.texts.message, listen=REPLY_SECONDS)
+        digit = typed or await self._ask(attempt)
         while digit is not None and self._reply(attempt, digit) is Reply.REPEAT and attempt.plays < MAX_PLAYS:
-            digit = await self._say(attempt, attempt.texts.message, listen=REPLY_SECONDS)
+            digit = await self._ask(attempt)
         if digit is None:
             await self._finish(attempt, ContactOutcome.REACHED, detail="hung up during the message")
             return
         await self._act(attempt, digit, self._reply(attempt, digit))
+
+    async def _ask(self, attempt: LiveAttempt) -> str | None:
+        """The message, answered by a key or, when the campaign's replies name phrases and
+        speech is configured, by voice (a key still wins)."""
+        phrases = [k for k in (attempt.campaign.replies or {}) if not k.isdigit()]
+        if self.listen is None or not phrases:
+            return await self._say(attempt, attempt.texts.message, listen=REPLY_SECONDS)
+        attempt.plays += 1
+        uri = await self.speak(attempt.texts.message, attempt.claim.language)
+        return await self.listen(attempt.channel_id, phrases, uri, REPLY_SECONDS)
 
     def _reply(self, attempt: LiveAttempt, digit: str) -> Reply | None:
         value = (attempt.campaign.replies or {}).get(digit)

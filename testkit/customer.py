@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from testkit.ivr_fakes import speech_samples
 from testkit.rtp_pcap import rtp_pcap
 from testkit.sipua import (SipEvent, SippProcess, _cancelled, _log, _nop, _reply, _scenario,
                            _wait_udp_bound, free_port, media_port)
@@ -26,9 +27,7 @@ BEHAVIOURS = ("answer", "no_answer", "busy")
 
 
 def speech(text: str, voice: str = "en-us", rate: int = 160) -> np.ndarray:
-    from ivr.tts import EspeakSynthesizer, resample
-    audio = EspeakSynthesizer.shared().synthesize(text, voice, rate)
-    return resample(audio, RATE).samples
+    return speech_samples([("say", text)], voice=voice, rate=rate)
 
 
 def _place(total: float, parts: list[tuple[float, np.ndarray]]) -> np.ndarray:
@@ -40,9 +39,11 @@ def _place(total: float, parts: list[tuple[float, np.ndarray]]) -> np.ndarray:
 
 
 def person_pcap(path: Path, keys: list[tuple[float, str]] = (), total: float = 12.0,
-                hello: str = "Hello?") -> Path:
-    """A person: says ``hello`` at 0.3 s, then silence, keys at the given seconds."""
-    rtp_pcap(_place(total, [(0.3, speech(hello))]), path, dtmf=list(keys))
+                hello: str = "Hello?", says: list[tuple[float, str, str]] = ()) -> Path:
+    """A person: says ``hello`` at 0.3 s, then silence; keys and ``says`` (second, text,
+    espeak voice) at the given seconds."""
+    parts = [(0.3, speech(hello))] + [(at, speech(text, voice, 150)) for at, text, voice in says]
+    rtp_pcap(_place(total, parts), path, dtmf=list(keys))
     return path
 
 

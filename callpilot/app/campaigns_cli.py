@@ -11,7 +11,7 @@ from callpilot.infra.db.campaigns import GLOBAL_DNC
 from callpilot.infra.db.records import utcnow
 from outbound import report as campaign_report
 from outbound.contacts_csv import import_file
-from outbound.model import DEFAULT_RETRY_DELAYS, CampaignMode, CampaignState
+from outbound.model import DEFAULT_REPLIES, DEFAULT_RETRY_DELAYS, CampaignMode, CampaignState, Reply
 from outbound.store import CampaignError, CampaignStore
 
 STATE_OF = {"start": CampaignState.RUNNING, "resume": CampaignState.RUNNING,
@@ -29,6 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c.add_argument("--callback-number", default="")
     c.add_argument("--queue", default="general", help="ACD queue for 'talk to an agent'")
     c.add_argument("--language", default="en")
+    c.add_argument("--say", action="append", default=[],
+                   help="spoken reply PHRASE=confirm|agent|repeat|opt_out (repeat; needs speech_model)")
     c.add_argument("--window", default="08:00-21:00", help="contact's local time, HH:MM-HH:MM")
     c.add_argument("--exclude", action="append", default=[], help="excluded date YYYY-MM-DD (repeat)")
     c.add_argument("--max-attempts", type=int, default=3)
@@ -60,7 +62,11 @@ def _settings(args) -> dict:
     for item in args.retry:
         outcome, _, seconds = item.partition("=")
         delays[outcome.strip()] = int(seconds)
-    return {"purpose": args.purpose, "mode": args.mode, "caller_id": args.caller_id,
+    replies = dict(DEFAULT_REPLIES)
+    for item in args.say:
+        phrase, _, reply = item.partition("=")
+        replies[phrase.strip()] = Reply(reply.strip()).value
+    return {"replies": replies, "purpose": args.purpose, "mode": args.mode, "caller_id": args.caller_id,
             "callback_number": args.callback_number, "agent_queue": args.queue,
             "language": args.language, "window_start": start, "window_end": end,
             "excluded_dates": args.exclude, "max_attempts": args.max_attempts, "retry_delays": delays,

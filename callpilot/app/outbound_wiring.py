@@ -8,6 +8,8 @@ from functools import partial
 
 from callpilot.infra.db.call_vocabulary import CallState, RoutingTicket
 from callpilot.infra.db.records import utcnow
+from ivr.ari_driver import AriCallDriver
+from ivr.driver import DTMF, CallerHangup
 from ivr.tts import TtsError
 from outbound.calls import AgentRequest, OutboundCalls
 from outbound.dialer import Dialer
@@ -48,11 +50,23 @@ def build(server) -> OutboundParts:
         await server.acd.handoff(request.channel_id, request.phone, OUTBOUND_DID, ticket)
         return True
 
+    async def listen(channel_id: str, phrases: list[str], sound: str, seconds: float) -> str | None:
+        """A spoken or keyed reply through ivr's speech stack (barge-in on the message)."""
+        inbox = server.router.inboxes.open(channel_id)
+        driver = AriCallDriver(server.ari, inbox, caller_id="", did=OUTBOUND_DID, speech=server.ari_speech)
+        try:
+            heard = await driver.listen(phrases, timeout=seconds, barge_in_sounds=[sound])
+        except CallerHangup:
+            return None
+        if heard is None:
+            return ""
+        return heard.digits[:1] if isinstance(heard, DTMF) else heard.text
+
     o = config.outbound
     calls = OutboundCalls(server.ari, store, server.router.inboxes, app=config.asterisk.app_name,
                           speak=speak, to_agent=to_agent, free_agents=free_agents,
                           dial_endpoint=partial(dial_endpoint, routes=o.routes, default=o.default_route),
-                          clock=utcnow)
+                          clock=utcnow, listen=listen if server.ari_speech is not None else None)
     calls.subscribe(server.router)
     dialer = Dialer(store, calls, free_agents=free_agents, clock=utcnow, poll=o.poll_seconds)
     return OutboundParts(calls, dialer)

@@ -296,3 +296,27 @@ async def test_progressive_overdial_abandons_then_the_dial_level_drops(e2e_confi
     assert (t["live_answers_30d"], t["abandoned_30d"]) == (3, 1)
     log = serve.log_path.read_text()
     assert "dial level 2.00 -> 1.00" in log
+
+
+async def test_spoken_reply_confirms(e2e_config, asterisk, customers, tmp_path):
+    """Replies by voice: the campaign lists phrases (Korean model, as the IVR's speech tests);
+    the customer says 네 ("yes") over the message and is recorded as confirmed with that reply."""
+    from ivr.speech import default_model_path
+    audio = person_pcap(tmp_path / "v.pcap", total=20.0, says=[(6.0, "네", "ko")])
+    customer = await customers("+12125550401", "127.0.4.1", audio=audio)
+    cfg = dataclasses.replace(e2e_config, speech_model=str(default_model_path()),
+                              outbound=OutboundConfig(routes={customer.number: customer.route},
+                                                      poll_seconds=0.5))
+    serve = ServeProcess(cfg).start()
+    try:
+        await serve.wait_ready()
+        cli(cfg, "create", "voice", "--template", TEMPLATE, "--say", "네=confirm",
+            "--say", "상담원=agent", "--ring-seconds", "15")
+        cli(cfg, "import", "voice", str(contacts_csv(tmp_path / "v.csv", [customer.number])))
+        cli(cfg, "start", "voice")
+        report = await wait_until(lambda: (r := cli(cfg, "report", "voice"))
+                                  and r["contacts"][0]["status"] == "done" and r, 90, "voice reply")
+    finally:
+        serve.stop()
+    assert (report["contacts"][0]["outcome"], report["contacts"][0]["last_reply"]) == ("confirmed", "네")
+    assert customer.invites == 1
