@@ -38,13 +38,12 @@ def context(conf: str, name: str) -> str:
 def test_outbound_endpoint_is_never_matched_inbound_and_refuses_everything(etc):
     pjsip = sections(etc["pjsip.conf"])
     (endpoint,) = [v for n, v in pjsip if n == "outbound" and v.get("type") == "endpoint"]
-    assert endpoint["context"] == "outbound-refuse"
+    assert endpoint["context"] == "callpilot-closed" and endpoint["identify_by"] == "ip"
     identifies = [v for n, v in pjsip if v.get("type") == "identify"]
     assert all(v.get("endpoint") != "outbound" for v in identifies)
     assert not [n for n, v in pjsip if n == "outbound" and v.get("type") in ("aor", "auth")]
-    refuse = context(etc["extensions.conf"], "outbound-refuse")
-    steps = [line.split("=>", 1)[1] for line in refuse.splitlines() if line.startswith("exten")]
-    assert steps and all(step.split(",", 2)[2].startswith("Hangup(") for step in steps)
+    closed = context(etc["extensions.conf"], "callpilot-closed")
+    assert not [line for line in closed.splitlines() if line.startswith(("exten", "include"))]
 
 
 def test_amd_context_is_reachable_only_by_the_stasis_app(etc):
