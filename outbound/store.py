@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from callpilot.infra.db.calendars import CalendarDay
 from callpilot.infra.db.campaigns import (GLOBAL_DNC, Campaign, CampaignAttempt,
                                           CampaignContact, DncEntry)
 from outbound.model import (DEFAULT_REPLIES, DEFAULT_RETRY_DELAYS, CallingWindow, CampaignState,
@@ -67,8 +68,17 @@ TRANSITIONS = {CampaignState.DRAFT: {CampaignState.RUNNING},
                CampaignState.DONE: set()}
 
 
-def window_of(campaign: Campaign) -> CallingWindow:
-    return CallingWindow.parse(campaign.window_start, campaign.window_end, campaign.excluded_dates)
+def window_of(campaign: Campaign, closed: list[str] = ()) -> CallingWindow:
+    return CallingWindow.parse(campaign.window_start, campaign.window_end,
+                               [*campaign.excluded_dates, *closed])
+
+
+def closed_days(s: Session, campaign: Campaign) -> list[str]:
+    """The closed days of the campaign's calendar (``calendars import``), as ISO dates."""
+    if not campaign.calendar:
+        return []
+    return [d.isoformat() for d in s.scalars(select(CalendarDay.day).where(
+        CalendarDay.calendar == campaign.calendar))]
 
 
 class CampaignStore:
@@ -158,6 +168,7 @@ class CampaignStore:
             rows = list(s.scalars(query))
             blocked = self.dnc_numbers(s, [r.phone for r in rows], campaign.name)
             busy = self.numbers_in_flight(s, [r.phone for r in rows])
+            window = window_of(campaign, closed_days(s, campaign))
             if not pg:
                 s.commit()         # end the read; each claim below starts with its write
             claims = []
@@ -167,7 +178,7 @@ class CampaignStore:
                 if row.phone in busy:          # never two calls to one number at once
                     continue
                 busy.add(row.phone)
-                claim = self._claim_one(s, campaign, row, now, row.phone in blocked)
+                claim = self._claim_one(s, campaign, window, row, now, row.phone in blocked)
                 if claim is not None:
                     claims.append(claim)
                 if not pg:
@@ -175,8 +186,8 @@ class CampaignStore:
             s.commit()
         return claims
 
-    def _claim_one(self, s: Session, campaign: Campaign, row: CampaignContact, now: datetime,
-                   on_dnc: bool) -> Claim | None:
+    def _claim_one(self, s: Session, campaign: Campaign, window: CallingWindow,
+                   row: CampaignContact, now: datetime, on_dnc: bool) -> Claim | None:
         seen = row.attempts      # read before any UPDATE: the ORM synchronises ``row`` after one
         guard = (CampaignContact.id == row.id, CampaignContact.status == ContactStatus.PENDING.value,
                  CampaignContact.attempts == seen)
@@ -185,7 +196,7 @@ class CampaignStore:
                 status=ContactStatus.DONE.value, outcome=ContactOutcome.DNC.value, next_attempt_at=None))
             logger.info("contact %d (%s): on a DNC list, not dialled", row.id, row.phone)
             return None
-        opens = next_open(now, ZoneInfo(row.timezone), window_of(campaign))
+        opens = next_open(now, ZoneInfo(row.timezone), window)
         if opens is None or opens > now:
             s.execute(update(CampaignContact).where(*guard).values(
                 next_attempt_at=opens, status=ContactStatus.PENDING.value if opens else ContactStatus.DONE.value))
@@ -219,16 +230,17 @@ class CampaignStore:
             attempt.amd_status = amd or attempt.amd_status
             attempt.live_answer = attempt.live_answer or live
             attempt.abandoned = abandoned
-            self._schedule(contact, campaign, outcome, now, reply)
+            self._schedule(contact, campaign, window_of(campaign, closed_days(s, campaign)),
+                           outcome, now, reply)
             s.commit()
         logger.info("attempt %d: %s%s", attempt_id, outcome.value, f" ({detail})" if detail else "")
 
-    def _schedule(self, contact: CampaignContact, campaign: Campaign, outcome: ContactOutcome,
-                  now: datetime, reply: str) -> None:
+    def _schedule(self, contact: CampaignContact, campaign: Campaign, window: CallingWindow,
+                  outcome: ContactOutcome, now: datetime, reply: str) -> None:
         when = next_attempt_at(outcome, contact.attempts, campaign.max_attempts,
                                campaign.retry_delays or {}, now)
         if when is not None:
-            when = next_open(when, ZoneInfo(contact.timezone), window_of(campaign))
+            when = next_open(when, ZoneInfo(contact.timezone), window)
         contact.outcome = outcome.value
         contact.last_reply = reply or contact.last_reply
         contact.next_attempt_at = when

@@ -33,6 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="spoken reply PHRASE=confirm|agent|repeat|opt_out (repeat; needs speech_model)")
     c.add_argument("--window", default="08:00-21:00", help="contact's local time, HH:MM-HH:MM")
     c.add_argument("--exclude", action="append", default=[], help="excluded date YYYY-MM-DD (repeat)")
+    c.add_argument("--calendar", help="a calendar (callpilot calendars import): its closed days too")
     c.add_argument("--max-attempts", type=int, default=3)
     c.add_argument("--retry", action="append", default=[], help="OUTCOME=SECONDS, e.g. no_answer=3600")
     c.add_argument("--max-concurrent", type=int, default=5)
@@ -69,7 +70,7 @@ def _settings(args) -> dict:
     return {"replies": replies, "purpose": args.purpose, "mode": args.mode, "caller_id": args.caller_id,
             "callback_number": args.callback_number, "agent_queue": args.queue,
             "language": args.language, "window_start": start, "window_end": end,
-            "excluded_dates": args.exclude, "max_attempts": args.max_attempts, "retry_delays": delays,
+            "excluded_dates": args.exclude, "calendar": args.calendar, "max_attempts": args.max_attempts, "retry_delays": delays,
             "max_concurrent": args.max_concurrent, "amd": not args.no_amd,
             "voicemail_template": args.voicemail, "abandon_cap_percent": args.abandon_cap,
             "max_dial_level": args.max_dial_level, "ring_seconds": args.ring_seconds}

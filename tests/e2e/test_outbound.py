@@ -44,7 +44,7 @@ def cli(cfg, *args: str) -> dict:
     exe = Path(sys.executable).with_name("callpilot")
     out = subprocess.run([str(exe), "--config", str(path), "campaigns", *args, "--json"],
                          capture_output=True, text=True, timeout=120)
-    assert out.returncode in (0, 1), out.stderr
+    assert out.returncode in (0, 1) and out.stdout.strip(), out.stderr[-3000:]
     return json.loads(out.stdout)
 
 

@@ -162,3 +162,16 @@ def test_one_number_in_two_campaigns_is_never_rung_twice_at_once(db_url):
     store.finish(first.attempt_id, ContactOutcome.CONFIRMED, NOON)
     (second,) = store.claim_due(store.get("b"), NOON, limit=5)
     assert second.campaign == "b"
+
+
+def test_closed_days_of_the_campaigns_calendar_are_excluded(db_url):
+    from callpilot.infra.db.calendars import CalendarDay, CalendarRow
+    store = make_store(db_url)
+    with store.sessions.begin() as s:
+        s.add(CalendarRow(name="us-holidays", timezone="America/New_York", updated_at=NOON))
+        s.flush()
+        s.add(CalendarDay(calendar="us-holidays", day=NOON.date(), name="a holiday"))
+    seed(store, [("+12125550100", "America/New_York")], calendar="us-holidays")
+    assert store.claim_due(store.get("c1"), NOON, limit=10) == []
+    assert [c.phone for c in store.claim_due(store.get("c1"), NOON + timedelta(days=1), limit=10)] \
+        == ["+12125550100"]

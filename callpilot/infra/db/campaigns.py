@@ -39,6 +39,7 @@ class Campaign(Base):
     window_start: Mapped[str] = mapped_column(String(5), default="08:00")  # contact's local time
     window_end: Mapped[str] = mapped_column(String(5), default="21:00")
     excluded_dates: Mapped[list] = mapped_column(JSON, default=list)       # ["2026-12-25", ...]
+    calendar: Mapped[str | None] = mapped_column(String(64), nullable=True)  # its closed days too
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
     retry_delays: Mapped[dict] = mapped_column(JSON, default=dict)         # outcome -> seconds
     max_concurrent: Mapped[int] = mapped_column(Integer, default=5)

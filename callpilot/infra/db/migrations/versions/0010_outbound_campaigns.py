@@ -33,6 +33,7 @@ def upgrade() -> None:
     sa.Column('window_start', sa.String(length=5), nullable=False),
     sa.Column('window_end', sa.String(length=5), nullable=False),
     sa.Column('excluded_dates', sa.JSON(), nullable=False),
+    sa.Column('calendar', sa.String(length=64), nullable=True),
     sa.Column('max_attempts', sa.Integer(), nullable=False),
     sa.Column('retry_delays', sa.JSON(), nullable=False),
     sa.Column('max_concurrent', sa.Integer(), nullable=False),
