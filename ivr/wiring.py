@@ -63,7 +63,7 @@ def build(config: Config, sessions: Any, prompts: PromptCache, *,
                                routes=route_dial_strings(config))
     runner = FlowRunner(prompts, fallback_queue=config.acd.general_queue, services=services,
                         speech_languages={model.language} if model else set())
-    flows = PublishedFlows(store, runner.prerender)
+    flows = PublishedFlows(store, runner.prerender, collect=runner.collect)
     ari_speech = agi_speech = None
     if model is not None:
         s, a = config.secrets, config.asterisk
