@@ -26,6 +26,7 @@ from acd.readoption import Readoption
 from acd.roster_store import load_queues, load_roster
 from acd.service import AcdService
 from acd.stasis import AcdStasis
+from callpilot.app import outbound_wiring
 from callpilot.app.status import StatusServer
 from callpilot.infra.asterisk import runner as asterisk_runner
 from callpilot.infra.asterisk.agi import AgiServer
@@ -56,10 +57,12 @@ class Server:
         self._infrastructure(config, engine)
         self._acd(config)
         self._ivr(config)
+        self.outbound = outbound_wiring.build(self)         # campaigns: roles outbound, outbound-amd
         self.status = StatusServer(config.state_dir / "serve.sock", self.snapshot, self.agent_command)
         self.ari.on_event(self.router.on_event)
         self.ari.on_connect(self.ivr.resume_open_calls)     # callers in the menu first,
         self.ari.on_connect(self.readoption.resync)         # then the ACD takes the rest
+        self.ari.on_connect(self.outbound.calls.resync)     # campaign calls: adopt or close
         # calls Asterisk took on the degraded path while serve was away (dialplan -> app_queue)
         self.degraded = DegradedCalls(asterisk_runner.queue_log_path(config),
                                       CallRecordStore(self.sessions),
@@ -131,6 +134,7 @@ class Server:
         await self.status.start()        # render in the background: ARI registers at once
         await self.ami.start()
         self.dispatcher.start()
+        self.outbound.dialer.start()
         ari_task = asyncio.create_task(self.ari.run(), name="ari")
         await self.agi.start()
         self._background(self.degraded.run(), "degraded-calls")
@@ -157,6 +161,8 @@ class Server:
         for task in list(self._tasks):
             task.cancel()
         await self.dispatcher.stop()
+        await self.outbound.dialer.stop()
+        await self.outbound.calls.stop()
         self.acd_stasis.close()
         await self.flows.close()
         if self.ari_speech is not None:
