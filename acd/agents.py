@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from acd.model import AgentState, transition
@@ -29,6 +31,8 @@ class LiveAgent:
     call_id: str | None = None
     logged_in_at: float = field(default_factory=time.monotonic)
     wrapup_seconds: float | None = None     # None: the ACD's default
+    # the roster's change log (set by AgentRoster.add): routing re-reads only changed agents
+    on_change: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def endpoint(self) -> str:
@@ -49,14 +53,55 @@ class LiveAgent:
             self.idle_since = time.monotonic() if at is None else at
             self.call_id = None
             self.pause_reason = ""
+        if self.on_change is not None:
+            self.on_change(self.extension)
 
 
 class AgentRoster:
+    """The agents, which of them changed (state, device state, added) since routing last
+    looked (:meth:`take_changed`), and per-queue counts by state kept as agents move."""
+
     def __init__(self) -> None:
         self.agents: dict[str, LiveAgent] = {}
+        self._changed: set[str] = set()
+        self._counts: dict[str, Counter[AgentState]] = {}
+        self._counted: dict[str, tuple[frozenset[str], AgentState]] = {}   # what the counts hold
 
     def add(self, agent: LiveAgent) -> None:
         self.agents[agent.extension] = agent
+        agent.on_change = self.touch
+        self.touch(agent.extension)
+
+    def touch(self, extension: str) -> None:
+        """Routing must look at this agent again (it moved, or an offer to it failed)."""
+        self._changed.add(extension)
+        self._recount(extension)
+
+    def _recount(self, extension: str) -> None:
+        agent = self.agents.get(extension)
+        now = (agent.queues, agent.state) if agent is not None else None
+        before = self._counted.get(extension)
+        if now == before:
+            return
+        if before is not None:
+            for queue in before[0]:
+                self._counts[queue][before[1]] -= 1
+        if now is None:
+            self._counted.pop(extension, None)
+            return
+        for queue in now[0]:
+            self._counts.setdefault(queue, Counter())[now[1]] += 1
+        self._counted[extension] = now
+
+    def count(self, queue: str, *states: AgentState) -> int:
+        """How many of the queue's agents are in one of ``states`` (O(states))."""
+        counts = self._counts.get(queue)
+        return sum(counts[s] for s in states) if counts else 0
+
+    def take_changed(self) -> set[str]:
+        changed = set(self._changed)
+        self._changed.clear()
+        return changed
 
     def get(self, extension: str) -> LiveAgent | None:
         return self.agents.get(extension)
@@ -71,6 +116,7 @@ class AgentRoster:
         if agent is not None and agent.device_state != state:
             logger.info("agent %s device %s -> %s", agent.extension, agent.device_state, state)
             agent.device_state = state
+            self._changed.add(agent.extension)
         return agent
 
     def routable(self) -> list[LiveAgent]:

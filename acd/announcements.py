@@ -4,6 +4,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+from sortedcontainers import SortedList
+
 from acd.state import CallState, LiveCall
 
 
@@ -29,6 +31,46 @@ def positions(calls: Iterable[LiveCall]) -> dict[str, int]:
             lines.setdefault(call.queue, []).append(call)
     return {call.id: place for line in lines.values()
             for place, call in enumerate(sorted(line, key=_line_key), start=1)}
+
+
+class Lines:
+    """The waiting calls (QUEUED or RINGING) of each queue in line order, kept as calls come
+    and go, so a position costs O(log n) and a queue's length O(1): nothing on a per-event
+    path walks the waiting calls.  Agrees with :func:`position_of`."""
+
+    def __init__(self) -> None:
+        self._lines: dict[str | None, SortedList] = {}
+        self._keys: dict[str, tuple[str | None, tuple]] = {}   # call id -> (queue, key)
+
+    def join(self, call: LiveCall) -> None:
+        """The call is (again) in its queue's line; a previous place is given up."""
+        self.leave(call.id)
+        key = _line_key(call)
+        self._lines.setdefault(call.queue, SortedList()).add(key)
+        self._keys[call.id] = (call.queue, key)
+
+    def leave(self, call_id: str) -> None:
+        entry = self._keys.pop(call_id, None)
+        if entry is not None:
+            queue, key = entry
+            self._lines[queue].discard(key)
+
+    def position(self, call: LiveCall) -> int:
+        """1-based; for a call not in line, where it would stand."""
+        queue, key = self._keys.get(call.id) or (call.queue, _line_key(call))
+        line = self._lines.get(queue)
+        return 1 + (line.bisect_left(key) if line else 0)
+
+    def length(self, queue: str | None) -> int:
+        return len(self._lines.get(queue) or ())
+
+    def lengths(self) -> dict[str | None, int]:
+        return {queue: len(line) for queue, line in self._lines.items() if line}
+
+    def positions(self) -> dict[str, int]:
+        """Every waiting call's position, one walk of each line (no sort)."""
+        return {key[2]: place for line in self._lines.values()
+                for place, key in enumerate(line, start=1)}
 
 
 def announcement_text(position: int, wait_seconds: float | None, *, say_position: bool = True,

@@ -22,7 +22,7 @@ from acd import routing
 from acd.actions import CallControl
 from acd.agent_desk import AgentCommandError, AgentDesk
 from acd.agents import AgentRoster, LiveAgent
-from acd.announcements import position_of, positions
+from acd.announcements import Lines
 from acd.clock import Clock, SystemClock
 from acd.events import NullEventSink, QueueEventSink
 from acd.hooks import DEFAULT_CLOSED_MESSAGE, CallHooks
@@ -45,6 +45,8 @@ PARK_RETRY_SECONDS = 1.0   # a park that failed (not 404) is tried once more aft
 MAX_BRIDGE_FAILURES = 3
 GiveUp = Callable[[str, str], Awaitable[None]]   # (call id, why): tell the caller, end the call
 T = TypeVar("T")
+LOGGED_IN_STATES = tuple(s for s in AgentState if s is not AgentState.LOGGED_OUT)
+STAFFED_STATES = tuple(s for s in LOGGED_IN_STATES if s is not AgentState.PAUSED)
 
 
 class Dispatcher:
@@ -68,9 +70,11 @@ class Dispatcher:
         self.action_deadline = action_deadline
         self.give_up = give_up             # None: end the call without a word
         self.calls: dict[str, LiveCall] = {}
+        self.routing = routing.LiveRouting(roster, bands=bands)
+        self.lines = Lines()                      # waiting calls per queue, in line order
+        self._talking: dict[str, str] = {}        # connected agent channel id -> call id
         self.desk = AgentDesk(roster, self.events, self.clock, self.kick)
-        self.waiting = WaitingRoom(self.queues, speak, self._overflow,
-                                   lambda: list(self.calls.values()), self._staffed)
+        self.waiting = WaitingRoom(self.queues, speak, self._overflow, self._position, self._staffed)
         self._ringing: dict[str, str] = {}        # agent channel id -> call id
         self._ring_started: dict[str, float] = {}
         self._last_ring: dict[str, float] = {}     # call id -> when its answered leg began ringing
@@ -103,8 +107,7 @@ class Dispatcher:
 
     async def _loop(self) -> None:
         while True:
-            wakeup = routing.next_wakeup(self._waiting(), self.roster.agents.values(), self._now(),
-                                         bands=self.bands)
+            wakeup = self.routing.next_wakeup()
             timeout = None if wakeup is None else max(0.0, wakeup - self._now())
             try:
                 await asyncio.wait_for(self._kick.wait(), timeout)
@@ -116,20 +119,27 @@ class Dispatcher:
             except Exception:
                 logger.exception("dispatch pass failed")
 
-    def _waiting(self) -> list[LiveCall]:
-        return [c for c in self.calls.values() if c.state is CallState.QUEUED]
-
     async def _dispatch_once(self) -> None:
         """One routing pass.  Passes never overlap (the lock), and each offer re-checks that
-        its call still waits and its agent is still free: never two offers for either.
+        its call still waits and its agent is still free: never two offers for either; an
+        offer not made is handed back to the router.  Routing sees only what changed since
+        the last pass (``_routing_changed`` and the roster's change log).
         Nothing inside awaits Asterisk: the originates run as tasks of their own."""
         async with self._pass_lock:
-            pairs = routing.assign(self._waiting(), self.roster.agents.values(), self._now(),
-                                   bands=self.bands)
-            for call_id, extension in pairs:
-                call, agent = self.calls.get(call_id), self.roster.agents[extension]
-                if call is not None and call.state is CallState.QUEUED and agent.routable:
+            for call_id, extension in self.routing.offers(self.calls, self._now()):
+                call, agent = self.calls.get(call_id), self.roster.get(extension)
+                if (call is not None and call.state is CallState.QUEUED
+                        and agent is not None and agent.routable):
                     self._offer(call, agent)
+                else:
+                    logger.info("offer of call %s to agent %s no longer holds: handed back",
+                                call_id, extension)
+                    self.routing.handed_back(call_id, extension)
+                    self.kick()
+
+    def _routing_changed(self, call: LiveCall) -> None:
+        """The call entered or left QUEUED, or its queue or ticket changed."""
+        self.routing.call_changed(call.id)
 
     def _spawn(self, coro: Awaitable[Any], name: str) -> None:
         task = asyncio.ensure_future(coro)
@@ -171,6 +181,7 @@ class Dispatcher:
         """Found talking after a restart: restored as it is (not a transition)."""
         call.state, call.queue, call.agent = CallState.CONNECTED, entry.ticket.queue, entry.agent
         call.agent_channel, call.answered_mono = entry.agent_channel, self._now()
+        self._talking[entry.agent_channel or ""] = call.id
         logger.info("call %s queue=%s agent=%s: re-adopted connected", call.id, call.queue, call.agent)
         self.calls[call.id] = call
         agent = self.roster.get(entry.agent or "")
@@ -213,6 +224,8 @@ class Dispatcher:
         call.enqueued_mono = self._now() - (now - call.enqueued_at).total_seconds()
         call.view = None
         self.calls[call.id] = call
+        self.lines.join(call)
+        self._routing_changed(call)
         call.orig_position = self._position(call)
         if report:  # a re-adopted call already has its ENTERQUEUE
             self.events.enter_queue(call.id, call.queue, call.caller_id, call.orig_position)
@@ -270,15 +283,13 @@ class Dispatcher:
         return None
 
     def _position(self, call: LiveCall) -> int:
-        return position_of(call, self.calls.values())
+        return self.lines.position(call)
 
     def _logged_in(self, queue: str) -> int:
-        return sum(1 for a in self.roster.agents.values()
-                   if queue in a.queues and a.state is not AgentState.LOGGED_OUT)
+        return self.roster.count(queue, *LOGGED_IN_STATES)
 
     def _staffed(self, queue: str) -> int:
-        return sum(1 for a in self.roster.agents.values()
-                   if queue in a.queues and a.state not in (AgentState.LOGGED_OUT, AgentState.PAUSED))
+        return self.roster.count(queue, *STAFFED_STATES)
 
     async def _overflow(self, call: LiveCall, target: str | None) -> None:
         """Max wait reached: leave for the overflow queue (keeping the place in line)."""
@@ -365,6 +376,8 @@ class Dispatcher:
         now = self._now()
         call.answered_mono = now
         self.waiting.forget(call.id)
+        self.lines.leave(call.id)
+        self._talking[channel_id] = call.id
         self.events.connect(call.id, call.queue or "", call.agent or "", call.waited(now),
                             now - self._ring_start_of(call), agent_channel=channel_id)
         agent = self.roster.get(call.agent or "")
@@ -386,6 +399,7 @@ class Dispatcher:
             await self._give_up(call, f"Asterisk failed the bridge {call.bridge_failures} times")
             return
         call.move(CallState.QUEUED, "bridge failed: back in line")
+        self._routing_changed(call)
         self.records.post(call.id, state=CallState.QUEUED, agent=None)
         self.kick()
         await self._park(call, self.queues.get(call.queue or ""))
@@ -404,8 +418,8 @@ class Dispatcher:
         if channel_id in self._ringing:
             await self._ring_failed(channel_id, cause)
             return
-        call = next((c for c in self.calls.values() if c.agent_channel == channel_id), None)
-        if call is not None and call.state is CallState.CONNECTED:
+        call = self.calls.get(self._talking.get(channel_id, ""))
+        if call is not None and call.state is CallState.CONNECTED and call.agent_channel == channel_id:
             await self._finish(call, CallOutcome.ANSWERED, "agent hung up")
 
     async def _ring_failed(self, channel_id: str, cause: int) -> None:
@@ -424,6 +438,7 @@ class Dispatcher:
             self.events.agent_pause(agent.extension, sorted(agent.queues), "not responding")
         call.agent, call.agent_channel = None, None
         call.move(CallState.QUEUED, f"ring failed cause={cause}")
+        self._routing_changed(call)
         await self.records.update(call.id, state=CallState.QUEUED, agent=None)
         self.kick()
 
@@ -473,14 +488,17 @@ class Dispatcher:
     async def _finish(self, call: LiveCall, outcome: CallOutcome, why: str,
                       cause: int | None = None) -> None:
         self.waiting.forget(call.id)
+        self.lines.leave(call.id)
         self._last_ring.pop(call.id, None)
         if call.state is CallState.CONNECTED:
             self._report_completion(call, why)
         self.calls.pop(call.id, None)
         previous = call.state
         call.move(CallState.ENDED, why)
+        self._routing_changed(call)
         if call.agent_channel:
             self._ringing.pop(call.agent_channel, None)
+            self._talking.pop(call.agent_channel, None)
         self._free_agent(call, previous)
         self.kick()
         survey = self._survey_flow(call, previous, why)
@@ -538,19 +556,21 @@ class Dispatcher:
     # -- status -------------------------------------------------------------------------
     def waiting_calls(self) -> list[dict]:
         now = self._now()
-        places = positions(self.calls.values())
+        places = self.lines.positions()
         return [{"id": c.id, "queue": c.queue, "state": c.state.value, "caller_id": c.caller_id,
                  "priority": c.priority, "skills": dict(c.skills), "position": places[c.id], "waited": round(c.waited(now), 1),
                  "announcements": self.waiting.announced.get(c.id, 0)}
                 for c in self.calls.values() if c.id in places]
 
     def snapshot(self) -> dict[str, dict[str, int]]:
+        """Per queue: waiting calls (a counter) and routable agents (a walk of the agents,
+        never of the calls)."""
         queues: dict[str, dict[str, int]] = {}
         for agent in self.roster.agents.values():
             for q in agent.queues:
                 entry = queues.setdefault(q, {"waiting": 0, "agents_available": 0})
                 entry["agents_available"] += int(agent.routable)
-        for call in self.calls.values():
-            if call.state in (CallState.QUEUED, CallState.RINGING) and call.queue:
-                queues.setdefault(call.queue, {"waiting": 0, "agents_available": 0})["waiting"] += 1
+        for queue, waiting in self.lines.lengths().items():
+            if queue:
+                queues.setdefault(queue, {"waiting": 0, "agents_available": 0})["waiting"] = waiting
         return queues

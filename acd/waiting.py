@@ -7,7 +7,7 @@ import logging
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 
-from acd.announcements import announcement_text, position_of
+from acd.announcements import announcement_text
 from acd.queues import QueueBook
 from acd.state import CallState, LiveCall
 from acd.stats import estimated_wait
@@ -20,11 +20,11 @@ Overflow = Callable[[LiveCall, str | None], Awaitable[None]]
 
 class WaitingRoom:
     def __init__(self, queues: QueueBook, speak: Speak | None, overflow: Overflow,
-                 calls: Callable[[], list[LiveCall]], staffed: Callable[[str], int]):
+                 position: Callable[[LiveCall], int], staffed: Callable[[str], int]):
         self.queues = queues
         self.speak = speak
         self.overflow = overflow
-        self.calls = calls
+        self.position = position         # the call's place in its queue's line (O(log n))
         self.staffed = staffed
         self.handle_times: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=50))
         self._watchers: dict[str, asyncio.Task] = {}
@@ -70,7 +70,7 @@ class WaitingRoom:
 
     def announcement(self, call: LiveCall) -> str:
         settings = self.queues.get(call.queue or "")
-        position = position_of(call, self.calls())
+        position = self.position(call)
         wait = estimated_wait(position, list(self.handle_times[call.queue or ""]),
                               self.staffed(call.queue or ""))
         return announcement_text(position, wait, say_position=settings.announce_position,
