@@ -1,6 +1,9 @@
 """``python -m bench.acd``: ACD benchmark, figures printed beside the stored baseline.
 
 (a) the pure routing policy at 1,000 agents x 10,000 waiting calls (see policy_bench.py);
+(c) serve's Dispatcher at the same scale, fake call control: one freed agent, and the event
+    loop's lag under a stream of events, beside the full recomputation it replaced (see
+    loop_bench.py);
 (b) live on one bench-owned Asterisk: caller INVITE -> agent INVITE through CallPilot's ACD
     and through app_queue, same agents, same load (see live.py).
 
@@ -36,7 +39,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE, help="baseline JSON to compare with")
     p.add_argument("--save-baseline", action="store_true", help="write this run as the baseline")
-    p.add_argument("--only", choices=("policy", "live"), help="run one part only")
+    p.add_argument("--only", choices=("policy", "dispatcher", "live"), help="run one part only")
     p.add_argument("--quick", action="store_true", help="fewer policy repetitions (smoke run)")
     p.add_argument("--agents", type=int, default=10, help="agent phones (live)")
     p.add_argument("--calls", type=int, default=40, help="measured calls per path (live)")
@@ -126,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.only in (None, "policy"):
             from bench.acd import policy_bench
             figures.update(policy_bench.run(quick=args.quick, log=clock.log))
+        if args.only in (None, "dispatcher"):
+            from bench.acd import loop_bench
+            figures.update(loop_bench.run(quick=args.quick, log=clock.log))
         if args.only in (None, "live"):
             result = asyncio.run(_live(args, clock))
             figures.update(result["figures"])
@@ -168,6 +174,12 @@ def _print(run: dict, baseline: dict | None, args: argparse.Namespace, clock: Cl
     for line in report.table("(a) pure policy: 1,000 agents, 10,000 waiting calls, 10 queues",
                              report.POLICY_ROWS, figures, baseline):
         print(line)
+    lines = report.table("(c) serve's Dispatcher, fake call control: 1,000 agents, 10,000 waiting; "
+                         "full recomputation in the same run", report.DISPATCHER_ROWS, figures, baseline)
+    if lines:
+        print()
+        for line in lines:
+            print(line)
     p = run["params"]
     title = (f"(b) live: {p['live_agents']} agent phones, {p['live_calls']} calls per path "
              f"(+{p['live_warmup']} warm-up) in {p['live_rounds']} alternating rounds, "

@@ -42,6 +42,22 @@ POLICY_ROWS = (
     Row("call_enters_incremental.p99_ms", "one call entering, incremental router event: p99", "ms"),
 )
 
+DISPATCHER_ROWS = (
+    Row("dispatcher_freed_agent.p50_ms", "one freed agent, Dispatcher pass (views+router+offer+wakeup): p50", "ms"),
+    Row("dispatcher_freed_agent.p99_ms", "one freed agent, Dispatcher pass: p99", "ms"),
+    Row("dispatcher_hangup_and_pass.p99_ms", "  hang-up handling + pass: p99", "ms"),
+    Row("dispatcher_freed_agent_full.p50_ms", "the same pass on the old full recomputation: p50", "ms"),
+    Row("dispatcher_freed_agent_full.p99_ms", "the same pass on the old full recomputation: p99", "ms"),
+    Row("dispatcher_freed_agent.ratio_p50", "  full / incremental p50 (same run)", "x", False),
+    Row("loop_lag.p50_ms", "event-loop lag, 10 ms ticker, event stream: p50", "ms"),
+    Row("loop_lag.p99_ms", "event-loop lag: p99 (target <= 20)", "ms"),
+    Row("loop_lag.max_ms", "event-loop lag: max", "ms"),
+    Row("loop_lag.offers", "  offers made during the stream", "", False),
+    Row("loop_lag_full.p50_ms", "event-loop lag on the old full recomputation: p50", "ms"),
+    Row("loop_lag_full.p99_ms", "event-loop lag on the old full recomputation: p99", "ms"),
+    Row("loop_lag.ratio_p99", "  full / incremental p99 (same run)", "x", False),
+)
+
 LIVE_ROWS = (
     Row("live.app_queue.p50_ms", "app_queue  caller INVITE -> agent INVITE p50", "ms"),
     Row("live.app_queue.p95_ms", "app_queue  caller INVITE -> agent INVITE p95", "ms"),
