@@ -11,7 +11,7 @@ STEP := bash scripts/step.sh
 PG_E2E := tests/e2e/test_call_path.py tests/e2e/test_acd_routing.py tests/e2e/test_ivr_speech.py
 
 
-.PHONY: deps venv asterisk-install lint run test test-pg unit e2e asterisk-up asterisk-down clean
+.PHONY: deps venv asterisk-install lint run test test-pg unit e2e bench asterisk-up asterisk-down clean
 
 deps:
 	@$(STEP) "Debian packages (scripts/debian-packages.txt)" "make deps" bash scripts/install-deps.sh
@@ -47,6 +47,16 @@ unit: venv
 
 e2e: deps venv
 	$(VENV)/bin/pytest -q -ra tests/e2e
+
+# Benchmarks: what they need (Debian packages incl. dumpcap from wireshark-common, sipp, the
+# Asterisk rootfs), then each one, printing its figures beside bench/baselines/.  Needs root
+# (Asterisk rootfs, packet capture on lo).  BENCH_ARGS is passed to each, e.g. --quick.
+BENCHES ?= acd ivr
+bench: deps venv asterisk-install
+	@command -v dumpcap >/dev/null || { echo "dumpcap missing after make deps (wireshark-common)"; exit 2; }
+	@command -v sipp >/dev/null || { echo "sipp missing after make deps (sip-tester)"; exit 2; }
+	@for b in $(BENCHES); do echo "== python -m bench.$$b $(BENCH_ARGS)"; \
+		$(VENV)/bin/python -m bench.$$b $(BENCH_ARGS) || exit $$?; done
 
 asterisk-up: deps venv
 	$(CP) asterisk up
