@@ -83,7 +83,7 @@ def seed_queue_agents(config: Config, queue: str, n: int, *, ext_base: int = 200
             session.add(models.Queue(name=queue, **queue_fields))
             for i, (ext, password) in enumerate(sorted(passwords.items())):
                 session.add(models.Agent(extension=ext, name=f"Agent {ext}",
-                                         birth_year=1960 + 4 * i, auto_login=True,
+                                         birth_year=1960 + 4 * (i % 12), auto_login=True,  # 1960..2004
                                          sip_md5_cred=sip_md5_cred(ext, password)))
                 session.flush()
                 session.add(models.QueueMember(queue_name=queue, agent_extension=ext))

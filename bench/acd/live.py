@@ -83,9 +83,9 @@ class Round:
 # --- instance -----------------------------------------------------------------------------
 
 
-def bench_config(state_dir: Path) -> Config:
+def bench_config(state_dir: Path, rtp_block: int = RTP_BLOCK) -> Config:
     """An isolated instance: own state dir, free loopback ports, only the two bench DIDs."""
-    config = isolated_config(state_dir, rtp_block=RTP_BLOCK)
+    config = isolated_config(state_dir, rtp_block=rtp_block)
     a = config.asterisk
     a.sip_host, a.trunk_ips, a.agent_qualify_seconds = "127.0.0.1", [TRUNK_IP], 0
     a.dids, a.agi_dids = {}, {}                      # no IVR: nothing to prerender
@@ -106,12 +106,14 @@ def seed_agents(config: Config, n: int) -> dict[str, str]:
 
 
 class LiveBench:
+    rtp_block = RTP_BLOCK         # RTP ports of the instance (a load run needs more)
+
     def __init__(self, opts: LiveOptions, log: Callable[[str], None]):
         self.opts = opts
         self.log = log
         self.state_dir = Path(tempfile.mkdtemp(prefix="callpilot-bench-acd-"))
         try:
-            self.config = bench_config(self.state_dir / "state")
+            self.config = bench_config(self.state_dir / "state", self.rtp_block)
         except BaseException:
             shutil.rmtree(self.state_dir, ignore_errors=True)
             raise
@@ -341,13 +343,20 @@ def _round_p50(r: Round, calls: dict[str, sipcap.CallTimes]) -> float | None:
     return round(statistics.median(values), 2) if values else None
 
 
-def _failure(times: sipcap.CallTimes | None, events: dict[str, str]) -> str:
+def setup_problem(times: sipcap.CallTimes | None, events: dict[str, str]) -> str:
+    """What went wrong before an agent phone was rung ('' if nothing)."""
     if times is None or times.invite is None:
         return "no INVITE seen"
     if times.answer is None:
         return f"caller not answered (final {events.get('final', 'none')})"
     if times.agent_invite is None:
         return "no agent INVITE"
+    return ""
+
+
+def _failure(times: sipcap.CallTimes | None, events: dict[str, str]) -> str:
+    if why := setup_problem(times, events):
+        return why
     if times.agent_answer is None:
         return "agent never answered"
     if events.get("ended") != "caller":

@@ -28,6 +28,7 @@ from acd.service import AcdService
 from acd.stasis import AcdStasis
 from callpilot.app import outbound_wiring
 from callpilot.app.status import StatusServer
+from callpilot.infra.loop_health import LoopLag
 from callpilot.infra.asterisk import runner as asterisk_runner
 from callpilot.infra.asterisk.agi import AgiServer
 from callpilot.infra.asterisk.ami import AmiMonitor
@@ -59,6 +60,7 @@ class Server:
         self._ivr(config)
         self.outbound = outbound_wiring.build(self)         # campaigns: roles outbound, outbound-amd
         self.status = StatusServer(config.state_dir / "serve.sock", self.snapshot, self.agent_command)
+        self.loop_lag = LoopLag()
         self.ari.on_event(self.router.on_event)
         self.ari.on_connect(self.ivr.resume_open_calls)     # callers in the menu first,
         self.ari.on_connect(self.readoption.resync)         # then the ACD takes the rest
@@ -134,6 +136,7 @@ class Server:
         await self.status.start()        # render in the background: ARI registers at once
         await self.ami.start()
         self.dispatcher.start()
+        self.loop_lag.start()
         self.outbound.dialer.start()
         ari_task = asyncio.create_task(self.ari.run(), name="ari")
         await self.agi.start()
@@ -160,6 +163,7 @@ class Server:
         logger.info("serve stopping; calls stay parked in Stasis for the next start")
         for task in list(self._tasks):
             task.cancel()
+        self.loop_lag.stop()
         await self.dispatcher.stop()
         await self.outbound.dialer.stop()
         await self.outbound.calls.stop()
@@ -186,6 +190,7 @@ class Server:
             "ari_connects": self.ari.connects,
             "ami": self.ami.state.value,
             "calls": len(self.dispatcher.calls) + len(self.ivr.active),
+            "loop_lag": self.loop_lag.figures(),
             "queues": self.dispatcher.snapshot(),
             "waiting": self.dispatcher.waiting_calls(),
             "agents": {a.extension: {"state": a.state.value, "device": a.device_state,
