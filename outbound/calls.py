@@ -97,6 +97,14 @@ class OutboundCalls:
         self.live: dict[str, LiveAttempt] = {}
         self._tasks: set[asyncio.Task] = set()
 
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        """Live campaign calls per campaign and phase (for ``callpilot status``)."""
+        out: dict[str, dict[str, int]] = {}
+        for attempt in self.live.values():
+            phases = out.setdefault(attempt.campaign.name, {})
+            phases[attempt.phase.value] = phases.get(attempt.phase.value, 0) + 1
+        return out
+
     def ringing(self, campaign: str) -> int:
         return sum(1 for a in self.live.values()
                    if a.campaign.name == campaign and a.phase is Phase.RINGING)

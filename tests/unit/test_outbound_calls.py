@@ -142,3 +142,10 @@ def test_longest_prefix_route_wins():
     assert dial_endpoint("+13105550100", routes, "") == "PJSIP/outbound/sip:+13105550100@a:5060"
     assert dial_endpoint("+442079460958", routes, "") is None
     assert dial_endpoint("+442079460958", routes, "c:5060").endswith("@c:5060")
+
+
+async def test_status_snapshot_counts_live_calls_by_phase(sessions):
+    store, calls, dialer, clock, ari = make(sessions, ["+12125550100", "+12125550101"],
+                                            zone="America/New_York")
+    await dialer.tick()
+    assert calls.snapshot() == {"c": {"ringing": 2}}
