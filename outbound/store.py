@@ -265,8 +265,11 @@ class CampaignStore:
                      row.language or campaign.language, dict(row.variables or {})), campaign
 
     def open_attempts(self) -> list[CampaignAttempt]:
+        """Attempts in flight claimed by THIS node (another node's calls live in its own
+        Asterisk: only that node can tell whether they still ring)."""
         with self.sessions() as s:
-            return list(s.scalars(select(CampaignAttempt).where(CampaignAttempt.outcome.is_(None))))
+            return list(s.scalars(select(CampaignAttempt).where(
+                CampaignAttempt.outcome.is_(None), CampaignAttempt.claimed_by == self.node)))
 
     # -- pacing inputs -------------------------------------------------------------------
     def in_flight(self, campaign_id: int) -> int:

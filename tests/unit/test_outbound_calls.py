@@ -149,3 +149,11 @@ async def test_status_snapshot_counts_live_calls_by_phase(sessions):
                                             zone="America/New_York")
     await dialer.tick()
     assert calls.snapshot() == {"c": {"ringing": 2}}
+
+
+async def test_recover_leaves_other_nodes_attempts_alone(sessions):
+    store, calls, dialer, clock, ari = make(sessions, ["+12125550100"], zone="America/New_York")
+    other = CampaignStore(sessions, node="node-b")
+    (claim,) = other.claim_due(store.get("c"), EARLY, limit=1)
+    await calls.resync()                     # this node's Asterisk has no such channel
+    assert store.attempt(claim.attempt_id).outcome is None
