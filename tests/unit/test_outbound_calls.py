@@ -157,3 +157,15 @@ async def test_recover_leaves_other_nodes_attempts_alone(sessions):
     (claim,) = other.claim_due(store.get("c"), EARLY, limit=1)
     await calls.resync()                     # this node's Asterisk has no such channel
     assert store.attempt(claim.attempt_id).outcome is None
+
+
+async def test_an_attempt_of_a_node_that_never_came_back_is_closed_after_an_hour(sessions):
+    store, calls, dialer, clock, ari = make(sessions, ["+12125550100"], zone="America/New_York")
+    other = CampaignStore(sessions, node="node-b")
+    (claim,) = other.claim_due(store.get("c"), EARLY, limit=1)
+    clock.now = EARLY + timedelta(minutes=59)
+    await dialer.tick()
+    assert store.attempt(claim.attempt_id).outcome is None and originated(ari) == []
+    clock.now = EARLY + timedelta(minutes=61)
+    await dialer.tick()
+    assert store.attempt(claim.attempt_id).outcome == "unknown"
