@@ -157,7 +157,7 @@ class Config:
 
     @property
     def db_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.state_dir.resolve() / 'callpilot.infra.db'}"
+        return self.database_url or f"sqlite:///{self.state_dir.resolve() / 'callpilot.db'}"
 
     @property
     def asterisk_dir(self) -> Path:
