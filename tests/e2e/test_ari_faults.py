@@ -35,7 +35,7 @@ from datetime import timedelta
 
 import pytest
 
-from acd.dispatcher import MAX_BRIDGE_FAILURES
+from acd.dispatcher import ACTION_DEADLINE, MAX_BRIDGE_FAILURES
 from callpilot.infra.asterisk import runner
 from callpilot.infra.config import AcdConfig, Config
 from callpilot.infra.db.models import CallRecord
@@ -290,6 +290,24 @@ async def test_originate_whose_answer_is_lost(cfg, proxy, serve, agents):
     result = await faulted.result()
     record = await wait_record(cfg, faulted.number, timeout=30)
     assert hit.status is None
+    assert_safe_end(record, result)
+    await assert_agents_released(serve, agents)
+
+
+async def test_originate_that_hangs_past_the_action_deadline(cfg, proxy, serve, agents):
+    """One call's agent-leg originate reaches Asterisk only after serve's action deadline
+    (ACTION_DEADLINE + 2 s): serve must have moved on (the call is offered elsewhere), and the
+    late leg Asterisk then creates must not be left ringing or connected to nobody."""
+    base = await baseline(cfg, proxy)
+    faulted = place(cfg, hold=25)
+    proxy.add(Rule("POST", AGENT_LEG, Delay(ACTION_DEADLINE + 2), query=caller_query(faulted),
+                   times=1))
+    hit = await proxy.wait_exchange(lambda x: x.fault is not None, timeout=30, what="the hanging originate")
+    others = [place(cfg, hold=4) for _ in range(OTHERS)]
+    assert_normal_pace(await finished(cfg, others), proxy, base)
+    result = await faulted.result()
+    record = await wait_record(cfg, faulted.number, timeout=30)
+    assert hit.seconds is not None and hit.seconds >= ACTION_DEADLINE
     assert_safe_end(record, result)
     await assert_agents_released(serve, agents)
 
