@@ -222,6 +222,11 @@ def cmd_flows(config: Config, args) -> int:
     return flows_cli.run(config, args)
 
 
+def cmd_campaigns(config: Config, args) -> int:
+    from callpilot.app import campaigns_cli
+    return campaigns_cli.run(config, args)
+
+
 def cmd_calendars(config: Config, args) -> int:
     from callpilot.app import calendars_cli
     return calendars_cli.run(config, args)
@@ -297,6 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
     qs.add_argument("--target", type=float, default=20.0, help="service level target, seconds")
     qs.add_argument("--json", action="store_true")
     qs.set_defaults(fn=cmd_queues)
+    from callpilot.app import campaigns_cli
+    cp = sub.add_parser("campaigns", help="outbound campaigns: create, import, start, pause, resume, report")
+    campaigns_cli.add_arguments(cp)
+    cp.set_defaults(fn=cmd_campaigns)
     return p
 
 

@@ -96,11 +96,12 @@ class _CliError(Exception):
 
 
 def _validator(config: Config):
-    """Validation like ``serve`` does it (vocabulary check when a speech model is set)."""
+    """Validation like ``serve`` does it (vocabulary check when a speech model is set; transfer
+    routes must be configured)."""
     from ivr.speech.model import SpeechUnavailable, load_configured
     from ivr.wiring import validator
     try:
-        return validator(load_configured(config.speech_model))
+        return validator(load_configured(config.speech_model), set(config.routes))
     except SpeechUnavailable as exc:
         raise _CliError(f"speech_model: {exc}") from exc
 

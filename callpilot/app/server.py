@@ -26,6 +26,7 @@ from acd.readoption import Readoption
 from acd.roster_store import load_queues, load_roster
 from acd.service import AcdService
 from acd.stasis import AcdStasis
+from callpilot.app import outbound_wiring
 from callpilot.app.status import StatusServer
 from callpilot.infra.asterisk import runner as asterisk_runner
 from callpilot.infra.asterisk.agi import AgiServer
@@ -56,10 +57,12 @@ class Server:
         self._infrastructure(config, engine)
         self._acd(config)
         self._ivr(config)
+        self.outbound = outbound_wiring.build(self)         # campaigns: roles outbound, outbound-amd
         self.status = StatusServer(config.state_dir / "serve.sock", self.snapshot, self.agent_command)
         self.ari.on_event(self.router.on_event)
         self.ari.on_connect(self.ivr.resume_open_calls)     # callers in the menu first,
         self.ari.on_connect(self.readoption.resync)         # then the ACD takes the rest
+        self.ari.on_connect(self.outbound.calls.resync)     # campaign calls: adopt or close
         # calls Asterisk took on the degraded path while serve was away (dialplan -> app_queue)
         self.degraded = DegradedCalls(asterisk_runner.queue_log_path(config),
                                       CallRecordStore(self.sessions),
@@ -90,7 +93,7 @@ class Server:
                                      ring_timeout=acd.ring_timeout, wrapup_seconds=acd.wrapup_seconds,
                                      queues=load_queues(self.sessions), speak=self._speak,
                                      events=self.queue_events, fallback_queue=acd.general_queue,
-                                     bands=self.bands, clock=self.clock)
+                                     bands=self.bands, clock=self.clock, give_up=self._apologise)
         self.acd = AcdService(self.dispatcher, self.control, self.records, customers=self.customers,
                               bands=self.bands, render=self.prompts.sound_uri_async,
                               fallback_queue=acd.general_queue, clock=self.clock)
@@ -101,6 +104,9 @@ class Server:
 
     async def _speak(self, call_id: str, text: str) -> None:
         await self.acd.speak(call_id, text)
+
+    async def _apologise(self, call_id: str, why: str) -> None:
+        await self.acd.apologise(call_id, why)
 
     def _ivr(self, config: Config) -> None:
         parts = ivr_wiring.build(config, self.sessions, self.prompts, customers=self.customers,
@@ -128,6 +134,7 @@ class Server:
         await self.status.start()        # render in the background: ARI registers at once
         await self.ami.start()
         self.dispatcher.start()
+        self.outbound.dialer.start()
         ari_task = asyncio.create_task(self.ari.run(), name="ari")
         await self.agi.start()
         self._background(self.degraded.run(), "degraded-calls")
@@ -154,6 +161,8 @@ class Server:
         for task in list(self._tasks):
             task.cancel()
         await self.dispatcher.stop()
+        await self.outbound.dialer.stop()
+        await self.outbound.calls.stop()
         self.acd_stasis.close()
         await self.flows.close()
         if self.ari_speech is not None:

@@ -113,6 +113,19 @@ class AcdConfig:
 
 
 @dataclass
+class OutboundConfig:
+    """Where campaign calls go: ``routes`` maps a number prefix ("+1212") to a carrier's
+    ``host:port`` (longest prefix wins), ``default_route`` takes the rest ("" = no route:
+    those contacts fail).  Calls leave through the PJSIP endpoint ``outbound``, which no
+    inbound request can ever be matched to (docs/outbound.md)."""
+    __pydantic_config__ = _STRICT
+    routes: dict[str, str] = field(default_factory=dict)
+    default_route: str = ""
+    poll_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+    node: Name = "serve"               # claimed_by on attempts (several nodes on one DB)
+
+
+@dataclass
 class Secrets:
     __pydantic_config__ = _STRICT
     ari_user: str = "callpilot"
@@ -139,11 +152,12 @@ class Config:
     routes: dict[str, dict[str, Any]] = field(default_factory=dict)   # checked by _validate_routes
     asterisk: AsteriskConfig = field(default_factory=AsteriskConfig)
     acd: AcdConfig = field(default_factory=AcdConfig)
+    outbound: OutboundConfig = field(default_factory=OutboundConfig)
     secrets: Secrets = field(default_factory=Secrets)
 
     @property
     def db_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.state_dir.resolve() / 'callpilot.infra.db'}"
+        return self.database_url or f"sqlite:///{self.state_dir.resolve() / 'callpilot.db'}"
 
     @property
     def asterisk_dir(self) -> Path:

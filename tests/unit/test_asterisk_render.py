@@ -46,7 +46,7 @@ def test_trunk_context_holds_only_the_dids(config):
     assert extens == {"800", "805", "801"}
     assert "Stasis(callpilot,inbound,sales)" in trunk
     assert "AGI(agi://127.0.0.1:4573/ivr/main)" in trunk
-    assert "Stasis(callpilot,enqueue,${CALLPILOT_QUEUE})" in trunk
+    assert "Stasis(callpilot,enqueue,${CALLPILOT_QUEUE},stored)" in trunk
     assert not [line for line in trunk.splitlines() if line.startswith("exten => _")]
     agents = conf.split("[from-agents]")[1].split("\n[")[0]
     steps = [line.split("=>", 1)[1] for line in agents.splitlines()

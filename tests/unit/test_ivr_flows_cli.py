@@ -152,3 +152,21 @@ def test_render_seeds_the_builtins_and_renders_their_prompts(cli, tmp_path) -> N
                                                                  "flow survey v1"]
     assert all(int(line.split(": ")[1].split()[0]) > 0 for line in out.splitlines())
     assert len(list((tmp_path / "var" / "prompts").glob("*.wav"))) >= 10
+
+
+def test_validate_refuses_a_transfer_to_a_route_that_is_not_configured(tmp_path, capsys):
+    """A flow names a route; only the admin's [routes] make one exist."""
+    from callpilot.app import flows_cli
+    from callpilot.app.cli import build_parser
+    from callpilot.infra.config import Config
+    doc = {"name": "x", "start": "t", "nodes": {
+        "t": {"type": "transfer", "route": "fraud_desk", "fallback": "bye"},
+        "bye": {"type": "hangup"}}}
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps(doc))
+    config = Config(state_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'f.db'}")
+    args = build_parser().parse_args(["flows", "validate", str(path)])
+    assert flows_cli.run(config, args) == 1
+    assert "t: route 'fraud_desk' is not configured (config [routes]: none)" in capsys.readouterr().err
+    config.routes = {"fraud_desk": {"number": "+18005550100", "trunk": "carrier"}}
+    assert flows_cli.run(config, args) == 0
