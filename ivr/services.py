@@ -24,8 +24,7 @@ class ServiceError(Exception):
 
 class Services(Protocol):
     async def customer(self, phone: str) -> dict[str, Any] | None:
-        """The caller's profile (name, birth_year, segment, language) or None if unknown.
-        Raises :class:`ServiceError` when the lookup cannot be done."""
+        """The caller's profile by phone number (None if unknown).  Raises ServiceError."""
 
     async def webhook(self, url: str, *, method: str, payload: dict[str, Any],
                       timeout: float) -> dict[str, Any]:
@@ -55,6 +54,7 @@ class DefaultServices:
         self._http = http   # aiohttp.ClientSession; created on first use when None
 
     async def customer(self, phone: str) -> dict[str, Any] | None:
+        # inline, as the ACD does: the directory answers from its TTL cache or one indexed query
         if self._customers is None or not phone:
             return None
         try:
