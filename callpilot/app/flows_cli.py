@@ -89,13 +89,13 @@ class _CliError(Exception):
 
 
 def _validator(config: Config):
-    """Validation like ``serve`` does it (vocabulary check when a speech model is set)."""
-    from ivr.speech.model import SpeechUnavailable, load_configured
-    from ivr.wiring import validator
+    """Validation like ``serve`` does it (vocabulary check per speech engine)."""
+    from ivr.speech.model import SpeechUnavailable
+    from ivr.wiring import load_engines, validator
     try:
-        return validator(load_configured(config.speech_model))
+        return validator(load_engines(config))
     except SpeechUnavailable as exc:
-        raise _CliError(f"speech_model: {exc}") from exc
+        raise _CliError(f"speech: {exc}") from exc
 
 
 @contextmanager
