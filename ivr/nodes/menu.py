@@ -22,7 +22,7 @@ __all__ = ["AGENT_KEY", "AGENT_PHRASES", "MenuNode", "Option", "normalise_phrase
 
 AGENT_KEY = "0"
 AGENT_PHRASES: dict[str, tuple[str, ...]] = {
-    "en": ("agent", "operator", "representative", "zero"),
+    "en": ("agent", "operator", "representative"),
     "ko": ("상담원", "상담사", "영"),
 }
 

@@ -30,6 +30,13 @@ class VadSettings:
     floor_db: float = -45.0       # never call quieter frames speech
     margin_db: float = 12.0       # speech = this much above the noise floor
     noise_alpha: float = 0.05     # noise floor tracking speed (per non-speech frame)
+    # The first frames only measure the line: a line already noisy when listening starts
+    # (10 dB SNR white noise) was otherwise taken for speech from the first frame on.
+    calibrate_ms: int = 200
+
+
+def at_start(seconds: float) -> bool:
+    return seconds <= FRAME_MS / 1000 + 1e-9
 
 
 def periodicity(frame: np.ndarray, min_lag: int, max_lag: int) -> float:
@@ -90,7 +97,9 @@ class EnergyVad:
         level = frame_db(frame)
         at = self.seconds
         self.seconds += FRAME_MS / 1000
-        if level >= self.threshold_db:
+        if at * 1000 < self.settings.calibrate_ms:
+            self._calibrate(level)
+        elif level >= self.threshold_db:
             if periodicity(frame, *self.lags) >= PERIODIC:
                 self.voiced_ms += FRAME_MS
             self._voiced(at)
@@ -104,6 +113,10 @@ class EnergyVad:
         self._run_ms += FRAME_MS
         if self.speech_at is None and self._run_ms >= self.settings.start_ms:
             self.speech_at, self.detected_at = self._run_start, self.seconds
+
+    def _calibrate(self, level: float) -> None:
+        level = max(level, -90.0)
+        self.noise_db = level if at_start(self.seconds) else 0.5 * (self.noise_db + level)
 
     def _unvoiced(self, level: float) -> None:
         self._run_start, self._run_ms = None, 0
