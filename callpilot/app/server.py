@@ -191,9 +191,9 @@ class Server:
     def _caller_attributes(self, caller_id: str) -> dict:
         return caller_attributes(self.profiles.lookup(caller_id), date.today().year, self.bands)
 
-    async def speak(self, call_id: str, text: str) -> None:
-        """Tell one waiting caller something (TTS rendered once, then cached)."""
-        await self.control.play(call_id, await self.prompts.sound_uri_async(text))
+    async def speak(self, call_id: str, text: str, language: str | None = None) -> None:
+        """Tell one waiting caller something in the call's language and voice (TTS cached)."""
+        await self.control.play(call_id, await self.prompts.sound_uri_async(text, language))
 
     async def _enqueue_from_dialplan(self, channel: dict[str, Any], queue: str) -> None:
         caller_id = channel.get("caller", {}).get("number", "")

@@ -28,7 +28,7 @@ class VadSettings:
     start_ms: int = 100           # voiced audio needed before speech "starts" (barge-in)
     end_silence_ms: int = 450     # trailing silence that ends an answer (endpoint)
     floor_db: float = -45.0       # never call quieter frames speech
-    margin_db: float = 12.0       # speech = this much above the noise floor
+    margin_db: float = 6.0        # speech = this much above the noise floor
     noise_alpha: float = 0.05     # noise floor tracking speed (per non-speech frame)
     # The first frames only measure the line: a line already noisy when listening starts
     # (10 dB SNR white noise) was otherwise taken for speech from the first frame on.
