@@ -103,6 +103,7 @@ async def test_a_spoken_option_reaches_its_queue(cfg, serve, seconds, tmp_path, 
     result = await call(cfg, "800", who, audio, hold=speak_at + 4).run()
     record = await wait_record(cfg, who, timeout=30)
     assert result.answered
+    print("\ninputs:", record.journey["inputs"])
     assert spoken(record)[0] == ("main_menu", "speech", word)
     assert record.queue == queue
 
