@@ -201,7 +201,9 @@ class SphinxRecognizer:
         if self._slot is None:
             return True
         self.audio_seconds += len(pcm) / (2 * self.sample_rate)
-        self._slot.decoder.process_raw(scaled(self._resampler(pcm), INPUT_GAIN), full_utt=False)
+        pcm = self._resampler(pcm)
+        if pcm:                          # the resampler may hold back a first short chunk
+            self._slot.decoder.process_raw(scaled(pcm, INPUT_GAIN), full_utt=False)
         return False
 
     def partial(self) -> str:

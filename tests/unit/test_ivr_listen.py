@@ -71,11 +71,21 @@ def test_vad_follows_the_noise_floor() -> None:
     rng = np.random.default_rng(7)
     noise = (rng.standard_normal(RATE * 2) * 32768 * 10 ** (-50 / 20)).astype(np.int16)
     vad.feed(noise.tobytes())                           # -50 dBFS line noise
-    assert not vad.started and vad.threshold_db == pytest.approx(-38, abs=1)
-    vad.feed(tone(0.1, -40).tobytes())                  # above the floor, not above the noise
+    assert not vad.started and vad.threshold_db == pytest.approx(-44, abs=1)   # noise + 6 dB
+    vad.feed(tone(0.1, -46).tobytes())                  # above the noise, not by 6 dB
     assert not vad.started
     vad.feed(tone(0.3, -15).tobytes())
     assert vad.started
+
+
+def test_vad_counts_only_pitched_frames_as_voiced() -> None:
+    vad = EnergyVad(RATE)
+    rng = np.random.default_rng(3)
+    vad.feed(silence(0.3).tobytes())
+    vad.feed((rng.standard_normal(RATE) * 3000).astype(np.int16).tobytes())    # loud noise
+    assert vad.started and vad.voiced_ms == 0
+    vad.feed(tone(0.3, -20).tobytes())                                        # a "vowel"
+    assert vad.voiced_ms >= 280
 
 
 def test_vad_accepts_odd_chunk_sizes() -> None:
