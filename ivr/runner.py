@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -24,11 +25,24 @@ from ivr.tts import PromptCache
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FlowResult", "FlowRunner", "Outcome", "prerender"]
+__all__ = ["FlowResult", "FlowRunner", "Outcome", "Resume", "collect_prompts", "prerender"]
 
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a call re-adopted after a restart of serve takes up its flow: the node it was in,
+    with the path and inputs it had so far (so its record stays complete)."""
+
+    node: str
+    path: list[str] = field(default_factory=list)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+
+
+Progress = Callable[[CallContext], None]
 
 
 @dataclass
@@ -67,14 +81,27 @@ class FlowRunner:
     async def prerender(self, flow: Flow | dict[str, Any]) -> int:
         return await prerender(self.prompts, _as_flow(flow))
 
+    async def collect(self, flows: list[Flow]) -> int:
+        return await collect_prompts(self.prompts, flows)
+
     async def run(self, flow: Flow | dict[str, Any], driver: CallDriver,
-                  variables: dict[str, Any] | None = None) -> FlowResult:
+                  variables: dict[str, Any] | None = None, *, resume: Resume | None = None,
+                  on_progress: Progress | None = None) -> FlowResult:
+        """``on_progress(ctx)`` runs at every node entered and every input given (before a
+        node masks a secret input: defer the reading, e.g. with ``loop.call_soon``)."""
         flow = _as_flow(flow)
         ctx = self._context(flow, driver, variables or {})
+        if on_progress is not None:
+            ctx.on_progress = lambda: on_progress(ctx)
+        start = flow.start
+        if resume is not None and resume.node in flow.nodes:
+            start = resume.node
+            ctx.path.extend(resume.path)
+            ctx.inputs.extend(resume.inputs)
         started = self.clock()
-        logger.info("call %s from %s to %s enters flow %s v%s", driver.call_id,
-                    driver.caller_id, driver.did, flow.name, flow.version)
-        outcome = await self._walk(flow, ctx)
+        logger.info("call %s from %s to %s enters flow %s v%s at %s", driver.call_id,
+                    driver.caller_id, driver.did, flow.name, flow.version, start)
+        outcome = await self._walk(flow, ctx, start)
         result = FlowResult(outcome, ctx.path, ctx.inputs, started, self.clock(), flow.name,
                             flow.version, ctx.variables)
         logger.info("call %s leaves flow %s: %s %s via %s", driver.call_id, flow.name,
@@ -91,9 +118,9 @@ class FlowRunner:
                            speech_languages=self.speech_languages,
                            timezone=flow.timezone or "UTC")
 
-    async def _walk(self, flow: Flow, ctx: CallContext) -> Outcome:
+    async def _walk(self, flow: Flow, ctx: CallContext, start: str) -> Outcome:
         try:
-            return await self._steps(flow, ctx)
+            return await self._steps(flow, ctx, start)
         except CallerHangup:
             logger.info("call %s: caller hung up in node %s", ctx.driver.call_id,
                         ctx.path[-1] if ctx.path else None)
@@ -106,10 +133,12 @@ class FlowRunner:
                              self.fallback_queue)
             return Outcome("enqueue", queue=self.fallback_queue, reason="error")
 
-    async def _steps(self, flow: Flow, ctx: CallContext) -> Outcome:
-        node_id = flow.start
+    async def _steps(self, flow: Flow, ctx: CallContext, start: str) -> Outcome:
+        node_id = start
         for _ in range(self.max_steps):
             ctx.path.append(node_id)
+            if ctx.on_progress is not None:
+                ctx.on_progress()
             step = await flow.nodes[node_id].run(ctx)
             if isinstance(step, Outcome):
                 return step
@@ -123,10 +152,33 @@ def _as_flow(flow: Flow | dict[str, Any]) -> Flow:
     return flow if isinstance(flow, Flow) else schema.parse(flow)
 
 
-async def prerender(prompts: PromptCache, flow: Flow) -> int:
-    """Render every static prompt of ``flow`` (off the event loop); returns how many."""
+# Bounds of one flow version's prompt rendering: the rest is synthesised when a call meets it.
+PRERENDER_MAX_SECONDS = 120.0
+PROMPTS_MAX_BYTES = 512 * 1024 * 1024
+
+
+async def prerender(prompts: PromptCache, flow: Flow, *, max_seconds: float = PRERENDER_MAX_SECONDS,
+                    max_bytes: int = PROMPTS_MAX_BYTES) -> int:
+    """Render the static prompts of ``flow`` (off the event loop), for at most
+    ``max_seconds`` and while the prompt directory holds less than ``max_bytes``; returns
+    how many are ready.  What is left is rendered by the first call that needs it."""
     pairs = flow.static_prompts()
+    deadline = time.monotonic() + max_seconds
+    done = 0
     for text, language in pairs:
+        if time.monotonic() > deadline or await asyncio.to_thread(prompts.usage_bytes) > max_bytes:
+            logger.warning("flow %s: %d of %d prompts rendered, stopped at the bound (%.0f s, "
+                           "%d MB); calls render the rest when they meet them", flow.name, done,
+                           len(pairs), max_seconds, max_bytes // 2**20)
+            break
         await prompts.render_async(text, language)
-    logger.info("flow %s: %d static prompts ready", flow.name, len(pairs))
-    return len(pairs)
+        done += 1
+    return done
+
+
+async def collect_prompts(prompts: PromptCache, flows: list[Flow]) -> int:
+    """Delete rendered prompts that none of ``flows`` uses (older than the cache's grace
+    period, so prompts of calls in progress and dynamic ones just rendered stay)."""
+    keep = {prompts.path_for(text, language) for flow in flows
+            for text, language in flow.static_prompts()}
+    return await asyncio.to_thread(prompts.collect, keep)

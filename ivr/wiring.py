@@ -4,27 +4,29 @@
 * flows: :class:`~ivr.store.FlowStore` versions (built-ins seeded as version 1), served by
   :class:`~ivr.published.PublishedFlows`; publishing checks phrases against the speech
   model's vocabulary when one is configured.
-* speech (``speech``: an engine per language, by default pocketsphinx for English and the
-  packaged Vosk model for Korean; see :mod:`ivr.speech.engines`): engines loaded once per
-  process, ARI listening through :class:`~ivr.ari_media.AriMedia` (its own ``<app>-media``
-  Stasis application), AGI listening through recordings in ``<state_dir>/speech``.
+* speech (``speech_model`` set): one Vosk model for the process, ARI listening through
+  :class:`~ivr.ari_media.AriMedia` (its own ``<app>-media`` Stasis application), AGI
+  listening through recordings in ``<state_dir>/speech``.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 from callpilot.infra.asterisk.ari import AriClient
-from callpilot.infra.config import Config
+from callpilot.infra.calendar import Calendar
+from callpilot.infra.config import Config, route_dial_strings
+from callpilot.infra.db.customers import CustomerDirectory
 from ivr import schema
 from ivr.agi_driver import AgiSpeech
 from ivr.ari_driver import AriSpeech
 from ivr.ari_media import AriMedia
 from ivr.errors import FlowError
+from ivr.nodes.transfer import TransferNode
 from ivr.published import PublishedFlows
 from ivr.runner import FlowRunner
-from ivr.services import DefaultServices, age_band_of
+from ivr.services import DefaultServices
 from ivr.speech import engines as speech_engines
 from ivr.speech.engines import SpeechEngines
 from ivr.store import FlowStore
@@ -45,30 +47,47 @@ class IvrParts:
     agi_speech: AgiSpeech | None
 
 
-def validator(engines: SpeechEngines | None) -> Callable[[dict], list[FlowError]]:
-    """Flow validation for publishing: phrases must be in their language's engine vocabulary."""
-    if not engines:
-        return schema.check
-    known = {language: engine.knows for language, engine in engines.by_language.items()}
-    return lambda doc: schema.check(doc, vocabularies=known)
+def validator(engines: SpeechEngines | None,
+              routes: Collection[str] | None = None) -> Callable[[dict], list[FlowError]]:
+    """Flow validation for publishing: phrases must be in their language's engine vocabulary;
+    with ``routes`` (the configured outbound route names), transfer nodes may name only those."""
+    known = {lang: engine.knows for lang, engine in engines.by_language.items()} if engines else {}
+
+    def check(doc: dict) -> list[FlowError]:
+        errors = schema.check(doc, vocabularies=known) if known else schema.check(doc)
+        return errors or _unknown_routes(doc, routes)
+    return check
 
 
 def load_engines(config: Config) -> SpeechEngines:
     return speech_engines.load(config.speech, config.speech_model)
 
 
+def _unknown_routes(doc: dict, routes: Collection[str] | None) -> list[FlowError]:
+    if routes is None:
+        return []
+    return [FlowError(node.id, f"route {node.name!r} is not configured (config [routes]: "
+                               f"{', '.join(sorted(routes)) or 'none'})")
+            for node in schema.parse(doc).nodes.values()
+            if isinstance(node, TransferNode) and node.kind == "route" and node.name not in routes]
+
+
 def build(config: Config, sessions: Any, prompts: PromptCache, *,
-          age_band: Callable[[int, int], str] = age_band_of) -> IvrParts:
+          customers: CustomerDirectory | None, age_band: Callable[[int, int], str],
+          calendars: Callable[[str], Calendar | None] | None = None) -> IvrParts:
+    """``calendars``: name -> stored calendar (branch conditions); outbound routes for
+    transfer nodes come from ``config.routes`` (fixed numbers only)."""
     engines = load_engines(config)
-    store = FlowStore(sessions, validate=validator(engines))
-    runner = FlowRunner(prompts, fallback_queue=config.acd.general_queue,
-                        services=DefaultServices(sessions, age_band=age_band),
+    store = FlowStore(sessions, validate=validator(engines, set(config.routes)))
+    services = DefaultServices(customers, age_band=age_band, calendars=calendars,
+                               routes=route_dial_strings(config))
+    runner = FlowRunner(prompts, fallback_queue=config.acd.general_queue, services=services,
                         speech_languages=engines.languages)
-    flows = PublishedFlows(store, runner.prerender)
+    flows = PublishedFlows(store, runner.prerender, collect=runner.collect)
     ari_speech = agi_speech = None
     if engines:
         s, a = config.secrets, config.asterisk
-        media_ari = AriClient(config.ari_url, s.ari_user, s.ari_password,
+        media_ari = AriClient(config.ari_client_url, s.ari_user, s.ari_password,
                               f"{a.app_name}{MEDIA_APP_SUFFIX}")
         ari_speech = AriSpeech(engines, AriMedia(media_ari))
         agi_speech = AgiSpeech(engines, config.state_dir.resolve() / "speech")
