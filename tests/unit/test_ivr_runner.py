@@ -202,3 +202,17 @@ async def test_main_flow_with_real_espeak_prompts(tmp_path: Path) -> None:
     for sounds in driver.played:
         for sound in sounds:
             assert Path(sound[len("sound:"):] + ".wav").stat().st_size > 8000
+
+
+async def test_every_menu_reaches_a_person_by_0_or_by_saying_operator(runner) -> None:
+    flow = parse({"name": "m", "language": "en-us", "start": "m", "nodes": {
+        "m": {"type": "menu", "prompt": "billing or cards?", "fallback": "to_general",
+              "options": [{"key": "1", "phrases": ["billing"], "target": "to_billing"},
+                          {"key": "2", "phrases": ["cards"], "target": "to_billing"}]},
+        "to_billing": {"type": "enqueue", "queue": "billing"},
+        "to_general": {"type": "enqueue", "queue": "general"}}})
+    by_key = await runner.run(flow, FakeDriver(["0"]), {})
+    by_voice = await runner.run(flow, FakeDriver([Say("operator")], speech=True), {})
+    assert by_key.outcome.queue == by_voice.outcome.queue == "general"
+    assert by_key.outcome.reason == by_voice.outcome.reason == ""     # chosen, not a fallback
+    assert [i["value"] for i in by_voice.inputs] == ["operator"]
