@@ -152,7 +152,7 @@ class Config:
     speech_model: str = ""
     # allow-listed outbound routes a flow's transfer node may name: name -> {number, trunk}.
     # The number is fixed here (never from caller input); trunk names asterisk.outbound_trunks.
-    routes: dict[str, dict[str, str]] = field(default_factory=dict)
+    routes: dict[str, dict[str, Any]] = field(default_factory=dict)   # checked by _validate_routes
     asterisk: AsteriskConfig = field(default_factory=AsteriskConfig)
     acd: AcdConfig = field(default_factory=AcdConfig)
     outbound: OutboundConfig = field(default_factory=OutboundConfig)
