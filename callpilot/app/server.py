@@ -104,8 +104,8 @@ class Server:
         self.ami = AmiMonitor("127.0.0.1", a.ami_port, config.secrets.ami_user,
                               config.secrets.ami_secret, self.dispatcher.device_state_changed)
 
-    async def _speak(self, call_id: str, text: str) -> None:
-        await self.acd.speak(call_id, text)
+    async def _speak(self, call_id: str, text: str, language: str | None = None) -> None:
+        await self.acd.speak(call_id, text, language)
 
     async def _apologise(self, call_id: str, why: str) -> None:
         await self.acd.apologise(call_id, why)
