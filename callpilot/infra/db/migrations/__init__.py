@@ -34,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 # Every module that declares tables on callpilot.infra.db.base.Base (imported only to compare).
 MODEL_MODULES = (
     "callpilot.infra.db.models",
+    "callpilot.infra.db.callbacks",
     "ivr.store",
 )
 PG_LOCK_KEY = 0x43_50_4D_49_47  # "CPMIG": one advisory lock for schema migrations
