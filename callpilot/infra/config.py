@@ -61,6 +61,26 @@ class AcdConfig:
 
 
 @dataclass
+class CallbacksConfig:
+    """Callbacks (issue 12): numbers, retries, expiry; per-queue offer thresholds."""
+    default_country: str = "KR"        # region for numbers keyed without +country code
+    # countries a callback may dial (toll-fraud guard); empty = the default country only
+    allowed_countries: list[str] = field(default_factory=list)
+    max_attempts: int = 3              # customer attempts before the callback fails
+    retry_seconds: int = 300           # after no answer or busy
+    voicemail_retry_seconds: int = 900  # after an answering machine
+    expiry_seconds: int = 4 * 3600     # a callback not served by then is closed as expired
+    customer_ring_seconds: int = 30    # how long the customer's phone rings
+    offer_after_seconds: int = 120     # offer when the estimated wait exceeds this (0 = never)
+    offer_key: str = "5"               # the key that asks for a callback at any time
+    cancel_key: str = "9"              # pressed on the callback call: cancel it
+    customer_first_queues: list[str] = field(default_factory=list)
+    # the dedicated outbound route (pjsip endpoint) callbacks are dialled through
+    trunk_endpoint: str = "callback-trunk"
+    api_rate_limit: str = "10 per minute"  # per token, on the web "call me" endpoint
+
+
+@dataclass
 class Secrets:
     ari_user: str = "callpilot"
     ari_password: str = ""
@@ -82,6 +102,7 @@ class Config:
     speech_model: str = ""
     asterisk: AsteriskConfig = field(default_factory=AsteriskConfig)
     acd: AcdConfig = field(default_factory=AcdConfig)
+    callbacks: CallbacksConfig = field(default_factory=CallbacksConfig)
     secrets: Secrets = field(default_factory=Secrets)
 
     @property
@@ -161,7 +182,8 @@ def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
 
 def _coerce(f: dataclasses.Field, value: Any, where: str) -> Any:
     kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-    nested = {"AsteriskConfig": AsteriskConfig, "AcdConfig": AcdConfig, "Secrets": Secrets}
+    nested = {"AsteriskConfig": AsteriskConfig, "AcdConfig": AcdConfig, "Secrets": Secrets,
+              "CallbacksConfig": CallbacksConfig}
     if kind in nested:
         if not isinstance(value, dict):
             raise ConfigError(f"[{where}] must be a table")
