@@ -12,18 +12,22 @@ import time
 from datetime import datetime
 
 from acd import routing
+from acd.policy.callbacks import assign_with_callbacks
 from acd.actions import CallControl
 from acd.announcements import position_of, positions
 from acd.agents import AgentRoster, LiveAgent
 from acd.events import NullEventSink, QueueEventSink
-from acd.model import DEFAULT_AGE_BANDS, AgeBands, AgentState
+from acd.model import DEFAULT_AGE_BANDS, AgeBands, AgentState, steps_to_list
 from acd.queues import QueueBook
 from acd.state import CallState, LiveCall, Outcome
 from acd.waiting import Speak, WaitingRoom
 from callpilot.infra.asterisk.ari_helpers import agent_channel_id
+from callpilot.infra.db.callbacks import CallbackSource
 from callpilot.infra.db.records import RecordWriter, utcnow
 
 logger = logging.getLogger(__name__)
+
+CALLBACK_TICK = 2.0     # seconds between passes while callbacks are attached
 
 
 class AgentCommandError(ValueError):
@@ -54,6 +58,15 @@ class Dispatcher:
         self._pass_lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
         self._timers: set[asyncio.Task] = set()
+        self.callbacks = None      # acd.callbacks.CallbackService, attached by the composition root
+        self.offer_key = ""
+        self.number_of = lambda caller_id: None   # caller ID -> E.164 (for merging callbacks)
+
+    def attach_callbacks(self, service, number_of) -> None:
+        """Pending callbacks join the line; ``number_of`` normalises caller IDs to E.164
+        (None when not a callable number)."""
+        self.callbacks, self.number_of = service, number_of
+        self.waiting.ahead = self.callbacks_ahead
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
@@ -74,6 +87,8 @@ class Dispatcher:
             wakeup = routing.next_wakeup(self._waiting(), self.roster.agents.values(), time.monotonic(),
                                          bands=self.bands)
             timeout = None if wakeup is None else max(0.0, wakeup - time.monotonic())
+            if self.callbacks is not None:   # callbacks come due (retry, window) and arrive from the web
+                timeout = min(timeout or CALLBACK_TICK, CALLBACK_TICK)
             try:
                 await asyncio.wait_for(self._kick.wait(), timeout)
             except asyncio.TimeoutError:
@@ -91,12 +106,28 @@ class Dispatcher:
         """One routing pass.  Passes never overlap (the lock), and each offer re-checks that
         its call still waits and its agent is still free: never two offers for either."""
         async with self._pass_lock:
-            pairs = routing.assign(self._waiting(), self.roster.agents.values(), time.monotonic(),
-                                   bands=self.bands)
+            pairs, released = await self._match()
             for call_id, extension in pairs:
                 call, agent = self.calls.get(call_id), self.roster.agents[extension]
                 if call is not None and call.state is CallState.QUEUED and agent.routable:
                     await self._offer(call, agent)
+            for callback_id, extension in released:
+                agent = self.roster.agents[extension]
+                if agent.routable:
+                    await self.callbacks.place(callback_id, agent)
+
+    async def _match(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """One matching of live calls and due callbacks (each callback ordered by its
+        original entry time among the live calls): (call pairs, callback pairs)."""
+        now = time.monotonic()
+        if self.callbacks is None:
+            return routing.assign(self._waiting(), self.roster.agents.values(), now, bands=self.bands), []
+        await self.callbacks.refresh()
+        live = [routing.call_view(call) for call in self._waiting()]
+        agents = [routing.agent_view(agent) for agent in self.roster.agents.values()]
+        pending = self.callbacks.pending_views(now, live_calls=self.calls.keys())
+        return assign_with_callbacks(live, pending, agents, now,
+                                     dialling_numbers=self.callbacks.dialling_numbers(), bands=self.bands)
 
     # -- entering the queue -------------------------------------------------------------
     async def enqueue(self, call: LiveCall, queue: str, *, priority: int = 0,
@@ -115,6 +146,8 @@ class Dispatcher:
     async def _enter(self, call: LiveCall, queue: str, priority: int, skills: dict | None,
                      steps: tuple | None, enqueued_at: datetime | None, report: bool = True) -> None:
         settings = self.queues.get(queue)
+        if report and enqueued_at is None:
+            enqueued_at = await self._merge_callback(call, queue)
         call.queue, call.priority, call.skill = queue, priority, settings.queue_skill
         call.skills = dict(skills or {})
         call.steps = tuple(settings.routing_steps() if steps is None else steps)
@@ -137,8 +170,67 @@ class Dispatcher:
         if not parked:
             await self.caller_gone(call.id)
 
+    async def _merge_callback(self, call: LiveCall, queue: str) -> datetime | None:
+        """A caller whose callback is pending in this queue called in: one entry, the older place."""
+        number = self.number_of(call.caller_id) if self.callbacks is not None else None
+        if number is None:
+            return None
+        older = await self.callbacks.merge_call_in(queue, number, call.id)
+        if older is not None:
+            logger.info("call %s: pending callback of %s merged, keeps entry %s", call.id, number,
+                        older.isoformat())
+        return older
+
     def _position(self, call: LiveCall) -> int:
-        return position_of(call, self.calls.values())
+        return position_of(call, self.calls.values()) + self.callbacks_ahead(call)
+
+    def callbacks_ahead(self, call: LiveCall) -> int:
+        if self.callbacks is None or call.queue is None:
+            return 0
+        return self.callbacks.ahead_of(routing.call_view(call), time.monotonic())
+
+    async def take_callback(self, call: LiveCall, number: str) -> float | None:
+        """The caller confirmed a callback to ``number``: the callback takes the call's place
+        (its ORIGINAL entry time and ticket) and the call leaves the line.  Returns the
+        estimated wait, for the caller to hear roughly when to expect the call."""
+        eta = self.waiting.estimated_wait(call)
+        position = self._position(call)
+        ticket = {"priority": call.priority, "skills": dict(call.skills), "attributes": dict(call.attributes),
+                  "steps": steps_to_list(call.steps)}
+        callback, _ = await self.callbacks.request(
+            number=number, queue=call.queue or self.fallback_queue, entered_at=call.enqueued_at or utcnow(),
+            ticket=ticket, name=str(call.attributes.get("name", "")),
+            reason=str(call.attributes.get("reason", "")), call_id=call.id, source=CallbackSource.IVR)
+        if call.state is CallState.QUEUED:
+            self.waiting.forget(call.id)
+            self.calls.pop(call.id, None)
+            call.move(CallState.ENDED, f"took callback {callback.id}")
+            self.events.exit_with_key(call.id, call.queue or "", self.offer_key, position,
+                                      call.orig_position, call.waited(time.monotonic()))
+            await self.control.unpark(call.id, call.queue or "")
+            await self.records.update(call.id, state="ended", outcome=Outcome.CALLBACK.value,
+                                      ended_at=utcnow(), detail=f"callback {callback.id}")
+            self.kick()
+        return eta
+
+    # -- agents lent to callbacks (acd.callbacks.AgentHooks) ----------------------------
+    def not_responding(self, agent: LiveAgent, why: str) -> None:
+        """A callback's agent leg was not answered: RONA, like a live call's."""
+        agent.move(AgentState.PAUSED, why)
+        agent.pause_reason = "not responding"
+        self.events.agent_pause(agent.extension, sorted(agent.queues), "not responding")
+        self.kick()
+
+    def done(self, agent: LiveAgent, call_id: str, talked: bool) -> None:
+        """A callback attempt released its agent: wrap-up after talking, else available."""
+        wrapup = self.wrapup_seconds if agent.wrapup_seconds is None else agent.wrapup_seconds
+        if talked and wrapup > 0:
+            agent.move(AgentState.WRAP_UP, "callback ended", call_id=call_id)
+            self._later(wrapup, lambda: self._end_wrapup(agent, call_id))
+        else:
+            agent.move(AgentState.AVAILABLE, "callback ended" if talked else "callback not connected",
+                       call_id=call_id)
+        self.kick()
 
     def _logged_in(self, queue: str) -> int:
         return sum(1 for a in self.roster.agents.values()
@@ -362,6 +454,7 @@ class Dispatcher:
     def waiting_calls(self) -> list[dict]:
         now = time.monotonic()
         places = positions(self.calls.values())
+        places = {call_id: place + self.callbacks_ahead(self.calls[call_id]) for call_id, place in places.items()}
         return [{"id": c.id, "queue": c.queue, "state": c.state.value, "caller_id": c.caller_id,
                  "position": places[c.id], "waited": round(c.waited(now), 1),
                  "announcements": self.waiting.announced.get(c.id, 0)}

@@ -37,6 +37,7 @@ class Outcome(enum.Enum):
     IVR_HANGUP = "ivr_hangup"          # hung up in the IVR
     IVR_COMPLETED = "ivr_completed"    # the flow ended the call itself
     LOST = "lost"                      # the channel vanished while serve was away
+    CALLBACK = "callback"              # left the line with a callback that keeps its place
     FAILED = "failed"
 
 

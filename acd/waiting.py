@@ -29,6 +29,10 @@ class WaitingRoom:
         self.handle_times: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=50))
         self._watchers: dict[str, asyncio.Task] = {}
         self.announced: dict[str, int] = {}       # call id -> announcements played
+        # set by Dispatcher.attach_callbacks: callbacks ahead of a call, and the callback offer
+        self.ahead: Callable[[LiveCall], int] = lambda call: 0
+        self.offer_after: Callable[[str], float] = lambda queue: 0.0    # 0: never offered by EWT
+        self.offer_text = ""
 
     def watch(self, call: LiveCall) -> None:
         self.forget(call.id)
@@ -68,10 +72,20 @@ class WaitingRoom:
         except Exception:
             logger.exception("call %s: waiting-room watcher failed", call.id)
 
+    def position(self, call: LiveCall) -> int:
+        """Place in line, callbacks ahead counted."""
+        return position_of(call, self.calls()) + self.ahead(call)
+
+    def estimated_wait(self, call: LiveCall) -> float | None:
+        return estimated_wait(self.position(call), list(self.handle_times[call.queue or ""]),
+                              self.staffed(call.queue or ""))
+
     def announcement(self, call: LiveCall) -> str:
         settings = self.queues.get(call.queue or "")
-        position = position_of(call, self.calls())
-        wait = estimated_wait(position, list(self.handle_times[call.queue or ""]),
-                              self.staffed(call.queue or ""))
-        return announcement_text(position, wait, say_position=settings.announce_position,
-                                 extra=settings.periodic_announce)
+        wait = self.estimated_wait(call)
+        extra = settings.periodic_announce
+        threshold = self.offer_after(call.queue or "")
+        if threshold and wait is not None and wait > threshold and self.offer_text:
+            extra = f"{extra} {self.offer_text}".strip()
+        return announcement_text(self.position(call), wait, say_position=settings.announce_position,
+                                 extra=extra)

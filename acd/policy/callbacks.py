@@ -55,24 +55,33 @@ def due_callbacks(pending: Iterable[PendingCallback], now: float,
     return list(chosen.values())
 
 
+def assign_with_callbacks(live: Sequence[CallView], pending: Sequence[PendingCallback],
+                          agents: Sequence[AgentView], now: float, *,
+                          dialling_numbers: frozenset[str] = frozenset(),
+                          bands: AgeBands = DEFAULT_AGE_BANDS) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """One matching of live calls and due callbacks: ``(live pairs, callback pairs)``, each
+    ``(id, agent_id)`` in the order served.  Raises ModelError if a callback's view id
+    equals a live call's id."""
+    due = due_callbacks(pending, now, dialling_numbers)
+    by_view = {callback.view.id: callback.id for callback in due}
+    if by_view.keys() & {call.id for call in live}:
+        raise ModelError("release: a callback and a live call share an id")
+    pairs = assign([*live, *(callback.view for callback in due)], agents, now, bands=bands)
+    released = [(by_view[call_id], agent_id) for call_id, agent_id in pairs if call_id in by_view]
+    if released:
+        logger.debug("release at %.3f: %d due callbacks, %d live calls -> %d dialled", now, len(due),
+                     len(live), len(released))
+    return [pair for pair in pairs if pair[0] not in by_view], released
+
+
 def release(live: Sequence[CallView], pending: Sequence[PendingCallback], agents: Sequence[AgentView],
             now: float, *, dialling_numbers: frozenset[str] = frozenset(),
             bands: AgeBands = DEFAULT_AGE_BANDS) -> list[tuple[str, str]]:
     """``(callback_id, agent_id)`` pairs to dial now, first in line first.
 
-    ``live``: the live calls waiting (not ringing an agent); ``agents``: every agent.
-    Raises ModelError if a callback id equals a live call's id."""
-    due = due_callbacks(pending, now, dialling_numbers)
-    ids = {callback.view.id for callback in due}
-    if ids & {call.id for call in live}:
-        raise ModelError("release: a callback and a live call share an id")
-    pairs = assign([*live, *(callback.view for callback in due)], agents, now, bands=bands)
-    by_view = {callback.view.id: callback.id for callback in due}
-    released = [(by_view[call_id], agent_id) for call_id, agent_id in pairs if call_id in by_view]
-    if released:
-        logger.debug("release at %.3f: %d due callbacks, %d live calls -> %d dialled", now, len(due),
-                     len(live), len(released))
-    return released
+    ``live``: the live calls waiting (not ringing an agent); ``agents``: every agent."""
+    return assign_with_callbacks(live, pending, agents, now, dialling_numbers=dialling_numbers,
+                                 bands=bands)[1]
 
 
 def expired(pending: Iterable[PendingCallback], now: float) -> list[str]:

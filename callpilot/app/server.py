@@ -13,6 +13,9 @@ from datetime import date
 from typing import Any
 
 from acd.actions import CallControl
+from acd.callback_actions import CallbackControl
+from acd.callback_offer import CallbackOffers, OfferSettings
+from acd.callbacks import CallbackService, CallbackSettings, retry_rules
 from acd.agents import AgentRoster
 from acd.dispatcher import Dispatcher
 from acd.model import AgeBands, AgentState, steps_from_list
@@ -23,10 +26,13 @@ from callpilot.infra.asterisk.agi import AgiServer
 from callpilot.infra.asterisk.ami import AmiMonitor
 from callpilot.infra.asterisk.ari import AriClient
 from callpilot.infra.asterisk.ari_helpers import call_id_of_agent_channel, safe_answer
-from callpilot.infra.asterisk.channel_events import ChannelInboxes
+from callpilot.infra.asterisk.channel_events import ChannelInboxes, wait_playback
 from callpilot.infra.config import Config
 from callpilot.infra.db import session as db
+from callpilot.infra.db.callback_store import CallbackStore
+from callpilot.infra.db.callbacks import attempt_of_channel
 from callpilot.infra.db.records import CallRecordStore, RecordWriter, utcnow
+from callpilot.infra.phone_numbers import InvalidNumber, to_e164
 from acd.profiles import ProfileDirectory
 from acd.roster_store import load_queues, load_roster
 from callpilot.app.status import StatusServer
@@ -70,6 +76,7 @@ class Server:
                                      queues=load_queues(self.sessions), speak=self.speak,
                                      events=self.queue_events,
                                      fallback_queue=config.acd.general_queue, bands=self.bands)
+        self._wire_callbacks(config)
         ivr_parts = ivr_wiring.build(config, self.sessions, self.prompts, age_band=self.bands.band_of)
         self.runner, self.flows = ivr_parts.runner, ivr_parts.flows
         self.ari_speech = ivr_parts.ari_speech
@@ -87,6 +94,39 @@ class Server:
         self.ari.on_connect(self.resync)
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
+
+    def _wire_callbacks(self, config: Config) -> None:
+        cb, a = config.callbacks, config.asterisk
+        self.callback_control = CallbackControl(self.ari, app=a.app_name, trunk_endpoint=cb.trunk_endpoint,
+                                                caller_id=cb.caller_id)
+        settings = CallbackSettings(
+            ring_timeout=config.acd.ring_timeout, customer_ring_seconds=cb.customer_ring_seconds,
+            expiry_seconds=cb.expiry_seconds, cancel_key=cb.cancel_key,
+            retry=retry_rules(cb.max_attempts, cb.retry_seconds, cb.voicemail_retry_seconds))
+        self.callbacks = CallbackService(
+            CallbackStore(self.sessions, f"serve-{a.sip_port}"), self.callback_control, self.roster,
+            self.dispatcher.queues, settings, self.prompts.sound_uri_async, self.queue_events,
+            self.dispatcher, lambda ch, pb, t: wait_playback(self.inboxes, ch, pb, t))
+        self.dispatcher.attach_callbacks(self.callbacks, self.callable_number)
+        self.dispatcher.offer_key = cb.offer_key
+        self.dispatcher.waiting.offer_after = lambda q: cb.offer_after.get(q, cb.offer_after_seconds)
+        self.dispatcher.waiting.offer_text = (f"To be called back without losing your place in line, "
+                                              f"press {cb.offer_key}.")
+        self.offers = CallbackOffers(self.inboxes, self.play_text,
+                                     self.dispatcher.take_callback,
+                                     OfferSettings(cb.default_country, tuple(cb.allowed_countries)),
+                                     cb.offer_key, self.control.hangup)
+
+    def callable_number(self, caller_id: str) -> str | None:
+        cb = self.config.callbacks
+        try:
+            return to_e164(caller_id, cb.default_country, cb.allowed_countries)
+        except InvalidNumber:
+            return None
+
+    async def play_text(self, channel_id: str, text: str, playback_id: str) -> bool:
+        sound = await self.prompts.sound_uri_async(text)
+        return await self.callback_control.play(channel_id, sound, playback_id)
 
     # -- run ----------------------------------------------------------------------------
     async def run(self) -> None:
@@ -128,12 +168,46 @@ class Server:
     async def on_event(self, event: dict[str, Any]) -> None:
         self.inboxes.route(event)
         kind = event.get("type")
+        if await self._callback_event(kind, event):
+            return
         if kind == "StasisStart":
             await self._stasis_start(event)
         elif kind == "StasisEnd":
             await self._channel_gone(event["channel"]["id"], 0)
         elif kind == "ChannelDestroyed":
             await self._channel_gone(event["channel"]["id"], int(event.get("cause", 0)))
+
+    async def _callback_event(self, kind: str | None, event: dict[str, Any]) -> bool:
+        """Callback legs (ids ``callback-<attempt>-agent|customer``) and the offer key of
+        waiting callers.  True when the event was handled here."""
+        channel_id = (event.get("channel") or {}).get("id", "")
+        attempt = attempt_of_channel(channel_id)
+        if kind == "ChannelDtmfReceived":
+            if attempt is not None:
+                await self.callbacks.dtmf(channel_id, event["digit"])
+            elif channel_id in self.dispatcher.calls:
+                self._spawn(self.offers.key(self.dispatcher.calls[channel_id], event["digit"]),
+                            f"offer-{channel_id}")
+            return attempt is not None
+        if attempt is None:
+            return False
+        if kind == "ChannelDestroyed":
+            await self.callbacks.leg_gone(channel_id, int(event.get("cause", 0)))
+        elif kind == "StasisStart":
+            await self._callback_stasis_start(attempt, event.get("args") or [])
+        return True                  # StasisEnd: a customer leg leaves Stasis for AMD
+
+    async def _callback_stasis_start(self, attempt: tuple[int, str], args: list[str]) -> None:
+        attempt_id, leg = attempt
+        role = args[0] if args else ""
+        if role == "callback-agent":
+            self._spawn(self.callbacks.agent_answered(attempt_id), f"callback-{attempt_id}-whisper")
+        elif role == "callback-customer":
+            await self.callbacks.customer_answered(attempt_id)
+        elif role == "callback-amd":
+            await self.callbacks.screened(attempt_id, *(args[1:3]))
+        else:
+            logger.error("callback %s leg of attempt %d entered Stasis with args %s", leg, attempt_id, args)
 
     async def _stasis_start(self, event: dict[str, Any]) -> None:
         channel, args = event["channel"], event.get("args") or []
@@ -219,6 +293,7 @@ class Server:
                 await self._readopt(record, live)
             except Exception:  # one bad record must not stop the others' re-adoption
                 logger.exception("call %s: re-adoption failed", record.id)
+        await self.callbacks.recover()
         self.dispatcher.kick()
 
     async def _drop_vanished(self, live: dict[str, dict]) -> None:
@@ -270,6 +345,7 @@ class Server:
             "calls": len(self.dispatcher.calls) + len(self.ivr.active),
             "queues": self.dispatcher.snapshot(),
             "waiting": self.dispatcher.waiting_calls(),
+            "callbacks": self.callbacks.snapshot(),
             "agents": {a.extension: {"state": a.state.value, "device": a.device_state,
                                      "pause_reason": a.pause_reason, "queues": sorted(a.queues),
                                      "skills": a.skills, "age_band": a.age_band,

@@ -79,8 +79,13 @@ class CallbacksConfig:
     offer_key: str = "5"               # the key that asks for a callback at any time
     cancel_key: str = "9"              # pressed on the callback call: cancel it
     customer_first_queues: list[str] = field(default_factory=list)
-    # the dedicated outbound route (pjsip endpoint) callbacks are dialled through
+    # the dedicated outbound route callbacks are dialled through: a pjsip endpoint whose
+    # only contact is the carrier's ``trunk_uri`` (host:port); "" = no callback route
     trunk_endpoint: str = "callback-trunk"
+    trunk_uri: str = ""
+    caller_id: str = "800"             # the number customers see on a callback
+    # per-queue offer threshold in seconds of estimated wait (default: offer_after_seconds)
+    offer_after: dict[str, int] = field(default_factory=dict)
     api_rate_limit: str = "10 per minute"  # per token, on the web "call me" endpoint
 
 

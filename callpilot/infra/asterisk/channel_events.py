@@ -65,3 +65,17 @@ class ChannelInboxes:
             box.poke()
 
 
+
+
+async def wait_playback(inboxes: ChannelInboxes, channel_id: str, playback_id: str, timeout: float) -> bool:
+    """Until ``playback_id`` on ``channel_id`` has finished (True), the channel is gone or
+    ``timeout`` passed (False).  Opens the channel's inbox if needed and closes it after."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    box = inboxes.open(channel_id)
+    try:
+        while playback_id not in box.finished_playbacks and not box.gone and loop.time() < deadline:
+            await box.wait_change(deadline - loop.time())
+        return playback_id in box.finished_playbacks
+    finally:
+        inboxes.close(channel_id)

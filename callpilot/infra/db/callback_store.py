@@ -175,6 +175,13 @@ class CallbackStore:
                  .with_for_update(skip_locked=True))
         return s.scalars(query).first() is not None
 
+    def customer_dialled(self, attempt_id: int, now: datetime) -> None:
+        """Mark the attempt as reaching for the customer (written before the leg is
+        originated: after a crash, an attempt without the mark never rang the customer)."""
+        with self.sessions.begin() as s:
+            s.execute(update(CallbackAttempt).where(CallbackAttempt.id == attempt_id)
+                      .values(customer_dialled_at=now))
+
     # -- finishing -----------------------------------------------------------------------
     def finish_attempt(self, attempt_id: int, outcome: AttemptOutcome, now: datetime, *,
                        next_state: CallbackState, not_before: datetime | None = None,

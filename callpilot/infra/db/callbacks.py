@@ -123,6 +123,9 @@ class CallbackAttempt(Base):
     agent: Mapped[str | None] = mapped_column(String(32), nullable=True)
     outcome: Mapped[str | None] = mapped_column(String(24), nullable=True)  # None: in progress
     started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # set just before the customer leg is originated: after a crash, an attempt without it
+    # never reached the customer (not a customer attempt); one with it may have
+    customer_dialled_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     channel_id: Mapped[str] = mapped_column(String(64), default="")
     detail: Mapped[str] = mapped_column(Text, default="")

@@ -64,6 +64,7 @@ def upgrade() -> None:
     sa.Column('agent', sa.String(length=32), nullable=True),
     sa.Column('outcome', sa.String(length=24), nullable=True),
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('customer_dialled_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('ended_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('channel_id', sa.String(length=64), nullable=False),
     sa.Column('detail', sa.Text(), nullable=False),
