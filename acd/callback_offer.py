@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 CONFIRM_KEY = "1"
 OTHER_NUMBER_KEY = "2"
-KEY_TIMEOUT = 10.0
+KEY_TIMEOUT = 15.0
 KEYING_TIMEOUT = 25.0
 PLAY_DEADLINE = 30.0
 

@@ -547,7 +547,7 @@ class AgentPhone:
                  server_port: int = 5060, local_ip: str = "127.0.0.1",
                  local_port: int | None = None, behaviour: str = "answer",
                  answer_delay: float = 0.5, talk_audio: Path = G711A_PCAP, calls: int = 1,
-                 timeout: float = 300.0, expires: int = 3600):
+                 timeout: float = 300.0, expires: int = 3600, registers: bool = True):
         self.ext, self.password = ext, password
         self.server_host, self.server_port = server_host, server_port
         self.local_ip = local_ip
@@ -555,16 +555,18 @@ class AgentPhone:
         self.behaviour, self.answer_delay = behaviour, answer_delay
         self.talk_audio, self.calls = talk_audio, calls
         self.timeout, self.expires = timeout, expires
+        self.registers = registers          # False: a plain UAS (a customer behind a trunk)
         self.register_status: int | None = None
         self._sipp: SippProcess | None = None
         self._outcome: SippOutcome | None = None
 
     async def start(self) -> None:
         """Register (raises SipUaError unless 200), then listen for INVITEs."""
-        self.register_status = await register_async(
-            self.server_host, self.server_port, self.ext, self.password, self.local_ip,
-            self.local_port, self.expires)
-        if self.register_status != 200:
+        if self.registers:
+            self.register_status = await register_async(
+                self.server_host, self.server_port, self.ext, self.password, self.local_ip,
+                self.local_port, self.expires)
+        if self.registers and self.register_status != 200:
             raise SipUaError(f"agent {self.ext}: REGISTER -> {self.register_status}")
         scenario = agent_scenario(self.ext, self.behaviour, self.answer_delay, self.talk_audio)
         self._sipp = SippProcess(
@@ -874,7 +876,8 @@ class Caller:
                  from_number: str = "15550001", dtmf: str = "1", dtmf_delay: float = 1.0,
                  hold_seconds: float = 10.0, answer_timeout: float = 30.0,
                  audio: Path = G711A_PCAP, timeout: float | None = None,
-                 auth_user: str | None = None, auth_password: str | None = None):
+                 auth_user: str | None = None, auth_password: str | None = None,
+                 dtmf_gap: float = DTMF_GAP_MS / 1000):
         self.did, self.from_number = did, from_number
         self.server_host, self.server_port = server_host, server_port
         self.local_ip = local_ip
@@ -884,7 +887,7 @@ class Caller:
         self.timeout = timeout or answer_timeout + hold_seconds + 20
         auth = (auth_user, auth_password or "") if auth_user else None
         self._dtmf_dir = tempfile.mkdtemp(prefix="callpilot-dtmf-") if dtmf else None
-        dtmf_pcap = write_dtmf_pcap(dtmf, Path(self._dtmf_dir) / "dtmf.pcap") if dtmf else None
+        dtmf_pcap = write_dtmf_pcap(dtmf, Path(self._dtmf_dir) / "dtmf.pcap", dtmf_gap) if dtmf else None
         scenario = caller_scenario(did, from_number, dtmf, dtmf_delay, hold_seconds,
                                    answer_timeout, audio, auth, dtmf_pcap)
         self._sipp = SippProcess(

@@ -117,6 +117,9 @@ class Callback(Base):
 
 class CallbackAttempt(Base):
     __tablename__ = "callback_attempts"
+    # ids name Asterisk channels: never reused, even after rows are deleted (SQLite would
+    # otherwise hand out max(id)+1 again)
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     callback_id: Mapped[str] = mapped_column(ForeignKey("callbacks.id", ondelete="CASCADE"), index=True)
