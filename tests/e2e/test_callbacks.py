@@ -52,7 +52,7 @@ def instance(tmp_path_factory):
     customer_port = sipua.free_port(CUSTOMER_IP)
     config.callbacks = CallbacksConfig(
         trunk_uri=f"{CUSTOMER_IP}:{customer_port}", default_country="KR", retry_seconds=8,
-        voicemail_retry_seconds=3600, customer_ring_seconds=6, max_attempts=3)
+        voicemail_retry_seconds=600, customer_ring_seconds=6, max_attempts=3)
     config.acd = AcdConfig(ring_timeout=8, wrapup_seconds=1)
     passwords = demo.seed(config)
     seed_queue(config)
@@ -319,7 +319,7 @@ async def test_answering_machine_is_its_own_outcome_and_retried_later(cfg, serve
     callbacks, attempts = await wait_rows(cfg, lambda c, a: a and a[0].outcome is not None, "AMD verdict")
     assert attempts[0].outcome == "voicemail", attempts[0].detail
     assert callbacks[0].id == callback_id and callbacks[0].state == "pending" and callbacks[0].attempts == 1
-    assert callbacks[0].not_before > datetime.now(timezone.utc) + timedelta(minutes=30)   # voicemail rule
+    assert callbacks[0].not_before > datetime.now(timezone.utc) + timedelta(minutes=5)   # the voicemail rule: 600 s
 
 
 async def test_three_pending_one_free_agent_exactly_one_dialled(cfg, serve, agent, customer):
