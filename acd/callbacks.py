@@ -427,4 +427,6 @@ def whisper_text(callback: Callback, now: datetime) -> str:
     minutes = max(1, round((now - callback.entered_at).total_seconds() / 60))
     who = callback.name or "a customer"
     reason = f" about {callback.reason}" if callback.reason else ""
-    return f"Callback for {who}{reason}. Waiting {minutes} minute{'s' if minutes != 1 else ''}."
+    reference = (callback.context or {}).get("reference")
+    said = f" Reference {' '.join(str(reference).replace('-', ''))}." if reference else ""
+    return f"Callback for {who}{reason}.{said} Waiting {minutes} minute{'s' if minutes != 1 else ''}."
