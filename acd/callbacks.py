@@ -143,6 +143,7 @@ class CallbackService:
         self.playback_done = playback_done
         self.pending: dict[str, Callback] = {}
         self.live: dict[int, LiveAttempt] = {}
+        self._claiming: dict[str, Callback] = {}    # reserved in a pass, claim in flight
         self._refreshed = 0.0
         self._views: dict[str, CallView] = {}
 
@@ -158,7 +159,8 @@ class CallbackService:
             self.events.callback_closed(callback_id, callback.queue if callback else "",
                                         CallbackState.EXPIRED.value, "expired before served")
         rows = await asyncio.to_thread(self.store.in_states, [CallbackState.PENDING])
-        self.pending = {row.id: row for row in rows}
+        busy = self._claiming.keys() | {attempt.callback.id for attempt in self.live.values()}
+        self.pending = {row.id: row for row in rows if row.id not in busy}
 
     def pending_views(self, now_mono: float, live_calls: Iterable[str] = ()) -> list[PendingCallback]:
         """The pending callbacks for the matching; one whose call is still in ``live_calls``
@@ -190,7 +192,8 @@ class CallbackService:
                         skill=settings.queue_skill or None)
 
     def dialling_numbers(self) -> frozenset[str]:
-        return frozenset(a.callback.number for a in self.live.values())
+        return frozenset([*(a.callback.number for a in self.live.values()),
+                          *(c.number for c in self._claiming.values())])
 
     def ahead_of(self, call_view: CallView, now_mono: float) -> int:
         """Pending callbacks ahead of a live call in its queue (for its position)."""
@@ -221,11 +224,26 @@ class CallbackService:
         return min(merged.entered_at, utcnow())
 
     # -- placing ------------------------------------------------------------------------
+    def reserve(self, callback_id: str, agent: LiveAgent) -> bool:
+        """In the routing pass (no await): the agent and the callback are taken at once, so
+        the next pass offers neither again; :meth:`place` then runs as a task of its own."""
+        callback = self.pending.pop(callback_id, None)
+        if callback is None:
+            return False
+        self._claiming[callback_id] = callback
+        agent.move(AgentState.RINGING, "callback reserved", call_id=f"callback:{callback_id}")
+        agent.call_id = f"callback:{callback_id}"
+        return True
+
     async def place(self, callback_id: str, agent: LiveAgent) -> None:
-        claim = await asyncio.to_thread(self.store.claim, callback_id, agent.extension, utcnow())
-        self.pending.pop(callback_id, None)
-        if claim is None:
-            self._refreshed = 0.0          # someone else has it, or it changed: reload
+        try:
+            claim = await asyncio.to_thread(self.store.claim, callback_id, agent.extension, utcnow())
+        finally:
+            self._claiming.pop(callback_id, None)
+        if claim is None:                  # another node has it, or it changed: reload
+            self._refreshed = 0.0
+            if agent.call_id == f"callback:{callback_id}":
+                self.agents.done(agent, f"callback:{callback_id}", talked=False)
             return
         attempt = self._adopt_claim(claim, agent)
         self.events.callback_attempt(claim.callback.id, claim.callback.queue, agent.extension, attempt.id,
@@ -239,7 +257,8 @@ class CallbackService:
     def _adopt_claim(self, claim: Claim, agent: LiveAgent) -> LiveAttempt:
         attempt = LiveAttempt(claim.attempt_id, claim.callback, agent.extension)
         self.live[attempt.id] = attempt
-        agent.move(AgentState.RINGING, "callback offered", call_id=attempt.agent_channel)
+        if agent.state is not AgentState.RINGING:
+            agent.move(AgentState.RINGING, "callback offered", call_id=attempt.agent_channel)
         agent.call_id = attempt.agent_channel
         return attempt
 

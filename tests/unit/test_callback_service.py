@@ -104,6 +104,7 @@ def add(store, minutes_ago=5.0, **kw):
 async def placed(service, store, roster):
     callback = add(store)
     await service.refresh(force=True)
+    assert service.reserve(callback.id, roster.get("1001"))
     await service.place(callback.id, roster.get("1001"))
     [attempt] = service.live.values()
     return callback, attempt
