@@ -71,9 +71,11 @@ class CallbackControl:
             return False
 
     async def join(self, attempt_id: int, *channels: str) -> bool:
-        """Put legs into the attempt's mixing bridge (created on first use)."""
+        """Put legs into the attempt's mixing bridge (created on first use).  ``dtmf_events``
+        keeps Asterisk from bridging the two RTP streams natively, where DTMF never reaches
+        ARI: the customer's cancel key must."""
         bridge_id = callback_bridge_id(attempt_id)
-        await h.ensure_bridge(self.ari, bridge_id, "mixing", f"callback attempt {attempt_id}")
+        await h.ensure_bridge(self.ari, bridge_id, "mixing,dtmf_events", f"callback attempt {attempt_id}")
         try:
             await self.ari.post(f"/bridges/{bridge_id}/addChannel", channel=",".join(channels))
             return True

@@ -123,9 +123,9 @@ async def customer(instance, tmp_path):
     phones: list[sipua.AgentPhone] = []
 
     async def start(behaviour: str = "answer", greeting: str = "person", calls: int = 1,
-                    answer_delay: float = 0.3) -> sipua.AgentPhone:
+                    answer_delay: float = 0.3, keys: list[tuple[float, str]] = ()) -> sipua.AgentPhone:
         audio = tmp_path / f"{greeting}.pcap"
-        write_greeting(audio, machine=greeting == "machine")
+        write_greeting(audio, machine=greeting == "machine", keys=keys)
         phone = sipua.AgentPhone("customer", "", CUSTOMER_IP, 5060, local_ip=CUSTOMER_IP, local_port=port,
                                  behaviour=behaviour, talk_audio=audio, calls=calls, registers=False,
                                  answer_delay=answer_delay)
@@ -137,13 +137,13 @@ async def customer(instance, tmp_path):
         await phone.stop()
 
 
-def write_greeting(path: Path, machine: bool) -> None:
+def write_greeting(path: Path, machine: bool, keys: list[tuple[float, str]] = ()) -> None:
     """A person: "hello" (0.6 s of voice) then silence.  A machine: a 4 s greeting (app_amd's
-    ``greeting`` is 1.5 s: longer is a machine)."""
+    ``greeting`` is 1.5 s: longer is a machine).  ``keys``: (seconds, digit) pressed."""
     rate, voice = 8000, 4.0 if machine else 0.6
     t = np.arange(int(rate * voice)) / rate
     tone = (8000 * np.sin(2 * np.pi * 440 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.int16)
-    rtp_pcap(np.concatenate([tone, np.zeros(rate * 6, dtype=np.int16)]), path)
+    rtp_pcap(np.concatenate([tone, np.zeros(rate * 6, dtype=np.int16)]), path, dtmf=list(keys))
 
 
 @pytest.fixture
@@ -248,6 +248,9 @@ async def test_callback_keeps_its_place_whispers_and_bridges(cfg, serve, agent, 
     [callback] = callbacks
     assert callback.number == A_E164 and callback.source == "ivr" and callback.state == "pending"
     assert callback.entered_at == a_record.enqueued_at, "the callback keeps A's original entry time"
+    status = await serve.status()
+    [b_waiting] = [w for w in status["waiting"] if w["caller_id"] == B_NUMBER]
+    assert b_waiting["position"] == 2, "B's position counts A's callback ahead"
 
     uas = await customer()
     assert cli(cfg, "agents", "unpause", "1001").returncode == 0
@@ -320,6 +323,18 @@ async def test_answering_machine_is_its_own_outcome_and_retried_later(cfg, serve
     assert attempts[0].outcome == "voicemail", attempts[0].detail
     assert callbacks[0].id == callback_id and callbacks[0].state == "pending" and callbacks[0].attempts == 1
     assert callbacks[0].not_before > datetime.now(timezone.utc) + timedelta(minutes=5)   # the voicemail rule: 600 s
+
+
+async def test_the_customer_cancels_with_9(cfg, serve, agent, customer):
+    await agent()
+    await agent_state(serve, "available")
+    uas = await customer("answer", keys=[(4.0, "9")])
+    callback_id = add_callback(cfg, A_E164, 5)
+    await uas.wait_for("answered", timeout=60)
+    callbacks, attempts = await wait_rows(cfg, lambda c, a: c and c[0].state == "cancelled", "cancelled")
+    assert callbacks[0].id == callback_id and attempts[0].outcome == "customer_cancelled"
+    assert callbacks[0].open_key is None
+    await uas.wait_for("bye", timeout=20)
 
 
 async def test_three_pending_one_free_agent_exactly_one_dialled(cfg, serve, agent, customer):
