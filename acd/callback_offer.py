@@ -95,8 +95,8 @@ class CallbackOffer:
 
     async def _read_back(self, number: str) -> str | None:
         self.move(OfferStep.READ_BACK, number)
-        digits = ", ".join(spoken_digits(number, self.settings.default_country).replace("-", " "))
-        await self._say(f"We can call you back on {digits}. Press 1 to confirm, or 2 to enter another number.")
+        await self._say(f"We can call you back on {read_aloud(spoken_digits(number, self.settings.default_country))}. "
+                        "Press 1 to confirm, or 2 to enter another number.")
         return await self._key(KEY_TIMEOUT)
 
     async def _keyed(self) -> str | None:
@@ -157,6 +157,12 @@ class _Deadline:
 
     def passed(self) -> bool:
         return self.left() <= 0
+
+
+def read_aloud(formatted: str) -> str:
+    """``010-5550-1234`` -> ``0 1 0, 5 5 5 0, 1 2 3 4``: digit by digit, a pause per group."""
+    groups = formatted.replace("-", " ").replace("+", "plus ").split()
+    return ", ".join(group if group == "plus" else " ".join(group) for group in groups)
 
 
 def eta_text(seconds: float | None) -> str:
