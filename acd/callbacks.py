@@ -57,6 +57,7 @@ INVALID_CAUSES = frozenset({1, 3, 22, 28})
 
 
 class AttemptState(enum.Enum):
+    RESERVED = "reserved"            # claimed, agent reserved, nothing rung yet
     AGENT_RINGING = "agent_ringing"
     WHISPER = "whisper"
     CUSTOMER_RINGING = "customer_ringing"
@@ -65,11 +66,14 @@ class AttemptState(enum.Enum):
     ENDED = "ended"
 
 
+# Agent first: RESERVED -> AGENT_RINGING -> WHISPER -> CUSTOMER_RINGING -> SCREENING -> CONNECTED.
+# Customer first: RESERVED -> CUSTOMER_RINGING -> SCREENING -> AGENT_RINGING -> WHISPER -> CONNECTED.
 ATTEMPT_TRANSITIONS = {
+    AttemptState.RESERVED: {AttemptState.AGENT_RINGING, AttemptState.CUSTOMER_RINGING, AttemptState.ENDED},
     AttemptState.AGENT_RINGING: {AttemptState.WHISPER, AttemptState.ENDED},
-    AttemptState.WHISPER: {AttemptState.CUSTOMER_RINGING, AttemptState.ENDED},
+    AttemptState.WHISPER: {AttemptState.CUSTOMER_RINGING, AttemptState.CONNECTED, AttemptState.ENDED},
     AttemptState.CUSTOMER_RINGING: {AttemptState.SCREENING, AttemptState.ENDED},
-    AttemptState.SCREENING: {AttemptState.CONNECTED, AttemptState.ENDED},
+    AttemptState.SCREENING: {AttemptState.CONNECTED, AttemptState.AGENT_RINGING, AttemptState.ENDED},
     AttemptState.CONNECTED: {AttemptState.ENDED},
     AttemptState.ENDED: set(),
 }
@@ -80,9 +84,10 @@ class LiveAttempt:
     id: int
     callback: Callback
     agent: str | None
-    state: AttemptState = AttemptState.AGENT_RINGING
+    state: AttemptState = AttemptState.RESERVED
     started: float = field(default_factory=time.monotonic)
     answered: float = 0.0
+    customer_first: bool = False
 
     @property
     def agent_channel(self) -> str:
@@ -107,6 +112,8 @@ class CallbackSettings:
     expiry_seconds: int = 4 * 3600
     retry: RetryRules = field(default_factory=RetryRules)
     cancel_key: str = "9"
+    customer_first: frozenset[str] = frozenset()    # queues whose callbacks ring the customer first
+    hold_text: str = "Thank you. An agent will be with you in a moment. To cancel this callback, press 9."
 
 
 def retry_rules(max_attempts: int, retry_seconds: float, voicemail_seconds: float) -> RetryRules:
@@ -248,14 +255,22 @@ class CallbackService:
         attempt = self._adopt_claim(claim, agent)
         self.events.callback_attempt(claim.callback.id, claim.callback.queue, agent.extension, attempt.id,
                                      claim.callback.number)
+        if attempt.customer_first:
+            await self._ring_customer(attempt)
+            return
+        await self._ring_agent(attempt, agent)
+
+    async def _ring_agent(self, attempt: LiveAttempt, agent: LiveAgent) -> None:
+        attempt.move(AttemptState.AGENT_RINGING, f"ringing agent {agent.extension}")
         ok = await self.control.ring_agent(attempt.id, attempt.agent_channel, agent.endpoint,
                                            timeout=self.settings.ring_timeout,
-                                           caller_id=f"Callback <{claim.callback.number}>")
+                                           caller_id=f"Callback <{attempt.callback.number}>")
         if not ok:
             await self._agent_failed(attempt, "originate failed")
 
     def _adopt_claim(self, claim: Claim, agent: LiveAgent) -> LiveAttempt:
-        attempt = LiveAttempt(claim.attempt_id, claim.callback, agent.extension)
+        attempt = LiveAttempt(claim.attempt_id, claim.callback, agent.extension,
+                              customer_first=claim.callback.queue in self.settings.customer_first)
         self.live[attempt.id] = attempt
         if agent.state is not AgentState.RINGING:
             agent.move(AgentState.RINGING, "callback offered", call_id=attempt.agent_channel)
@@ -272,6 +287,11 @@ class CallbackService:
         agent = self.roster.get(attempt.agent or "")
         if agent is not None:
             agent.move(AgentState.ON_CALL, "callback: whisper", call_id=attempt.agent_channel)
+        if attempt.customer_first:           # the customer holds in the bridge: whisper outside it
+            await self._whisper(attempt)
+            if attempt.state is AttemptState.WHISPER:
+                await self._bridge(attempt, attempt.agent_channel, "whisper over")
+            return
         await self.control.join(attempt.id, attempt.agent_channel)
         await self._whisper(attempt)
         if attempt.state is AttemptState.WHISPER:
@@ -309,10 +329,32 @@ class CallbackService:
         if amd_status == "MACHINE":
             await self._customer_failed(attempt, AttemptOutcome.VOICEMAIL, f"answering machine ({amd_cause})")
             return
+        if attempt.customer_first:
+            await self._hold_then_ring_agent(attempt, amd_status)
+            return
+        await self._bridge(attempt, attempt.customer_channel, f"AMD {amd_status or 'none'}")
+
+    async def _hold_then_ring_agent(self, attempt: LiveAttempt, amd_status: str) -> None:
+        """Customer first: a person answered; they hold in the bridge (told they can cancel)
+        while the reserved agent is rung."""
         if not await self.control.join(attempt.id, attempt.customer_channel):
+            await self._customer_failed(attempt, AttemptOutcome.NO_ANSWER, "gone before holding")
+            return
+        logger.info("callback %s attempt %d: AMD %s, the customer holds while agent %s is rung",
+                    attempt.callback.id, attempt.id, amd_status or "none", attempt.agent)
+        sound = await self.whisper_sound(self.settings.hold_text)
+        await self.control.play(attempt.customer_channel, sound, f"{attempt.customer_channel}-hold")
+        agent = self.roster.get(attempt.agent or "")
+        if agent is None:
+            await self._agent_failed(attempt, f"agent {attempt.agent} no longer on the roster")
+            return
+        await self._ring_agent(attempt, agent)
+
+    async def _bridge(self, attempt: LiveAttempt, channel_id: str, why: str) -> None:
+        if not await self.control.join(attempt.id, channel_id):
             await self._customer_failed(attempt, AttemptOutcome.NO_ANSWER, "gone before bridging")
             return
-        attempt.move(AttemptState.CONNECTED, f"AMD {amd_status or 'none'}: bridged with agent {attempt.agent}")
+        attempt.move(AttemptState.CONNECTED, f"{why}: customer bridged with agent {attempt.agent}")
         callback = attempt.callback
         self.events.callback_connect(callback.id, callback.queue, attempt.agent or "",
                                      (utcnow() - callback.entered_at).total_seconds(), attempt.agent_channel)
@@ -323,9 +365,15 @@ class CallbackService:
         if parsed is None or parsed[1] != "customer" or digit != self.settings.cancel_key:
             return
         attempt = self.live.get(parsed[0])
-        if attempt is not None and attempt.state in (AttemptState.SCREENING, AttemptState.CONNECTED):
+        if attempt is not None and self._customer_on_line(attempt):
             await self._end(attempt, AttemptOutcome.CUSTOMER_CANCELLED, CallbackState.CANCELLED, None,
                             f"customer pressed {digit}")
+
+    @staticmethod
+    def _customer_on_line(attempt: LiveAttempt) -> bool:
+        if attempt.state in (AttemptState.SCREENING, AttemptState.CONNECTED):
+            return True
+        return attempt.customer_first and attempt.state in (AttemptState.AGENT_RINGING, AttemptState.WHISPER)
 
     # -- legs ending --------------------------------------------------------------------
     async def leg_gone(self, channel_id: str, cause: int) -> None:
@@ -336,6 +384,9 @@ class CallbackService:
         leg = parsed[1]
         if attempt.state is AttemptState.CONNECTED:
             await self._end(attempt, AttemptOutcome.ANSWERED, CallbackState.DONE, None, f"{leg} hung up")
+        elif leg == "customer" and attempt.customer_first and self._customer_on_line(attempt):
+            await self._customer_failed(attempt, AttemptOutcome.NO_ANSWER,
+                                        f"customer hung up while holding for the agent (cause {cause})")
         elif leg == "agent":      # declined, no answer, or hung up before the customer answered
             await self._agent_failed(attempt, f"agent leg ended while {attempt.state.value} (cause {cause})")
         else:
@@ -402,7 +453,8 @@ class CallbackService:
         callback = await asyncio.to_thread(self.store.get, row.callback_id)
         agent_up = agent_channel_id(row.id) in live
         customer = live.get(customer_channel_id(row.id))
-        attempt = LiveAttempt(row.id, callback, row.agent)
+        attempt = LiveAttempt(row.id, callback, row.agent,
+                              customer_first=callback.queue in self.settings.customer_first)
         self.live[row.id] = attempt
         if customer is not None and agent_up:
             self._reserve_recovered(attempt)

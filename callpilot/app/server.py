@@ -101,6 +101,7 @@ class Server:
         settings = CallbackSettings(
             ring_timeout=config.acd.ring_timeout, customer_ring_seconds=cb.customer_ring_seconds,
             expiry_seconds=cb.expiry_seconds, cancel_key=cb.cancel_key,
+            customer_first=frozenset(cb.customer_first_queues),
             retry=retry_rules(cb.max_attempts, cb.retry_seconds, cb.voicemail_retry_seconds))
         self.callbacks = CallbackService(
             CallbackStore(self.sessions, f"serve-{a.sip_port}"), self.callback_control, self.roster,

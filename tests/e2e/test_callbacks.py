@@ -393,3 +393,23 @@ async def test_kill_9_while_pending_and_while_the_customer_rings_places_it_once(
         assert callbacks[0].id == callback_id
     finally:
         proc.stop()
+
+
+async def test_customer_first_queue_rings_the_customer_then_the_agent(cfg, agent, customer, ari):
+    first = dataclasses.replace(cfg, callbacks=dataclasses.replace(cfg.callbacks, customer_first_queues=["cbq"]))
+    proc = ServeProcess(first).start()
+    try:
+        await proc.wait_ready()
+        phone = await agent()
+        await agent_state(proc, "available")
+        uas = await customer("answer")
+        add_callback(cfg, A_E164, 5)
+        await uas.wait_for("answered", timeout=60)
+        assert phone.count("invite") == 0, "customer first: the agent is rung after the customer answered"
+        await phone.wait_for("answered", timeout=60)
+        _, [attempt] = await wait_rows(cfg, lambda c, a: len(a) == 1, "the attempt")
+        await _bridge_with_two(ari, f"cp-callback-{attempt.id}")
+        callbacks, _ = await wait_rows(cfg, lambda c, a: c[0].state == "dialling", "connected, still open")
+        assert uas.count("invite") == 1 and phone.count("invite") == 1
+    finally:
+        proc.stop()

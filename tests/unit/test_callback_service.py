@@ -252,3 +252,52 @@ async def test_pending_views_keep_the_original_entry_and_skip_a_call_still_leavi
     assert [v.id for v in views] == [older.id]
     assert 1000.0 - 610 < views[0].view.enqueued_at < 1000.0 - 590
     assert {v.id for v in service.pending_views(1000.0)} == {older.id, leaving.id}
+
+
+async def test_customer_first_rings_the_customer_then_the_agent(sessions):
+    store = CallbackStore(sessions, "test")
+    control, hooks, roster = FakeControl(), Hooks(), AgentRoster()
+    roster.add(LiveAgent("1001", frozenset({"cbq"}), state=AgentState.AVAILABLE, device_state="NOT_INUSE"))
+
+    async def sound(text):
+        return f"sound:{text}"
+
+    async def played(channel, playback, timeout):
+        return True
+
+    service = CallbackService(store, control, roster, QueueBook({"cbq": QueueSettings("cbq", steps=())}),
+                              CallbackSettings(retry=retry_rules(2, 60, 600), customer_first=frozenset({"cbq"})),
+                              sound, Events(), hooks, played)
+    callback, attempt = await placed(service, store, roster)
+    assert control.kinds() == ["ring_customer"] and roster.get("1001").state is AgentState.RINGING
+    await service.customer_answered(attempt.id)
+    await service.dtmf(f"callback-{attempt.id}-customer", "5")
+    await service.screened(attempt.id, "HUMAN")
+    assert control.kinds() == ["ring_customer", "screen", "join", "play", "ring_agent"]
+    assert "press 9" in control.done[3][2]
+    await service.agent_answered(attempt.id)
+    assert control.kinds()[-2:] == ["play", "join"] and control.done[-1] == ("join", f"callback-{attempt.id}-agent")
+    assert service.live[attempt.id].state.value == "connected"
+    await service.leg_gone(f"callback-{attempt.id}-agent", 16)
+    assert store.get(callback.id).state == "done"
+
+
+async def test_customer_first_the_holding_customer_can_cancel(sessions):
+    store = CallbackStore(sessions, "test")
+    control, roster = FakeControl(), AgentRoster()
+    roster.add(LiveAgent("1001", frozenset({"cbq"}), state=AgentState.AVAILABLE, device_state="NOT_INUSE"))
+
+    async def sound(text):
+        return "sound:x"
+
+    async def played(channel, playback, timeout):
+        return True
+
+    service = CallbackService(store, control, roster, QueueBook({"cbq": QueueSettings("cbq", steps=())}),
+                              CallbackSettings(customer_first=frozenset({"cbq"})), sound, Events(), Hooks(), played)
+    callback, attempt = await placed(service, store, roster)
+    await service.customer_answered(attempt.id)
+    await service.screened(attempt.id, "NOTSURE")
+    await service.dtmf(f"callback-{attempt.id}-customer", "9")
+    assert store.get(callback.id).state == "cancelled"
+    assert ("release", f"callback-{attempt.id}-agent", f"callback-{attempt.id}-customer") in control.done
