@@ -413,3 +413,53 @@ async def test_customer_first_queue_rings_the_customer_then_the_agent(cfg, agent
         assert uas.count("invite") == 1 and phone.count("invite") == 1
     finally:
         proc.stop()
+
+
+async def test_web_call_me_reaches_the_customer_with_its_context(cfg, serve, agent, customer):
+    """``callpilot web`` (waitress) takes the request; ``serve`` places it like any callback."""
+    import aiohttp
+    token = cli(cfg, "callbacks", "token", "create", f"site-{time.monotonic_ns()}").stdout.strip()
+    exe = Path(sys.executable).with_name("callpilot")
+    web = subprocess.Popen([str(exe), "--config", str(Path(cfg.state_dir) / "config.toml"), "web"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://{cfg.web_host}:{cfg.web_port}/api/v1/callbacks"
+    body = {"queue": "cbq", "number": "010-5550-1234", "name": "Kim Minji", "reason": "card declined abroad",
+            "source": "app", "context": {"page": "/cards/declined", "reference": "TX-88121"}}
+    try:
+        async with aiohttp.ClientSession() as http:
+            answer = await _post_when_up(http, url, body, token)
+            assert answer[0] == 201, answer
+            bad = await _post(http, url, {**body, "number": "12345"}, token)
+            assert bad[0] == 400 and bad[1]["error"] == "number-invalid"
+            assert (await _post(http, url, body, "wrong"))[0] == 401
+            statuses = [(await _post(http, url, {**body, "number": f"010-5550-77{i:02d}"}, token))[0]
+                        for i in range(12)]
+            assert 429 in statuses and statuses.index(429) >= 1, statuses
+        await agent()
+        uas = await customer("answer")
+        await uas.wait_for("answered", timeout=60)
+        callbacks, attempts = await wait_rows(cfg, lambda c, a: any(x.outcome is None for x in a) and
+                                              any(cb.number == A_E164 for cb in c), "the web callback placed")
+        [mine] = [cb for cb in callbacks if cb.number == A_E164]
+        assert mine.source == "app" and mine.context["reference"] == "TX-88121"
+        assert attempts[0].callback_id == mine.id, "the first request is the first in line"
+    finally:
+        web.terminate()
+        web.wait(10)
+
+
+async def _post(http, url, body, token):
+    async with http.post(url, json=body, headers={"Authorization": f"Bearer {token}"}) as resp:
+        return resp.status, await resp.json()
+
+
+async def _post_when_up(http, url, body, token, timeout: float = 30.0):
+    import aiohttp
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await _post(http, url, body, token)
+        except aiohttp.ClientConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.3)
