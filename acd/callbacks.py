@@ -1,8 +1,9 @@
 """Callbacks in the live ACD: pending ones join the line, released ones are placed.
 
 * **Pending** callbacks live in the database (``callpilot.infra.db.callback_store``); this
-  service keeps a copy refreshed every ``REFRESH_SECONDS`` (the web app inserts rows too) and
-  hands them to the dispatcher's matching as :class:`acd.policy.callbacks.PendingCallback`
+  service keeps a copy refreshed every ``REFRESH_SECONDS`` by a task of its own (the web app
+  inserts rows too; the routing pass never waits on the database) and hands them to the
+  dispatcher's matching as :class:`acd.policy.callbacks.PendingCallback`
   with their ORIGINAL entry time and ticket.
 * **Placing** (agent first): claim in the database (the attempt row), reserve the agent,
   ring the agent (``callback-<attempt>-agent``), whisper to the agent (name, reason, wait),
@@ -153,6 +154,28 @@ class CallbackService:
         self._claiming: dict[str, Callback] = {}    # reserved in a pass, claim in flight
         self._refreshed = 0.0
         self._views: dict[str, CallView] = {}
+        self.kick: Callable[[], None] = lambda: None     # the dispatcher's, set when attached
+        # nothing is released before the legs left by a previous run are settled (recover)
+        self.recovered = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        """Keep the pending copy fresh: rows from the web app, retries and windows coming due."""
+        self._task = asyncio.create_task(self._refresh_loop(), name="callback-refresh")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except Exception:
+                logger.exception("callbacks: refresh failed; trying again")
+            if self.pending:
+                self.kick()          # a pass to release what came due
+            await asyncio.sleep(REFRESH_SECONDS / 2)
 
     # -- the line -----------------------------------------------------------------------
     async def refresh(self, force: bool = False) -> None:
@@ -172,6 +195,8 @@ class CallbackService:
     def pending_views(self, now_mono: float, live_calls: Iterable[str] = ()) -> list[PendingCallback]:
         """The pending callbacks for the matching; one whose call is still in ``live_calls``
         (the caller is leaving the line for it right now) is left out, never matched twice."""
+        if not self.recovered.is_set():
+            return []
         wall, live = utcnow(), set(live_calls)
         return [self._pending_view(row, now_mono, wall) for row in self.pending.values()
                 if row.call_id is None or row.call_id not in live]
@@ -441,16 +466,20 @@ class CallbackService:
     async def recover(self) -> None:
         """After (re)connecting to ARI: adopt live legs of unfinished attempts, settle the rest."""
         live = await self.control.live_channels()
-        for row in await asyncio.to_thread(self.store.unfinished_attempts):
+        for row in await asyncio.to_thread(self.store.unfinished_attempts, True):
             if row.id not in self.live:
                 try:
                     await self._recover_attempt(row, live)
                 except Exception:
                     logger.exception("callback attempt %d: recovery failed", row.id)
         await self.refresh(force=True)
+        self.recovered.set()
+        self.kick()
 
     async def _recover_attempt(self, row: CallbackAttempt, live: dict[str, dict]) -> None:
         callback = await asyncio.to_thread(self.store.get, row.callback_id)
+        if row.id in self.live:          # placed by this run meanwhile: not a leftover
+            return
         agent_up = agent_channel_id(row.id) in live
         customer = live.get(customer_channel_id(row.id))
         attempt = LiveAttempt(row.id, callback, row.agent,

@@ -41,7 +41,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["AgentCommandError", "CallEntry", "Dispatcher"]
 
 ACTION_DEADLINE = 8.0      # seconds any one ARI action may take before the call is made safe
-CALLBACK_TICK = 2.0        # seconds between passes while callbacks are attached (due, web)
 T = TypeVar("T")
 
 
@@ -99,6 +98,7 @@ class Dispatcher:
         """Pending callbacks join the line; ``number_of`` normalises caller IDs to E.164
         (None when not a callable number); ``offer_key`` is the key that takes a callback."""
         self.callbacks, self.number_of, self.offer_key = service, number_of, offer_key
+        service.kick = self.kick
         self.waiting.ahead = self.callbacks_ahead
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -128,8 +128,6 @@ class Dispatcher:
             wakeup = routing.next_wakeup(self._waiting(), self.roster.agents.values(), self._now(),
                                          bands=self.bands)
             timeout = None if wakeup is None else max(0.0, wakeup - self._now())
-            if self.callbacks is not None:
-                timeout = min(timeout or CALLBACK_TICK, CALLBACK_TICK)
             try:
                 await asyncio.wait_for(self._kick.wait(), timeout)
             except asyncio.TimeoutError:
@@ -160,11 +158,12 @@ class Dispatcher:
 
     async def _match(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         """One matching of live calls and due callbacks (a callback ordered by its original
-        entry time among the live calls): (call pairs, callback pairs)."""
+        entry time among the live calls): (call pairs, callback pairs).  The pending callbacks
+        are the service's copy, refreshed off the routing path (the pass never waits on the
+        database)."""
         if self.callbacks is None:
             return routing.assign(self._waiting(), self.roster.agents.values(), self._now(),
                                   bands=self.bands), []
-        await self.callbacks.refresh()
         now = self._now()
         live = [routing.call_view(call) for call in self._waiting()]
         agents = [routing.agent_view(agent) for agent in self.roster.agents.values()]

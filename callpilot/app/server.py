@@ -152,6 +152,7 @@ class Server:
         await self.agi.start()
         await self.ami.start()
         self.dispatcher.start()
+        self.callbacks.start()
         ari_task = asyncio.create_task(self.ari.run(), name="ari")
         self._install_signals()
         logger.info("serve up: %d agents, flows %s", len(self.roster.agents), sorted(self.flows))
@@ -169,6 +170,7 @@ class Server:
     async def shutdown(self, ari_task: asyncio.Task) -> None:
         logger.info("serve stopping; calls stay parked in Stasis for the next start")
         await self.dispatcher.stop()
+        await self.callbacks.stop()
         self.acd_stasis.close()
         self.callback_stasis.close()
         await self.flows.close()

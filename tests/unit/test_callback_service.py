@@ -90,6 +90,7 @@ def parts(sessions):
 
     service = CallbackService(store, control, roster, QueueBook({"cbq": QueueSettings("cbq", steps=())}),
                               settings, sound, Events(), hooks, played)
+    service.recovered.set()
     return service, store, control, hooks, roster
 
 
@@ -220,7 +221,14 @@ async def test_recovery_adopts_live_legs_and_settles_the_rest(parts, sessions):
     never = store.create(NewCallback(number="+821055500008", queue="cbq", entered_at=now, source=CallbackSource.IVR,
                                      expires_at=now + timedelta(hours=1)), now)[0]
     never_claim = store.claim(never.id, "1001", now)
+    other_node = CallbackStore(store.sessions, "node-b")
+    theirs = other_node.create(NewCallback(number="+821055500006", queue="cbq", entered_at=now,
+                                           source=CallbackSource.IVR, expires_at=now + timedelta(hours=1)), now)[0]
+    their_claim = other_node.claim(theirs.id, "1002", now)
     await gone.recover()
+    assert gone.recovered.is_set()
+    assert store.attempts(theirs.id)[0].outcome is None, "another node's attempt is left to it"
+    assert their_claim is not None
     assert store.attempts(dialled.id)[0].outcome == "unknown_after_crash"
     assert store.get(dialled.id).state == "pending" and store.get(dialled.id).attempts == 1
     assert store.attempts(never.id)[0].outcome == "agent_no_answer"
@@ -248,6 +256,9 @@ async def test_pending_views_keep_the_original_entry_and_skip_a_call_still_leavi
                                        expires_at=datetime.now(timezone.utc) + timedelta(hours=1)),
                            datetime.now(timezone.utc))[0]
     await service.refresh(force=True)
+    service.recovered.clear()
+    assert service.pending_views(1000.0) == [], "nothing released before the leftovers are settled"
+    service.recovered.set()
     views = service.pending_views(1000.0, live_calls={"live-1"})
     assert [v.id for v in views] == [older.id]
     assert 1000.0 - 610 < views[0].view.enqueued_at < 1000.0 - 590

@@ -130,11 +130,16 @@ class CallbackStore:
             return list(s.scalars(select(CallbackAttempt).where(CallbackAttempt.callback_id == callback_id)
                                   .order_by(CallbackAttempt.id)))
 
-    def unfinished_attempts(self) -> list[CallbackAttempt]:
-        """Attempts with no outcome: after a crash, the ones to look for in Asterisk."""
+    def unfinished_attempts(self, mine_only: bool = False) -> list[CallbackAttempt]:
+        """Attempts with no outcome: after a crash, the ones to look for in Asterisk.
+        ``mine_only``: those claimed by this instance (another node's legs are in its own
+        Asterisk, not ours)."""
+        query = select(CallbackAttempt).where(CallbackAttempt.outcome.is_(None)).order_by(CallbackAttempt.id)
+        if mine_only:
+            query = query.join(Callback, Callback.id == CallbackAttempt.callback_id).where(
+                Callback.claimed_by == self.instance)
         with self.sessions() as s:
-            return list(s.scalars(select(CallbackAttempt).where(CallbackAttempt.outcome.is_(None))
-                                  .order_by(CallbackAttempt.id)))
+            return list(s.scalars(query))
 
     # -- claiming ------------------------------------------------------------------------
     def claim(self, callback_id: str, agent: str | None, now: datetime) -> Claim | None:
