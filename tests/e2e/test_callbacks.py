@@ -3,13 +3,15 @@ route), real ``callpilot serve`` subprocesses, real sipp UAs sending real RTP.
 
 The customer is a plain SIP UAS on 127.0.0.3 (no registration), reached only through the
 rendered outbound-only ``callback-trunk`` endpoint whose contact is that address.  Queue
-``cbq`` (DID 805, no IVR) has agent 1001 only.  Callers have Korean mobile caller IDs, so the
+``cbq`` (DID 805, no IVR) has agents 1001 and 1002 (1002's phone registers in one test only:
+an unregistered agent is never offered anything).  Callers have Korean mobile caller IDs, so the
 read-back and E.164 normalisation use the configured default country KR.
 """
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import subprocess
 import sys
 import time
@@ -31,6 +33,8 @@ from callpilot.infra.db.models import CallRecord, Queue, QueueMember
 from testkit import sipua
 from testkit.isolated import isolated_config
 from testkit.rtp_pcap import rtp_pcap
+from tests import pg
+from tests.e2e.conftest import E2E_DATABASE_ENV
 from tests.e2e.serve_proc import ServeProcess, wait_record
 
 pytestmark = pytest.mark.e2e
@@ -45,10 +49,15 @@ B_NUMBER = "01055505678"
 
 
 @pytest.fixture(scope="module")
-def instance(tmp_path_factory):
-    """An Asterisk of this module: the callback route points at a customer UAS port."""
+def instance(request, tmp_path_factory):
+    """An Asterisk of this module: the callback route points at a customer UAS port.  With
+    ``CALLPILOT_E2E_DATABASE=postgresql`` serve, web and the tests use a fresh PostgreSQL
+    database (like the shared instance of conftest)."""
     state = tmp_path_factory.mktemp("callbacks-e2e") / "state"
     config = isolated_config(state, queue_dids={DID: "cbq"})
+    if os.environ.get(E2E_DATABASE_ENV, "sqlite") == "postgresql":
+        url = pg.create_database(request.getfixturevalue("pg_server"), pg.unique_name("cp_cb"))
+        config.database_url = url.render_as_string(hide_password=False)
     customer_port = sipua.free_port(CUSTOMER_IP)
     config.callbacks = CallbacksConfig(
         trunk_uri=f"{CUSTOMER_IP}:{customer_port}", default_country="KR", retry_seconds=8,
@@ -70,6 +79,7 @@ def seed_queue(config) -> None:
         s.merge(Queue(name="cbq", title="callback tests", announce_frequency=0, steps=[]))
         s.execute(delete(QueueMember).where(QueueMember.queue_name == "cbq"))
         s.add(QueueMember(queue_name="cbq", agent_extension="1001"))
+        s.add(QueueMember(queue_name="cbq", agent_extension="1002"))   # registered by one test only
     engine.dispose()
 
 
@@ -103,9 +113,9 @@ async def agent(instance):
     config, passwords, _ = instance
     phones: list[sipua.AgentPhone] = []
 
-    async def start(behaviour: str = "answer", calls: int = 1) -> sipua.AgentPhone:
+    async def start(behaviour: str = "answer", calls: int = 1, ext: str = "1001") -> sipua.AgentPhone:
         a = config.asterisk
-        phone = sipua.AgentPhone("1001", passwords["1001"], a.sip_host, a.sip_port,
+        phone = sipua.AgentPhone(ext, passwords[ext], a.sip_host, a.sip_port,
                                  behaviour=behaviour, calls=calls)
         await phone.start()
         phones.append(phone)
@@ -335,6 +345,24 @@ async def test_the_customer_cancels_with_9(cfg, serve, agent, customer):
     assert callbacks[0].id == callback_id and attempts[0].outcome == "customer_cancelled"
     assert callbacks[0].open_key is None
     await uas.wait_for("bye", timeout=20)
+
+
+async def test_an_agent_not_answering_is_no_customer_attempt_and_the_next_agent_takes_it(
+        cfg, serve, agent, customer):
+    first = await agent("no_answer")
+    await agent_state(serve, "available")
+    uas = await customer("answer")
+    callback_id = add_callback(cfg, A_E164, 5)
+    await first.wait_for("invite", timeout=60)
+    second = await agent("answer", ext="1002")
+    await first.wait_for("cancelled", timeout=60)               # rang out: RONA
+    await second.wait_for("answered", timeout=60)
+    await uas.wait_for("answered", timeout=60)
+    callbacks, attempts = await wait_rows(cfg, lambda c, a: len(a) == 2 and a[1].customer_dialled_at is not None,
+                                          "the second agent's attempt")
+    assert [(a.agent, a.outcome) for a in attempts] == [("1001", "agent_no_answer"), ("1002", None)]
+    assert callbacks[0].id == callback_id and callbacks[0].attempts == 0, "the decline was not the customer's"
+    assert uas.count("invite") == 1
 
 
 async def test_three_pending_one_free_agent_exactly_one_dialled(cfg, serve, agent, customer):
