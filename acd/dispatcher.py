@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -27,9 +26,10 @@ from acd.agents import AgentRoster, LiveAgent
 from acd.announcements import position_of, positions
 from acd.clock import Clock, SystemClock
 from acd.events import NullEventSink, QueueEventSink
+from acd.hooks import DEFAULT_CLOSED_MESSAGE, CallHooks
 from acd.model import DEFAULT_AGE_BANDS, AgeBands, AgentState, ModelError, steps_from_list, steps_to_list
 from acd.queues import QueueBook, QueueSettings
-from acd.state import CallOutcome, CallState, LiveCall
+from acd.state import CallEntry, CallOutcome, CallState, LiveCall
 from acd.waiting import Speak, WaitingRoom
 from callpilot.infra.asterisk.ari_helpers import agent_channel_id
 from callpilot.infra.db.call_vocabulary import RoutingTicket
@@ -41,25 +41,12 @@ logger = logging.getLogger(__name__)
 __all__ = ["AgentCommandError", "CallEntry", "Dispatcher"]
 
 ACTION_DEADLINE = 8.0      # seconds any one ARI action may take before the call is made safe
+PARK_RETRY_SECONDS = 1.0   # a park that failed (not 404) is tried once more after this
+# Bridges Asterisk may fail for one call before the ACD stops offering it: a fault that
+# persists would otherwise ring, answer and drop agent after agent until the caller gives up.
+MAX_BRIDGE_FAILURES = 3
+GiveUp = Callable[[str, str], Awaitable[None]]   # (call id, why): tell the caller, end the call
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class CallEntry:
-    """A call the dispatcher takes over.  ``attributes`` come from the caller's profile; the
-    ticket's own attributes (what the flow learnt) win over them.  A re-adopted call keeps
-    its ``enqueued_at`` (its place in line); one found talking to an agent names the agent
-    and its leg."""
-
-    call_id: str
-    caller_id: str
-    did: str
-    ticket: RoutingTicket
-    attributes: dict[str, Any] = field(default_factory=dict)
-    enqueued_at: datetime | None = None
-    readopted: bool = False
-    agent: str | None = None
-    agent_channel: str | None = None
 
 
 class Dispatcher:
@@ -67,8 +54,10 @@ class Dispatcher:
                  ring_timeout: int, wrapup_seconds: float, queues: QueueBook | None = None,
                  events: QueueEventSink | None = None, speak: Speak | None = None,
                  fallback_queue: str = "general", bands: AgeBands = DEFAULT_AGE_BANDS,
-                 clock: Clock | None = None, action_deadline: float = ACTION_DEADLINE):
+                 clock: Clock | None = None, action_deadline: float = ACTION_DEADLINE,
+                 hooks: CallHooks | None = None, give_up: GiveUp | None = None):
         self.control = control
+        self.hooks = hooks or CallHooks()     # opening hours, closed message, survey
         self.roster = roster
         self.records = records
         self.ring_timeout = ring_timeout
@@ -79,6 +68,7 @@ class Dispatcher:
         self.bands = bands
         self.clock = clock or SystemClock()
         self.action_deadline = action_deadline
+        self.give_up = give_up             # None: end the call without a word
         self.calls: dict[str, LiveCall] = {}
         self.desk = AgentDesk(roster, self.events, self.clock, self.kick)
         self.waiting = WaitingRoom(self.queues, speak, self._overflow,
@@ -183,9 +173,12 @@ class Dispatcher:
             logger.error("task %s failed", task.get_name(), exc_info=task.exception())
 
     async def _act(self, what: str, call_id: str, action: Awaitable[T], failed: T) -> T:
-        """One ARI action with a deadline; any error or timeout is logged and gives ``failed``."""
+        """One ARI action with a deadline; any error or timeout is logged and gives ``failed``.
+        (``asyncio.timeout``, not ``wait_for``: no extra task, so no extra loop turn, on the
+        path to the agent's phone.)"""
         try:
-            return await asyncio.wait_for(action, self.action_deadline)
+            async with asyncio.timeout(self.action_deadline):
+                return await action
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001  (an ARI fault must not escape into the event dispatch)
@@ -217,6 +210,10 @@ class Dispatcher:
 
     async def _enqueue(self, call: LiveCall, ticket: RoutingTicket, enqueued_at: datetime | None,
                        readopted: bool) -> None:
+        if not readopted:           # a re-adopted call was admitted before
+            ticket = await self._open_queue(call, ticket)
+            if ticket is None:
+                return
         settings = self.queues.get(ticket.queue)
         if not settings.join_empty and not self._logged_in(ticket.queue) and settings.overflow_queue:
             logger.info("call %s: queue %s has no agent logged in: joining %s", call.id,
@@ -259,6 +256,7 @@ class Dispatcher:
         self.waiting.watch(call)
         await self._dispatch_once()
         self.kick()                # the loop re-plans its next wake-up (step expiries) with this call
+        await asyncio.sleep(0)     # the offer's originate goes out before the park request
         await self._park(call, settings)
 
     async def _park(self, call: LiveCall, settings: QueueSettings) -> None:
@@ -270,6 +268,38 @@ class Dispatcher:
             call.parked.set_result(parked)
         if parked is False:
             await self.caller_gone(call.id)
+        elif parked is None:                      # a fault: once more in a moment, for the music
+            self._later(PARK_RETRY_SECONDS, lambda: self._park_again(call, settings),
+                        f"later-park-{call.id}")
+
+    async def _park_again(self, call: LiveCall, settings: QueueSettings) -> None:
+        if self.calls.get(call.id) is not call or call.state is not CallState.QUEUED:
+            return
+        parked = await self._act("park (again)", call.id,
+                                 self.control.park(call.id, call.queue or "", settings.moh_class), None)
+        if parked is False:
+            await self.caller_gone(call.id)
+
+    async def _open_queue(self, call: LiveCall, ticket: RoutingTicket) -> RoutingTicket | None:
+        """Opening hours: the ticket if its queue is open, aimed at the queue's closed queue if
+        it has one, else None (the caller hears the closed message; outcome ``closed``)."""
+        settings = self.queues.get(ticket.queue)
+        if not settings.calendar or self.hooks.queue_open(settings.calendar):
+            return ticket
+        if settings.closed_queue and settings.closed_queue != ticket.queue:
+            logger.info("call %s: queue %s closed (calendar %s): joining %s", call.id, ticket.queue,
+                        settings.calendar, settings.closed_queue)
+            return ticket.to_queue(settings.closed_queue)
+        logger.info("call %s: queue %s closed (calendar %s)", call.id, ticket.queue, settings.calendar)
+        call.move(CallState.ENDED, f"queue {ticket.queue} closed")
+        await self.records.update(call.id, state=CallState.ENDED, outcome=CallOutcome.CLOSED,
+                                  queue=ticket.queue, ended_at=self.clock.utcnow(),
+                                  detail=f"queue {ticket.queue} closed")
+        if self.hooks.closed is not None:
+            self.hooks.closed(call.id, settings.closed_message or DEFAULT_CLOSED_MESSAGE)
+        else:
+            await self._act("hangup", call.id, self.control.hangup(call.id), None)
+        return None
 
     def _position(self, call: LiveCall) -> int:
         return position_of(call, self.calls.values()) + self.callbacks_ahead(call)
@@ -417,8 +447,9 @@ class Dispatcher:
         if call.parked is None or call.parked.done():
             return
         try:
-            await asyncio.wait_for(asyncio.shield(call.parked), self.action_deadline)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(self.action_deadline):
+                await asyncio.shield(call.parked)
+        except TimeoutError:
             logger.warning("call %s: park still pending after %.0fs: connecting anyway", call.id,
                            self.action_deadline)
 
@@ -443,10 +474,24 @@ class Dispatcher:
         if agent is not None and agent.state is AgentState.RINGING and agent.call_id == call.id:
             agent.move(AgentState.AVAILABLE, "bridge failed", call_id=call.id, at=self._now())
         call.agent, call.agent_channel = None, None
+        call.bridge_failures += 1
+        if call.bridge_failures >= MAX_BRIDGE_FAILURES:
+            await self._give_up(call, f"Asterisk failed the bridge {call.bridge_failures} times")
+            return
         call.move(CallState.QUEUED, "bridge failed: back in line")
         self.records.post(call.id, state=CallState.QUEUED, agent=None)
         self.kick()
         await self._park(call, self.queues.get(call.queue or ""))
+
+    async def _give_up(self, call: LiveCall, why: str) -> None:
+        """A call no agent can be given: offered no more (it stays out of the line while it
+        is told), then ended as ``system``."""
+        logger.error("call %s: %s: giving up", call.id, why)
+        self.waiting.forget(call.id)
+        if self.give_up is not None:
+            await self.give_up(call.id, why)
+        if call.id in self.calls:
+            await self._finish(call, CallOutcome.SYSTEM, why)
 
     async def agent_leg_gone(self, channel_id: str, cause: int = 0) -> None:
         if channel_id in self._ringing:
@@ -531,10 +576,22 @@ class Dispatcher:
             self._ringing.pop(call.agent_channel, None)
         self._free_agent(call, previous)
         self.kick()
+        survey = self._survey_flow(call, previous, why)
+        keep = () if survey else (call.id,)      # a surveyed caller stays, out of the bridge
         await self._act("release", call.id,
-                        self.control.release(call.id, call.id, call.agent_channel or ""), None)
+                        self.control.release(call.id, *keep, call.agent_channel or ""), None)
         await self.records.update(call.id, state=CallState.ENDED, outcome=outcome,
                                   ended_at=self.clock.utcnow(), detail=why, hangup_cause=cause)
+        if survey:
+            self.hooks.survey(call, survey)
+
+    def _survey_flow(self, call: LiveCall, previous: CallState, why: str) -> str | None:
+        """The queue's survey flow when the agent hung up first on a connected call."""
+        if self.hooks.survey is None or previous is not CallState.CONNECTED:
+            return None
+        if not why.startswith("agent"):
+            return None
+        return self.queues.get(call.queue or "").survey_flow
 
     def _free_agent(self, call: LiveCall, previous: CallState) -> None:
         agent = self.roster.get(call.agent) if call.agent else None

@@ -17,8 +17,9 @@ from typing import Any
 
 from acd.actions import CallControl
 from acd.clock import Clock
-from acd.dispatcher import CallEntry, Dispatcher
+from acd.dispatcher import Dispatcher
 from acd.model import AgeBands
+from acd.state import CallEntry
 from acd.ticket import caller_attributes
 from callpilot.infra.db.call_vocabulary import CallOutcome, CallState, RoutingTicket
 from callpilot.infra.db.customers import CustomerDirectory
@@ -60,10 +61,17 @@ class AcdService:
     # -- entries --------------------------------------------------------------------------
     async def handoff(self, call_id: str, caller_id: str, did: str, ticket: RoutingTicket) -> None:
         """IVR -> ACD: the flow's ticket, with the caller's profile under what the flow learnt."""
-        await self.dispatcher.adopt(CallEntry(call_id, caller_id, did, ticket,
-                                              self.caller_attributes(caller_id)))
+        try:
+            await self.dispatcher.adopt(CallEntry(call_id, caller_id, did, ticket,
+                                                  self.caller_attributes(caller_id)))
+        except Exception:  # the IVR is done with the caller: never leave it in silence
+            logger.exception("call %s: handoff to %s failed", call_id, ticket.queue)
+            await self.apologise(call_id, f"handoff to {ticket.queue} failed")
 
-    async def enqueue_from_dialplan(self, channel: dict[str, Any], queue: str) -> None:
+    async def enqueue_from_dialplan(self, channel: dict[str, Any], queue: str, *,
+                                    stored: bool = False) -> None:
+        """``stored``: a flow stored the call's ticket with the record (FastAGI DIDs).  Only
+        then is the record read: a straight-to-queue call never waits on the database (D7)."""
         call_id = channel["id"]
         caller_id = channel.get("caller", {}).get("number", "")
         did = channel.get("dialplan", {}).get("exten", "")
@@ -73,7 +81,7 @@ class AcdService:
             await self.records.update(call_id, state=CallState.ENDED, outcome=CallOutcome.ABANDONED,
                                       ended_at=self.clock.utcnow(), detail="gone before answer")
             return
-        ticket = await self._stored_ticket(call_id, queue)
+        ticket = await self._stored_ticket(call_id, queue) if stored else RoutingTicket(queue)
         await self.dispatcher.adopt(CallEntry(call_id, caller_id, did, ticket,
                                               self.caller_attributes(caller_id)))
 

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# `make run`: demo data, Asterisk, then serve in the foreground, all on loopback.
+# `make run`: demo data, Asterisk, prompts, then serve in the foreground, all on loopback.
+# Each step says its name, its time, and on failure how to retry it (scripts/step.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CP=.venv/bin/callpilot
-$CP demo
-$CP asterisk up
+STEP="bash scripts/step.sh"
+$STEP "demo data (queues, agents, customers)" "$CP demo" $CP demo
+$STEP "Asterisk up" "$CP asterisk up  (logs: var/asterisk/log)" $CP asterisk up
 trap '$CP asterisk down' EXIT
+$STEP "prompts of the live flows (text to speech, once)" "$CP flows render" $CP flows render
 cat <<TXT
 
 CallPilot is up on loopback.

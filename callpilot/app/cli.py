@@ -1,4 +1,5 @@
-"""``callpilot`` command line: serve | web | asterisk up/down/status/render | status | call | demo."""
+"""``callpilot`` command line: serve | web | asterisk up/down/status/render | status | call | demo |
+flows | calendars | agents | queues."""
 from __future__ import annotations
 
 import argparse
@@ -6,6 +7,7 @@ import asyncio
 import json
 import logging
 import sys
+import urllib.parse
 
 from callpilot.infra import config as config_mod
 from callpilot.infra.config import Config, ConfigError
@@ -19,8 +21,16 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def cmd_serve(config: Config, _args) -> int:
-    from callpilot.app.server import serve
-    asyncio.run(serve(config))
+    from callpilot.infra.pidlock import AlreadyRunning, PidLock
+    try:
+        lock = PidLock(config.state_dir / "serve.pid").acquire()
+    except AlreadyRunning as exc:
+        print(f"callpilot: serve is already running for state dir {config.state_dir} "
+              f"(pid {exc.pid or '?'}); not starting a second one", file=sys.stderr)
+        return 1
+    with lock:
+        from callpilot.app.server import serve
+        asyncio.run(serve(config))
     return 0
 
 
@@ -39,6 +49,10 @@ def cmd_asterisk(config: Config, args) -> int:
     elif args.action == "down":
         runner.down(config)
         print("asterisk down")
+    elif args.action == "install":
+        install = runner.ensure_install(config)
+        where = f"in the root filesystem {install.rootfs}" if install.rootfs else "(system)"
+        print(f"asterisk: {install.binary} {where}")
     elif args.action == "render":
         runner.render(config, runner.load_agents(config))
         print(f"rendered into {config.asterisk_dir / 'etc'}")
@@ -73,35 +87,42 @@ def cmd_status(config: Config, args) -> int:
 
 
 def cmd_call(config: Config, args) -> int:
-    """Place a real call from the trunk side and print what happened, with the call record."""
+    """Place a real call from the trunk side and print what happened, with its call record."""
+    from datetime import datetime, timezone
     from testkit.sipua import Caller
     a = config.asterisk
     caller = Caller(args.did, a.sip_host, a.sip_port, local_ip=a.trunk_ips[0],
                     from_number=args.from_number, dtmf=args.dtmf, dtmf_delay=args.dtmf_delay,
                     hold_seconds=args.hold)
+    placed_at = datetime.now(timezone.utc).replace(microsecond=0)
     result = asyncio.run(caller.run())
+    rejected = not result.answered and (result.status is None or result.status >= 300)
     report = {"sip_status": result.status, "answered": result.answered, "ended_by": result.ended_by,
               "seconds_connected": round(result.duration, 1),
-              "record": _last_record(config, args.from_number)}
+              "record": None if rejected else _own_record(config, args.from_number, args.did,
+                                                          placed_at)}
     print(json.dumps(report, indent=2, default=str))
     return 0 if result.answered else 1
 
 
-def _last_record(config: Config, caller_id: str, wait: float = 3.0) -> dict | None:
-    """The newest call record of ``caller_id`` once serve has closed it (None if none)."""
+def _own_record(config: Config, caller_id: str, did: str, placed_at, wait: float = 3.0) -> dict | None:
+    """The record of the call just placed: the first one from ``caller_id`` to ``did`` that
+    started after ``placed_at`` (never an earlier call's), once serve has closed it."""
     import time
     from sqlalchemy import select
     from callpilot.infra.db import session as db
     from callpilot.infra.db.models import CallRecord
     engine = db.make_engine(config.db_url)
     db.create_schema(engine)
+    query = (select(CallRecord).where(CallRecord.caller_id == caller_id, CallRecord.did == did,
+                                      CallRecord.started_at >= placed_at)
+             .order_by(CallRecord.started_at).limit(1))
     deadline = time.monotonic() + wait
     try:
         while True:
             with db.make_sessionmaker(engine)() as s:
-                row = s.scalars(select(CallRecord).where(CallRecord.caller_id == caller_id)
-                                .order_by(CallRecord.started_at.desc()).limit(1)).first()
-            if row is None or row.state == "ended" or time.monotonic() > deadline:
+                row = s.scalars(query).first()
+            if (row is not None and row.state == "ended") or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
     finally:
@@ -132,9 +153,10 @@ def cmd_agents(config: Config, args) -> int:
     if not args.extension:
         print(f"callpilot: agents {args.action} needs an extension", file=sys.stderr)
         return 2
-    reason = f"?reason={args.reason}" if args.reason else ""
+    params = {"reason": args.reason} if args.reason else None
+    ext = urllib.parse.quote(args.extension, safe="")
     try:
-        code, body = asyncio.run(post(sock, f"/agents/{args.extension}/{args.action}{reason}"))
+        code, body = asyncio.run(post(sock, f"/agents/{ext}/{args.action}", params))
     except OSError:
         print("callpilot: serve is not running", file=sys.stderr)
         return 3
@@ -144,8 +166,12 @@ def cmd_agents(config: Config, args) -> int:
 
 
 def cmd_queues(config: Config, args) -> int:
-    """Queue statistics from the stored queue events, with live agent states when serve runs."""
+    """Queue statistics from the stored queue events, with live agent states when serve runs;
+    ``set``: a queue's opening-hours calendar, closed handling and survey flow."""
+    if args.action == "set":
+        return _queue_set(config, args)
     from acd import queue_report as qr
+    from acd.nps import load_nps
     from callpilot.infra.db import session as db
     from callpilot.app.status import fetch
     try:
@@ -159,12 +185,35 @@ def cmd_queues(config: Config, args) -> int:
         sessions = db.make_sessionmaker(engine)
         stats = qr.queue_stats(sessions, args.queue, since, args.target)
         members = qr.queue_members(sessions)
+        nps = load_nps(sessions, args.queue, since)
     finally:
         engine.dispose()
     live = asyncio.run(fetch(config.state_dir / "serve.sock"))
     report = qr.build_report(stats, live, members, queue=args.queue, since=since,
-                             target_seconds=args.target)
+                             target_seconds=args.target, nps=nps)
     print(json.dumps(report, indent=2, sort_keys=True) if args.json else qr.format_report(report))
+    return 0
+
+
+def _queue_set(config: Config, args) -> int:
+    from acd.roster_store import EDGE_SETTINGS, update_queue
+    from callpilot.infra.db import session as db
+    changes = {k: getattr(args, k) for k in EDGE_SETTINGS if getattr(args, k) is not None}
+    if not args.queue or not changes:
+        print("callpilot: queues set needs --queue and at least one setting", file=sys.stderr)
+        return 2
+    engine = db.make_engine(config.db_url)
+    try:
+        db.create_schema(engine)
+        settings = update_queue(db.make_sessionmaker(engine), args.queue, **changes)
+    except KeyError:
+        print(f"callpilot: no queue {args.queue!r}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    print(json.dumps({k: getattr(settings, k) for k in EDGE_SETTINGS}) if args.json else
+          f"queue {args.queue}: " + ", ".join(f"{k}={getattr(settings, k)!r}" for k in EDGE_SETTINGS)
+          + " (serve applies it at its next start)")
     return 0
 
 
@@ -178,6 +227,16 @@ def cmd_callbacks(config: Config, args) -> int:
     return callbacks_cli.run(config, args)
 
 
+def cmd_campaigns(config: Config, args) -> int:
+    from callpilot.app import campaigns_cli
+    return campaigns_cli.run(config, args)
+
+
+def cmd_calendars(config: Config, args) -> int:
+    from callpilot.app import calendars_cli
+    return calendars_cli.run(config, args)
+
+
 def cmd_demo(config: Config, _args) -> int:
     from callpilot.app import demo
     passwords = demo.seed(config)
@@ -188,22 +247,36 @@ def cmd_demo(config: Config, _args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line (and exit 2), like every other CLI error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _dtmf(value: str) -> str:
+    if not all(c in "0123456789*#" for c in value):
+        raise argparse.ArgumentTypeError(f"{value!r}: keys 0-9, * and # only")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="callpilot", description=__doc__)
+    p = _Parser(prog="callpilot", description=__doc__)
     p.add_argument("--config", help="TOML config file (or CALLPILOT_CONFIG)")
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--debug", action="store_true", help="on an error, show the traceback too")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the call server (ARI, AMI, FastAGI, ACD)").set_defaults(fn=cmd_serve)
     sub.add_parser("web", help="run the admin web UI").set_defaults(fn=cmd_web)
     ast = sub.add_parser("asterisk", help="install, configure and run Asterisk")
-    ast.add_argument("action", choices=["up", "down", "status", "render"])
+    ast.add_argument("action", choices=["install", "up", "down", "status", "render"])
     ast.set_defaults(fn=cmd_asterisk)
     st = sub.add_parser("status", help="health of Asterisk, ARI, AMI and queues")
     st.add_argument("--json", action="store_true")
     st.set_defaults(fn=cmd_status)
     call = sub.add_parser("call", help="place a real test call through the trunk (sipp)")
     call.add_argument("did")
-    call.add_argument("--dtmf", default="", help="digits to press after answer, e.g. 1")
+    call.add_argument("--dtmf", default="", type=_dtmf, help="digits to press after answer, e.g. 1")
     call.add_argument("--dtmf-delay", type=float, default=1.0, help="seconds after answer")
     call.add_argument("--from-number", default="15550001")
     call.add_argument("--hold", type=float, default=15.0, help="seconds to stay on the line")
@@ -213,15 +286,23 @@ def build_parser() -> argparse.ArgumentParser:
     fl = sub.add_parser("flows", help="IVR flows: validate, import, publish, rollback, export, list")
     flows_cli.add_arguments(fl)
     fl.set_defaults(fn=cmd_flows)
+    from callpilot.app import calendars_cli
+    cal = sub.add_parser("calendars", help="business calendars: import (.ics/.csv), list, show")
+    calendars_cli.add_arguments(cal)
+    cal.set_defaults(fn=cmd_calendars)
     ag = sub.add_parser("agents", help="log agents in/out, pause them, list them")
     ag.add_argument("action", choices=["login", "logout", "pause", "unpause", "list"])
     ag.add_argument("extension", nargs="?")
     ag.add_argument("--reason", default="", help="pause reason")
     ag.add_argument("--json", action="store_true")
     ag.set_defaults(fn=cmd_agents)
-    qs = sub.add_parser("queues", help="queue statistics (offered, SL, ASA, AHT, abandons)")
-    qs.add_argument("action", choices=["stats"])
-    qs.add_argument("--queue", help="only this queue")
+    qs = sub.add_parser("queues", help="queue statistics (offered, SL, ASA, AHT, abandons, survey NPS)")
+    qs.add_argument("action", choices=["stats", "set"])
+    qs.add_argument("--queue", help="only this queue (set: the queue to change)")
+    qs.add_argument("--calendar", help="set: opening hours calendar ('' = always open)")
+    qs.add_argument("--closed-queue", dest="closed_queue", help="set: queue for calls while closed")
+    qs.add_argument("--closed-message", dest="closed_message", help="set: said before hanging up while closed")
+    qs.add_argument("--survey-flow", dest="survey_flow", help="set: flow for the caller when the agent hangs up first ('' = none)")
     qs.add_argument("--since", help="ISO 8601 start, e.g. 2026-11-24T08:00 (local time without offset)")
     qs.add_argument("--target", type=float, default=20.0, help="service level target, seconds")
     qs.add_argument("--json", action="store_true")
@@ -230,18 +311,39 @@ def build_parser() -> argparse.ArgumentParser:
     cb = sub.add_parser("callbacks", help="callbacks: list, cancel; API tokens of the call-me endpoint")
     callbacks_cli.add_arguments(cb)
     cb.set_defaults(fn=cmd_callbacks)
+    from callpilot.app import campaigns_cli
+    cp = sub.add_parser("campaigns", help="outbound campaigns: create, import, start, pause, resume, report")
+    campaigns_cli.add_arguments(cp)
+    cp.set_defaults(fn=cmd_campaigns)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging(args.verbose)
+    _setup_logging(args.verbose or args.debug)
     try:
         config = config_mod.load(args.config)
     except ConfigError as exc:
+        if args.debug:
+            raise
         print(f"callpilot: configuration error: {exc}", file=sys.stderr)
         return 2
-    return args.fn(config, args)
+    try:
+        return args.fn(config, args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001  (the CLI's last word: one line, never a traceback)
+        if args.debug:
+            raise
+        print(f"callpilot {args.command}: {error_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def error_line(exc: BaseException) -> str:
+    """One line saying what failed: the exception's first line, its kind when it says little."""
+    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "failed")
+    more = " (--debug shows the details)" if "\n" in str(exc).strip() else ""
+    return f"{exc.__class__.__name__}: {text}{more}"
 
 
 if __name__ == "__main__":

@@ -21,26 +21,33 @@ from acd.callback_stasis import CallbackStasis
 from acd.callbacks import CallbackService, CallbackSettings, retry_rules
 from acd.agents import AgentRoster
 from acd.clock import SystemClock
+from acd.degraded import DegradedCalls
 from acd.dispatcher import Dispatcher
+from acd.hooks import CallHooks
 from acd.model import AgeBands
 from acd.queue_events import QueueEventRecorder
 from acd.readoption import Readoption
 from acd.roster_store import load_queues, load_roster
 from acd.service import AcdService
 from acd.stasis import AcdStasis
+from callpilot.app import outbound_wiring
 from callpilot.app.status import StatusServer
+from callpilot.infra.asterisk import runner as asterisk_runner
 from callpilot.infra.asterisk.agi import AgiServer
 from callpilot.infra.asterisk.ami import AmiMonitor
 from callpilot.infra.asterisk.ari import AriClient
 from callpilot.infra.asterisk.channel_events import ChannelInboxes, StasisRouter, lane_of, wait_playback
 from callpilot.infra.config import Config
 from callpilot.infra.db import session as db
+from callpilot.infra.db.calendars import CalendarBook, CalendarStore
 from callpilot.infra.db.callback_store import CallbackStore
 from callpilot.infra.db.customers import CustomerDirectory
 from callpilot.infra.db.records import CallRecordStore, RecordWriter
+from callpilot.infra.db.surveys import SurveyStore
 from callpilot.infra.phone_numbers import InvalidNumber, to_e164
 from ivr.agi_entry import AgiFlowHandler
 from ivr.stasis import InboundIvr
+from ivr.transfer_leg import STASIS_ROLE as TRANSFER_ROLE, AriTransfer
 from ivr.tts import PromptCache
 from ivr import wiring as ivr_wiring   # flows from the versioned store, speech if configured
 
@@ -57,12 +64,19 @@ class Server:
         self._acd(config)
         self._callbacks(config)
         self._ivr(config)
+        self.outbound = outbound_wiring.build(self)         # campaigns: roles outbound, outbound-amd
         self.status = StatusServer(config.state_dir / "serve.sock", self.snapshot, self.agent_command)
         self.ari.on_event(self.router.on_event)
         self.ari.on_connect(self.ivr.resume_open_calls)     # callers in the menu first,
         self.ari.on_connect(self.readoption.resync)         # then the ACD takes the rest,
-        self.ari.on_connect(self.callbacks.recover)         # then callback legs left ringing
+        self.ari.on_connect(self.callbacks.recover)         # callback legs left by a previous run
+        self.ari.on_connect(self.outbound.calls.resync)     # campaign calls: adopt or close
+        # calls Asterisk took on the degraded path while serve was away (dialplan -> app_queue)
+        self.degraded = DegradedCalls(asterisk_runner.queue_log_path(config),
+                                      CallRecordStore(self.sessions),
+                                      queue=asterisk_runner.DEGRADED_QUEUE)
         self._stop = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
 
     def _infrastructure(self, config: Config, engine) -> None:
         secrets, a = config.secrets, config.asterisk
@@ -75,17 +89,19 @@ class Server:
         self.router = StasisRouter(ChannelInboxes())
         self.prompts = PromptCache(config.prompts_dir, config.tts_voice, config.tts_rate)
         self.agi = AgiServer(config.agi_host, config.agi_port)
+        self.calendars = CalendarBook(CalendarStore(self.sessions))   # ivr branches, queue hours
 
     def _acd(self, config: Config) -> None:
         a, acd = config.asterisk, config.acd
         self.roster = AgentRoster()
         self.control = CallControl(self.ari, app=a.app_name)
         self.queue_events = QueueEventRecorder(self.sessions, config.state_dir / "queue_log")
-        self.dispatcher = Dispatcher(self.control, self.roster, self.records,
+        self.hooks = CallHooks(queue_open=self.calendars.open_now)   # + ivr follow-ups: _ivr()
+        self.dispatcher = Dispatcher(self.control, self.roster, self.records, hooks=self.hooks,
                                      ring_timeout=acd.ring_timeout, wrapup_seconds=acd.wrapup_seconds,
                                      queues=load_queues(self.sessions), speak=self._speak,
                                      events=self.queue_events, fallback_queue=acd.general_queue,
-                                     bands=self.bands, clock=self.clock)
+                                     bands=self.bands, clock=self.clock, give_up=self._apologise)
         self.acd = AcdService(self.dispatcher, self.control, self.records, customers=self.customers,
                               bands=self.bands, render=self.prompts.sound_uri_async,
                               fallback_queue=acd.general_queue, clock=self.clock)
@@ -131,14 +147,23 @@ class Server:
     async def _speak(self, call_id: str, text: str) -> None:
         await self.acd.speak(call_id, text)
 
+    async def _apologise(self, call_id: str, why: str) -> None:
+        await self.acd.apologise(call_id, why)
+
     def _ivr(self, config: Config) -> None:
         parts = ivr_wiring.build(config, self.sessions, self.prompts, customers=self.customers,
-                                 age_band=self.bands.band_of)
+                                 age_band=self.bands.band_of, calendars=self.calendars.get)
         self.runner, self.flows, self.ari_speech = parts.runner, parts.flows, parts.ari_speech
         self.ivr = InboundIvr(self.ari, self.router.inboxes, self.records, self.runner, self.flows,
                               self.acd.handoff, fallback_queue=config.acd.general_queue,
-                              speech=parts.ari_speech, flow_version=parts.store.version)
+                              speech=parts.ari_speech, flow_version=parts.store.version,
+                              transfer=AriTransfer(self.ari, self.router.inboxes, app=config.asterisk.app_name),
+                              surveys=SurveyStore(self.sessions))
         self.router.role("inbound", self.ivr.on_stasis_start)
+        self.router.role(TRANSFER_ROLE, self.ivr.on_transfer_leg)
+        self.hooks.closed = self.ivr.say_and_hangup
+        self.hooks.survey = lambda call, flow: self.ivr.start_survey(
+            call.id, call.caller_id, call.did, flow, agent=call.agent, queue=call.queue)
         self.readoption = Readoption(self.acd, busy=lambda call_id: call_id in self.ivr.active)
         agi_handler = AgiFlowHandler(self.runner, self.flows, self.records, speech=parts.agi_speech)
         for name in set(config.asterisk.agi_dids.values()):
@@ -147,13 +172,15 @@ class Server:
     # -- run ----------------------------------------------------------------------------
     async def run(self) -> None:
         self.dispatcher.adopt_roster(load_roster(self.sessions, bands=self.bands))
-        await self.flows.start()         # seed built-ins, load live versions, prerender, poll
-        await self.status.start()
-        await self.agi.start()
+        await self.flows.start()         # seed built-ins, load live versions, poll; prompts
+        await self.status.start()        # render in the background: ARI registers at once
         await self.ami.start()
         self.dispatcher.start()
         self.callbacks.start()
+        self.outbound.dialer.start()
         ari_task = asyncio.create_task(self.ari.run(), name="ari")
+        await self.agi.start()
+        self._background(self.degraded.run(), "degraded-calls")
         self._install_signals()
         logger.info("serve up: %d agents, flows %s", len(self.roster.agents), sorted(self.flows))
         await self._stop.wait()
@@ -164,13 +191,22 @@ class Server:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
 
+    def _background(self, coro, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def stop(self) -> None:
         self._stop.set()
 
     async def shutdown(self, ari_task: asyncio.Task) -> None:
         logger.info("serve stopping; calls stay parked in Stasis for the next start")
+        for task in list(self._tasks):
+            task.cancel()
         await self.dispatcher.stop()
         await self.callbacks.stop()
+        await self.outbound.dialer.stop()
+        await self.outbound.calls.stop()
         self.acd_stasis.close()
         self.callback_stasis.close()
         await self.flows.close()

@@ -136,9 +136,8 @@ async def customer(instance, tmp_path):
                     answer_delay: float = 0.3, keys: list[tuple[float, str]] = ()) -> sipua.AgentPhone:
         audio = tmp_path / f"{greeting}.pcap"
         write_greeting(audio, machine=greeting == "machine", keys=keys)
-        phone = sipua.AgentPhone("customer", "", CUSTOMER_IP, 5060, local_ip=CUSTOMER_IP, local_port=port,
-                                 behaviour=behaviour, talk_audio=audio, calls=calls, registers=False,
-                                 answer_delay=answer_delay)
+        phone = sipua.FarEnd("customer", CUSTOMER_IP, port, behaviour=behaviour, talk_audio=audio,
+                             calls=calls, answer_delay=answer_delay)
         await phone.start()
         phones.append(phone)
         return phone

@@ -38,6 +38,8 @@ class CallOutcome(enum.StrEnum):
     SYSTEM = "system"                  # Asterisk or serve ended it (shutdown, fault), not the caller
     CALLBACK = "callback"              # left the line with a callback that keeps its place
     FAILED = "failed"
+    CLOSED = "closed"                  # the queue was closed (opening hours): told so, hung up
+    TRANSFERRED = "transferred"        # the flow bridged the caller to an agent phone or a route
 
 
 @dataclass(frozen=True)

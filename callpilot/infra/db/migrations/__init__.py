@@ -35,7 +35,10 @@ HERE = Path(__file__).resolve().parent
 MODEL_MODULES = (
     "callpilot.infra.db.models",
     "callpilot.infra.db.callbacks",
+    "callpilot.infra.db.calendars",
+    "callpilot.infra.db.surveys",
     "ivr.store",
+    "callpilot.infra.db.campaigns",
 )
 PG_LOCK_KEY = 0x43_50_4D_49_47  # "CPMIG": one advisory lock for schema migrations
 

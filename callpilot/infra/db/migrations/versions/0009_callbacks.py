@@ -1,7 +1,7 @@
 """callbacks, callback attempts and "call me" API tokens
 
 Revision ID: 0009
-Revises: 0005
+Revises: 0010
 Create Date: 2026-12-01 13:06:09.150159
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 
 revision = '0009'
-down_revision = '0005'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 
