@@ -466,7 +466,9 @@ class CallbackService:
     async def recover(self) -> None:
         """After (re)connecting to ARI: adopt live legs of unfinished attempts, settle the rest."""
         live = await self.control.live_channels()
-        for row in await asyncio.to_thread(self.store.unfinished_attempts, True):
+        leftovers = await asyncio.to_thread(self.store.unfinished_attempts, True)
+        logger.info("callbacks: %d unfinished attempts of this instance to settle", len(leftovers))
+        for row in leftovers:
             if row.id not in self.live:
                 try:
                     await self._recover_attempt(row, live)
@@ -474,6 +476,7 @@ class CallbackService:
                     logger.exception("callback attempt %d: recovery failed", row.id)
         await self.refresh(force=True)
         self.recovered.set()
+        logger.info("callbacks: recovered; %d pending", len(self.pending))
         self.kick()
 
     async def _recover_attempt(self, row: CallbackAttempt, live: dict[str, dict]) -> None:
