@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from acd import routing
+from acd.policy.callbacks import due_callbacks
 from acd.actions import CallControl
 from acd.agent_desk import AgentCommandError, AgentDesk
 from acd.agents import AgentRoster, LiveAgent
@@ -26,12 +27,13 @@ from acd.announcements import Lines
 from acd.clock import Clock, SystemClock
 from acd.events import NullEventSink, QueueEventSink
 from acd.hooks import DEFAULT_CLOSED_MESSAGE, CallHooks
-from acd.model import DEFAULT_AGE_BANDS, AgeBands, AgentState, ModelError, steps_from_list
+from acd.model import DEFAULT_AGE_BANDS, AgeBands, AgentState, CallView, ModelError, steps_from_list, steps_to_list
 from acd.queues import QueueBook, QueueSettings
 from acd.state import CallEntry, CallOutcome, CallState, LiveCall
 from acd.waiting import Speak, WaitingRoom
 from callpilot.infra.asterisk.ari_helpers import agent_channel_id
 from callpilot.infra.db.call_vocabulary import RoutingTicket
+from callpilot.infra.db.callbacks import CallbackSource
 from callpilot.infra.db.records import RecordWriter
 
 logger = logging.getLogger(__name__)
@@ -82,6 +84,15 @@ class Dispatcher:
         self._pass_lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
+        self.callbacks = None      # acd.callbacks.CallbackService, attached by the composition root
+        self.number_of = lambda caller_id: None   # caller ID -> E.164 (for merging callbacks)
+        self.offer_key = ""
+
+    def attach_callbacks(self, service, number_of, offer_key: str) -> None:
+        """Pending callbacks join the line; ``number_of`` normalises caller IDs to E.164
+        (None when not a callable number); ``offer_key`` is the key that takes a callback."""
+        self.callbacks, self.number_of, self.offer_key = service, number_of, offer_key
+        service.kick = self.kick
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
@@ -126,7 +137,13 @@ class Dispatcher:
         the last pass (``_routing_changed`` and the roster's change log).
         Nothing inside awaits Asterisk: the originates run as tasks of their own."""
         async with self._pass_lock:
-            for call_id, extension in self.routing.offers(self.calls, self._now()):
+            now = self._now()
+            due = self._due_callbacks(now)
+            virtual = {view_id: view for view_id, (_, view) in due.items()}
+            for call_id, extension in self.routing.offers(self.calls, now, virtual):
+                if call_id in due:
+                    self._release_callback(due[call_id][0], call_id, extension)
+                    continue
                 call, agent = self.calls.get(call_id), self.roster.get(extension)
                 if (call is not None and call.state is CallState.QUEUED
                         and agent is not None and agent.routable):
@@ -136,6 +153,25 @@ class Dispatcher:
                                 call_id, extension)
                     self.routing.handed_back(call_id, extension)
                     self.kick()
+
+    def _due_callbacks(self, now: float) -> dict[str, tuple[str, CallView]]:
+        """Pending callbacks that may be dialled now, as calls of the same matching (view id ->
+        (callback id, view)): ordered by their ORIGINAL entry time among the live callers.  The
+        pending set is the service's copy, refreshed off the routing path."""
+        if self.callbacks is None:
+            return {}
+        pending = self.callbacks.pending_views(now, live_calls=self.calls.keys())
+        due = due_callbacks(pending, now, self.callbacks.dialling_numbers())
+        return {callback.view.id: (callback.id, callback.view) for callback in due}
+
+    def _release_callback(self, callback_id: str, view_id: str, extension: str) -> None:
+        agent = self.roster.get(extension)
+        if agent is not None and agent.routable and self.callbacks.reserve(callback_id, agent):
+            self._spawn(self.callbacks.place(callback_id, agent), f"callback-{callback_id}")
+            return
+        logger.info("callback %s to agent %s no longer holds: handed back", callback_id, extension)
+        self.routing.handed_back(view_id, extension)
+        self.kick()
 
     def _routing_changed(self, call: LiveCall) -> None:
         """The call entered or left QUEUED, or its queue or ticket changed."""
@@ -216,6 +252,8 @@ class Dispatcher:
     async def _enter(self, call: LiveCall, ticket: RoutingTicket, enqueued_at: datetime | None,
                      report: bool = True) -> None:
         settings = self.queues.get(ticket.queue)
+        if report and enqueued_at is None:
+            enqueued_at = await self._merge_callback(call, ticket.queue)
         call.ticket, call.queue, call.priority = ticket, ticket.queue, ticket.priority
         call.skill, call.skills = settings.queue_skill, dict(ticket.skills)
         call.steps = self._steps(call, ticket, settings)
@@ -283,7 +321,70 @@ class Dispatcher:
         return None
 
     def _position(self, call: LiveCall) -> int:
-        return self.lines.position(call)
+        return self.lines.position(call) + self.callbacks_ahead(call)
+
+    # -- callbacks ----------------------------------------------------------------------
+    async def _merge_callback(self, call: LiveCall, queue: str) -> datetime | None:
+        """A caller whose callback is pending in this queue called in: one entry, the older place."""
+        number = self.number_of(call.caller_id) if self.callbacks is not None else None
+        if number is None:
+            return None
+        older = await self.callbacks.merge_call_in(queue, number, call.id)
+        if older is not None:
+            logger.info("call %s: pending callback of %s merged, keeps entry %s", call.id, number,
+                        older.isoformat())
+        return older
+
+    def callbacks_ahead(self, call: LiveCall) -> int:
+        if self.callbacks is None or call.queue is None:
+            return 0
+        return self.callbacks.ahead_of(routing.call_view(call), self._now())
+
+    async def take_callback(self, call: LiveCall, number: str) -> float | None:
+        """The caller confirmed a callback to ``number``: the callback takes the call's place
+        (its ORIGINAL entry time and ticket) and the call leaves the line.  Returns the
+        estimated wait, for the caller to hear roughly when to expect the call."""
+        eta = self.waiting.estimated_wait(call)
+        position = self._position(call)
+        ticket = {"priority": call.priority, "skills": dict(call.skills), "attributes": dict(call.attributes),
+                  "steps": steps_to_list(call.steps)}
+        callback, _ = await self.callbacks.request(
+            number=number, queue=call.queue or self.fallback_queue,
+            entered_at=call.enqueued_at or self.clock.utcnow(), ticket=ticket,
+            name=str(call.attributes.get("name", "")), reason=str(call.attributes.get("reason", "")),
+            call_id=call.id, source=CallbackSource.IVR)
+        if call.state is CallState.QUEUED:
+            self.waiting.forget(call.id)
+            self.calls.pop(call.id, None)
+            self.lines.leave(call.id)
+            call.move(CallState.ENDED, f"took callback {callback.id}")
+            self._routing_changed(call)
+            self.events.exit_with_key(call.id, call.queue or "", self.offer_key, position,
+                                      call.orig_position, call.waited(self._now()))
+            self.kick()
+            await self._act("unpark", call.id, self.control.unpark(call.id, call.queue or ""), None)
+            await self.records.update(call.id, state=CallState.ENDED, outcome=CallOutcome.CALLBACK,
+                                      ended_at=self.clock.utcnow(), detail=f"callback {callback.id}")
+        return eta
+
+    # -- agents lent to callbacks (acd.callbacks.AgentHooks) ----------------------------
+    def not_responding(self, agent: LiveAgent, why: str) -> None:
+        """A callback's agent leg was not answered: RONA, like a live call's."""
+        agent.move(AgentState.PAUSED, why)
+        agent.pause_reason = "not responding"
+        self.events.agent_pause(agent.extension, sorted(agent.queues), "not responding")
+        self.kick()
+
+    def done(self, agent: LiveAgent, call_id: str, talked: bool) -> None:
+        """A callback attempt released its agent: wrap-up after talking, else available."""
+        wrapup = self.wrapup_seconds if agent.wrapup_seconds is None else agent.wrapup_seconds
+        if talked and wrapup > 0:
+            agent.move(AgentState.WRAP_UP, "callback ended", call_id=call_id)
+            self._later(wrapup, lambda: self._end_wrapup(agent, call_id), f"later-wrapup-{call_id}")
+        else:
+            agent.move(AgentState.AVAILABLE, "callback ended" if talked else "callback not connected",
+                       call_id=call_id, at=self._now())
+        self.kick()
 
     def _logged_in(self, queue: str) -> int:
         return self.roster.count(queue, *LOGGED_IN_STATES)
@@ -557,6 +658,9 @@ class Dispatcher:
     def waiting_calls(self) -> list[dict]:
         now = self._now()
         places = self.lines.positions()
+        if self.callbacks is not None and self.callbacks.pending:
+            places = {call_id: place + self.callbacks_ahead(self.calls[call_id])
+                      for call_id, place in places.items()}
         return [{"id": c.id, "queue": c.queue, "state": c.state.value, "caller_id": c.caller_id,
                  "priority": c.priority, "skills": dict(c.skills), "position": places[c.id], "waited": round(c.waited(now), 1),
                  "announcements": self.waiting.announced.get(c.id, 0)}

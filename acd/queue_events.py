@@ -66,6 +66,11 @@ def _never_raises(method: Callable) -> Callable:
     return wrapper
 
 
+def callback_call_id(callback_id: str) -> str:
+    """The queue_log callid of a callback's events."""
+    return f"callback-{callback_id}"
+
+
 class QueueEventRecorder:
     """Implements ``acd.events.QueueEventSink``; wired in server.py, closed at shutdown."""
 
@@ -149,6 +154,48 @@ class QueueEventRecorder:
         queues = sorted(queues)
         self._record(Entry(E.UNPAUSEALL, None, None, agent, ("",), {"queues": queues}),
                      *(Entry(E.UNPAUSE, None, q, agent) for q in queues))
+
+    @_never_raises
+    def exit_with_key(self, call_id: str, queue: str, key: str, position: int, orig_position: int,
+                      wait_s: float) -> None:
+        self._orig_position.pop((call_id, queue), None)
+        self._record(Entry(E.EXITWITHKEY, call_id, queue, None, (key, position, orig_position, seconds(wait_s)),
+                           {"key": key, "position": position, "orig_position": orig_position, "wait_s": wait_s}))
+
+    # -- callbacks (CallPilot's own events, see acd.queue_log) ----------------------------
+    @_never_raises
+    def callback_request(self, callback_id: str, queue: str, number: str, source: str,
+                         call_id: str) -> None:
+        self._record(Entry(E.CALLBACKREQUEST, callback_call_id(callback_id), queue, None,
+                           (number, source, call_id), {"number": number, "source": source, "call_id": call_id}))
+
+    @_never_raises
+    def callback_attempt(self, callback_id: str, queue: str, agent: str, attempt_id: int,
+                         number: str) -> None:
+        self._record(Entry(E.CALLBACKATTEMPT, callback_call_id(callback_id), queue, agent,
+                           (attempt_id, number), {"attempt": attempt_id, "number": number}))
+
+    @_never_raises
+    def callback_connect(self, callback_id: str, queue: str, agent: str, wait_s: float,
+                         agent_channel: str) -> None:
+        self.connect(callback_call_id(callback_id), queue, agent, wait_s, 0.0, agent_channel)
+
+    @_never_raises
+    def callback_complete(self, callback_id: str, queue: str, agent: str, talk_s: float) -> None:
+        self._record(Entry(E.COMPLETEAGENT, callback_call_id(callback_id), queue, agent,
+                           (0, seconds(talk_s), 1), {"talk_s": talk_s, "callback": True}))
+
+    @_never_raises
+    def callback_result(self, callback_id: str, queue: str, agent: str, attempt_id: int,
+                        outcome: str, state: str, detail: str) -> None:
+        self._record(Entry(E.CALLBACKRESULT, callback_call_id(callback_id), queue, agent or None,
+                           (attempt_id, outcome, state, detail),
+                           {"attempt": attempt_id, "outcome": outcome, "state": state, "detail": detail}))
+
+    @_never_raises
+    def callback_closed(self, callback_id: str, queue: str, state: str, detail: str) -> None:
+        self._record(Entry(E.CALLBACKCLOSED, callback_call_id(callback_id), queue or None, None,
+                           (state, detail), {"state": state, "detail": detail}))
 
     # -- writing --------------------------------------------------------------------------
     def _remember_position(self, call_id: str, queue: str, position: int) -> None:

@@ -18,6 +18,7 @@ COMPLETEAGENT      caller      member         holdtime|calltime|origposition
 COMPLETECALLER     caller      member         holdtime|calltime|origposition
 ABANDON            caller      NONE           position|origposition|waittime
 EXITWITHTIMEOUT    caller      NONE           position|origposition|waittime
+EXITWITHKEY        caller      NONE           key|position|origposition|waittime (took a callback)
 ADDMEMBER          NONE        member         "" (or PAUSED)
 REMOVEMEMBER       NONE        member         ""
 AGENTLOGIN         NONE        member         channel      (queuename NONE)
@@ -27,6 +28,20 @@ PAUSE              NONE        member         reason
 UNPAUSEALL         NONE        member         reason       (queuename NONE)
 UNPAUSE            NONE        member         reason
 =================  ==========  =============  ===========================================
+
+Callbacks (issue 12) are CallPilot's own events, not app_queue's: queue_log readers that
+do not know them skip unknown event names.  Their callid is ``callback-<callback id>`` so a
+callback's life reads as one "call"; CONNECT and COMPLETEAGENT/COMPLETECALLER are written
+for it too (holdtime counted from the ORIGINAL queue entry):
+
+=================  ==================  =========  ========================================
+event              callid              agent      data
+=================  ==================  =========  ========================================
+CALLBACKREQUEST    callback-<id>       NONE       number|source|original call id
+CALLBACKATTEMPT    callback-<id>       member     attempt id|number
+CALLBACKRESULT     callback-<id>       member     attempt id|outcome|callback state|detail
+CALLBACKCLOSED     callback-<id>       NONE       state|detail (expired, merged, cancelled)
+=================  ==================  =========  ========================================
 
 Times in seconds are whole seconds (rounded), like app_queue's ``time(NULL)`` differences.
 
@@ -62,6 +77,7 @@ class QueueLogEvent(enum.StrEnum):
     COMPLETECALLER = "COMPLETECALLER"
     ABANDON = "ABANDON"
     EXITWITHTIMEOUT = "EXITWITHTIMEOUT"
+    EXITWITHKEY = "EXITWITHKEY"
     ADDMEMBER = "ADDMEMBER"
     REMOVEMEMBER = "REMOVEMEMBER"
     AGENTLOGIN = "AGENTLOGIN"
@@ -70,6 +86,11 @@ class QueueLogEvent(enum.StrEnum):
     PAUSE = "PAUSE"
     UNPAUSEALL = "UNPAUSEALL"
     UNPAUSE = "UNPAUSE"
+    # CallPilot's own (app_queue has no callbacks), see the table above
+    CALLBACKREQUEST = "CALLBACKREQUEST"
+    CALLBACKATTEMPT = "CALLBACKATTEMPT"
+    CALLBACKRESULT = "CALLBACKRESULT"
+    CALLBACKCLOSED = "CALLBACKCLOSED"
 
 
 def member_name(agent: str) -> str:

@@ -80,6 +80,7 @@ class LiveRouting:
         self._dirty_calls: set[str] = set()
         self._entered: dict[str, CallView] = {}     # call id -> the view the router holds
         self._agent_views: dict[str, AgentView] = {}
+        self._virtual: dict[str, CallView] = {}      # due callbacks: view id -> the view held
 
     def call_changed(self, call_id: str) -> None:
         self._dirty_calls.add(call_id)
@@ -94,7 +95,10 @@ class LiveRouting:
     def next_wakeup(self) -> float | None:
         return self.router.next_wakeup()
 
-    def offers(self, calls: Mapping[str, LiveCall], now: float) -> list[tuple[str, str]]:
+    def offers(self, calls: Mapping[str, LiveCall], now: float,
+               virtual: Mapping[str, CallView] | None = None) -> list[tuple[str, str]]:
+        """``virtual``: waiting entries without a live call (due callbacks), by view id; the
+        set given replaces the previous one."""
         dirty, self._dirty_calls = self._dirty_calls, set()
         entering = [calls[i] for i in dirty if i in calls and calls[i].state is CallState.QUEUED]
         for call_id in dirty.difference(c.id for c in entering):
@@ -102,10 +106,24 @@ class LiveRouting:
         pairs = self._sync_agents(now)
         for call in entering:
             pairs += self._enter(call, now)
+        pairs += self._sync_virtual(virtual or {}, now)
         pairs += self.router.advance(now)
         for call_id, extension in pairs:        # the router now holds them as offered
             self._entered.pop(call_id, None)
+            self._virtual.pop(call_id, None)
             self._agent_views.pop(extension, None)
+        return pairs
+
+    def _sync_virtual(self, virtual: Mapping[str, CallView], now: float) -> list[tuple[str, str]]:
+        """O(pending callbacks): gone or changed entries leave, new ones enter."""
+        for view_id in [v for v, view in self._virtual.items() if virtual.get(v) != view]:
+            del self._virtual[view_id]
+            self.router.remove_call(view_id)
+        pairs: list[tuple[str, str]] = []
+        for view_id, view in virtual.items():
+            if view_id not in self._virtual:
+                self._virtual[view_id] = view
+                pairs += self.router.add_call(view, now)
         return pairs
 
     def _leave(self, call_id: str) -> None:

@@ -35,6 +35,9 @@ class WaitingRoom:
         self.handle_times: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=50))
         self._watchers: dict[str, asyncio.Task] = {}
         self.announced: dict[str, int] = {}       # call id -> announcements played
+        # set by the composition root when callbacks are on: the callback offer
+        self.offer_after: Callable[[str], float] = lambda queue: 0.0    # 0: never offered by EWT
+        self.offer_text = ""
 
     def watch(self, call: LiveCall) -> None:
         self.forget(call.id)
@@ -74,11 +77,16 @@ class WaitingRoom:
         except Exception:
             logger.exception("call %s: waiting-room watcher failed", call.id)
 
+    def estimated_wait(self, call: LiveCall) -> float | None:
+        return estimated_wait(self.position(call), list(self.handle_times[call.queue or ""]),
+                              self.staffed(call.queue or ""))
+
     def announcement(self, call: LiveCall) -> str:
         settings = self.queues.get(call.queue or "")
-        position = self.position(call)
-        wait = estimated_wait(position, list(self.handle_times[call.queue or ""]),
-                              self.staffed(call.queue or ""))
-        return announcement_text(position, wait, say_position=settings.announce_position,
-                                 language=language_of(call),
-                                 extra=settings.periodic_announce)
+        wait = self.estimated_wait(call)
+        extra = settings.periodic_announce
+        threshold = self.offer_after(call.queue or "")
+        if threshold and wait is not None and wait > threshold and self.offer_text:
+            extra = f"{extra} {self.offer_text}".strip()
+        return announcement_text(self.position(call), wait, say_position=settings.announce_position,
+                                 language=language_of(call), extra=extra)

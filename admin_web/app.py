@@ -6,6 +6,7 @@ import logging
 
 from flask import Flask, jsonify
 
+from admin_web import callme
 from callpilot.infra.config import Config
 
 logger = logging.getLogger(__name__)
@@ -14,6 +15,7 @@ logger = logging.getLogger(__name__)
 def create_app(config: Config | None = None) -> Flask:
     app = Flask(__name__)
     app.config["CALLPILOT"] = config
+    app.register_blueprint(callme.make_blueprint(config))
 
     @app.get("/health")
     def health():

@@ -222,6 +222,11 @@ def cmd_flows(config: Config, args) -> int:
     return flows_cli.run(config, args)
 
 
+def cmd_callbacks(config: Config, args) -> int:
+    from callpilot.app import callbacks_cli
+    return callbacks_cli.run(config, args)
+
+
 def cmd_campaigns(config: Config, args) -> int:
     from callpilot.app import campaigns_cli
     return campaigns_cli.run(config, args)
@@ -302,6 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
     qs.add_argument("--target", type=float, default=20.0, help="service level target, seconds")
     qs.add_argument("--json", action="store_true")
     qs.set_defaults(fn=cmd_queues)
+    from callpilot.app import callbacks_cli
+    cb = sub.add_parser("callbacks", help="callbacks: list, cancel; API tokens of the call-me endpoint")
+    callbacks_cli.add_arguments(cb)
+    cb.set_defaults(fn=cmd_callbacks)
     from callpilot.app import campaigns_cli
     cp = sub.add_parser("campaigns", help="outbound campaigns: create, import, start, pause, resume, report")
     campaigns_cli.add_arguments(cp)

@@ -15,6 +15,10 @@ import signal
 from typing import Any
 
 from acd.actions import CallControl
+from acd.callback_actions import CallbackControl
+from acd.callback_offer import CallbackOffers, OfferSettings
+from acd.callback_stasis import CallbackStasis
+from acd.callbacks import CallbackService, CallbackSettings, retry_rules
 from acd.agents import AgentRoster
 from acd.clock import SystemClock
 from acd.degraded import DegradedCalls
@@ -33,13 +37,15 @@ from callpilot.infra.asterisk import runner as asterisk_runner
 from callpilot.infra.asterisk.agi import AgiServer
 from callpilot.infra.asterisk.ami import AmiMonitor
 from callpilot.infra.asterisk.ari import AriClient
-from callpilot.infra.asterisk.channel_events import ChannelInboxes, StasisRouter, lane_of
+from callpilot.infra.asterisk.channel_events import ChannelInboxes, StasisRouter, lane_of, wait_playback
 from callpilot.infra.config import Config
 from callpilot.infra.db import session as db
 from callpilot.infra.db.calendars import CalendarBook, CalendarStore
+from callpilot.infra.db.callback_store import CallbackStore
 from callpilot.infra.db.customers import CustomerDirectory
 from callpilot.infra.db.records import CallRecordStore, RecordWriter
 from callpilot.infra.db.surveys import SurveyStore
+from callpilot.infra.phone_numbers import InvalidNumber, to_e164
 from ivr.agi_entry import AgiFlowHandler
 from ivr.stasis import InboundIvr
 from ivr.transfer_leg import STASIS_ROLE as TRANSFER_ROLE, AriTransfer
@@ -57,13 +63,15 @@ class Server:
         self.sessions = db.make_sessionmaker(engine)
         self._infrastructure(config, engine)
         self._acd(config)
+        self._callbacks(config)
         self._ivr(config)
         self.outbound = outbound_wiring.build(self)         # campaigns: roles outbound, outbound-amd
         self.status = StatusServer(config.state_dir / "serve.sock", self.snapshot, self.agent_command)
         self.loop_lag = LoopLag()
         self.ari.on_event(self.router.on_event)
         self.ari.on_connect(self.ivr.resume_open_calls)     # callers in the menu first,
-        self.ari.on_connect(self.readoption.resync)         # then the ACD takes the rest
+        self.ari.on_connect(self.readoption.resync)         # then the ACD takes the rest,
+        self.ari.on_connect(self.callbacks.recover)         # callback legs left by a previous run
         self.ari.on_connect(self.outbound.calls.resync)     # campaign calls: adopt or close
         # calls Asterisk took on the degraded path while serve was away (dialplan -> app_queue)
         self.degraded = DegradedCalls(asterisk_runner.queue_log_path(config),
@@ -104,6 +112,40 @@ class Server:
         self.ami = AmiMonitor("127.0.0.1", a.ami_port, config.secrets.ami_user,
                               config.secrets.ami_secret, self.dispatcher.device_state_changed)
 
+    def _callbacks(self, config: Config) -> None:
+        cb, a = config.callbacks, config.asterisk
+        self.callback_control = CallbackControl(self.ari, app=a.app_name, trunk_endpoint=cb.trunk_endpoint,
+                                                caller_id=cb.caller_id)
+        settings = CallbackSettings(
+            ring_timeout=config.acd.ring_timeout, customer_ring_seconds=cb.customer_ring_seconds,
+            expiry_seconds=cb.expiry_seconds, cancel_key=cb.cancel_key,
+            customer_first=frozenset(cb.customer_first_queues),
+            retry=retry_rules(cb.max_attempts, cb.retry_seconds, cb.voicemail_retry_seconds))
+        self.callbacks = CallbackService(
+            CallbackStore(self.sessions, f"serve-{a.sip_port}"), self.callback_control, self.roster,
+            self.dispatcher.queues, settings, self.prompts.sound_uri_async, self.queue_events,
+            self.dispatcher, lambda ch, pb, t: wait_playback(self.router.inboxes, ch, pb, t))
+        self.dispatcher.attach_callbacks(self.callbacks, self._callable_number, cb.offer_key)
+        self.dispatcher.waiting.offer_after = lambda queue: cb.offer_after.get(queue, cb.offer_after_seconds)
+        self.dispatcher.waiting.offer_text = (f"To be called back without losing your place in line, "
+                                              f"press {cb.offer_key}.")
+        offers = CallbackOffers(self.router.inboxes, self._play_text, self.dispatcher.take_callback,
+                                OfferSettings(cb.default_country, tuple(cb.allowed_countries)),
+                                cb.offer_key, self.control.hangup)
+        self.callback_stasis = CallbackStasis(self.callbacks, offers, self.dispatcher)
+        self.callback_stasis.subscribe(self.router)
+
+    def _callable_number(self, caller_id: str) -> str | None:
+        cb = self.config.callbacks
+        try:
+            return to_e164(caller_id, cb.default_country, cb.allowed_countries)
+        except InvalidNumber:
+            return None
+
+    async def _play_text(self, channel_id: str, text: str, playback_id: str) -> bool:
+        sound = await self.prompts.sound_uri_async(text)
+        return await self.callback_control.play(channel_id, sound, playback_id)
+
     async def _speak(self, call_id: str, text: str, language: str | None = None) -> None:
         await self.acd.speak(call_id, text, language)
 
@@ -137,6 +179,7 @@ class Server:
         await self.ami.start()
         self.dispatcher.start()
         self.loop_lag.start()
+        self.callbacks.start()
         self.outbound.dialer.start()
         ari_task = asyncio.create_task(self.ari.run(), name="ari")
         await self.agi.start()
@@ -165,9 +208,11 @@ class Server:
             task.cancel()
         self.loop_lag.stop()
         await self.dispatcher.stop()
+        await self.callbacks.stop()
         await self.outbound.dialer.stop()
         await self.outbound.calls.stop()
         self.acd_stasis.close()
+        self.callback_stasis.close()
         await self.flows.close()
         if self.ari_speech is not None:
             await self.ari_speech.media.close()
@@ -193,6 +238,7 @@ class Server:
             "loop_lag": self.loop_lag.figures(),
             "queues": self.dispatcher.snapshot(),
             "waiting": self.dispatcher.waiting_calls(),
+            "callbacks": self.callbacks.snapshot(),
             "agents": {a.extension: {"state": a.state.value, "device": a.device_state,
                                      "pause_reason": a.pause_reason, "queues": sorted(a.queues),
                                      "skills": a.skills, "age_band": a.age_band,

@@ -126,6 +126,33 @@ class OutboundConfig:
 
 
 @dataclass
+class CallbacksConfig:
+    """Callbacks (issue 12): numbers, retries, expiry, offer thresholds, the callback route."""
+    __pydantic_config__ = _STRICT
+    default_country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = "KR"   # numbers keyed without +
+    # countries a callback may dial (toll-fraud guard); empty = the default country only
+    allowed_countries: Annotated[list[Annotated[str, Field(pattern=r"^[A-Z]{2}$")]],
+                                 BeforeValidator(_comma_list)] = field(default_factory=list)
+    max_attempts: Annotated[Int, Field(ge=1, le=20)] = 3   # customer attempts before it fails
+    retry_seconds: Seconds = 300           # after no answer, busy, unknown after a crash
+    voicemail_retry_seconds: Seconds = 900  # after an answering machine
+    expiry_seconds: Annotated[Int, Field(ge=60, le=7 * 86400)] = 4 * 3600   # then closed as expired
+    customer_ring_seconds: Annotated[Int, Field(ge=5, le=120)] = 30
+    offer_after_seconds: Seconds = 120     # offer when the estimated wait exceeds this (0 = never)
+    offer_key: Annotated[str, Field(pattern=r"^[0-9*#]$")] = "5"   # asks for a callback at any time
+    cancel_key: Annotated[str, Field(pattern=r"^[0-9*#]$")] = "9"  # on the callback call: cancel it
+    customer_first_queues: Annotated[list[Name], BeforeValidator(_comma_list)] = field(default_factory=list)
+    # the dedicated outbound route callbacks are dialled through: a pjsip endpoint whose only
+    # contact is the carrier's ``trunk_uri`` (host:port); "" = no callback route
+    trunk_endpoint: Name = "callback-trunk"
+    trunk_uri: Annotated[str, Field(pattern=r"^([A-Za-z0-9.-]+:[0-9]{1,5})?$")] = ""
+    caller_id: Digits = "800"              # the number customers see on a callback
+    # per-queue offer threshold, seconds of estimated wait (default: offer_after_seconds)
+    offer_after: dict[Name, Seconds] = field(default_factory=dict)
+    api_rate_limit: str = "10 per minute"  # per token, on the web "call me" endpoint (Flask-Limiter)
+
+
+@dataclass
 class Secrets:
     __pydantic_config__ = _STRICT
     ari_user: str = "callpilot"
@@ -156,6 +183,7 @@ class Config:
     asterisk: AsteriskConfig = field(default_factory=AsteriskConfig)
     acd: AcdConfig = field(default_factory=AcdConfig)
     outbound: OutboundConfig = field(default_factory=OutboundConfig)
+    callbacks: CallbacksConfig = field(default_factory=CallbacksConfig)
     secrets: Secrets = field(default_factory=Secrets)
 
     @property

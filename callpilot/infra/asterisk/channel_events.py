@@ -164,3 +164,17 @@ def _gone(box: ChannelInbox, cause: Any) -> None:
     box.gone = True
     if cause is not None:
         box.cause = int(cause)
+
+
+async def wait_playback(inboxes: ChannelInboxes, channel_id: str, playback_id: str, timeout: float) -> bool:
+    """Until ``playback_id`` on ``channel_id`` has finished (True), the channel is gone or
+    ``timeout`` passed (False).  Opens the channel's inbox if needed and closes it after."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    box = inboxes.open(channel_id)
+    try:
+        while playback_id not in box.finished_playbacks and not box.gone and loop.time() < deadline:
+            await box.wait_change(deadline - loop.time())
+        return playback_id in box.finished_playbacks
+    finally:
+        inboxes.close(channel_id)

@@ -36,6 +36,7 @@ class CallOutcome(enum.StrEnum):
     IVR_COMPLETED = "ivr_completed"    # the flow ended the call itself
     LOST = "lost"                      # the channel vanished while serve was away
     SYSTEM = "system"                  # Asterisk or serve ended it (shutdown, fault), not the caller
+    CALLBACK = "callback"              # left the line with a callback that keeps its place
     FAILED = "failed"
     CLOSED = "closed"                  # the queue was closed (opening hours): told so, hung up
     TRANSFERRED = "transferred"        # the flow bridged the caller to an agent phone or a route

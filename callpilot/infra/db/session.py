@@ -50,9 +50,14 @@ def _private_file(database: str | None) -> None:
     path = Path(database)
     if not path.parent.is_dir():
         return                  # create_engine's first connect reports it
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    os.close(fd)
-    os.chmod(path, 0o600)
+    # Never open() an existing database file here: closing any descriptor of it drops every
+    # POSIX lock this process holds on it (SQLite's documented hazard), so another engine's
+    # open connection could lose its locks -> "database disk image is malformed".
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))   # new: nobody holds it
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

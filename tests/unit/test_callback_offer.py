@@ -1,0 +1,124 @@
+"""The callback offer: announced when the estimated wait passes the queue's threshold; the
+conversation with a real ChannelInboxes fed events as ARI would (read-back, confirm only
+after it finished, keyed number, refusal)."""
+from __future__ import annotations
+
+import asyncio
+
+from acd.callback_offer import CallbackOffer, OfferSettings, OfferStep, eta_text, read_aloud
+from acd.queues import QueueBook, QueueSettings
+from acd.state import CallState, LiveCall
+from acd.waiting import WaitingRoom
+from callpilot.infra.asterisk.channel_events import ChannelInboxes
+
+
+def _call(caller_id="01055501234") -> LiveCall:
+    call = LiveCall(id="c1", caller_id=caller_id, did="805", state=CallState.QUEUED, queue="cbq")
+    call.enqueued_mono = 0.0
+    return call
+
+
+def _room(threshold: float) -> WaitingRoom:
+    room = WaitingRoom(QueueBook({"cbq": QueueSettings("cbq")}), None, None, lambda call: 1, lambda q: 1)
+    room.offer_after = lambda queue: threshold
+    room.offer_text = "To be called back, press 5."
+    for _ in range(3):
+        room.record_handle_time("cbq", 300.0)
+    return room
+
+
+def test_offer_announced_only_when_the_wait_passes_the_threshold():
+    assert "press 5" in _room(120).announcement(_call())          # EWT 300 s > 120 s
+    assert "press 5" not in _room(600).announcement(_call())
+    assert "press 5" not in _room(0).announcement(_call())          # 0: never by EWT
+
+
+def test_the_announced_position_is_the_dispatchers_callbacks_ahead_included():
+    """The dispatcher passes its position (line + callbacks ahead, see
+    Dispatcher._position); the e2e callback test checks B hears A's callback counted."""
+    room = WaitingRoom(QueueBook({"cbq": QueueSettings("cbq")}), None, None, lambda call: 1 + 2, lambda q: 1)
+    assert "caller number 3" in room.announcement(_call())
+
+
+class Ari:
+    """Plays by recording; a playback finishes when the test says so, like PlaybackFinished."""
+
+    def __init__(self, inboxes: ChannelInboxes):
+        self.inboxes, self.said = inboxes, []
+
+    async def play(self, channel, text, playback_id):
+        self.said.append((playback_id, text))
+        return True
+
+    async def finish_last(self):
+        playback_id = self.said[-1][0]
+        self.inboxes.route({"type": "PlaybackFinished", "playback": {"id": playback_id,
+                                                                     "target_uri": "channel:c1"}})
+        await asyncio.sleep(0.05)                 # the offer takes it in before the next key
+
+    def key(self, digit):
+        self.inboxes.route({"type": "ChannelDtmfReceived", "channel": {"id": "c1"}, "digit": digit})
+
+
+async def _offer(call):
+    inboxes = ChannelInboxes()
+    ari, accepted = Ari(inboxes), []
+
+    async def accept(c, number):
+        accepted.append(number)
+        return 400.0
+    offer = CallbackOffer(call, inboxes.open("c1"), ari.play, accept, OfferSettings("KR"))
+    return offer, ari, accepted
+
+
+async def _step(ari, count):
+    while len(ari.said) < count:
+        await asyncio.sleep(0.01)
+
+
+async def test_confirm_counts_only_after_the_read_back_finished():
+    offer, ari, accepted = await _offer(_call())
+    task = asyncio.create_task(offer.run())
+    await _step(ari, 1)
+    assert "on 0 1 0, 5 5 5 0, 1 2 3 4." in ari.said[0][1]
+    ari.key("1")                                  # pressed during the read-back: dropped
+    await asyncio.sleep(0.05)
+    await ari.finish_last()
+    assert not accepted
+    ari.key("1")
+    await _step(ari, 2)
+    await ari.finish_last()
+    assert await task is OfferStep.ACCEPTED
+    assert accepted == ["+821055501234"] and "about 7 minutes" in ari.said[1][1]
+
+
+async def test_a_keyed_number_when_the_caller_id_cannot_be_called():
+    offer, ari, accepted = await _offer(_call(caller_id="anonymous"))
+    task = asyncio.create_task(offer.run())
+    await _step(ari, 1)
+    assert "enter your phone number" in ari.said[0][1]
+    await ari.finish_last()
+    for digit in "12345#":                        # not a number: asked again
+        ari.key(digit)
+    await _step(ari, 2)
+    assert "cannot be called back" in ari.said[1][1]
+    await ari.finish_last()
+    for digit in "01055509876#":
+        ari.key(digit)
+    await _step(ari, 3)
+    assert "0 1 0, 5 5 5 0, 9 8 7 6" in ari.said[2][1]
+    await ari.finish_last()
+    ari.key("1")
+    await _step(ari, 4)
+    await ari.finish_last()
+    assert await task is OfferStep.ACCEPTED and accepted == ["+821055509876"]
+
+
+def test_read_aloud():
+    assert read_aloud("+1 201-555-0123") == "plus, 1, 2 0 1, 5 5 5, 0 1 2 3"
+
+
+def test_eta_wording():
+    assert eta_text(None) == "We will call you back as soon as an agent is free."
+    assert eta_text(30) == "We will call you back in about a minute."
+    assert eta_text(400) == "We will call you back in about 7 minutes."
