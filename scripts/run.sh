@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
-# `make run`: demo data, Asterisk, then serve in the foreground, all on loopback.
+# `make run`: demo data, Asterisk, the admin web, then serve in the foreground, all on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CP=.venv/bin/callpilot
 $CP demo
+# The first admin's password is generated at install and printed this once (no default).
+ADMIN=$($CP users bootstrap)
+WEB_URL=$(.venv/bin/python -c 'from callpilot.infra.config import load; c = load(); print(f"http://{c.web_host}:{c.web_port}/")')
 $CP asterisk up
-trap '$CP asterisk down' EXIT
+$CP web &
+WEB_PID=$!
+trap 'kill $WEB_PID 2>/dev/null || true; $CP asterisk down' EXIT
 cat <<TXT
 
 CallPilot is up on loopback.
+  Admin web:                        $WEB_URL
+    $ADMIN
   Try a call without a softphone:   .venv/bin/callpilot call 800 --dtmf 1
   Register a softphone as one of the agents above, then call 800 from the trunk side.
   Live status:                      .venv/bin/callpilot status --json
-  Stop: Ctrl-C (Asterisk is stopped too).
+  Stop: Ctrl-C (Asterisk and the web are stopped too).
 
 TXT
 $CP serve

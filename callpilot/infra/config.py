@@ -76,6 +76,8 @@ class Config:
     agi_port: int = 4573
     web_host: str = "127.0.0.1"
     web_port: int = 8080
+    # the admin web is reached over HTTPS (a TLS proxy in front): session cookie marked Secure
+    web_behind_tls: bool = False
     tts_voice: str = "en-us"
     tts_rate: int = 160
     # Vosk model directory for speech menus ("" = keys only); "ko:/path" names its language
@@ -110,6 +112,7 @@ _ENV_KEYS: dict[str, tuple[str | None, str]] = {
     "CALLPILOT_DATABASE_URL": (None, "database_url"),
     "CALLPILOT_AGI_PORT": (None, "agi_port"),
     "CALLPILOT_WEB_PORT": (None, "web_port"),
+    "CALLPILOT_WEB_BEHIND_TLS": (None, "web_behind_tls"),
     "CALLPILOT_SPEECH_MODEL": (None, "speech_model"),
     "CALLPILOT_ASTERISK_BINARY": ("asterisk", "binary"),
     "CALLPILOT_ASTERISK_ROOTFS": ("asterisk", "rootfs"),
@@ -169,6 +172,8 @@ def _coerce(f: dataclasses.Field, value: Any, where: str) -> Any:
     try:
         if kind == "int":
             return int(value)
+        if kind == "bool" and isinstance(value, str):
+            return _boolean(value)
         if kind == "Path":
             return Path(value).expanduser()
         if kind == "list[str]" and isinstance(value, str):
@@ -179,6 +184,13 @@ def _coerce(f: dataclasses.Field, value: Any, where: str) -> Any:
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {value!r} is not a valid {kind}") from exc
     return value
+
+
+def _boolean(value: str) -> bool:
+    text = value.strip().lower()
+    if text not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise ValueError(value)
+    return text in ("1", "true", "yes", "on")
 
 
 def _validate(config: Config) -> None:

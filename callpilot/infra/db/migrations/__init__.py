@@ -35,6 +35,7 @@ HERE = Path(__file__).resolve().parent
 MODEL_MODULES = (
     "callpilot.infra.db.models",
     "ivr.store",
+    "callpilot.infra.db.web_users",
 )
 PG_LOCK_KEY = 0x43_50_4D_49_47  # "CPMIG": one advisory lock for schema migrations
 

@@ -1,0 +1,84 @@
+"""``callpilot web``: the admin web wired to the IVR's flow store, TTS and serve's status.
+
+The composition root for the web process: ``admin_web`` imports no domain, so the flow store
+(``ivr.store``), its validation (the same as serve's and the CLI's, with the speech model's
+vocabulary when one is configured), the prompt renderer (``ivr.tts``) and serve's live
+status (``callpilot.app.status``) are built here and passed to ``create_app``.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from callpilot.infra.config import Config
+from callpilot.infra.db import session as db
+
+logger = logging.getLogger(__name__)
+
+
+def build_services(config: Config, sessions=None):
+    from admin_web.services import WebServices
+    from ivr.nodes import NODE_TYPES
+    from ivr.speech.model import load_configured
+    from ivr.store import FlowStore
+    from ivr.tts import PromptCache
+    from ivr.wiring import validator
+    if sessions is None:
+        engine = db.make_engine(config.db_url)
+        db.create_schema(engine)
+        sessions = db.make_sessionmaker(engine)
+    validate = validator(load_configured(config.speech_model))
+    prompts = PromptCache(config.prompts_dir, config.tts_voice, config.tts_rate)
+    return WebServices(flows=FlowStore(sessions, validate=validate), validate_flow=validate,
+                       render_prompt=lambda text, language: prompts.render(text, language),
+                       live_status=lambda: _live_status(config.state_dir / "serve.sock"),
+                       node_types=tuple(NODE_TYPES))
+
+
+def _live_status(sock: Path):
+    from callpilot.app.status import fetch
+    return asyncio.run(fetch(sock))
+
+
+def make_app(config: Config):
+    from admin_web.app import create_app
+    return create_app(config, build_services(config))
+
+
+def run(config: Config) -> None:
+    from waitress import serve
+    app = make_app(config)
+    logger.info("admin web on http://%s:%d", config.web_host, config.web_port)
+    serve(app, host=config.web_host, port=config.web_port, threads=8, ident="callpilot")
+
+
+def bootstrap_admin(config: Config) -> str | None:
+    """Create the first admin if there is no account yet; its password (show it once) or None."""
+    from admin_web import accounts
+    engine = db.make_engine(config.db_url)
+    try:
+        db.create_schema(engine)
+        with db.make_sessionmaker(engine)() as session:
+            return accounts.bootstrap_admin(session)
+    finally:
+        engine.dispose()
+
+
+def manage_user(config: Config, action: str, username: str, role: str,
+                agent: str | None = None) -> str:
+    """``add`` a user or set a new ``password``; returns the generated password."""
+    from admin_web import accounts
+    from admin_web.security import generate_password
+    password = generate_password()
+    engine = db.make_engine(config.db_url)
+    try:
+        db.create_schema(engine)
+        with db.make_sessionmaker(engine)() as session:
+            if action == "add":
+                accounts.create_user(session, username, password, role, agent)
+            else:
+                accounts.set_password(session, username, password)
+    finally:
+        engine.dispose()
+    return password
