@@ -142,9 +142,23 @@ def _parse(field: Field, text: str) -> Any:
         except ValueError:
             return _json(field, text)
         return int(number) if number.is_integer() and "." not in text else number
-    if field.kind == "json" or (field.kind == "prompt" and text[:1] in "{["):
+    if field.kind == "json":
         return _json(field, text)
+    if field.kind == "prompt" and text.startswith("{"):
+        return _prompt_object(field, text)
     return text
+
+
+def _prompt_object(field: Field, text: str) -> Any:
+    """``{"text": ...}`` / ``{"audio": ...}`` as JSON; a text that merely starts with a
+    template variable (``{customer_name}, hello``) stays a text."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        if text.lstrip("{ \n").startswith('"'):
+            raise FormError(field.name, "looks like JSON but is not valid JSON") from None
+        return text
+    return value
 
 
 def _json(field: Field, text: str) -> Any:

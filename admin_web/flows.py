@@ -302,7 +302,7 @@ def audio(name: str, node_id: str, field: str):
     render = _services().render_prompt
     document = _working_copy(name)
     node = (document.get("nodes") or {}).get(node_id)
-    if render is None or node is None:
+    if render is None or node is None or field not in flow_forms.prompt_fields(node):
         abort(404)
     language = request.args.get("lang") or document.get("language")
     text = flow_forms.prompt_text(node.get(field), language)
