@@ -61,7 +61,7 @@ def build(config: Config, sessions: Any, prompts: PromptCache, *,
     ari_speech = agi_speech = None
     if model is not None:
         s, a = config.secrets, config.asterisk
-        media_ari = AriClient(config.ari_url, s.ari_user, s.ari_password,
+        media_ari = AriClient(config.ari_client_url, s.ari_user, s.ari_password,
                               f"{a.app_name}{MEDIA_APP_SUFFIX}")
         ari_speech = AriSpeech(model, AriMedia(media_ari))
         agi_speech = AgiSpeech(model, config.state_dir.resolve() / "speech")

@@ -35,6 +35,11 @@ POLICY_ROWS = (
     Row("dispatcher_pass.p50_ms", "one freed agent via acd.routing (views+assign+wakeup): p50", "ms"),
     Row("dispatcher_pass.p99_ms", "one freed agent via acd.routing: p99", "ms"),
     Row("dispatcher_pass.decisions_per_s", "  decisions/s", "/s", False),
+    Row("freed_agent_incremental.p50_ms", "one freed agent, incremental router event: p50", "ms"),
+    Row("freed_agent_incremental.p99_ms", "one freed agent, incremental router event: p99", "ms"),
+    Row("freed_agent_incremental.calls_examined_max", "  calls examined per event (max)", "", True),
+    Row("call_enters_incremental.p50_ms", "one call entering, incremental router event: p50", "ms"),
+    Row("call_enters_incremental.p99_ms", "one call entering, incremental router event: p99", "ms"),
 )
 
 LIVE_ROWS = (

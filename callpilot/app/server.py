@@ -58,7 +58,7 @@ class Server:
         self.bands = AgeBands(tuple(config.acd.age_bands))
         self.records = RecordWriter(CallRecordStore(self.sessions))
         secrets, a = config.secrets, config.asterisk
-        self.ari = AriClient(config.ari_url, secrets.ari_user, secrets.ari_password, a.app_name)
+        self.ari = AriClient(config.ari_client_url, secrets.ari_user, secrets.ari_password, a.app_name)
         self.inboxes = ChannelInboxes()
         self.roster = AgentRoster()
         self.prompts = PromptCache(config.prompts_dir, config.tts_voice, config.tts_rate)

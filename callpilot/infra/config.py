@@ -15,6 +15,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,9 @@ class AsteriskConfig:
     sip_port: int = 5060
     trunk_ips: list[str] = field(default_factory=lambda: ["127.0.0.2"])
     ari_port: int = 8088
+    # Where serve reaches ARI (REST and events); "" = Asterisk's own listener on ari_port.
+    # Tests and bench point it at a fault-injecting proxy (testkit/ari_faults.py).
+    ari_url: str = ""
     ami_port: int = 5038
     rtp_start: int = 10000
     rtp_end: int = 10999
@@ -102,8 +106,13 @@ class Config:
 
     @property
     def ari_url(self) -> str:
-        """ARI/HTTP always listens on loopback, whatever address SIP uses."""
+        """Asterisk's own ARI/HTTP listener: always loopback, whatever address SIP uses."""
         return f"http://127.0.0.1:{self.asterisk.ari_port}"
+
+    @property
+    def ari_client_url(self) -> str:
+        """Where serve's ARI clients connect: ``asterisk.ari_url`` if set, else Asterisk's."""
+        return self.asterisk.ari_url.rstrip("/") or self.ari_url
 
 
 # Environment variables that override single keys: NAME -> (section or None, key).
@@ -118,6 +127,7 @@ _ENV_KEYS: dict[str, tuple[str | None, str]] = {
     "CALLPILOT_ASTERISK_ROOTFS": ("asterisk", "rootfs"),
     "CALLPILOT_SIP_PORT": ("asterisk", "sip_port"),
     "CALLPILOT_ARI_PORT": ("asterisk", "ari_port"),
+    "CALLPILOT_ARI_URL": ("asterisk", "ari_url"),
     "CALLPILOT_AMI_PORT": ("asterisk", "ami_port"),
     "CALLPILOT_RTP_START": ("asterisk", "rtp_start"),
     "CALLPILOT_RTP_END": ("asterisk", "rtp_end"),
@@ -219,6 +229,27 @@ def _validate(config: Config) -> None:
     for key in ("queue_bench_did", "acd_bench_did"):
         if getattr(a, key) and not str(getattr(a, key)).isdigit():
             raise ConfigError(f"asterisk.{key} {getattr(a, key)!r} must be digits only")
+    if a.ari_url:
+        _validate_ari_url(a.ari_url)
+
+
+def _validate_ari_url(url: str) -> None:
+    """An http(s) base URL with a host and nothing after it: serve appends ``/ari/...``, and
+    credentials live in secrets.toml, never in a URL."""
+    why = f"asterisk.ari_url {url!r}: an http(s) base URL such as http://127.0.0.1:8089"
+    try:
+        parts = urlsplit(url)
+        port = parts.port   # raises on a port that is not a number in 0-65535
+    except ValueError as exc:
+        raise ConfigError(f"{why} ({exc})") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(why)
+    if parts.username or parts.password:
+        raise ConfigError(f"{why}, without credentials (they live in secrets.toml)")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigError(f"{why}, with no path, query or fragment (serve appends /ari/...)")
+    if port == 0:
+        raise ConfigError(f"{why} (port 0)")
 
 
 def load_secrets(state_dir: Path) -> Secrets:

@@ -23,12 +23,37 @@ class AmiState(enum.Enum):
     CONNECTED = "connected"        # TCP up, not yet logged in
     LOGGED_IN = "logged_in"
     AUTH_FAILED = "auth_failed"    # Asterisk refused the user/secret: retried, never silent
+    LOGIN_FAILED = "login_failed"  # the login got no usable answer (link dropped, timed out,
+                                   # an error other than refused credentials): retried
+
+
+LOGIN_TIMEOUT = 10.0               # seconds a login may wait for Asterisk's answer
+
+
+def login_verdict(future: asyncio.Future) -> tuple[AmiState, str]:
+    """What a finished Login action means: only Asterisk's own "Authentication failed"
+    answer is a refused secret; a dropped link, a timeout or any other error is not."""
+    if future.cancelled():
+        return AmiState.LOGIN_FAILED, "login cancelled (connection closed)"
+    exc = future.exception()
+    if exc is not None:
+        return AmiState.LOGIN_FAILED, f"login failed: {exc!r}"
+    reply = future.result()
+    if reply.success:
+        return AmiState.LOGGED_IN, ""
+    message = str(reply.get("Message", "")).strip()
+    if reply.get("Response") == "Error" and "authentication" in message.lower():
+        return AmiState.AUTH_FAILED, message
+    return AmiState.LOGIN_FAILED, f"login answered {reply.get('Response')!r}: {message}"
 
 
 class AmiMonitor:
-    def __init__(self, host: str, port: int, user: str, secret: str, on_device_state: DeviceCallback):
+    def __init__(self, host: str, port: int, user: str, secret: str, on_device_state: DeviceCallback,
+                 *, login_timeout: float = LOGIN_TIMEOUT):
         self.state = AmiState.DISCONNECTED
         self.user = user
+        self.login_timeout = login_timeout
+        self._login_deadline: asyncio.TimerHandle | None = None
         self._on_device_state = on_device_state
         self.manager = Manager(host=host, port=port, username=user, secret=secret,
                                ping_delay=5, ping_interval=5, reconnect_timeout=1,
@@ -47,29 +72,51 @@ class AmiMonitor:
         self.manager.connect()
 
     def close(self) -> None:
+        self._cancel_deadline()
         self.manager.close()
         self._set(AmiState.DISCONNECTED)
 
     def _connected(self, manager) -> None:
         if self.state is not AmiState.AUTH_FAILED:   # a refused secret stays reported
             self._set(AmiState.CONNECTED)
-        if manager.authenticated_future is not None:
-            manager.authenticated_future.add_done_callback(self._login_result)
+        future = manager.authenticated_future
+        if future is not None:
+            future.add_done_callback(self._login_result)
+            self._login_deadline = manager.loop.call_later(self.login_timeout, self._login_timed_out,
+                                                           future)
 
     def _login_result(self, future) -> None:
-        try:
-            accepted = bool(future.result().success)
-        except Exception:
-            accepted = False
-        if not accepted:
+        self._cancel_deadline()
+        state, why = login_verdict(future)
+        if state is AmiState.AUTH_FAILED:
             first = self.state is not AmiState.AUTH_FAILED
             self._set(AmiState.AUTH_FAILED)
-            (logger.error if first else logger.debug)("AMI refused user %r: the secret in secrets.toml does not match the "
-                         "rendered manager.conf (run `callpilot asterisk render` and reload)",
-                         self.user)
+            (logger.error if first else logger.debug)(
+                "AMI refused user %r (%s): the secret in secrets.toml does not match the rendered "
+                "manager.conf (run `callpilot asterisk render` and reload)", self.user, why)
+        elif state is AmiState.LOGIN_FAILED:
+            logger.warning("AMI %s; retrying", why)
+            self._set(AmiState.LOGIN_FAILED)
+
+    def _login_timed_out(self, future) -> None:
+        """No answer to the login: report it and drop the link so panoramisk reconnects."""
+        self._login_deadline = None
+        if future.done() or self.state is AmiState.LOGGED_IN:
+            return
+        logger.warning("AMI login got no answer in %.1fs; reconnecting", self.login_timeout)
+        self._set(AmiState.LOGIN_FAILED)
+        protocol = self.manager.protocol
+        if protocol is not None and getattr(protocol, "transport", None) is not None:
+            protocol.transport.abort()   # connection_lost -> panoramisk's reconnect timer
+
+    def _cancel_deadline(self) -> None:
+        if self._login_deadline is not None:
+            self._login_deadline.cancel()
+            self._login_deadline = None
 
     def _disconnected(self, _manager, _exc) -> None:
-        if self.state is not AmiState.AUTH_FAILED:
+        self._cancel_deadline()
+        if self.state not in (AmiState.AUTH_FAILED, AmiState.LOGIN_FAILED):
             self._set(AmiState.DISCONNECTED)
 
     def _logged_in(self, _manager) -> None:
