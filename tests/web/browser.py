@@ -72,3 +72,22 @@ def screenshot(driver, name: str) -> Path:
 
 def console_errors(driver) -> list[str]:
     return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def graph_ready(driver) -> None:
+    """The editor page has drawn its graph (flow_graph.js sets data-ready)."""
+    wait(driver, lambda d: d.execute_script(
+        "var c = document.getElementById('flow-graph'); return !!c && c.dataset.ready === 'true';"))
+
+
+def set_field(driver, name: str, value: str) -> None:
+    field = driver.find_element(By.CSS_SELECTOR, f'#node-form [name="{name}"]')
+    field.clear()
+    field.send_keys(value)
+
+
+def publish(driver, comment: str) -> None:
+    """Press Publish on the editor page and wait for the versions page."""
+    driver.find_element(By.CSS_SELECTOR, '#publish-form [name="comment"]').send_keys(comment)
+    driver.find_element(By.ID, "publish").click()
+    wait(driver, lambda d: "/versions" in d.current_url)

@@ -6,7 +6,8 @@ import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 
-from tests.web.browser import LiveServer, chromium, console_errors, log_in, screenshot, visible, wait
+from tests.web.browser import (LiveServer, chromium, console_errors, graph_ready, log_in, publish,
+                               screenshot, set_field, visible, wait)
 from tests.web.conftest import PASSWORDS
 
 
@@ -15,11 +16,6 @@ def browser():
     driver = chromium()
     yield driver
     driver.quit()
-
-
-def graph_ready(driver):
-    wait(driver, lambda d: d.execute_script(
-        "var c = document.getElementById('flow-graph'); return !!c && c.dataset.ready === 'true';"))
 
 
 def click_graph_node(driver, node_id: str) -> None:
@@ -35,12 +31,6 @@ def click_graph_node(driver, node_id: str) -> None:
 def node_has_class(driver, node_id: str, cls: str) -> bool:
     return driver.execute_script("return window.callpilotFlowGraph.$id(arguments[0]).hasClass(arguments[1]);",
                                  node_id, cls)
-
-
-def set_field(driver, name: str, value: str) -> None:
-    field = driver.find_element(By.CSS_SELECTOR, f'#node-form [name="{name}"]')
-    field.clear()
-    field.send_keys(value)
 
 
 def test_edit_see_error_on_node_fix_publish(app, services, browser):
@@ -74,9 +64,7 @@ def test_edit_see_error_on_node_fix_publish(app, services, browser):
         graph_ready(browser)
         assert not node_has_class(browser, "to_billing", "invalid")
         assert services.flows.latest_versions()["main"] == 1          # a draft, not live
-        browser.find_element(By.CSS_SELECTOR, '#publish-form [name="comment"]').send_keys("billing priority 5")
-        browser.find_element(By.ID, "publish").click()
-        wait(browser, lambda d: "/versions" in d.current_url)
+        publish(browser, "billing priority 5")
         assert "Version 2 published" in browser.find_element(By.CSS_SELECTOR, ".flash").text
         assert services.flows.latest_versions()["main"] == 2
         assert services.flows.document("main", 2)["nodes"]["to_billing"]["priority"] == 5
