@@ -30,6 +30,16 @@ def record(session: Session, entity: str, entity_id: str, action: str,
     logger.info("audit: %s %s %s %s", actor, action, entity, entity_id)
 
 
+def snapshot(row: Any, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A row's columns as JSON-able values (for before/after); secrets are excluded by the caller."""
+    values = {}
+    for column in row.__table__.columns:
+        if column.key not in exclude:
+            value = getattr(row, column.key)
+            values[column.key] = value.isoformat() if hasattr(value, "isoformat") else value
+    return values
+
+
 def entries(session: Session, entity: str | None = None, entity_id: str | None = None,
             limit: int = PAGE) -> list[AuditEntry]:
     query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)

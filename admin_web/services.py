@@ -58,3 +58,5 @@ class WebServices:
     live_status: Callable[[], dict[str, Any] | None] | None = None
     # node types the IVR knows (the editor has a form for each)
     node_types: Sequence[str] = ()
+    # a queue's routing steps (JSON list) -> None if the ACD accepts them, else why not
+    check_queue_steps: Callable[[Any], str | None] | None = None

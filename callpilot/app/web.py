@@ -33,7 +33,16 @@ def build_services(config: Config, sessions=None):
     return WebServices(flows=FlowStore(sessions, validate=validate), validate_flow=validate,
                        render_prompt=lambda text, language: prompts.render(text, language),
                        live_status=lambda: _live_status(config.state_dir / "serve.sock"),
-                       node_types=tuple(NODE_TYPES))
+                       node_types=tuple(NODE_TYPES), check_queue_steps=_check_steps)
+
+
+def _check_steps(data) -> str | None:
+    from acd.model import ModelError, steps_from_list
+    try:
+        steps_from_list(data, where="steps")
+    except ModelError as exc:
+        return str(exc)
+    return None
 
 
 def _live_status(sock: Path):
