@@ -50,6 +50,8 @@ def _safe_next(target: str | None) -> str | None:
 def home_for(user) -> str:
     if can(user.role, "flows.view"):
         return url_for("flows.index")
+    if can(user.role, "agent.page") and user.agent_extension:
+        return url_for("agent.index")
     return url_for("auth.whoami")
 
 

@@ -60,3 +60,9 @@ class WebServices:
     node_types: Sequence[str] = ()
     # a queue's routing steps (JSON list) -> None if the ACD accepts them, else why not
     check_queue_steps: Callable[[Any], str | None] | None = None
+    # per-queue statistics since a time (offered, answered, service_level, asa, abandon_rate, ...)
+    queue_stats: Callable[[datetime], dict[str, dict[str, Any]]] | None = None
+    # birth year -> the ACD's age band label ("35-44")
+    age_band: Callable[[int], str] | None = None
+    # (extension, action login|logout|pause|unpause, reason) -> (HTTP status, body) from serve
+    agent_command: Callable[[str, str, str], tuple[int, dict[str, Any]]] | None = None

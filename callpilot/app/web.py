@@ -30,10 +30,36 @@ def build_services(config: Config, sessions=None):
         sessions = db.make_sessionmaker(engine)
     validate = validator(load_configured(config.speech_model))
     prompts = PromptCache(config.prompts_dir, config.tts_voice, config.tts_rate)
+    sock = config.state_dir / "serve.sock"
     return WebServices(flows=FlowStore(sessions, validate=validate), validate_flow=validate,
                        render_prompt=lambda text, language: prompts.render(text, language),
-                       live_status=lambda: _live_status(config.state_dir / "serve.sock"),
-                       node_types=tuple(NODE_TYPES), check_queue_steps=_check_steps)
+                       live_status=lambda: _live_status(sock),
+                       node_types=tuple(NODE_TYPES), check_queue_steps=_check_steps,
+                       queue_stats=lambda since: _queue_stats(sessions, since),
+                       age_band=_age_bands(config),
+                       agent_command=lambda ext, action, reason: _agent_command(sock, ext, action, reason))
+
+
+def _queue_stats(sessions, since):
+    from acd.queue_report import queue_stats
+    return queue_stats(sessions, since=since)
+
+
+def _age_bands(config: Config):
+    from datetime import date
+    from acd.model import AgeBands
+    bands = AgeBands(tuple(config.acd.age_bands))
+    return lambda birth_year: bands.band_of(birth_year, date.today().year)
+
+
+def _agent_command(sock: Path, extension: str, action: str, reason: str):
+    from urllib.parse import quote
+    from callpilot.app.status import post
+    query = f"?reason={quote(reason)}" if reason else ""
+    try:
+        return asyncio.run(post(sock, f"/agents/{quote(extension)}/{action}{query}"))
+    except OSError:
+        return 503, {"error": "serve is not running"}
 
 
 def _check_steps(data) -> str | None:
