@@ -90,5 +90,9 @@ class CallControl:
         channels = await self.ari.get("/channels")
         return {c["id"]: c for c in channels}
 
+    async def answer(self, channel_id: str) -> bool:
+        """False when the caller already hung up."""
+        return await h.safe_answer(self.ari, channel_id)
+
     async def hangup(self, channel_id: str) -> None:
         await h.safe_hangup(self.ari, channel_id)

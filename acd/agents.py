@@ -38,13 +38,15 @@ class LiveAgent:
     def routable(self) -> bool:
         return self.state is AgentState.AVAILABLE and self.device_state in IDLE_DEVICE_STATES
 
-    def move(self, new: AgentState, why: str = "", *, call_id: str | None = None) -> None:
+    def move(self, new: AgentState, why: str = "", *, call_id: str | None = None,
+             at: float | None = None) -> None:
+        """``at``: the mover's monotonic clock (the dispatcher passes its injected one)."""
         transition(self.state, new)
         logger.info("agent %s call=%s: %s -> %s %s", self.extension, call_id or self.call_id,
                     self.state.name, new.name, why)
         self.state = new
         if new is AgentState.AVAILABLE:
-            self.idle_since = time.monotonic()
+            self.idle_since = time.monotonic() if at is None else at
             self.call_id = None
             self.pause_reason = ""
 

@@ -3,38 +3,69 @@
 It owns the live calls waiting or talking and the agent roster, asks ``acd.routing`` (pure)
 who gets which call, and drives the side effects through ``CallControl``.  Durable facts go
 to the call record store at every state change, so a restarted serve can re-adopt calls.
+
+Calls come in through one door, :meth:`Dispatcher.adopt` (IVR handoff, dialplan enqueue,
+re-adoption after a restart).  No ARI request is awaited without a deadline, and none is
+awaited inside a routing pass: an offer's originate runs as its own task, so one slow or
+failing request stalls one call, never the others.  When a request fails the call is put
+somewhere safe: back in line, the agent back to available (never left ringing).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, TypeVar
 
 from acd import routing
 from acd.actions import CallControl
-from acd.announcements import position_of, positions
+from acd.agent_desk import AgentCommandError, AgentDesk
 from acd.agents import AgentRoster, LiveAgent
+from acd.announcements import position_of, positions
+from acd.clock import Clock, SystemClock
 from acd.events import NullEventSink, QueueEventSink
-from acd.model import DEFAULT_AGE_BANDS, AgeBands, AgentState
-from acd.queues import QueueBook
-from acd.state import CallState, LiveCall, Outcome
+from acd.model import DEFAULT_AGE_BANDS, AgeBands, AgentState, ModelError, steps_from_list
+from acd.queues import QueueBook, QueueSettings
+from acd.state import CallOutcome, CallState, LiveCall
 from acd.waiting import Speak, WaitingRoom
 from callpilot.infra.asterisk.ari_helpers import agent_channel_id
-from callpilot.infra.db.records import RecordWriter, utcnow
+from callpilot.infra.db.call_vocabulary import RoutingTicket
+from callpilot.infra.db.records import RecordWriter
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["AgentCommandError", "CallEntry", "Dispatcher"]
 
-class AgentCommandError(ValueError):
-    """An agent command that cannot apply now (the message says why)."""
+ACTION_DEADLINE = 8.0      # seconds any one ARI action may take before the call is made safe
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class CallEntry:
+    """A call the dispatcher takes over.  ``attributes`` come from the caller's profile; the
+    ticket's own attributes (what the flow learnt) win over them.  A re-adopted call keeps
+    its ``enqueued_at`` (its place in line); one found talking to an agent names the agent
+    and its leg."""
+
+    call_id: str
+    caller_id: str
+    did: str
+    ticket: RoutingTicket
+    attributes: dict[str, Any] = field(default_factory=dict)
+    enqueued_at: datetime | None = None
+    readopted: bool = False
+    agent: str | None = None
+    agent_channel: str | None = None
 
 
 class Dispatcher:
     def __init__(self, control: CallControl, roster: AgentRoster, records: RecordWriter, *,
                  ring_timeout: int, wrapup_seconds: float, queues: QueueBook | None = None,
                  events: QueueEventSink | None = None, speak: Speak | None = None,
-                 fallback_queue: str = "general", bands: AgeBands = DEFAULT_AGE_BANDS):
+                 fallback_queue: str = "general", bands: AgeBands = DEFAULT_AGE_BANDS,
+                 clock: Clock | None = None, action_deadline: float = ACTION_DEADLINE):
         self.control = control
         self.roster = roster
         self.records = records
@@ -44,7 +75,10 @@ class Dispatcher:
         self.events = events or NullEventSink()
         self.fallback_queue = fallback_queue
         self.bands = bands
+        self.clock = clock or SystemClock()
+        self.action_deadline = action_deadline
         self.calls: dict[str, LiveCall] = {}
+        self.desk = AgentDesk(roster, self.events, self.clock, self.kick)
         self.waiting = WaitingRoom(self.queues, speak, self._overflow,
                                    lambda: list(self.calls.values()), self._staffed)
         self._ringing: dict[str, str] = {}        # agent channel id -> call id
@@ -53,7 +87,7 @@ class Dispatcher:
         self._kick = asyncio.Event()
         self._pass_lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
-        self._timers: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task] = set()
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
@@ -63,17 +97,25 @@ class Dispatcher:
         if self._task:
             self._task.cancel()
         self.waiting.stop()
-        for timer in list(self._timers):
-            timer.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def settle(self) -> None:
+        """Wait for the side tasks started so far (originates, timers excepted)."""
+        while pending := [t for t in self._tasks if not t.get_name().startswith("later-")]:
+            await asyncio.gather(*pending, return_exceptions=True)
 
     def kick(self) -> None:
         self._kick.set()
 
+    def _now(self) -> float:
+        return self.clock.monotonic()
+
     async def _loop(self) -> None:
         while True:
-            wakeup = routing.next_wakeup(self._waiting(), self.roster.agents.values(), time.monotonic(),
+            wakeup = routing.next_wakeup(self._waiting(), self.roster.agents.values(), self._now(),
                                          bands=self.bands)
-            timeout = None if wakeup is None else max(0.0, wakeup - time.monotonic())
+            timeout = None if wakeup is None else max(0.0, wakeup - self._now())
             try:
                 await asyncio.wait_for(self._kick.wait(), timeout)
             except asyncio.TimeoutError:
@@ -89,52 +131,112 @@ class Dispatcher:
 
     async def _dispatch_once(self) -> None:
         """One routing pass.  Passes never overlap (the lock), and each offer re-checks that
-        its call still waits and its agent is still free: never two offers for either."""
+        its call still waits and its agent is still free: never two offers for either.
+        Nothing inside awaits Asterisk: the originates run as tasks of their own."""
         async with self._pass_lock:
-            pairs = routing.assign(self._waiting(), self.roster.agents.values(), time.monotonic(),
+            pairs = routing.assign(self._waiting(), self.roster.agents.values(), self._now(),
                                    bands=self.bands)
             for call_id, extension in pairs:
                 call, agent = self.calls.get(call_id), self.roster.agents[extension]
                 if call is not None and call.state is CallState.QUEUED and agent.routable:
-                    await self._offer(call, agent)
+                    self._offer(call, agent)
 
-    # -- entering the queue -------------------------------------------------------------
-    async def enqueue(self, call: LiveCall, queue: str, *, priority: int = 0,
-                      skills: dict | None = None, steps: tuple | None = None,
-                      enqueued_at: datetime | None = None, readopted: bool = False) -> None:
-        """Queue a call.  ``steps=None`` takes the queue's relaxation steps; a re-adopted or
-        overflowed call keeps its original ``enqueued_at`` (its place in line)."""
-        settings = self.queues.get(queue)
-        if not settings.join_empty and not self._logged_in(queue) and settings.overflow_queue:
-            logger.info("call %s: queue %s has no agent logged in: joining %s", call.id, queue,
-                        settings.overflow_queue)
-            queue, settings = settings.overflow_queue, self.queues.get(settings.overflow_queue)
-        call.move(CallState.QUEUED, "re-adopted" if readopted else f"enqueue {queue}")
-        await self._enter(call, queue, priority, skills, steps, enqueued_at, report=not readopted)
+    def _spawn(self, coro: Awaitable[Any], name: str) -> None:
+        task = asyncio.ensure_future(coro)
+        task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
 
-    async def _enter(self, call: LiveCall, queue: str, priority: int, skills: dict | None,
-                     steps: tuple | None, enqueued_at: datetime | None, report: bool = True) -> None:
-        settings = self.queues.get(queue)
-        call.queue, call.priority, call.skill = queue, priority, settings.queue_skill
-        call.skills = dict(skills or {})
-        call.steps = tuple(settings.routing_steps() if steps is None else steps)
-        call.enqueued_at = enqueued_at or utcnow()
-        call.enqueued_mono = time.monotonic() - (utcnow() - call.enqueued_at).total_seconds()
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("task %s failed", task.get_name(), exc_info=task.exception())
+
+    async def _act(self, what: str, call_id: str, action: Awaitable[T], failed: T) -> T:
+        """One ARI action with a deadline; any error or timeout is logged and gives ``failed``."""
+        try:
+            return await asyncio.wait_for(action, self.action_deadline)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001  (an ARI fault must not escape into the event dispatch)
+            logger.warning("call %s: %s failed: %r", call_id, what, exc)
+            return failed
+
+    # -- taking a call ------------------------------------------------------------------
+    async def adopt(self, entry: CallEntry) -> LiveCall:
+        """Take a call: into its ticket's queue, or, re-adopted while connected, as it is."""
+        call = LiveCall(id=entry.call_id, caller_id=entry.caller_id, did=entry.did,
+                        attributes={**entry.attributes, **entry.ticket.attributes},
+                        ticket=entry.ticket)
+        if entry.agent_channel:
+            self._adopt_connected(call, entry)
+        else:
+            await self._enqueue(call, entry.ticket, entry.enqueued_at, entry.readopted)
+        return call
+
+    def _adopt_connected(self, call: LiveCall, entry: CallEntry) -> None:
+        """Found talking after a restart: restored as it is (not a transition)."""
+        call.state, call.queue, call.agent = CallState.CONNECTED, entry.ticket.queue, entry.agent
+        call.agent_channel, call.answered_mono = entry.agent_channel, self._now()
+        logger.info("call %s queue=%s agent=%s: re-adopted connected", call.id, call.queue, call.agent)
+        self.calls[call.id] = call
+        agent = self.roster.get(entry.agent or "")
+        if agent is not None and agent.state is AgentState.AVAILABLE:
+            agent.move(AgentState.ON_CALL, "re-adopted connected call", call_id=call.id)
+            agent.call_id = call.id
+
+    async def _enqueue(self, call: LiveCall, ticket: RoutingTicket, enqueued_at: datetime | None,
+                       readopted: bool) -> None:
+        settings = self.queues.get(ticket.queue)
+        if not settings.join_empty and not self._logged_in(ticket.queue) and settings.overflow_queue:
+            logger.info("call %s: queue %s has no agent logged in: joining %s", call.id,
+                        ticket.queue, settings.overflow_queue)
+            ticket = ticket.to_queue(settings.overflow_queue)
+        call.move(CallState.QUEUED, "re-adopted" if readopted else f"enqueue {ticket.queue}")
+        await self._enter(call, ticket, enqueued_at, report=not readopted)
+
+    def _steps(self, call: LiveCall, ticket: RoutingTicket, settings: QueueSettings) -> tuple:
+        if ticket.steps is None:
+            return tuple(settings.routing_steps())
+        try:
+            return steps_from_list(list(ticket.steps))
+        except ModelError as exc:
+            logger.error("call %s: ticket steps refused (%s): queue %s steps apply", call.id,
+                         exc, settings.name)
+            return tuple(settings.routing_steps())
+
+    async def _enter(self, call: LiveCall, ticket: RoutingTicket, enqueued_at: datetime | None,
+                     report: bool = True) -> None:
+        settings = self.queues.get(ticket.queue)
+        call.ticket, call.queue, call.priority = ticket, ticket.queue, ticket.priority
+        call.skill, call.skills = settings.queue_skill, dict(ticket.skills)
+        call.steps = self._steps(call, ticket, settings)
+        now = self.clock.utcnow()
+        call.enqueued_at = enqueued_at or now
+        call.enqueued_mono = self._now() - (now - call.enqueued_at).total_seconds()
         call.view = None
         self.calls[call.id] = call
         call.orig_position = self._position(call)
         if report:  # a re-adopted call already has its ENTERQUEUE
-            self.events.enter_queue(call.id, queue, call.caller_id, call.orig_position)
-        self.records.post(call.id, state="queued", queue=queue, enqueued_at=call.enqueued_at)
+            self.events.enter_queue(call.id, call.queue, call.caller_id, call.orig_position)
+        self.records.post(call.id, state=CallState.QUEUED, queue=call.queue,
+                          enqueued_at=call.enqueued_at, ticket=ticket.to_json())
         # route first, then park: the agent's phone starts ringing before the caller's music
-        # does (agent_answered waits for the park, so the caller is never moved too early)
+        # does (agent_answered waits for the park, never longer than the action deadline)
         call.parked = asyncio.get_running_loop().create_future()
         self.waiting.watch(call)
         await self._dispatch_once()
         self.kick()                # the loop re-plans its next wake-up (step expiries) with this call
-        parked = await self.control.park(call.id, queue, settings.moh_class)
-        call.parked.set_result(parked)
-        if not parked:
+        await self._park(call, settings)
+
+    async def _park(self, call: LiveCall, settings: QueueSettings) -> None:
+        """Holding bridge and music.  Gone (404): the caller left.  A fault: the caller keeps
+        its place in line without music, and is bridged to the agent all the same."""
+        parked = await self._act("park", call.id, self.control.park(call.id, call.queue or "",
+                                                                     settings.moh_class), None)
+        if call.parked is not None and not call.parked.done():
+            call.parked.set_result(parked)
+        if parked is False:
             await self.caller_gone(call.id)
 
     def _position(self, call: LiveCall) -> int:
@@ -152,17 +254,20 @@ class Dispatcher:
         """Max wait reached: leave for the overflow queue (keeping the place in line)."""
         if call.state is not CallState.QUEUED or call.id not in self.calls:
             return
-        waited = call.waited(time.monotonic())
+        waited = call.waited(self._now())
         if not target or target == call.queue:
             logger.info("call %s waited %.0fs in %s; no overflow target", call.id, waited, call.queue)
             return
         self.events.exit_with_timeout(call.id, call.queue or "", self._position(call), waited, target)
         logger.info("call %s: max wait in %s, overflow to %s", call.id, call.queue, target)
-        await self.control.unpark(call.id, call.queue or "")
-        await self._enter(call, target, call.priority, call.skills, None, call.enqueued_at)
+        await self._act("unpark", call.id, self.control.unpark(call.id, call.queue or ""), None)
+        ticket = call.ticket or RoutingTicket(call.queue or target, call.priority, call.skills)
+        await self._enter(call, ticket.to_queue(target), call.enqueued_at)
 
     # -- offering to an agent -----------------------------------------------------------
-    async def _offer(self, call: LiveCall, agent: LiveAgent) -> None:
+    def _offer(self, call: LiveCall, agent: LiveAgent) -> None:
+        """Both sides move to RINGING now (no second offer to either); the originate runs
+        as a task of its own."""
         call.attempts += 1
         channel_id = agent_channel_id(call.id, call.attempts)
         agent.move(AgentState.RINGING, "offered", call_id=call.id)
@@ -170,42 +275,85 @@ class Dispatcher:
         call.agent, call.agent_channel = agent.extension, channel_id
         call.move(CallState.RINGING, f"ring {agent.extension}")
         self._ringing[channel_id] = call.id
-        self._ring_started[channel_id] = time.monotonic()
-        self.records.post(call.id, state="ringing", agent=agent.extension)
-        ok = await self.control.ring(call.id, agent.endpoint, channel_id,
-                                     timeout=self.ring_timeout, caller_id=call.caller_id)
-        if not ok:
+        self._ring_started[channel_id] = self._now()
+        self.records.post(call.id, state=CallState.RINGING, agent=agent.extension)
+        self._spawn(self._ring(call, agent, channel_id), f"ring-{channel_id}")
+
+    async def _ring(self, call: LiveCall, agent: LiveAgent, channel_id: str) -> None:
+        ok = await self._act(f"originate to {agent.endpoint}", call.id,
+                             self.control.ring(call.id, agent.endpoint, channel_id,
+                                               timeout=self.ring_timeout, caller_id=call.caller_id),
+                             False)
+        if not ok and channel_id in self._ringing:
+            await self._act("cancel ring", call.id, self.control.cancel_ring(channel_id), None)
             await self._ring_failed(channel_id, cause=0)
 
     def _ring_start_of(self, call: LiveCall) -> float:
-        return self._last_ring.pop(call.id, time.monotonic())
+        return self._last_ring.pop(call.id, self._now())
 
     async def agent_answered(self, channel_id: str, call_id: str) -> None:
         self._ringing.pop(channel_id, None)
         started = self._ring_started.pop(channel_id, None)
         if started is not None:
             self._last_ring[call_id] = started
+        call = self._offered(call_id, channel_id)
+        if call is None:
+            logger.warning("agent leg %s answered for call %s that no longer waits", channel_id, call_id)
+            await self._act("hang up stray agent leg", call_id, self.control.hangup(channel_id), None)
+            return
+        await self._parked(call)      # never move the caller before the holding bridge has it
+        connected = await self._act("connect", call.id,
+                                    self.control.connect(call.id, channel_id, call.queue or ""), None)
+        if self._offered(call_id, channel_id) is None:       # the caller left meanwhile
+            await self._act("hang up agent leg", call_id, self.control.hangup(channel_id), None)
+        elif connected:
+            self._connected(call, channel_id)
+        elif connected is False:                            # 404: the caller is gone
+            await self._act("hang up agent leg", call_id, self.control.hangup(channel_id), None)
+            await self.caller_gone(call.id)
+        else:
+            await self._connect_failed(call, channel_id)
+
+    def _offered(self, call_id: str, channel_id: str) -> LiveCall | None:
         call = self.calls.get(call_id)
         if call is None or call.state is not CallState.RINGING or call.agent_channel != channel_id:
-            logger.warning("agent leg %s answered for call %s that no longer waits", channel_id, call_id)
-            await self.control.hangup(channel_id)
+            return None
+        return call
+
+    async def _parked(self, call: LiveCall) -> None:
+        if call.parked is None or call.parked.done():
             return
-        agent = self.roster.get(call.agent)
-        if call.parked is not None:
-            await call.parked      # never move the caller before the holding bridge has it
-        if not await self.control.connect(call.id, channel_id, call.queue):
-            await self.control.hangup(channel_id)
-            await self.caller_gone(call.id)
-            return
+        try:
+            await asyncio.wait_for(asyncio.shield(call.parked), self.action_deadline)
+        except asyncio.TimeoutError:
+            logger.warning("call %s: park still pending after %.0fs: connecting anyway", call.id,
+                           self.action_deadline)
+
+    def _connected(self, call: LiveCall, channel_id: str) -> None:
         call.move(CallState.CONNECTED, f"agent {call.agent} answered")
-        now = time.monotonic()
+        now = self._now()
         call.answered_mono = now
         self.waiting.forget(call.id)
         self.events.connect(call.id, call.queue or "", call.agent or "", call.waited(now),
                             now - self._ring_start_of(call), agent_channel=channel_id)
+        agent = self.roster.get(call.agent or "")
         if agent is not None:
             agent.move(AgentState.ON_CALL, "answered", call_id=call.id)
-        self.records.post(call.id, state="connected", agent=call.agent, answered_at=utcnow())
+        self.records.post(call.id, state=CallState.CONNECTED, agent=call.agent,
+                          answered_at=self.clock.utcnow())
+
+    async def _connect_failed(self, call: LiveCall, channel_id: str) -> None:
+        """Asterisk failed the bridge: the agent is released (not blamed), the caller goes
+        back in line at its place and back to the music."""
+        await self._act("hang up agent leg", call.id, self.control.hangup(channel_id), None)
+        agent = self.roster.get(call.agent or "")
+        if agent is not None and agent.state is AgentState.RINGING and agent.call_id == call.id:
+            agent.move(AgentState.AVAILABLE, "bridge failed", call_id=call.id, at=self._now())
+        call.agent, call.agent_channel = None, None
+        call.move(CallState.QUEUED, "bridge failed: back in line")
+        self.records.post(call.id, state=CallState.QUEUED, agent=None)
+        self.kick()
+        await self._park(call, self.queues.get(call.queue or ""))
 
     async def agent_leg_gone(self, channel_id: str, cause: int = 0) -> None:
         if channel_id in self._ringing:
@@ -213,54 +361,72 @@ class Dispatcher:
             return
         call = next((c for c in self.calls.values() if c.agent_channel == channel_id), None)
         if call is not None and call.state is CallState.CONNECTED:
-            await self._finish(call, Outcome.ANSWERED, "agent hung up")
+            await self._finish(call, CallOutcome.ANSWERED, "agent hung up")
 
     async def _ring_failed(self, channel_id: str, cause: int) -> None:
         call_id = self._ringing.pop(channel_id, None)
-        started = self._ring_started.pop(channel_id, time.monotonic())
+        started = self._ring_started.pop(channel_id, self._now())
         call = self.calls.get(call_id) if call_id else None
         if call is None or call.agent_channel != channel_id:
             return
-        agent = self.roster.get(call.agent)
-        rang = time.monotonic() - started
+        agent = self.roster.get(call.agent or "")
+        rang = self._now() - started
         self.events.ring_no_answer(call.id, call.queue or "", call.agent or "", int(rang * 1000))
-        if agent is not None:  # no answer, rejected or unreachable: RONA, out of routing
+        if agent is not None and agent.call_id == call.id:  # no answer, rejected, unreachable: RONA
             agent.move(AgentState.PAUSED, f"not responding (cause={cause}, rang {rang:.1f}s)",
                        call_id=call.id)
             agent.pause_reason = "not responding"
             self.events.agent_pause(agent.extension, sorted(agent.queues), "not responding")
         call.agent, call.agent_channel = None, None
         call.move(CallState.QUEUED, f"ring failed cause={cause}")
-        await self.records.update(call.id, state="queued", agent=None)
+        await self.records.update(call.id, state=CallState.QUEUED, agent=None)
         self.kick()
 
     # -- leaving ------------------------------------------------------------------------
-    async def caller_gone(self, call_id: str) -> None:
+    async def caller_gone(self, call_id: str, *, by_system: bool = False,
+                          cause: int | None = None) -> None:
+        """The caller's channel left.  ``by_system``: Asterisk hung it up (shutdown, an
+        operator's request), not the caller: recorded ``system``, never an abandon."""
         call = self.calls.get(call_id)
         if call is None:
             return
         if call.state is CallState.CONNECTED:
-            await self._finish(call, Outcome.ANSWERED, "caller hung up")
+            why = "ended by Asterisk" if by_system else "caller hung up"
+            await self._finish(call, CallOutcome.ANSWERED, why, cause)
+        elif by_system:
+            await self._finish(call, CallOutcome.SYSTEM,
+                               f"ended by Asterisk while {call.state.value} (cause {cause})", cause)
         else:
             self.events.abandon(call.id, call.queue or "", self._position(call), call.orig_position,
-                                call.waited(time.monotonic()))
-            await self._finish(call, Outcome.ABANDONED, f"caller hung up while {call.state.value}")
+                                call.waited(self._now()))
+            await self._finish(call, CallOutcome.ABANDONED, f"caller hung up while {call.state.value}",
+                               cause)
 
     async def channel_lost(self, call_id: str, why: str) -> None:
         """The caller's channel vanished while we were not listening (ARI down, Asterisk
         restarted): not the caller's doing, so not an abandon."""
         call = self.calls.get(call_id)
         if call is not None:
-            await self._finish(call, Outcome.LOST, why)
+            await self._finish(call, CallOutcome.LOST, why)
+
+    async def end(self, call_id: str, outcome: CallOutcome, why: str) -> bool:
+        """End a call the dispatcher holds (hang up, free the agent, record); False if it
+        holds no such call."""
+        call = self.calls.get(call_id)
+        if call is None:
+            return False
+        await self._finish(call, outcome, why)
+        return True
 
     def _report_completion(self, call: LiveCall, why: str) -> None:
-        now = time.monotonic()
+        now = self._now()
         talk = now - call.answered_mono
         self.waiting.record_handle_time(call.queue or "", talk)
         self.events.complete(call.id, call.queue or "", call.agent or "", call.waited(now), talk,
                              "agent" if why.startswith("agent") else "caller")
 
-    async def _finish(self, call: LiveCall, outcome: Outcome, why: str) -> None:
+    async def _finish(self, call: LiveCall, outcome: CallOutcome, why: str,
+                      cause: int | None = None) -> None:
         self.waiting.forget(call.id)
         self._last_ring.pop(call.id, None)
         if call.state is CallState.CONNECTED:
@@ -270,11 +436,12 @@ class Dispatcher:
         call.move(CallState.ENDED, why)
         if call.agent_channel:
             self._ringing.pop(call.agent_channel, None)
-        await self.control.release(call.id, call.id, call.agent_channel or "")
-        await self.records.update(call.id, state="ended", outcome=outcome.value,
-                                  ended_at=utcnow(), detail=why)
         self._free_agent(call, previous)
         self.kick()
+        await self._act("release", call.id,
+                        self.control.release(call.id, call.id, call.agent_channel or ""), None)
+        await self.records.update(call.id, state=CallState.ENDED, outcome=outcome,
+                                  ended_at=self.clock.utcnow(), detail=why, hangup_cause=cause)
 
     def _free_agent(self, call: LiveCall, previous: CallState) -> None:
         agent = self.roster.get(call.agent) if call.agent else None
@@ -283,87 +450,40 @@ class Dispatcher:
         wrapup = self.wrapup_seconds if agent.wrapup_seconds is None else agent.wrapup_seconds
         if previous is CallState.CONNECTED and wrapup > 0:
             agent.move(AgentState.WRAP_UP, "call ended", call_id=call.id)
-            self._later(wrapup, lambda: self._end_wrapup(agent, call.id))
+            self._later(wrapup, lambda: self._end_wrapup(agent, call.id), f"later-wrapup-{call.id}")
         else:
             why = "call ended, no wrap-up" if previous is CallState.CONNECTED else "call ended before answer"
-            agent.move(AgentState.AVAILABLE, why, call_id=call.id)
+            agent.move(AgentState.AVAILABLE, why, call_id=call.id, at=self._now())
 
     async def _end_wrapup(self, agent: LiveAgent, call_id: str) -> None:
         if agent.state is AgentState.WRAP_UP and agent.call_id == call_id:
-            agent.move(AgentState.AVAILABLE, "wrap-up over", call_id=call_id)
+            agent.move(AgentState.AVAILABLE, "wrap-up over", call_id=call_id, at=self._now())
             self.kick()
 
-    def _later(self, delay: float, make_coro) -> None:
+    def _later(self, delay: float, make_coro, name: str) -> None:
         async def run():
             await asyncio.sleep(delay)
             await make_coro()
-        task = asyncio.create_task(run())
-        self._timers.add(task)
-        task.add_done_callback(self._timers.discard)
+        self._spawn(run(), name)
 
     # -- agents -------------------------------------------------------------------------
     def adopt_roster(self, agents: list[LiveAgent]) -> None:
-        """Agents loaded at start; the auto-logged-in ones are reported as logins."""
-        for agent in agents:
-            self.roster.add(agent)
-            if agent.state is not AgentState.LOGGED_OUT:
-                self.events.agent_login(agent.extension, sorted(agent.queues))
+        self.desk.adopt_roster(agents)
 
     def device_state_changed(self, device: str, state: str) -> None:
         if self.roster.set_device_state(device, state) is not None:
             self.kick()
 
     def agent_command(self, extension: str, action: str, reason: str = "") -> LiveAgent:
-        """login | logout | pause | unpause, from a phone feature code or the CLI.
+        """login | logout | pause | unpause (see acd.agent_desk); AgentCommandError if refused."""
+        return self.desk.command(extension, action, reason)
 
-        Raises AgentCommandError with a message fit for the person who asked."""
-        agent = self.roster.get(extension)
-        if agent is None:
-            raise AgentCommandError(f"no agent {extension}")
-        target = {"login": AgentState.AVAILABLE, "logout": AgentState.LOGGED_OUT,
-                  "pause": AgentState.PAUSED, "unpause": AgentState.AVAILABLE}.get(action)
-        if target is None:
-            raise AgentCommandError(f"unknown action {action!r}")
-        self._check_command(agent, action)
-        if agent.state is not target:
-            previous = agent.state
-            agent.move(target, f"{action} {reason}".strip())
-            agent.pause_reason = (reason or "break") if target is AgentState.PAUSED else ""
-            self._report_agent(agent, previous)
-        self.kick()
-        return agent
-
-    def _report_agent(self, agent: LiveAgent, previous: AgentState) -> None:
-        queues = sorted(agent.queues)
-        if agent.state is AgentState.LOGGED_OUT:
-            self.events.agent_logout(agent.extension, queues, time.monotonic() - agent.logged_in_at)
-        elif previous is AgentState.LOGGED_OUT:
-            agent.logged_in_at = time.monotonic()
-            self.events.agent_login(agent.extension, queues)
-            if agent.state is AgentState.PAUSED:
-                self.events.agent_pause(agent.extension, queues, agent.pause_reason)
-        elif agent.state is AgentState.PAUSED:
-            self.events.agent_pause(agent.extension, queues, agent.pause_reason)
-        elif previous is AgentState.PAUSED:
-            self.events.agent_unpause(agent.extension, queues)
-
-    @staticmethod
-    def _check_command(agent: LiveAgent, action: str) -> None:
-        busy = agent.state in (AgentState.RINGING, AgentState.ON_CALL)
-        if action == "logout" and busy:
-            raise AgentCommandError(f"agent {agent.extension} is {agent.state.value}: log out after the call")
-        if action in ("pause", "unpause") and agent.state is AgentState.LOGGED_OUT:
-            raise AgentCommandError(f"agent {agent.extension} is logged out")
-        if action == "pause" and busy:
-            raise AgentCommandError(f"agent {agent.extension} is {agent.state.value}: pause after the call")
-        if action == "login" and agent.state is not AgentState.LOGGED_OUT:
-            raise AgentCommandError(f"agent {agent.extension} is already logged in ({agent.state.value})")
-
+    # -- status -------------------------------------------------------------------------
     def waiting_calls(self) -> list[dict]:
-        now = time.monotonic()
+        now = self._now()
         places = positions(self.calls.values())
         return [{"id": c.id, "queue": c.queue, "state": c.state.value, "caller_id": c.caller_id,
-                 "position": places[c.id], "waited": round(c.waited(now), 1),
+                 "priority": c.priority, "skills": dict(c.skills), "position": places[c.id], "waited": round(c.waited(now), 1),
                  "announcements": self.waiting.announced.get(c.id, 0)}
                 for c in self.calls.values() if c.id in places]
 

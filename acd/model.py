@@ -42,12 +42,13 @@ class ModelError(ValueError):
 
 
 class IllegalTransition(ModelError):
-    """An agent state change that the transition table forbids."""
+    """A state change that a transition table forbids (an agent's here, a call's in
+    ``acd.state``); ``subject`` names whose state it was."""
 
     code = "acd-illegal-transition"
 
-    def __init__(self, old: AgentState, new: AgentState) -> None:
-        super().__init__(f"illegal agent state transition {old.value} -> {new.value}")
+    def __init__(self, old: enum.Enum, new: enum.Enum, subject: str = "agent") -> None:
+        super().__init__(f"illegal {subject} state transition {old.value} -> {new.value}")
         self.old = old
         self.new = new
 

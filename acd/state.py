@@ -1,22 +1,19 @@
-"""Live call state in the ACD: a named enum whose every transition is checked and logged."""
+"""Live call state in the ACD: the call-record states (``CallState``, shared vocabulary in
+``callpilot.infra.db.call_vocabulary``) as a state machine whose every move is checked and
+logged."""
 from __future__ import annotations
 
-import enum
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from acd.model import IllegalTransition
+from callpilot.infra.db.call_vocabulary import CallOutcome, CallState, RoutingTicket
+
 logger = logging.getLogger(__name__)
 
-
-class CallState(enum.Enum):
-    IVR = "ivr"
-    QUEUED = "queued"
-    RINGING = "ringing"        # an agent leg is being offered the call
-    CONNECTED = "connected"
-    ENDED = "ended"
-
+__all__ = ["CALL_TRANSITIONS", "CallOutcome", "CallState", "IllegalTransition", "LiveCall"]
 
 CALL_TRANSITIONS: dict[CallState, frozenset[CallState]] = {
     CallState.IVR: frozenset({CallState.QUEUED, CallState.ENDED}),
@@ -25,19 +22,6 @@ CALL_TRANSITIONS: dict[CallState, frozenset[CallState]] = {
     CallState.CONNECTED: frozenset({CallState.ENDED}),
     CallState.ENDED: frozenset(),
 }
-
-
-class IllegalTransition(RuntimeError):
-    pass
-
-
-class Outcome(enum.Enum):
-    ANSWERED = "answered"              # talked to an agent
-    ABANDONED = "abandoned"            # hung up while waiting or ringing
-    IVR_HANGUP = "ivr_hangup"          # hung up in the IVR
-    IVR_COMPLETED = "ivr_completed"    # the flow ended the call itself
-    LOST = "lost"                      # the channel vanished while serve was away
-    FAILED = "failed"
 
 
 @dataclass
@@ -54,6 +38,7 @@ class LiveCall:
     skills: dict = field(default_factory=dict)
     steps: tuple = ()
     skill: str = ""                    # the queue's skill (proficiency tie-breaker)
+    ticket: RoutingTicket | None = None  # as the flow chose it; stored with the record
     orig_position: int = 0
     answered_mono: float = 0.0
     agent: str | None = None
@@ -67,7 +52,7 @@ class LiveCall:
 
     def move(self, new: CallState, why: str = "") -> None:
         if new not in CALL_TRANSITIONS[self.state]:
-            raise IllegalTransition(f"call {self.id}: {self.state.value} -> {new.value}")
+            raise IllegalTransition(self.state, new, f"call {self.id}")
         logger.info("call %s queue=%s agent=%s: %s -> %s %s", self.id, self.queue, self.agent,
                     self.state.value, new.value, why)
         self.state = new

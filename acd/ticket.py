@@ -1,23 +1,13 @@
 """The routing ticket's caller attributes, from the caller's profile (pure)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from acd.model import AGE_BAND_ATTR, DEFAULT_AGE_BANDS, LANGUAGE_ATTR, AgeBands
+from callpilot.infra.db.customers import CustomerProfile
 
 VIP_SEGMENTS = frozenset({"vip", "private"})
 
 
-@dataclass(frozen=True)
-class CallerProfile:
-    phone: str
-    name: str = ""
-    birth_year: int | None = None
-    segment: str = "standard"
-    language: str = "en"
-
-
-def caller_attributes(profile: CallerProfile | None, today_year: int,
+def caller_attributes(profile: CustomerProfile | None, today_year: int,
                       bands: AgeBands = DEFAULT_AGE_BANDS) -> dict:
     """age_band, language and vip for routing; an unknown caller gets no age band (steps
     that compare bands are then skipped at once, see acd.policy)."""

@@ -1,11 +1,16 @@
 """FastAGI entry: run a flow for a dialplan-controlled call, then hand the queue back to the
 dialplan in ``CALLPILOT_QUEUE`` (the dialplan continues into ``Stasis(..., enqueue, queue)``).
+
+The dialplan carries only the queue's name: the rest of the routing ticket (priority, skills,
+steps, caller attributes) is stored with the call record before the handback, and the ACD
+reads it there when the call enters Stasis.
 """
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
 
+from callpilot.infra.db.call_vocabulary import CallOutcome, CallState
 from callpilot.infra.db.records import RecordWriter, utcnow
 from ivr.agi_driver import AgiCallDriver, AgiSpeech
 from ivr.driver import CallerHangup
@@ -32,7 +37,7 @@ class AgiFlowHandler:
     async def run(self, request, flow_name: str) -> None:
         driver = AgiCallDriver(request, speech=self.speech)
         await self.records.open(driver.call_id, caller_id=driver.caller_id, did=driver.did,
-                                flow=flow_name, state="ivr", started_at=utcnow())
+                                flow=flow_name, state=CallState.IVR, started_at=utcnow())
         try:
             await driver.answer()
         except CallerHangup:
@@ -49,9 +54,12 @@ class AgiFlowHandler:
         await self.records.update(driver.call_id, menu_path=menu_path(result), journey=result.journey())
         outcome = result.outcome
         if outcome.kind == "enqueue" and outcome.queue:
+            ticket = outcome.ticket(self.runner.fallback_queue)
+            await self.records.update(driver.call_id, ticket=ticket.to_json())
             await driver.set_variable("CALLPILOT_QUEUE", outcome.queue)
         elif outcome.reason == "caller":
             await self._ended(driver.call_id)
 
     async def _ended(self, call_id: str) -> None:
-        await self.records.update(call_id, state="ended", outcome="ivr_hangup", ended_at=utcnow())
+        await self.records.update(call_id, state=CallState.ENDED, outcome=CallOutcome.IVR_HANGUP,
+                                  ended_at=utcnow())

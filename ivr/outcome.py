@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from callpilot.infra.db.call_vocabulary import RoutingTicket
+
 OutcomeKind = Literal["enqueue", "hangup", "transfer"]
 
 
@@ -17,3 +19,10 @@ class Outcome:
     target: str | None = None                                 # transfer destination
     attributes: dict[str, Any] = field(default_factory=dict)  # caller attributes for routing
     reason: str = ""                                          # e.g. "caller", "error", "max_steps"
+
+    def ticket(self, fallback_queue: str) -> RoutingTicket:
+        """The routing ticket the ACD takes (and the call record keeps) for an ``enqueue``."""
+        return RoutingTicket(queue=self.queue or fallback_queue, priority=self.priority,
+                             skills=dict(self.skills),
+                             steps=[dict(s) for s in self.steps] if self.steps else None,
+                             attributes=dict(self.attributes))

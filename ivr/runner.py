@@ -24,11 +24,24 @@ from ivr.tts import PromptCache
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FlowResult", "FlowRunner", "Outcome", "prerender"]
+__all__ = ["FlowResult", "FlowRunner", "Outcome", "Resume", "prerender"]
 
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a call re-adopted after a restart of serve takes up its flow: the node it was in,
+    with the path and inputs it had so far (so its record stays complete)."""
+
+    node: str
+    path: list[str] = field(default_factory=list)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+
+
+Progress = Callable[[CallContext], None]
 
 
 @dataclass
@@ -68,13 +81,23 @@ class FlowRunner:
         return await prerender(self.prompts, _as_flow(flow))
 
     async def run(self, flow: Flow | dict[str, Any], driver: CallDriver,
-                  variables: dict[str, Any] | None = None) -> FlowResult:
+                  variables: dict[str, Any] | None = None, *, resume: Resume | None = None,
+                  on_progress: Progress | None = None) -> FlowResult:
+        """``on_progress(ctx)`` runs at every node entered and every input given (before a
+        node masks a secret input: defer the reading, e.g. with ``loop.call_soon``)."""
         flow = _as_flow(flow)
         ctx = self._context(flow, driver, variables or {})
+        if on_progress is not None:
+            ctx.on_progress = lambda: on_progress(ctx)
+        start = flow.start
+        if resume is not None and resume.node in flow.nodes:
+            start = resume.node
+            ctx.path.extend(resume.path)
+            ctx.inputs.extend(resume.inputs)
         started = self.clock()
-        logger.info("call %s from %s to %s enters flow %s v%s", driver.call_id,
-                    driver.caller_id, driver.did, flow.name, flow.version)
-        outcome = await self._walk(flow, ctx)
+        logger.info("call %s from %s to %s enters flow %s v%s at %s", driver.call_id,
+                    driver.caller_id, driver.did, flow.name, flow.version, start)
+        outcome = await self._walk(flow, ctx, start)
         result = FlowResult(outcome, ctx.path, ctx.inputs, started, self.clock(), flow.name,
                             flow.version, ctx.variables)
         logger.info("call %s leaves flow %s: %s %s via %s", driver.call_id, flow.name,
@@ -91,9 +114,9 @@ class FlowRunner:
                            speech_languages=self.speech_languages,
                            timezone=flow.timezone or "UTC")
 
-    async def _walk(self, flow: Flow, ctx: CallContext) -> Outcome:
+    async def _walk(self, flow: Flow, ctx: CallContext, start: str) -> Outcome:
         try:
-            return await self._steps(flow, ctx)
+            return await self._steps(flow, ctx, start)
         except CallerHangup:
             logger.info("call %s: caller hung up in node %s", ctx.driver.call_id,
                         ctx.path[-1] if ctx.path else None)
@@ -106,10 +129,12 @@ class FlowRunner:
                              self.fallback_queue)
             return Outcome("enqueue", queue=self.fallback_queue, reason="error")
 
-    async def _steps(self, flow: Flow, ctx: CallContext) -> Outcome:
-        node_id = flow.start
+    async def _steps(self, flow: Flow, ctx: CallContext, start: str) -> Outcome:
+        node_id = start
         for _ in range(self.max_steps):
             ctx.path.append(node_id)
+            if ctx.on_progress is not None:
+                ctx.on_progress()
             step = await flow.nodes[node_id].run(ctx)
             if isinstance(step, Outcome):
                 return step

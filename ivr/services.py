@@ -1,24 +1,20 @@
 """Data a flow may fetch during a call: customer profiles, webhooks, holiday calendars.
 
 Nodes reach them only through :class:`Services` (``FlowRunner(services=...)``), so flows are
-tested with a fake.  :class:`DefaultServices` reads ``callpilot.infra.db.models.Customer`` (in a
-thread: SQLAlchemy sessions are blocking) and calls webhooks with aiohttp.
+tested with a fake.  :class:`DefaultServices` asks the one customer directory
+(``callpilot.infra.db.customers``, shared with the ACD) and calls webhooks with aiohttp.  The
+routing age band is the ACD's (``acd.model.AgeBands.band_of``), passed in by the composition root.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from datetime import date
 from typing import Any, Callable, Protocol
 
-from sqlalchemy import select
+from callpilot.infra.db.customers import CustomerDirectory, LookupFailed
 
 logger = logging.getLogger(__name__)
-
-# Same cut points and labels as acd.model.AgeBands() by default (<25, 25-34, 35-44, 45-54,
-# 55+); server.py may pass ``AgeBands(...).band_of`` to keep one definition.
-DEFAULT_AGE_BOUNDS = (25, 35, 45, 55)
 
 
 class ServiceError(Exception):
@@ -27,7 +23,13 @@ class ServiceError(Exception):
 
 class Services(Protocol):
     async def customer(self, phone: str) -> dict[str, Any] | None:
-        """The profile for ``phone`` (name, birth_year, segment, language) or None."""
+        if self._customers is None or not phone:
+            return None
+        try:
+            profile = self._customers.lookup(phone)
+        except LookupFailed as exc:
+            raise ServiceError(str(exc)) from exc
+        return None if profile is None else profile.as_dict()
 
     async def webhook(self, url: str, *, method: str, payload: dict[str, Any],
                       timeout: float) -> dict[str, Any]:
@@ -40,26 +42,10 @@ class Services(Protocol):
         """Routing age band of someone born in ``birth_year``, in ``year``."""
 
 
-def age_band_of(birth_year: int, year: int, bounds: tuple[int, ...] = DEFAULT_AGE_BOUNDS) -> str:
-    age = year - birth_year
-    if age < bounds[0]:
-        return f"<{bounds[0]}"
-    for low, high in zip(bounds, bounds[1:]):
-        if low <= age < high:
-            return f"{low}-{high - 1}"
-    return f"{bounds[-1]}+"
-
-
-def phone_keys(phone: str) -> list[str]:
-    """Ways a caller ID may be stored: as given, digits only, with a leading +."""
-    digits = re.sub(r"\D", "", phone)
-    return list(dict.fromkeys(k for k in (phone, digits, f"+{digits}") if k and k != "+"))
-
-
 class DefaultServices:
-    def __init__(self, sessionmaker: Any = None, *, calendars: dict[str, frozenset[date]] | None = None,
-                 age_band: Callable[[int, int], str] = age_band_of, http: Any = None) -> None:
-        self._sessionmaker = sessionmaker
+    def __init__(self, customers: CustomerDirectory | None, *, age_band: Callable[[int, int], str],
+                 calendars: dict[str, frozenset[date]] | None = None, http: Any = None) -> None:
+        self._customers = customers
         self._calendars = dict(calendars or {})
         self._age_band = age_band
         self._http = http   # aiohttp.ClientSession; created on first use when None

@@ -3,89 +3,160 @@
 The ACD is reached only through the ``handoff`` callable wired in callpilot.app.server, so ivr
 never imports acd.  Every call gets a logged catch-all: whatever fails, the caller is sent
 to the general queue rather than left in silence.
+
+Where the caller is (flow version, node, answers so far) is written to the call record at every
+node and answer, so a serve restarted mid-menu resumes the caller in that node
+(:meth:`InboundIvr.resume_open_calls`, run on every ARI connect before the ACD's re-adoption).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from callpilot.infra.asterisk.ari import AriClient
 from callpilot.infra.asterisk.ari_helpers import safe_answer, safe_hangup
-from callpilot.infra.asterisk.channel_events import ChannelInboxes
+from callpilot.infra.asterisk.channel_events import ChannelInbox, ChannelInboxes
+from callpilot.infra.db.call_vocabulary import CallOutcome, CallState, IvrPlace, RoutingTicket
 from callpilot.infra.db.records import RecordWriter, utcnow
 from ivr.ari_driver import AriCallDriver, AriSpeech
 from ivr.outcome import Outcome
-from ivr.runner import FlowResult, FlowRunner
+from ivr.nodes.base import CallContext
+from ivr.runner import FlowResult, FlowRunner, Resume
 from ivr.schema import Flow
 
 logger = logging.getLogger(__name__)
 
-Handoff = Callable[[str, str, str, Outcome], Awaitable[None]]
+Handoff = Callable[[str, str, str, RoutingTicket], Awaitable[None]]   # call, caller, did, ticket
 FlowSource = Callable[[str], Flow]
+FlowVersion = Callable[[str, int], Flow]
+
+
+def path_of(inputs: list[dict[str, Any]]) -> list[str]:
+    """'node=value' for every answer the caller gave, e.g. ['menu=1']."""
+    return [f"{i['node']}={i.get('value') or i.get('kind')}" for i in inputs]
 
 
 def menu_path(result: FlowResult) -> list[str]:
-    """'node=value' for every answer the caller gave, e.g. ['menu=1']."""
-    return [f"{i['node']}={i.get('value') or i.get('kind')}" for i in result.inputs]
+    return path_of(result.inputs)
+
+
+@dataclass(frozen=True)
+class IvrCall:
+    id: str
+    caller_id: str
+    did: str
+    flow_name: str
 
 
 class InboundIvr:
     def __init__(self, ari: AriClient, inboxes: ChannelInboxes, records: RecordWriter,
                  runner: FlowRunner, flows: FlowSource, handoff: Handoff, *, fallback_queue: str,
-                 speech: AriSpeech | None = None):
+                 speech: AriSpeech | None = None, flow_version: FlowVersion | None = None):
         self.ari = ari
         self.inboxes = inboxes
         self.records = records
         self.runner = runner
         self.flows = flows
+        self.flow_version = flow_version      # a published version by number (resuming calls)
         self.handoff = handoff
         self.fallback_queue = fallback_queue
         self.speech = speech
         self.active: dict[str, asyncio.Task] = {}
 
+    async def on_stasis_start(self, channel: dict[str, Any], args: list[str]) -> None:
+        """Role ``inbound,<flow>``: the flow runs as the call's own task."""
+        self.start(channel, args[1] if len(args) > 1 else "main")
+
     def start(self, channel: dict[str, Any], flow_name: str) -> None:
-        call_id = channel["id"]
-        task = asyncio.create_task(self._serve(channel, flow_name), name=f"ivr-{call_id}")
-        self.active[call_id] = task
-        task.add_done_callback(lambda _t: self.active.pop(call_id, None))
+        call = IvrCall(channel["id"], channel.get("caller", {}).get("number", ""),
+                       channel.get("dialplan", {}).get("exten", ""), flow_name)
+        self._launch(call, None)
 
-    async def _serve(self, channel: dict[str, Any], flow_name: str) -> None:
-        call_id = channel["id"]
-        caller_id = channel.get("caller", {}).get("number", "")
-        did = channel.get("dialplan", {}).get("exten", "")
-        inbox = self.inboxes.open(call_id)
+    def _launch(self, call: IvrCall, place: IvrPlace | None) -> None:
+        task = asyncio.create_task(self._serve(call, place), name=f"ivr-{call.id}")
+        self.active[call.id] = task
+        task.add_done_callback(lambda _t: self.active.pop(call.id, None))
+
+    async def resume_open_calls(self) -> None:
+        """After a (re)connect: callers still in Stasis whose record says they were in the
+        IVR take up their flow where they were (same flow version, same node)."""
+        live = {c["id"] for c in await self.ari.get("/channels")}
+        for record in await self.records.open_calls():
+            place = IvrPlace.from_json(record.ivr_place)
+            if (record.state != CallState.IVR or place is None or record.id in self.active
+                    or record.id not in live):
+                continue
+            logger.info("call %s: resuming flow %s v%s at %s", record.id, place.flow, place.version,
+                        place.node)
+            self._launch(IvrCall(record.id, record.caller_id, record.did, place.flow), place)
+
+    async def _serve(self, call: IvrCall, place: IvrPlace | None) -> None:
+        inbox = self.inboxes.open(call.id)
         try:
-            await self.records.open(call_id, caller_id=caller_id, did=did, flow=flow_name,
-                                    state="ivr", started_at=utcnow())
-            await self._run_flow(call_id, caller_id, did, flow_name, inbox)
+            if place is None:
+                await self.records.open(call.id, caller_id=call.caller_id, did=call.did,
+                                        flow=call.flow_name, state=CallState.IVR, started_at=utcnow())
+            await self._run_flow(call, inbox, place)
         except Exception:
-            logger.exception("call %s: IVR failed; sending to %s", call_id, self.fallback_queue)
-            await self.handoff(call_id, caller_id, did, Outcome("enqueue", queue=self.fallback_queue,
-                                                                reason="error"))
+            logger.exception("call %s: IVR failed; sending to %s", call.id, self.fallback_queue)
+            await self.handoff(call.id, call.caller_id, call.did, RoutingTicket(queue=self.fallback_queue))
         finally:
-            self.inboxes.close(call_id)
+            self.inboxes.close(call.id)
 
-    async def _run_flow(self, call_id: str, caller_id: str, did: str, flow_name: str, inbox) -> None:
-        if not await safe_answer(self.ari, call_id):
-            await self.records.update(call_id, state="ended", outcome="ivr_hangup", ended_at=utcnow())
+    async def _run_flow(self, call: IvrCall, inbox: ChannelInbox, place: IvrPlace | None) -> None:
+        if place is None and not await safe_answer(self.ari, call.id):
+            await self._ended(call.id, CallOutcome.IVR_HANGUP)
             return
-        flow = self.flows(flow_name)          # the version live now; kept for the whole call
-        driver = AriCallDriver(self.ari, inbox, caller_id=caller_id, did=did, speech=self.speech)
-        result = await self.runner.run(flow, driver, {})
-        await self.records.update(call_id, menu_path=menu_path(result), journey=result.journey())
-        await self._finish(call_id, caller_id, did, result.outcome)
+        flow = await self._flow_for(call.flow_name, place)   # kept for the whole call
+        driver = AriCallDriver(self.ari, inbox, caller_id=call.caller_id, did=call.did,
+                               speech=self.speech)
+        resume = Resume(place.node, place.path, place.inputs) if place is not None else None
+        result = await self.runner.run(flow, driver, dict(place.variables) if place else {},
+                                       resume=resume, on_progress=self._recorder(call.id, flow))
+        await self.records.update(call.id, menu_path=menu_path(result), journey=result.journey())
+        await self._finish(call, result.outcome, inbox)
 
-    async def _finish(self, call_id: str, caller_id: str, did: str, outcome: Outcome) -> None:
+    async def _flow_for(self, name: str, place: IvrPlace | None) -> Flow:
+        """The version live now; for a resumed call the version it started with, if it can
+        still be read."""
+        if place is not None and place.version is not None and self.flow_version is not None:
+            try:
+                return await asyncio.to_thread(self.flow_version, name, place.version)
+            except Exception:  # noqa: BLE001  (the live version is the next best)
+                logger.exception("flow %s v%s unreadable: resuming on the live version", name,
+                                 place.version)
+        return self.flows(name)
+
+    def _recorder(self, call_id: str, flow: Flow) -> Callable[[CallContext], None]:
+        """Persist where the caller is at every node and answer.  Deferred to the next loop
+        turn: a node masks a secret answer right after recording it."""
+        loop = asyncio.get_running_loop()
+
+        def save(ctx: CallContext) -> None:
+            place = IvrPlace(flow.name, flow.version, ctx.path[-1] if ctx.path else flow.start,
+                             list(ctx.path), [dict(i) for i in ctx.inputs], dict(ctx.variables))
+            self.records.post(call_id, ivr_place=place.to_json(), menu_path=path_of(place.inputs))
+        return lambda ctx: loop.call_soon(save, ctx)
+
+    async def _finish(self, call: IvrCall, outcome: Outcome, inbox: ChannelInbox) -> None:
         if outcome.kind == "enqueue":
-            await self.handoff(call_id, caller_id, did, outcome)
+            await self.handoff(call.id, call.caller_id, call.did, outcome.ticket(self.fallback_queue))
             return
         if outcome.kind == "hangup" and outcome.reason == "caller":
-            await self.records.update(call_id, state="ended", outcome="ivr_hangup", ended_at=utcnow())
+            if inbox.hangup_soft:   # Asterisk hung up (shutdown), not the caller
+                await self._ended(call.id, CallOutcome.SYSTEM, "ended by Asterisk in the IVR")
+            else:
+                await self._ended(call.id, CallOutcome.IVR_HANGUP)
             return
         # hangup node, or a transfer this skeleton does not route yet: end it cleanly
-        logger.info("call %s: flow ended with %s %s", call_id, outcome.kind, outcome.target or "")
-        await safe_hangup(self.ari, call_id)
-        await self.records.update(call_id, state="ended", outcome="ivr_completed", ended_at=utcnow(),
-                                  detail=f"{outcome.kind} {outcome.target or ''}".strip())
+        logger.info("call %s: flow ended with %s %s", call.id, outcome.kind, outcome.target or "")
+        await safe_hangup(self.ari, call.id)
+        await self._ended(call.id, CallOutcome.IVR_COMPLETED,
+                          f"{outcome.kind} {outcome.target or ''}".strip())
+
+    async def _ended(self, call_id: str, outcome: CallOutcome, detail: str = "") -> None:
+        await self.records.update(call_id, state=CallState.ENDED, outcome=outcome, ended_at=utcnow(),
+                                  detail=detail)

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from callpilot.infra.asterisk.ari import AriClient
 from callpilot.infra.config import Config
+from callpilot.infra.db.customers import CustomerDirectory
 from ivr import schema
 from ivr.agi_driver import AgiSpeech
 from ivr.ari_driver import AriSpeech
@@ -23,7 +24,7 @@ from ivr.ari_media import AriMedia
 from ivr.errors import FlowError
 from ivr.published import PublishedFlows
 from ivr.runner import FlowRunner
-from ivr.services import DefaultServices, age_band_of
+from ivr.services import DefaultServices
 from ivr.speech.model import SpeechModel, load_configured
 from ivr.store import FlowStore
 from ivr.tts import PromptCache
@@ -51,11 +52,11 @@ def validator(model: SpeechModel | None) -> Callable[[dict], list[FlowError]]:
 
 
 def build(config: Config, sessions: Any, prompts: PromptCache, *,
-          age_band: Callable[[int, int], str] = age_band_of) -> IvrParts:
+          customers: CustomerDirectory | None, age_band: Callable[[int, int], str]) -> IvrParts:
     model = load_configured(config.speech_model)
     store = FlowStore(sessions, validate=validator(model))
     runner = FlowRunner(prompts, fallback_queue=config.acd.general_queue,
-                        services=DefaultServices(sessions, age_band=age_band),
+                        services=DefaultServices(customers, age_band=age_band),
                         speech_languages={model.language} if model else set())
     flows = PublishedFlows(store, runner.prerender)
     ari_speech = agi_speech = None

@@ -127,13 +127,13 @@ class FakeServices:
     def __init__(self, customers: dict[str, dict] | None = None,
                  webhooks: dict[str, object] | None = None,
                  calendars: dict[str, frozenset] | None = None) -> None:
-        from ivr.services import age_band_of
+        from acd.model import DEFAULT_AGE_BANDS
 
         self.customers = customers or {}
         self.webhooks = webhooks or {}
         self.calendars = calendars or {}
         self.calls: list[tuple[str, object]] = []
-        self._age_band = age_band_of
+        self._age_band = DEFAULT_AGE_BANDS.band_of
 
     async def customer(self, phone: str) -> dict | None:
         self.calls.append(("customer", phone))

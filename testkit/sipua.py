@@ -874,7 +874,9 @@ class Caller:
                  from_number: str = "15550001", dtmf: str = "1", dtmf_delay: float = 1.0,
                  hold_seconds: float = 10.0, answer_timeout: float = 30.0,
                  audio: Path = G711A_PCAP, timeout: float | None = None,
-                 auth_user: str | None = None, auth_password: str | None = None):
+                 auth_user: str | None = None, auth_password: str | None = None,
+                 dtmf_gap: float = DTMF_GAP_MS / 1000):
+        """``dtmf_gap``: seconds between the keys of ``dtmf`` (one RTP stream)."""
         self.did, self.from_number = did, from_number
         self.server_host, self.server_port = server_host, server_port
         self.local_ip = local_ip
@@ -884,7 +886,8 @@ class Caller:
         self.timeout = timeout or answer_timeout + hold_seconds + 20
         auth = (auth_user, auth_password or "") if auth_user else None
         self._dtmf_dir = tempfile.mkdtemp(prefix="callpilot-dtmf-") if dtmf else None
-        dtmf_pcap = write_dtmf_pcap(dtmf, Path(self._dtmf_dir) / "dtmf.pcap") if dtmf else None
+        dtmf_pcap = (write_dtmf_pcap(dtmf, Path(self._dtmf_dir) / "dtmf.pcap", dtmf_gap)
+                     if dtmf else None)
         scenario = caller_scenario(did, from_number, dtmf, dtmf_delay, hold_seconds,
                                    answer_timeout, audio, auth, dtmf_pcap)
         self._sipp = SippProcess(

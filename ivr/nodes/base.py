@@ -35,6 +35,7 @@ class CallContext:
     path: list[str] = field(default_factory=list)
     inputs: list[dict[str, Any]] = field(default_factory=list)
     pending_digit: str | None = None  # a key pressed during a say node (type-ahead)
+    on_progress: Callable[[], None] | None = None   # told of every node entered and input given
 
     def record(self, node_id: str, kind: str, value: str = "",
                confidence: float | None = None, timing: dict[str, Any] | None = None) -> None:
@@ -42,6 +43,8 @@ class CallContext:
         if timing:
             entry["timing"] = dict(timing)     # e.g. barge_in_ms, eos_ms (speech drivers)
         self.inputs.append(entry)
+        if self.on_progress is not None:
+            self.on_progress()
         logger.debug("call %s node %s input %s %r (%s)", self.driver.call_id, node_id,
                      kind, value, confidence)
 

@@ -9,6 +9,8 @@
 * ``make_caller``     factory: ``make_caller("800", dtmf="1")`` -> :class:`Caller` aimed at
                       the instance (from the trunk IP 127.0.0.2 unless told otherwise).
 * ``ari_app``         factory: ``async with ari_app("name") as ari`` -> test ARI client.
+* ``own_instance``    an Asterisk and a ready serve of the test's own (for tests that stop,
+                      kill or restart them): ``(cfg, serve, passwords)``.
 
 Extra instances (e.g. a second Asterisk) can be configured with :func:`make_e2e_config`.
 """
@@ -147,3 +149,19 @@ async def phones(cfg, demo_passwords):
     for phone in started:
         await phone.unregister()
         await phone.stop()
+
+
+@pytest.fixture
+async def own_instance(tmp_path):
+    """An instance of the test's own: demo data, Asterisk up, serve ready; short ACD timers."""
+    cfg = make_e2e_config(tmp_path / "state")
+    cfg.acd.ring_timeout, cfg.acd.wrapup_seconds = 6, 1
+    passwords = demo.seed(cfg)
+    runner.up(cfg)
+    serve = ServeProcess(cfg).start()
+    try:
+        await serve.wait_ready()
+        yield cfg, serve, passwords
+    finally:
+        serve.stop()
+        runner.down(cfg)

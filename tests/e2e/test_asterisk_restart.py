@@ -9,27 +9,11 @@ import signal
 
 import pytest
 
-from callpilot.app import demo
 from callpilot.infra.asterisk import runner
 from testkit.sipua import AgentPhone, Caller
-from tests.e2e.conftest import make_e2e_config
-from tests.e2e.serve_proc import ServeProcess, wait_record
+from tests.e2e.serve_proc import wait_record
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-async def own_instance(tmp_path):
-    cfg = make_e2e_config(tmp_path / "state")
-    passwords = demo.seed(cfg)
-    runner.up(cfg)
-    serve = ServeProcess(cfg).start()
-    try:
-        await serve.wait_ready()
-        yield cfg, serve, passwords
-    finally:
-        serve.stop()
-        runner.down(cfg)
 
 
 async def test_asterisk_restart_closes_lost_calls_and_serve_recovers(own_instance):

@@ -6,10 +6,11 @@ import asyncio
 import pytest
 
 from acd.agents import AgentRoster, LiveAgent
-from acd.dispatcher import AgentCommandError, Dispatcher
+from acd.dispatcher import AgentCommandError, CallEntry, Dispatcher
 from acd.model import AgentState
 from acd.queues import QueueBook, QueueSettings
 from acd.state import CallState, LiveCall
+from callpilot.infra.db.call_vocabulary import RoutingTicket
 
 
 class FakeControl:
@@ -37,6 +38,9 @@ class FakeControl:
     async def hangup(self, channel_id):
         self.hung_up.append(channel_id)
 
+    async def cancel_ring(self, channel_id):
+        self.hung_up.append(channel_id)
+
     async def play(self, channel_id, uri):
         pass
 
@@ -50,6 +54,12 @@ class FakeRecords:
 
     async def update(self, call_id, **fields):
         self.writes.append((call_id, fields))
+
+
+async def enqueue(d: Dispatcher, call_id: str, queue: str = "q", **ticket) -> None:
+    """A call taken by the dispatcher, its offers (if any) sent."""
+    await d.adopt(CallEntry(call_id, "", "", RoutingTicket(queue=queue, **ticket)))
+    await d.settle()
 
 
 def agent(ext: str, queues=("q",), wrapup=None) -> LiveAgent:
@@ -74,7 +84,7 @@ def make():
 
 async def test_two_calls_two_agents_never_share(make):
     d, control, _ = make(agent("1"), agent("2"))
-    await asyncio.gather(d.enqueue(LiveCall("a", "", ""), "q"), d.enqueue(LiveCall("b", "", ""), "q"))
+    await asyncio.gather(enqueue(d, "a"), enqueue(d, "b"))
     assert sorted(call for call, _ in control.rung) == ["a", "b"]
     assert sorted(endpoint for _, endpoint in control.rung) == ["PJSIP/1", "PJSIP/2"]
     assert {c.state for c in d.calls.values()} == {CallState.RINGING}
@@ -83,7 +93,7 @@ async def test_two_calls_two_agents_never_share(make):
 async def test_third_call_waits_while_both_agents_ring(make):
     d, control, _ = make(agent("1"), agent("2"))
     for cid in "abc":
-        await d.enqueue(LiveCall(cid, "", ""), "q")
+        await enqueue(d, cid)
     assert len(control.rung) == 2
     assert d.calls["c"].state is CallState.QUEUED
 
@@ -91,7 +101,7 @@ async def test_third_call_waits_while_both_agents_ring(make):
 async def test_agent_own_wrapup_overrides_the_default(make):
     quick = agent("1", wrapup=0)
     d, _, _ = make(quick, wrapup=30)
-    await d.enqueue(LiveCall("a", "", ""), "q")
+    await enqueue(d, "a")
     channel = d.calls["a"].agent_channel
     await d.agent_answered(channel, "a")
     assert quick.state is AgentState.ON_CALL
@@ -102,7 +112,7 @@ async def test_agent_own_wrapup_overrides_the_default(make):
 async def test_default_wrapup_applies_without_an_override(make):
     slow = agent("1")
     d, _, _ = make(slow, wrapup=30)
-    await d.enqueue(LiveCall("a", "", ""), "q")
+    await enqueue(d, "a")
     await d.agent_answered(d.calls["a"].agent_channel, "a")
     await d.caller_gone("a")
     assert slow.state is AgentState.WRAP_UP
@@ -112,7 +122,7 @@ async def test_default_wrapup_applies_without_an_override(make):
 async def test_ring_failure_pauses_agent_and_requeues_call(make):
     deaf = agent("1")
     d, _, records = make(deaf)
-    await d.enqueue(LiveCall("a", "", ""), "q")
+    await enqueue(d, "a")
     await d.agent_leg_gone(d.calls["a"].agent_channel, cause=19)
     assert deaf.state is AgentState.PAUSED and deaf.pause_reason == "not responding"
     assert d.calls["a"].state is CallState.QUEUED and d.calls["a"].agent is None
@@ -122,7 +132,7 @@ async def test_ring_failure_pauses_agent_and_requeues_call(make):
 async def test_caller_hangup_while_ringing_frees_agent_and_cancels_leg(make):
     a1 = agent("1")
     d, control, records = make(a1)
-    await d.enqueue(LiveCall("a", "", ""), "q")
+    await enqueue(d, "a")
     channel = d.calls["a"].agent_channel
     await d.caller_gone("a")
     assert a1.state is AgentState.AVAILABLE
@@ -137,7 +147,7 @@ async def test_agent_commands_refuse_what_cannot_apply(make):
         d.agent_command("1", "login")                 # already logged in
     with pytest.raises(AgentCommandError):
         d.agent_command("9", "pause")                 # no such agent
-    await d.enqueue(LiveCall("a", "", ""), "q")       # 1 now rings
+    await enqueue(d, "a")       # 1 now rings
     with pytest.raises(AgentCommandError):
         d.agent_command("1", "logout")
     with pytest.raises(AgentCommandError):
@@ -169,7 +179,7 @@ def test_age_bands_come_from_the_config(tmp_path):
 
 async def test_a_vanished_channel_is_lost_not_abandoned(make):
     d, _, records = make()                           # no agent: the call waits
-    await d.enqueue(LiveCall("a", "", ""), "q")
+    await enqueue(d, "a")
     await d.channel_lost("a", "channel gone while ARI was away")
     assert "a" not in d.calls
     assert records.writes[-1][1]["outcome"] == "lost"

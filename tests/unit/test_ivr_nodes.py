@@ -11,7 +11,9 @@ from ivr.flows import load_builtin
 from ivr.nodes.collect_digits import luhn_ok, mask
 from ivr.runner import FlowRunner
 from ivr.schema import check, parse
-from ivr.services import ServiceError, age_band_of, phone_keys
+from acd.model import DEFAULT_AGE_BANDS
+from callpilot.infra.db.customers import phone_keys
+from ivr.services import ServiceError
 from testkit.ivr_fakes import Barge, FakeDriver, FakeServices, HangsUp, Say, ToneSynthesizer
 from ivr.tts import PromptCache
 
@@ -206,7 +208,7 @@ def test_lookup_validation() -> None:
 @pytest.mark.parametrize("birth, band", [(2005, "<25"), (2001, "25-34"), (1990, "35-44"),
                                          (1975, "45-54"), (1971, "55+")])
 def test_age_band(birth, band) -> None:
-    assert age_band_of(birth, 2026) == band
+    assert DEFAULT_AGE_BANDS.band_of(birth, 2026) == band   # the one age-band function
 
 
 def test_phone_keys() -> None:

@@ -4,6 +4,11 @@ Why not ari-py: PyPI ``ari`` 0.1.3 does not import on Python 3 (docs/decisions.m
 Reconnection is a state: CONNECTING -> CONNECTED -> BACKOFF -> CONNECTING ..., each transition
 logged; after every (re)connect ``on_connect`` runs so the application can resync the
 channels that stayed parked in Stasis while the socket was down.
+
+Events are not handled on the socket reader: they go into lanes (``event_lanes``), one per
+call when the application passes ``lane_of``, so events of one call stay in order while a
+slow handler never holds up another call's events.  Every REST request has a deadline
+(``request_timeout``).
 """
 from __future__ import annotations
 
@@ -16,6 +21,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+
+from callpilot.infra.asterisk.event_lanes import EventLanes
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +50,9 @@ class AriState(enum.Enum):
 
 class AriClient:
     def __init__(self, base_url: str, user: str, password: str, app: str, *,
-                 backoff_initial: float = 0.2, backoff_max: float = 5.0):
+                 backoff_initial: float = 0.2, backoff_max: float = 5.0,
+                 lane_of: Callable[[dict[str, Any]], str] = lambda _event: "",
+                 request_timeout: float = 10.0):
         self.base_url = base_url.rstrip("/")
         self.app = app
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
@@ -57,6 +66,8 @@ class AriClient:
         self.state = AriState.IDLE
         self.connects = 0
         self.connected = asyncio.Event()
+        self.request_timeout = request_timeout
+        self.lanes = EventLanes(self._dispatch, lane_of)
 
     # -- wiring -------------------------------------------------------------------------
     def on_event(self, handler: EventHandler) -> None:
@@ -78,7 +89,7 @@ class AriClient:
     async def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                headers=self._headers, timeout=aiohttp.ClientTimeout(total=10))
+                headers=self._headers, timeout=aiohttp.ClientTimeout(total=self.request_timeout))
         return self._session
 
     async def request(self, method: str, path: str, *, params: dict | None = None,
@@ -132,7 +143,7 @@ class AriClient:
             await self._run_connect_handlers()
             async for msg in ws:
                 if msg.type is aiohttp.WSMsgType.TEXT:
-                    await self._dispatch(json.loads(msg.data))
+                    self.lanes.push(json.loads(msg.data))
                 elif msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
                     break
         self._ws = None
@@ -159,6 +170,7 @@ class AriClient:
 
     async def close(self) -> None:
         self._set_state(AriState.CLOSED)
+        self.lanes.close()
         if self._ws is not None:
             await self._ws.close()
         if self._session is not None:

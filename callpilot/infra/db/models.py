@@ -86,7 +86,7 @@ class CallRecord(Base):
     caller_id: Mapped[str] = mapped_column(String(64), default="")
     did: Mapped[str] = mapped_column(String(32), default="")
     flow: Mapped[str] = mapped_column(String(64), default="")
-    state: Mapped[str] = mapped_column(String(16), default="ivr")   # CallState value
+    state: Mapped[str] = mapped_column(String(16), default="ivr")   # call_vocabulary.CallState
     menu_path: Mapped[list] = mapped_column(JSON, default=list)     # ['menu=1', ...]
     journey: Mapped[dict] = mapped_column(JSON, default=dict)       # the IVR's FlowResult
     queue: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -95,8 +95,12 @@ class CallRecord(Base):
     enqueued_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
-    outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)   # CallOutcome value
     detail: Mapped[str] = mapped_column(Text, default="")
+    # call_vocabulary.RoutingTicket / IvrPlace as JSON: what re-adoption and the AGI handoff restore
+    ticket: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    ivr_place: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    hangup_cause: Mapped[int | None] = mapped_column(Integer, nullable=True)  # Q.850, when known
 
 
 class QueueEvent(Base):

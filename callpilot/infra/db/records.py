@@ -5,6 +5,7 @@ every write on one dedicated thread, in order, off the event loop.
 """
 from __future__ import annotations
 
+import enum
 import logging
 from datetime import datetime, timezone
 from typing import Any
@@ -14,16 +15,20 @@ from sqlalchemy import update as sa_update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
+from callpilot.infra.db.call_vocabulary import OPEN_STATES
 from callpilot.infra.db.models import CallRecord
 from callpilot.infra.db.write_behind import WriteBehind
 
 logger = logging.getLogger(__name__)
 
-OPEN_STATES = ("ivr", "queued", "ringing", "connected")
-
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _plain(fields: dict[str, Any]) -> dict[str, Any]:
+    """Enum members (call_vocabulary) as their stored values; every driver then binds str."""
+    return {k: v.value if isinstance(v, enum.Enum) else v for k, v in fields.items()}
 
 
 class CallRecordStore:
@@ -36,7 +41,7 @@ class CallRecordStore:
         try:
             with self.sessions.begin() as s:
                 if s.get(CallRecord, call_id) is None:
-                    s.add(CallRecord(id=call_id, started_at=started_at, **fields))
+                    s.add(CallRecord(id=call_id, started_at=started_at, **_plain(fields)))
         except IntegrityError:
             if self.get(call_id) is None:
                 raise
@@ -45,7 +50,7 @@ class CallRecordStore:
     def update(self, call_id: str, **fields: Any) -> None:
         """One Core UPDATE (no ORM load): this runs on every call state change."""
         with self.sessions.begin() as s:
-            result = s.execute(sa_update(CallRecord).where(CallRecord.id == call_id).values(**fields))
+            result = s.execute(sa_update(CallRecord).where(CallRecord.id == call_id).values(**_plain(fields)))
             if result.rowcount == 0:
                 logger.warning("call %s: no record to update with %s", call_id, sorted(fields))
 
@@ -55,7 +60,7 @@ class CallRecordStore:
 
     def open_calls(self) -> list[CallRecord]:
         with self.sessions() as s:
-            rows = s.scalars(select(CallRecord).where(CallRecord.state.in_(OPEN_STATES))
+            rows = s.scalars(select(CallRecord).where(CallRecord.state.in_([x.value for x in OPEN_STATES]))
                              .order_by(CallRecord.started_at))
             return list(rows)
 
@@ -85,6 +90,10 @@ class RecordWriter:
     async def flush(self) -> None:
         """Wait until every write queued so far is done."""
         await self._writer.run(lambda: None)
+
+    async def get(self, call_id: str) -> CallRecord | None:
+        """The record as written so far (pending writes first)."""
+        return await self._writer.run(lambda: self.store.get(call_id))
 
     async def open_calls(self) -> list[CallRecord]:
         return await self._writer.run(self.store.open_calls)

@@ -1,0 +1,71 @@
+"""ARI events handled in lanes: in order within a lane, lanes side by side.
+
+A lane is one call (its caller's channel and the agent legs derived from it, see
+``channel_events.lane_of``).  Before lanes, every handler ran in turn on the one socket reader,
+so one ARI request that hung froze event handling for every call.  Now a slow handler delays
+only the later events of its own call; each handler also has a deadline (a backstop: the
+domains put their own, shorter deadlines on each action and make the call safe themselves).
+A lane's task ends when its queue is empty; nothing is kept for calls that are gone.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+Event = dict[str, Any]
+HANDLER_DEADLINE = 30.0
+
+
+class EventLanes:
+    def __init__(self, handle: Callable[[Event], Awaitable[None]], lane_of: Callable[[Event], str],
+                 *, deadline: float = HANDLER_DEADLINE):
+        self.handle = handle
+        self.lane_of = lane_of
+        self.deadline = deadline
+        self._queues: dict[str, deque[Event]] = {}
+        self._tasks: dict[str, asyncio.Task] = {}
+
+    def push(self, event: Event) -> None:
+        lane = self.lane_of(event)
+        queue = self._queues.get(lane)
+        if queue is not None:
+            queue.append(event)
+            return
+        self._queues[lane] = deque([event])
+        self._tasks[lane] = asyncio.create_task(self._drain(lane), name=f"ari-lane-{lane}")
+
+    @property
+    def busy(self) -> int:
+        return len(self._tasks)
+
+    async def _drain(self, lane: str) -> None:
+        queue = self._queues[lane]
+        try:
+            while queue:
+                await self._run(lane, queue.popleft())
+        finally:
+            self._queues.pop(lane, None)
+            self._tasks.pop(lane, None)
+
+    async def _run(self, lane: str, event: Event) -> None:
+        try:
+            await asyncio.wait_for(self.handle(event), self.deadline)
+        except asyncio.TimeoutError:
+            logger.error("lane %s: %s handler over its %.0fs deadline: cancelled", lane,
+                         event.get("type"), self.deadline)
+        except Exception:  # one failed handler must not stop the lane
+            logger.exception("lane %s: handler failed on %s", lane, event.get("type"))
+
+    async def idle(self) -> None:
+        """Wait until every lane has drained (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
+
+    def close(self) -> None:
+        for task in list(self._tasks.values()):
+            task.cancel()

@@ -1,0 +1,98 @@
+"""The one customer directory: a caller's profile by caller ID, for the IVR (lookup nodes) and
+the ACD (routing attributes) alike.
+
+A caller ID may arrive as ``+82 10-1234``, ``82101234`` or ``+82101234`` while the table holds
+one of them: :func:`phone_keys` lists the spellings and one indexed ``IN`` query tries them all.
+
+Measured on SQLite: a Core primary-key select costs ~0.05 ms, while a hop to a worker thread
+costs 2-3 ms under load (GIL contention with the record writer) and sat on the path from queue
+entry to the agent's phone ringing.  So the lookup runs inline, and a small TTL cache spares
+repeat callers even that.  (A PostgreSQL round trip on a LAN is ~0.3 ms.)
+"""
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from callpilot.infra.db.models import Customer
+
+logger = logging.getLogger(__name__)
+
+_LOOKUP = select(Customer.phone, Customer.name, Customer.birth_year, Customer.segment,
+                 Customer.language).where(Customer.phone.in_(bindparam("keys", expanding=True)))
+
+
+@dataclass(frozen=True)
+class CustomerProfile:
+    phone: str
+    name: str = ""
+    birth_year: int | None = None
+    segment: str = "standard"
+    language: str = "en"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def phone_keys(phone: str) -> list[str]:
+    """Ways a caller ID may be stored: as given, digits only, with a leading +."""
+    digits = re.sub(r"\D", "", phone)
+    return list(dict.fromkeys(k for k in (phone, digits, f"+{digits}") if k and k != "+"))
+
+
+class LookupFailed(Exception):
+    """The database could not answer (the caller may or may not be known)."""
+
+
+class CustomerDirectory:
+    def __init__(self, engine: Engine, *, ttl: float = 60.0, size: int = 10_000):
+        self.engine = engine
+        self.ttl, self.size = ttl, size
+        self._cache: OrderedDict[str, tuple[float, CustomerProfile | None]] = OrderedDict()
+
+    def lookup(self, phone: str) -> CustomerProfile | None:
+        """The caller's profile, or None for an unknown number.  Raises LookupFailed when the
+        database fails (not cached: the next call tries again)."""
+        if not phone:
+            return None
+        hit = self._cache.get(phone)
+        if hit is not None and time.monotonic() - hit[0] < self.ttl:
+            return hit[1]
+        profile = self._query(phone)
+        self._remember(phone, profile)
+        return profile
+
+    def lookup_or_none(self, phone: str) -> CustomerProfile | None:
+        """For routing: a failed lookup routes the call without profile attributes."""
+        try:
+            return self.lookup(phone)
+        except LookupFailed:
+            logger.exception("profile lookup for %s failed: routing without it", phone)
+            return None
+
+    def _remember(self, phone: str, profile: CustomerProfile | None) -> None:
+        self._cache[phone] = (time.monotonic(), profile)
+        self._cache.move_to_end(phone)
+        while len(self._cache) > self.size:
+            self._cache.popitem(last=False)
+
+    def _query(self, phone: str) -> CustomerProfile | None:
+        keys = phone_keys(phone)
+        try:
+            with self.engine.connect() as conn:
+                rows = {r.phone: r for r in conn.execute(_LOOKUP, {"keys": keys})}
+        except SQLAlchemyError as exc:
+            raise LookupFailed(f"customer lookup failed: {exc}") from exc
+        row = next((rows[k] for k in keys if k in rows), None)   # the exact spelling first
+        if row is None:
+            return None
+        return CustomerProfile(phone=row.phone, name=row.name, birth_year=row.birth_year,
+                               segment=row.segment, language=row.language)
