@@ -9,7 +9,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable, Iterator, Mapping
 
 from sqlalchemy import select
@@ -97,6 +97,7 @@ def screen_pop(session: Session, extension: str,
     journey = record.journey or {}
     return {"call_id": record.id, "state": record.state, "caller_id": record.caller_id,
             "queue": record.queue, "did": record.did,
+            "queued_at": record.enqueued_at.astimezone().strftime("%H:%M:%S") if record.enqueued_at else None,
             "waited": _seconds_between(record.enqueued_at, record.answered_at),
             "customer": _profile(customer, age_band),
             "ivr_path": list(record.menu_path or []),
@@ -114,9 +115,10 @@ def _profile(customer: Customer | None, age_band: Callable[[int], str] | None) -
 
 
 def _seconds_between(start: datetime | None, end: datetime | None) -> float | None:
-    if start is None:
+    """Seconds from queue to answer; None while ringing (the page would change every poll)."""
+    if start is None or end is None:
         return None
-    return round(((end or datetime.now(timezone.utc)) - start).total_seconds(), 1)
+    return round((end - start).total_seconds(), 1)
 
 
 def event_stream(produce: Callable[[], Any], *, poll: float = POLL_SECONDS,

@@ -25,9 +25,11 @@ ROLES = ("admin", "supervisor", "agent")
 PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset({"flows.view", "flows.edit", "flows.publish", "queues.view", "queues.edit",
                         "agents.view", "agents.edit", "agents.create", "customers.view",
-                        "customers.edit", "audit.view", "users.manage", "wallboard.view"}),
+                        "customers.edit", "audit.view", "users.manage", "wallboard.view",
+                        "reports.view"}),
     "supervisor": frozenset({"flows.view", "queues.view", "queues.edit", "agents.view",
-                             "agents.edit", "customers.view", "audit.view", "wallboard.view"}),
+                             "agents.edit", "customers.view", "audit.view", "wallboard.view",
+                             "reports.view"}),
     "agent": frozenset({"agent.page"}),
 }
 

@@ -62,6 +62,11 @@ class WebServices:
     check_queue_steps: Callable[[Any], str | None] | None = None
     # per-queue statistics since a time (offered, answered, service_level, asa, abandon_rate, ...)
     queue_stats: Callable[[datetime], dict[str, dict[str, Any]]] | None = None
+    # (start, end, interval minutes) -> {"intervals": [{start, queue, offered, answered, abandoned,
+    # timed_out, service_level, asa, aht, ...}], "agents": [{agent, answered, talk_s, aht, asa, queues}]}
+    queue_report: Callable[[datetime, datetime, int], dict[str, list[dict[str, Any]]]] | None = None
+    # Asterisk-format queue_log file written by serve (export)
+    queue_log_path: Path | None = None
     # birth year -> the ACD's age band label ("35-44")
     age_band: Callable[[int], str] | None = None
     # (extension, action login|logout|pause|unpause, reason) -> (HTTP status, body) from serve

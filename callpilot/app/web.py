@@ -36,6 +36,8 @@ def build_services(config: Config, sessions=None):
                        live_status=lambda: _live_status(sock),
                        node_types=tuple(NODE_TYPES), check_queue_steps=_check_steps,
                        queue_stats=lambda since: _queue_stats(sessions, since),
+                       queue_report=lambda start, end, minutes: _queue_report(sessions, start, end, minutes),
+                       queue_log_path=config.state_dir / "queue_log",
                        age_band=_age_bands(config),
                        agent_command=lambda ext, action, reason: _agent_command(sock, ext, action, reason))
 
@@ -43,6 +45,13 @@ def build_services(config: Config, sessions=None):
 def _queue_stats(sessions, since):
     from acd.queue_report import queue_stats
     return queue_stats(sessions, since=since)
+
+
+def _queue_report(sessions, start, end, minutes):
+    from acd import queue_report as qr
+    visits = qr.visits_between(sessions, start, end)
+    return {"intervals": qr.interval_stats(visits, start, end, minutes),
+            "agents": qr.agent_stats(visits, start, end)}
 
 
 def _age_bands(config: Config):

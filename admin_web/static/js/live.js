@@ -85,6 +85,7 @@
       term(dl, "profile", "unknown caller");
     }
     term(dl, "queue", call.queue);
+    term(dl, "queued at", call.queued_at);
     term(dl, "waited", secs(call.waited));
     term(dl, "IVR path", (call.ivr_path || []).join(" → "));
     term(dl, "said", (call.said || []).map(function (s) {
