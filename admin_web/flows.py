@@ -33,21 +33,21 @@ def _services() -> WebServices:
     return services()
 
 
-def _store() -> FlowStore:
+def flow_store() -> FlowStore:
     store = _services().flows
     if store is None:
         abort(503, "the flow store is not available")
     return store
 
 
-def _problems(document: dict[str, Any]) -> list[Any]:
+def problems_of(document: dict[str, Any]) -> list[Any]:
     validate = _services().validate_flow
     return list(validate(document)) if validate else []
 
 
-def _working_copy(name: str) -> dict[str, Any]:
+def working_copy(name: str) -> dict[str, Any]:
     """The draft, else the live version (an edit turns it into the draft)."""
-    store = _store()
+    store = flow_store()
     try:
         return store.draft(name)
     except KeyError:
@@ -57,8 +57,8 @@ def _working_copy(name: str) -> dict[str, Any]:
         return store.document(name, latest)
 
 
-def _save(name: str, before: dict[str, Any] | None, after: dict[str, Any], action: str) -> list[Any]:
-    problems = list(_store().save_draft(name, after, g.user.username))
+def save(name: str, before: dict[str, Any] | None, after: dict[str, Any], action: str) -> list[Any]:
+    problems = list(flow_store().save_draft(name, after, g.user.username))
     session = db.get()
     audit.record(session, "flow", name, action, before, after,
                  f"{len(problems)} problem(s)" if problems else "valid")
@@ -72,13 +72,13 @@ def _save(name: str, before: dict[str, Any] | None, after: dict[str, Any], actio
 @bp.get("/")
 @require("flows.view")
 def index():
-    store = _store()
+    store = flow_store()
     latest = store.latest_versions()
     rows = []
     for name in store.names():
-        document = _working_copy(name)
+        document = working_copy(name)
         rows.append({"name": name, "live": latest.get(name),
-                     "problems": len(_problems(document)),
+                     "problems": len(problems_of(document)),
                      "nodes": len(document.get("nodes") or {})})
     return render_template("flows/index.html", rows=rows, node_types=_node_types())
 
@@ -86,8 +86,8 @@ def index():
 @bp.get("/<name>/")
 @require("flows.view")
 def edit(name: str):
-    document = _working_copy(name)
-    problems = _problems(document)
+    document = working_copy(name)
+    problems = problems_of(document)
     per_node, flow_level = flow_graph.problems_by_node(document, problems)
     selected = request.args.get("node")
     nodes = document.get("nodes") or {}
@@ -101,7 +101,7 @@ def edit(name: str):
         values=flow_forms.to_form(node) if node else {},
         prompt_fields=flow_forms.prompt_fields(node) if node else [],
         graph=flow_graph.graph_data(document, per_node, selected),
-        live=_store().latest_versions().get(name), node_types=_node_types(),
+        live=flow_store().latest_versions().get(name), node_types=_node_types(),
         can_listen=_services().render_prompt is not None)
 
 
@@ -119,19 +119,19 @@ def new():
     if not NAME.fullmatch(name):
         flash("A flow name is 1-64 letters, digits, _ or -.", "error")
         return redirect(url_for("flows.index"))
-    if name in _store().names():
+    if name in flow_store().names():
         flash(f"Flow {name} exists already.", "error")
         return redirect(url_for("flows.index"))
     document = {"name": name, "start": "goodbye",
                 "nodes": {"goodbye": {"type": "hangup", "prompt": "Goodbye."}}}
-    _save(name, None, document, "create")
+    save(name, None, document, "create")
     return redirect(url_for("flows.edit", name=name))
 
 
 @bp.post("/<name>/nodes/<node_id>")
 @require("flows.edit")
 def save_node(name: str, node_id: str):
-    before = _working_copy(name)
+    before = working_copy(name)
     node = (before.get("nodes") or {}).get(node_id)
     if node is None:
         abort(404)
@@ -142,7 +142,7 @@ def save_node(name: str, node_id: str):
         return redirect(url_for("flows.edit", name=name, node=node_id))
     after = copy.deepcopy(before)
     after["nodes"][node_id] = updated
-    problems = _save(name, before, after, "save_draft")
+    problems = save(name, before, after, "save_draft")
     _flash_result(node_id, problems)
     return redirect(url_for("flows.edit", name=name, node=node_id))
 
@@ -162,7 +162,7 @@ def _flash_result(node_id: str, problems: list[Any]) -> None:
 def add_node(name: str):
     node_id = request.form.get("node_id", "").strip()
     node_type = request.form.get("type", "")
-    before = _working_copy(name)
+    before = working_copy(name)
     if not NODE_ID.fullmatch(node_id) or node_id in (before.get("nodes") or {}):
         flash("A new node needs an unused id (letters, digits, _ . -).", "error")
         return redirect(url_for("flows.edit", name=name))
@@ -170,19 +170,19 @@ def add_node(name: str):
         abort(400)
     after = copy.deepcopy(before)
     after.setdefault("nodes", {})[node_id] = {"type": node_type}
-    _save(name, before, after, "add_node")
+    save(name, before, after, "add_node")
     return redirect(url_for("flows.edit", name=name, node=node_id))
 
 
 @bp.post("/<name>/nodes/<node_id>/delete")
 @require("flows.edit")
 def delete_node(name: str, node_id: str):
-    before = _working_copy(name)
+    before = working_copy(name)
     if node_id not in (before.get("nodes") or {}):
         abort(404)
     after = copy.deepcopy(before)
     del after["nodes"][node_id]
-    problems = _save(name, before, after, "delete_node")
+    problems = save(name, before, after, "delete_node")
     flash(f"Node {node_id} deleted from the draft"
           + (f"; {len(problems)} problem(s) left." if problems else "."), "ok")
     return redirect(url_for("flows.edit", name=name))
@@ -191,7 +191,7 @@ def delete_node(name: str, node_id: str):
 @bp.post("/<name>/settings")
 @require("flows.edit")
 def settings(name: str):
-    before = _working_copy(name)
+    before = working_copy(name)
     after = copy.deepcopy(before)
     for key in ("start", "language", "timezone", "description"):
         value = request.form.get(key, "").strip()
@@ -199,7 +199,7 @@ def settings(name: str):
             after[key] = value
         else:
             after.pop(key, None)
-    _save(name, before, after, "save_draft")
+    save(name, before, after, "save_draft")
     return redirect(url_for("flows.edit", name=name))
 
 
@@ -209,18 +209,14 @@ def settings(name: str):
 @bp.post("/<name>/publish")
 @require("flows.publish")
 def publish(name: str):
-    comment = request.form.get("comment", "").strip()
-    store = _store()
-    before_version = store.latest_versions().get(name)
     try:
-        version = store.publish(name, g.user.username, comment)
+        version = publish_draft(name, request.form.get("comment", "").strip())
     except KeyError:
         flash("There is no draft to publish.", "error")
         return redirect(url_for("flows.edit", name=name))
     except ValueError as exc:
         flash(f"Not published: {len(getattr(exc, 'errors', []))} problem(s) in the draft.", "error")
         return redirect(url_for("flows.edit", name=name))
-    _audit_version(name, "publish", before_version, version, comment)
     flash(f"Version {version} published: serve takes it within 2 s.", "ok")
     return redirect(url_for("flows.versions", name=name))
 
@@ -228,20 +224,34 @@ def publish(name: str):
 @bp.post("/<name>/rollback/<int:version>")
 @require("flows.publish")
 def rollback(name: str, version: int):
-    store = _store()
-    before_version = store.latest_versions().get(name)
     try:
-        new_version = store.rollback(name, version, g.user.username,
-                                     request.form.get("comment", "").strip())
+        new_version = rollback_to(name, version, request.form.get("comment", "").strip())
     except KeyError:
         abort(404)
-    _audit_version(name, "rollback", before_version, new_version, f"to version {version}")
     flash(f"Version {version} is live again as version {new_version}.", "ok")
     return redirect(url_for("flows.versions", name=name))
 
 
+def publish_draft(name: str, comment: str) -> int:
+    """Publish the draft (KeyError: none; ValueError with ``errors``: invalid); audited."""
+    store = flow_store()
+    before = store.latest_versions().get(name)
+    version = store.publish(name, g.user.username, comment)
+    _audit_version(name, "publish", before, version, comment)
+    return version
+
+
+def rollback_to(name: str, version: int, comment: str) -> int:
+    """Publish ``version`` again as a new version (KeyError: no such version); audited."""
+    store = flow_store()
+    before = store.latest_versions().get(name)
+    new_version = store.rollback(name, version, g.user.username, comment)
+    _audit_version(name, "rollback", before, new_version, f"to version {version}")
+    return new_version
+
+
 def _audit_version(name: str, action: str, before: int | None, after: int, comment: str) -> None:
-    store = _store()
+    store = flow_store()
     session = db.get()
     audit.record(session, "flow", name, action,
                  {"version": before, "document": store.document(name, before)} if before else None,
@@ -252,9 +262,9 @@ def _audit_version(name: str, action: str, before: int | None, after: int, comme
 @bp.get("/<name>/versions")
 @require("flows.view")
 def versions(name: str):
-    rows = list(reversed(_store().versions(name)))
+    rows = list(reversed(flow_store().versions(name)))
     try:
-        _store().draft(name)
+        flow_store().draft(name)
         has_draft = True
     except KeyError:
         has_draft = False
@@ -265,7 +275,7 @@ def versions(name: str):
 @require("flows.view")
 def version(name: str, version: int):
     try:
-        document = _store().document(name, version)
+        document = flow_store().document(name, version)
     except KeyError:
         abort(404)
     return render_template("flows/version.html", name=name, version=version,
@@ -287,7 +297,7 @@ def _which(ref: str) -> str:
 
 def _lines(name: str, ref: str) -> list[str]:
     try:
-        document = _store().draft(name) if ref == "draft" else _store().document(name, int(ref))
+        document = flow_store().draft(name) if ref == "draft" else flow_store().document(name, int(ref))
     except (KeyError, ValueError):
         abort(404)
     return json.dumps(document, ensure_ascii=False, indent=2, sort_keys=True).splitlines()
@@ -300,7 +310,7 @@ def _lines(name: str, ref: str) -> list[str]:
 @require("flows.view")
 def audio(name: str, node_id: str, field: str):
     render = _services().render_prompt
-    document = _working_copy(name)
+    document = working_copy(name)
     node = (document.get("nodes") or {}).get(node_id)
     if render is None or node is None or field not in flow_forms.prompt_fields(node):
         abort(404)

@@ -18,7 +18,7 @@ bp = Blueprint("wallboard", __name__, url_prefix="/wallboard")
 CLOCK = "callpilot_state_clock"
 
 
-def _producer(app):
+def producer(app):
     """A function giving the board now; statistics refreshed every STATS_SECONDS."""
     services = app.extensions["callpilot_services"]
     clock = app.extensions.setdefault(CLOCK, live.StateClock())
@@ -47,13 +47,13 @@ def index():
 @bp.get("/data")
 @require("wallboard.view")
 def data():
-    return jsonify(_producer(current_app._get_current_object())())
+    return jsonify(producer(current_app._get_current_object())())
 
 
 @bp.get("/stream")
 @require("wallboard.view")
 def stream():
-    produce = _producer(current_app._get_current_object())
+    produce = producer(current_app._get_current_object())
     return sse(live.event_stream(produce))
 
 
