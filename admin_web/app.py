@@ -17,8 +17,8 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 
-from admin_web import (agent_page, agents, api, audit, auth, customers, db, flows, queues, reports,
-                       tokens, wallboard)
+from admin_web import (agent_page, agents, api, audit, auth, customers, db, flows, metrics, queues,
+                       reports, tokens, wallboard)
 from admin_web.security import add_security_headers, can, session_user_id
 from admin_web.services import WebServices
 from callpilot.infra.config import Config
@@ -27,7 +27,7 @@ from callpilot.infra.db.web_users import WebUser
 logger = logging.getLogger(__name__)
 
 BLUEPRINTS = (auth.bp, flows.bp, queues.bp, agents.bp, customers.bp, wallboard.bp, agent_page.bp,
-              reports.bp, tokens.bp, audit.bp)
+              reports.bp, tokens.bp, audit.bp, metrics.bp)
 SECRET_KEY_FILE = "web-secret-key"
 
 csrf = CSRFProtect()
@@ -50,6 +50,7 @@ def create_app(config: Config | None = None, services: WebServices | None = None
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
     api.init_app(app, csrf)
+    metrics.init_app(app)
     _hooks(app)
     return app
 
