@@ -166,5 +166,19 @@ async def test_agent_page_pops_the_profile_while_the_phone_rings(cfg, serve, web
         assert details["IVR path"].startswith("main_menu=1")
         await asyncio.to_thread(wait, driver, lambda d: pop_title(d) == "On call: Seo Yuna")
         await call
+        await set_state_in_page(driver, serve, "pause", "coaching")
+        await set_state_in_page(driver, serve, "available", "")
     finally:
         driver.quit()
+
+
+async def set_state_in_page(driver, serve, button: str, reason: str) -> None:
+    """The agent's state buttons reach serve (through its status socket)."""
+    field = driver.find_element(By.CSS_SELECTOR, '#state-form [name="reason"]')
+    field.clear()
+    field.send_keys(reason)
+    driver.find_element(By.CSS_SELECTOR, f'#state-form button[value="{button}"]').click()
+    state = "paused" if button == "pause" else "available"
+    await serve.wait_for(lambda s: s["agents"]["1001"]["state"] == state
+                         and s["agents"]["1001"]["pause_reason"] == reason, what=f"agent 1001 {state}")
+    await asyncio.to_thread(wait, driver, lambda d: d.find_element(By.ID, "agent-state").text.startswith(state))
