@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -26,9 +25,10 @@ from acd.agents import AgentRoster, LiveAgent
 from acd.announcements import position_of, positions
 from acd.clock import Clock, SystemClock
 from acd.events import NullEventSink, QueueEventSink
+from acd.hooks import DEFAULT_CLOSED_MESSAGE, CallHooks
 from acd.model import DEFAULT_AGE_BANDS, AgeBands, AgentState, ModelError, steps_from_list
 from acd.queues import QueueBook, QueueSettings
-from acd.state import CallOutcome, CallState, LiveCall
+from acd.state import CallEntry, CallOutcome, CallState, LiveCall
 from acd.waiting import Speak, WaitingRoom
 from callpilot.infra.asterisk.ari_helpers import agent_channel_id
 from callpilot.infra.db.call_vocabulary import RoutingTicket
@@ -39,25 +39,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["AgentCommandError", "CallEntry", "Dispatcher"]
 
 ACTION_DEADLINE = 8.0      # seconds any one ARI action may take before the call is made safe
+PARK_RETRY_SECONDS = 1.0   # a park that failed (not 404) is tried once more after this
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class CallEntry:
-    """A call the dispatcher takes over.  ``attributes`` come from the caller's profile; the
-    ticket's own attributes (what the flow learnt) win over them.  A re-adopted call keeps
-    its ``enqueued_at`` (its place in line); one found talking to an agent names the agent
-    and its leg."""
-
-    call_id: str
-    caller_id: str
-    did: str
-    ticket: RoutingTicket
-    attributes: dict[str, Any] = field(default_factory=dict)
-    enqueued_at: datetime | None = None
-    readopted: bool = False
-    agent: str | None = None
-    agent_channel: str | None = None
 
 
 class Dispatcher:
@@ -65,8 +48,10 @@ class Dispatcher:
                  ring_timeout: int, wrapup_seconds: float, queues: QueueBook | None = None,
                  events: QueueEventSink | None = None, speak: Speak | None = None,
                  fallback_queue: str = "general", bands: AgeBands = DEFAULT_AGE_BANDS,
-                 clock: Clock | None = None, action_deadline: float = ACTION_DEADLINE):
+                 clock: Clock | None = None, action_deadline: float = ACTION_DEADLINE,
+                 hooks: CallHooks | None = None):
         self.control = control
+        self.hooks = hooks or CallHooks()     # opening hours, closed message, survey
         self.roster = roster
         self.records = records
         self.ring_timeout = ring_timeout
@@ -187,6 +172,10 @@ class Dispatcher:
 
     async def _enqueue(self, call: LiveCall, ticket: RoutingTicket, enqueued_at: datetime | None,
                        readopted: bool) -> None:
+        if not readopted:           # a re-adopted call was admitted before
+            ticket = await self._open_queue(call, ticket)
+            if ticket is None:
+                return
         settings = self.queues.get(ticket.queue)
         if not settings.join_empty and not self._logged_in(ticket.queue) and settings.overflow_queue:
             logger.info("call %s: queue %s has no agent logged in: joining %s", call.id,
@@ -238,6 +227,38 @@ class Dispatcher:
             call.parked.set_result(parked)
         if parked is False:
             await self.caller_gone(call.id)
+        elif parked is None:                      # a fault: once more in a moment, for the music
+            self._later(PARK_RETRY_SECONDS, lambda: self._park_again(call, settings),
+                        f"later-park-{call.id}")
+
+    async def _park_again(self, call: LiveCall, settings: QueueSettings) -> None:
+        if self.calls.get(call.id) is not call or call.state is not CallState.QUEUED:
+            return
+        parked = await self._act("park (again)", call.id,
+                                 self.control.park(call.id, call.queue or "", settings.moh_class), None)
+        if parked is False:
+            await self.caller_gone(call.id)
+
+    async def _open_queue(self, call: LiveCall, ticket: RoutingTicket) -> RoutingTicket | None:
+        """Opening hours: the ticket if its queue is open, aimed at the queue's closed queue if
+        it has one, else None (the caller hears the closed message; outcome ``closed``)."""
+        settings = self.queues.get(ticket.queue)
+        if not settings.calendar or self.hooks.queue_open(settings.calendar):
+            return ticket
+        if settings.closed_queue and settings.closed_queue != ticket.queue:
+            logger.info("call %s: queue %s closed (calendar %s): joining %s", call.id, ticket.queue,
+                        settings.calendar, settings.closed_queue)
+            return ticket.to_queue(settings.closed_queue)
+        logger.info("call %s: queue %s closed (calendar %s)", call.id, ticket.queue, settings.calendar)
+        call.move(CallState.ENDED, f"queue {ticket.queue} closed")
+        await self.records.update(call.id, state=CallState.ENDED, outcome=CallOutcome.CLOSED,
+                                  queue=ticket.queue, ended_at=self.clock.utcnow(),
+                                  detail=f"queue {ticket.queue} closed")
+        if self.hooks.closed is not None:
+            self.hooks.closed(call.id, settings.closed_message or DEFAULT_CLOSED_MESSAGE)
+        else:
+            await self._act("hangup", call.id, self.control.hangup(call.id), None)
+        return None
 
     def _position(self, call: LiveCall) -> int:
         return position_of(call, self.calls.values())
@@ -438,10 +459,22 @@ class Dispatcher:
             self._ringing.pop(call.agent_channel, None)
         self._free_agent(call, previous)
         self.kick()
+        survey = self._survey_flow(call, previous, why)
+        keep = () if survey else (call.id,)      # a surveyed caller stays, out of the bridge
         await self._act("release", call.id,
-                        self.control.release(call.id, call.id, call.agent_channel or ""), None)
+                        self.control.release(call.id, *keep, call.agent_channel or ""), None)
         await self.records.update(call.id, state=CallState.ENDED, outcome=outcome,
                                   ended_at=self.clock.utcnow(), detail=why, hangup_cause=cause)
+        if survey:
+            self.hooks.survey(call, survey)
+
+    def _survey_flow(self, call: LiveCall, previous: CallState, why: str) -> str | None:
+        """The queue's survey flow when the agent hung up first on a connected call."""
+        if self.hooks.survey is None or previous is not CallState.CONNECTED:
+            return None
+        if not why.startswith("agent"):
+            return None
+        return self.queues.get(call.queue or "").survey_flow
 
     def _free_agent(self, call: LiveCall, previous: CallState) -> None:
         agent = self.roster.get(call.agent) if call.agent else None

@@ -202,9 +202,12 @@ def agents_by_state(live_agents: Mapping[str, Mapping[str, Any]],
 def build_report(stats: Mapping[str, dict[str, Any]], live: Mapping[str, Any] | None,
                  members: Mapping[str, list[str]], *, queue: str | None = None,
                  since: datetime | None = None,
-                 target_seconds: float = DEFAULT_TARGET_SECONDS) -> dict[str, Any]:
-    """Stats merged with serve's live view; ``live`` None = serve down (agents/waiting_now None)."""
-    names = set(stats) | set(members) | set((live or {}).get("queues", {}))
+                 target_seconds: float = DEFAULT_TARGET_SECONDS,
+                 nps: Mapping[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Stats merged with serve's live view; ``live`` None = serve down (agents/waiting_now None).
+    ``nps``: survey results per queue (``acd.nps.load_nps``)."""
+    nps = nps or {}
+    names = set(stats) | set(members) | set((live or {}).get("queues", {})) | set(nps)
     if queue is not None:
         names = {queue}
     queues = {}
@@ -212,6 +215,7 @@ def build_report(stats: Mapping[str, dict[str, Any]], live: Mapping[str, Any] | 
         entry = dict(stats.get(name) or _empty_stats(target_seconds))
         entry["agents"] = None if live is None else agents_by_state(live.get("agents", {}), members.get(name, []))
         entry["waiting_now"] = None if live is None else live.get("queues", {}).get(name, {}).get("waiting", 0)
+        entry["survey"] = nps.get(name)
         queues[name] = entry
     return {"serve": "down" if live is None else "up", "since": since.isoformat() if since else None,
             "target_seconds": target_seconds, "queues": queues}
@@ -245,7 +249,15 @@ def format_report(report: Mapping[str, Any]) -> str:
         if q["agents"] is not None:
             agents = ", ".join(f"{n} {state}" for state, n in q["agents"].items()) or "no agents"
             lines.append(f"    now: {q['waiting_now']} waiting; agents: {agents}")
+        if q.get("survey"):
+            lines.append(f"    survey: {_nps_text(q['survey'])}; by agent: " + ", ".join(
+                f"{a or '?'} {_nps_text(v)}" for a, v in q["survey"]["agents"].items()))
     return "\n".join(lines)
+
+
+def _nps_text(n: Mapping[str, Any]) -> str:
+    return (f"NPS {n['nps']:+d} ({n['answers']} answer(s): {n['promoters']} promoter(s), "
+            f"{n['detractors']} detractor(s))")
 
 
 def parse_since(text: str) -> datetime:

@@ -23,6 +23,10 @@ class QueueSettings:
     announce_position: bool = True
     periodic_announce: str = ""          # text spoken with each announcement, if any
     steps: tuple[Step, ...] | None = None  # None = default_steps(skill)
+    calendar: str | None = None          # opening hours; None = always open
+    closed_queue: str | None = None      # where a call goes while closed (else the message)
+    closed_message: str = ""             # said before hanging up a call that came while closed
+    survey_flow: str | None = None       # IVR flow for the caller when the agent hangs up first
 
     @property
     def queue_skill(self) -> str:

@@ -8,10 +8,10 @@ import logging
 from collections.abc import Callable
 
 from acd.actions import CallControl
-from acd.dispatcher import CallEntry, Dispatcher
+from acd.dispatcher import Dispatcher
 from acd.service import AcdService
-from acd.state import CallState
-from callpilot.infra.asterisk.ari_helpers import call_id_of_agent_channel
+from acd.state import CallEntry, CallState
+from callpilot.infra.asterisk.ari_helpers import call_id_of_agent_channel, in_stasis
 from callpilot.infra.db.call_vocabulary import CallOutcome, RoutingTicket
 from callpilot.infra.db.models import CallRecord
 from callpilot.infra.db.records import RecordWriter
@@ -52,6 +52,9 @@ class Readoption:
             await self.records.update(record.id, state=CallState.ENDED, outcome=CallOutcome.LOST,
                                       ended_at=self.service.clock.utcnow(),
                                       detail="channel gone while serve was away")
+            return
+        if not in_stasis(live[record.id]):    # e.g. still in its FastAGI flow: the dialplan has it
+            logger.info("call %s is not in Stasis: left to the dialplan", record.id)
             return
         ticket = self.ticket_of(record)
         logger.info("re-adopting call %s (%s, queue %s, priority %d)", record.id, record.state,

@@ -49,5 +49,27 @@ def queue_settings(row: Queue) -> QueueSettings:
         sl_target_percent=row.sl_target_percent, max_wait_seconds=row.max_wait_seconds,
         overflow_queue=row.overflow_queue, join_empty=row.join_empty, moh_class=row.moh_class,
         announce_frequency=row.announce_frequency, announce_position=row.announce_position,
-        periodic_announce=row.periodic_announce,
+        periodic_announce=row.periodic_announce, calendar=row.calendar,
+        closed_queue=row.closed_queue, closed_message=row.closed_message or "",
+        survey_flow=row.survey_flow,
         steps=None if row.steps is None else steps_from_list(row.steps, where=f"queue {row.name}.steps"))
+
+
+# Queue columns ``callpilot queues set`` may change (opening hours, closed handling, survey).
+EDGE_SETTINGS = ("calendar", "closed_queue", "closed_message", "survey_flow")
+
+
+def update_queue(sessions: sessionmaker, name: str, **changes: str | None) -> QueueSettings:
+    """Set some of :data:`EDGE_SETTINGS` on queue ``name`` ("" clears a name); KeyError if
+    there is no such queue.  serve reads queue settings when it starts."""
+    unknown = set(changes) - set(EDGE_SETTINGS)
+    if unknown:
+        raise ValueError(f"not a queue edge setting: {sorted(unknown)}")
+    with sessions.begin() as s:
+        row = s.get(Queue, name)
+        if row is None:
+            raise KeyError(name)
+        for key, value in changes.items():
+            setattr(row, key, value if key == "closed_message" else (value or None))
+        s.flush()
+        return queue_settings(row)

@@ -17,8 +17,9 @@ from typing import Any
 
 from acd.actions import CallControl
 from acd.clock import Clock
-from acd.dispatcher import CallEntry, Dispatcher
+from acd.dispatcher import Dispatcher
 from acd.model import AgeBands
+from acd.state import CallEntry
 from acd.ticket import caller_attributes
 from callpilot.infra.db.call_vocabulary import CallOutcome, CallState, RoutingTicket
 from callpilot.infra.db.customers import CustomerDirectory
@@ -60,8 +61,12 @@ class AcdService:
     # -- entries --------------------------------------------------------------------------
     async def handoff(self, call_id: str, caller_id: str, did: str, ticket: RoutingTicket) -> None:
         """IVR -> ACD: the flow's ticket, with the caller's profile under what the flow learnt."""
-        await self.dispatcher.adopt(CallEntry(call_id, caller_id, did, ticket,
-                                              self.caller_attributes(caller_id)))
+        try:
+            await self.dispatcher.adopt(CallEntry(call_id, caller_id, did, ticket,
+                                                  self.caller_attributes(caller_id)))
+        except Exception:  # the IVR is done with the caller: never leave it in silence
+            logger.exception("call %s: handoff to %s failed", call_id, ticket.queue)
+            await self.apologise(call_id, f"handoff to {ticket.queue} failed")
 
     async def enqueue_from_dialplan(self, channel: dict[str, Any], queue: str) -> None:
         call_id = channel["id"]

@@ -13,7 +13,7 @@ from callpilot.infra.db.call_vocabulary import CallOutcome, CallState, RoutingTi
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CALL_TRANSITIONS", "CallOutcome", "CallState", "IllegalTransition", "LiveCall"]
+__all__ = ["CALL_TRANSITIONS", "CallEntry", "CallOutcome", "CallState", "IllegalTransition", "LiveCall"]
 
 CALL_TRANSITIONS: dict[CallState, frozenset[CallState]] = {
     CallState.IVR: frozenset({CallState.QUEUED, CallState.ENDED}),
@@ -56,3 +56,21 @@ class LiveCall:
         logger.info("call %s queue=%s agent=%s: %s -> %s %s", self.id, self.queue, self.agent,
                     self.state.value, new.value, why)
         self.state = new
+
+
+@dataclass(frozen=True)
+class CallEntry:
+    """A call the dispatcher takes over.  ``attributes`` come from the caller's profile; the
+    ticket's own attributes (what the flow learnt) win over them.  A re-adopted call keeps
+    its ``enqueued_at`` (its place in line); one found talking to an agent names the agent
+    and its leg."""
+
+    call_id: str
+    caller_id: str
+    did: str
+    ticket: RoutingTicket
+    attributes: dict[str, Any] = field(default_factory=dict)
+    enqueued_at: datetime | None = None
+    readopted: bool = False
+    agent: str | None = None
+    agent_channel: str | None = None

@@ -20,6 +20,7 @@ from ivr.ari_media import AriMedia, CallGone, MediaTap
 from ivr.driver import DTMF, CallerHangup, Recognition
 from ivr.speech.model import SpeechModel
 from ivr.speech.utterance import ListenSettings, Utterance
+from ivr.transfer_leg import AriTransfer
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +42,9 @@ class AriCallDriver:
     _ids = itertools.count(1)
 
     def __init__(self, ari: AriClient, inbox: ChannelInbox, *, caller_id: str, did: str,
-                 speech: AriSpeech | None = None):
+                 speech: AriSpeech | None = None, transfer: AriTransfer | None = None):
         self.ari = ari
+        self.transfer = transfer
         self.inbox = inbox
         self.call_id = inbox.channel_id
         self.caller_id = caller_id
@@ -109,6 +111,16 @@ class AriCallDriver:
 
     async def hangup(self) -> None:
         await safe_hangup(self.ari, self.call_id)
+
+    async def connect(self, endpoint: str, *, timeout: int, label: str) -> str:
+        """Ring ``endpoint`` and bridge the caller with it (transfer node); the result's value:
+        completed (bridged, then ended), busy, no_answer or failed."""
+        self._check()
+        if self.transfer is None:
+            return "failed"
+        result = await self.transfer.connect(self.inbox, endpoint, timeout=timeout,
+                                             caller_id=self.caller_id, label=label)
+        return result.value
 
     # -- speech -----------------------------------------------------------------------------
     async def listen(self, grammar: list[str], *, timeout: float,

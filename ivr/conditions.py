@@ -10,15 +10,20 @@ A condition is a JSON object of exactly one form:
 * ``{"weekday": ["mon", "tue", ...]}``
 * ``{"date": {"from": "2026-12-24", "to": "2026-12-26"}}`` inclusive
 * ``{"holiday": true}`` today is in the node's holiday calendar (false: it is not)
+* ``{"holiday": "bank"}`` today is a closed day of the stored calendar ``bank``
+* ``{"open": "bank"}`` now is within the opening hours of calendar ``bank`` (and not a closed
+  day); calendars are named data (``callpilot calendars import``), looked at in their own zone
 """
 from __future__ import annotations
 
 import operator
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
+from zoneinfo import ZoneInfo
 
+from callpilot.infra.calendar import Calendar
 from ivr import template
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -38,6 +43,7 @@ class Facts:
     variables: Mapping[str, Any]
     now: datetime                      # local time of the flow's time zone
     holidays: frozenset[date] = frozenset()
+    calendars: Mapping[str, Calendar] = field(default_factory=dict)   # by name, for holiday/open
 
 
 # --------------------------------------------------------------------------- checking
@@ -49,7 +55,7 @@ def check(cond: Any, where: str = "condition") -> list[str]:
     if "var" in cond:
         return _check_var(cond, where)
     if len(cond) != 1:
-        return [f"{where} must have exactly one of all, any, not, var, time, weekday, date, holiday"]
+        return [f"{where} must have exactly one of all, any, not, var, time, weekday, date, holiday, open"]
     (kind, arg), = cond.items()
     checker = _CHECKERS.get(kind)
     if checker is None:
@@ -104,13 +110,37 @@ def _check_date(arg: Any, where: str) -> list[str]:
 
 
 def _check_holiday(arg: Any, where: str) -> list[str]:
-    return [] if isinstance(arg, bool) else [f"{where} must be true or false"]
+    if isinstance(arg, bool) or _calendar_name(arg):
+        return []
+    return [f"{where} must be true, false or a calendar name"]
+
+
+def _check_open(arg: Any, where: str) -> list[str]:
+    return [] if _calendar_name(arg) else [f"{where} must be a calendar name"]
+
+
+def _calendar_name(arg: Any) -> bool:
+    return isinstance(arg, str) and re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", arg) is not None
+
+
+def calendar_names(cond: Any) -> Iterator[str]:
+    """Names of the stored calendars a (valid) condition looks at."""
+    if not isinstance(cond, dict) or "var" in cond:
+        return
+    for kind, arg in cond.items():
+        if kind in ("all", "any"):
+            for c in arg:
+                yield from calendar_names(c)
+        elif kind == "not":
+            yield from calendar_names(arg)
+        elif kind in ("holiday", "open") and isinstance(arg, str):
+            yield arg
 
 
 _CHECKERS: dict[str, Callable[[Any, str], list[str]]] = {
     "all": _check_group, "any": _check_group, "not": lambda a, w: check(a, w),
     "time": _check_time, "weekday": _check_weekday, "date": _check_date,
-    "holiday": _check_holiday,
+    "holiday": _check_holiday, "open": _check_open,
 }
 
 
@@ -175,5 +205,25 @@ _EVALUATORS: dict[str, Callable[[Any, Facts], bool]] = {
     "time": _eval_time,
     "weekday": lambda a, f: WEEKDAYS[f.now.weekday()] in a,
     "date": _eval_date,
-    "holiday": lambda a, f: (f.now.date() in f.holidays) == a,
+    "holiday": lambda a, f: _eval_holiday(a, f),
+    "open": lambda a, f: _eval_open(a, f),
 }
+
+
+def _calendar_time(name: str, facts: Facts) -> tuple[Calendar | None, datetime]:
+    calendar = facts.calendars.get(name)
+    if calendar is None:
+        return None, facts.now
+    return calendar, facts.now.astimezone(ZoneInfo(calendar.timezone))
+
+
+def _eval_holiday(arg: bool | str, facts: Facts) -> bool:
+    if isinstance(arg, bool):
+        return (facts.now.date() in facts.holidays) == arg
+    calendar, local = _calendar_time(arg, facts)
+    return calendar is not None and calendar.is_holiday(local.date())
+
+
+def _eval_open(arg: str, facts: Facts) -> bool:
+    calendar, local = _calendar_time(arg, facts)
+    return calendar is None or calendar.is_open(local)     # unknown calendar: no hours known

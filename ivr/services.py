@@ -1,4 +1,4 @@
-"""Data a flow may fetch during a call: customer profiles, webhooks, holiday calendars.
+"""Data a flow may fetch during a call: customer profiles, webhooks, calendars, outbound routes.
 
 Nodes reach them only through :class:`Services` (``FlowRunner(services=...)``), so flows are
 tested with a fake.  :class:`DefaultServices` asks the one customer directory
@@ -12,6 +12,7 @@ import logging
 from datetime import date
 from typing import Any, Callable, Protocol
 
+from callpilot.infra.calendar import Calendar
 from callpilot.infra.db.customers import CustomerDirectory, LookupFailed
 
 logger = logging.getLogger(__name__)
@@ -38,15 +39,23 @@ class Services(Protocol):
     def holidays(self, calendar: str) -> frozenset[date]:
         """Dates of the named holiday calendar (empty if unknown)."""
 
+    def calendar(self, name: str) -> Calendar | None:
+        """The named stored calendar (closed days, opening hours), None if unknown."""
+
+    def outbound_route(self, name: str) -> str | None:
+        """The dial string of an allow-listed outbound route (None if not configured)."""
+
     def age_band(self, birth_year: int, year: int) -> str:
         """Routing age band of someone born in ``birth_year``, in ``year``."""
 
 
 class DefaultServices:
     def __init__(self, customers: CustomerDirectory | None, *, age_band: Callable[[int, int], str],
-                 calendars: dict[str, frozenset[date]] | None = None, http: Any = None) -> None:
+                 calendars: Callable[[str], Calendar | None] | None = None, http: Any = None,
+                 routes: dict[str, str] | None = None) -> None:
         self._customers = customers
-        self._calendars = dict(calendars or {})
+        self._calendars = calendars or (lambda _name: None)
+        self._routes = dict(routes or {})
         self._age_band = age_band
         self._http = http   # aiohttp.ClientSession; created on first use when None
 
@@ -98,7 +107,14 @@ class DefaultServices:
             self._http = None
 
     def holidays(self, calendar: str) -> frozenset[date]:
-        return self._calendars.get(calendar, frozenset())
+        found = self._calendars(calendar)
+        return found.holidays() if found else frozenset()
+
+    def calendar(self, name: str) -> Calendar | None:
+        return self._calendars(name)
+
+    def outbound_route(self, name: str) -> str | None:
+        return self._routes.get(name)
 
     def age_band(self, birth_year: int, year: int) -> str:
         return self._age_band(birth_year, year)

@@ -7,31 +7,44 @@ to the general queue rather than left in silence.
 Where the caller is (flow version, node, answers so far) is written to the call record at every
 node and answer, so a serve restarted mid-menu resumes the caller in that node
 (:meth:`InboundIvr.resume_open_calls`, run on every ARI connect before the ACD's re-adoption).
+A caller a ``transfer`` node had bridged to an agent phone or a route is not resumed in the
+flow: the restarted serve watches that bridge again until a side hangs up.
+
+The ACD hands callers back for two follow-ups (wired as its hooks): a post-call survey flow
+when the agent hung up first (:meth:`InboundIvr.start_survey`) and a closed-queue message
+(:meth:`InboundIvr.say_and_hangup`).  Each runs as its own task with a deadline and ends by
+hanging the caller up.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 from callpilot.infra.asterisk.ari import AriClient
-from callpilot.infra.asterisk.ari_helpers import safe_answer, safe_hangup
+from callpilot.infra.asterisk.ari_helpers import in_stasis, safe_answer, safe_hangup
 from callpilot.infra.asterisk.channel_events import ChannelInbox, ChannelInboxes
 from callpilot.infra.db.call_vocabulary import CallOutcome, CallState, IvrPlace, RoutingTicket
 from callpilot.infra.db.records import RecordWriter, utcnow
+from callpilot.infra.db.surveys import Score, SurveyStore
 from ivr.ari_driver import AriCallDriver, AriSpeech
+from ivr.driver import CallerHangup
 from ivr.outcome import Outcome
 from ivr.nodes.base import CallContext
 from ivr.runner import FlowResult, FlowRunner, Resume
 from ivr.schema import Flow
+from ivr.transfer_leg import AriTransfer, call_id_of_leg
 
 logger = logging.getLogger(__name__)
 
 Handoff = Callable[[str, str, str, RoutingTicket], Awaitable[None]]   # call, caller, did, ticket
 FlowSource = Callable[[str], Flow]
 FlowVersion = Callable[[str, int], Flow]
+
+SURVEY_SECONDS = 120.0        # a survey flow is cut off after this
+MESSAGE_SECONDS = 60.0        # a closed message likewise
 
 
 def path_of(inputs: list[dict[str, Any]]) -> list[str]:
@@ -54,7 +67,8 @@ class IvrCall:
 class InboundIvr:
     def __init__(self, ari: AriClient, inboxes: ChannelInboxes, records: RecordWriter,
                  runner: FlowRunner, flows: FlowSource, handoff: Handoff, *, fallback_queue: str,
-                 speech: AriSpeech | None = None, flow_version: FlowVersion | None = None):
+                 speech: AriSpeech | None = None, flow_version: FlowVersion | None = None,
+                 transfer: AriTransfer | None = None, surveys: SurveyStore | None = None):
         self.ari = ari
         self.inboxes = inboxes
         self.records = records
@@ -64,11 +78,18 @@ class InboundIvr:
         self.handoff = handoff
         self.fallback_queue = fallback_queue
         self.speech = speech
+        self.transfer = transfer
+        self.surveys = surveys
         self.active: dict[str, asyncio.Task] = {}
+        self.followups: dict[str, asyncio.Task] = {}     # surveys, closed messages
 
     async def on_stasis_start(self, channel: dict[str, Any], args: list[str]) -> None:
         """Role ``inbound,<flow>``: the flow runs as the call's own task."""
         self.start(channel, args[1] if len(args) > 1 else "main")
+
+    async def on_transfer_leg(self, channel: dict[str, Any], args: list[str]) -> None:
+        """Role ``transfer,<call>``: a leg a transfer node rang has answered.  Its own inbox
+        (ivr.transfer_leg) sees the StasisStart; nothing else to do here."""
 
     def start(self, channel: dict[str, Any], flow_name: str) -> None:
         call = IvrCall(channel["id"], channel.get("caller", {}).get("number", ""),
@@ -83,11 +104,15 @@ class InboundIvr:
     async def resume_open_calls(self) -> None:
         """After a (re)connect: callers still in Stasis whose record says they were in the
         IVR take up their flow where they were (same flow version, same node)."""
-        live = {c["id"] for c in await self.ari.get("/channels")}
+        channels = {c["id"]: c for c in await self.ari.get("/channels")}
+        live = {cid for cid, c in channels.items() if in_stasis(c)}   # a caller running an
+        # AGI application belongs to the dialplan; transfer legs are looked up among all
         for record in await self.records.open_calls():
             place = IvrPlace.from_json(record.ivr_place)
             if (record.state != CallState.IVR or place is None or record.id in self.active
                     or record.id not in live):
+                continue
+            if await self.readopt_transfer(record.id, channels):
                 continue
             logger.info("call %s: resuming flow %s v%s at %s", record.id, place.flow, place.version,
                         place.node)
@@ -104,7 +129,8 @@ class InboundIvr:
             logger.exception("call %s: IVR failed; sending to %s", call.id, self.fallback_queue)
             await self.handoff(call.id, call.caller_id, call.did, RoutingTicket(queue=self.fallback_queue))
         finally:
-            self.inboxes.close(call.id)
+            if call.id not in self.followups:    # a follow-up started meanwhile keeps the inbox
+                self.inboxes.close(call.id)
 
     async def _run_flow(self, call: IvrCall, inbox: ChannelInbox, place: IvrPlace | None) -> None:
         if place is None and not await safe_answer(self.ari, call.id):
@@ -112,7 +138,7 @@ class InboundIvr:
             return
         flow = await self._flow_for(call.flow_name, place)   # kept for the whole call
         driver = AriCallDriver(self.ari, inbox, caller_id=call.caller_id, did=call.did,
-                               speech=self.speech)
+                               speech=self.speech, transfer=self.transfer)
         resume = Resume(place.node, place.path, place.inputs) if place is not None else None
         result = await self.runner.run(flow, driver, dict(place.variables) if place else {},
                                        resume=resume, on_progress=self._recorder(call.id, flow))
@@ -151,12 +177,89 @@ class InboundIvr:
             else:
                 await self._ended(call.id, CallOutcome.IVR_HANGUP)
             return
-        # hangup node, or a transfer this skeleton does not route yet: end it cleanly
+        # a hangup node, or a bridged transfer that is over: end it cleanly
         logger.info("call %s: flow ended with %s %s", call.id, outcome.kind, outcome.target or "")
         await safe_hangup(self.ari, call.id)
-        await self._ended(call.id, CallOutcome.IVR_COMPLETED,
-                          f"{outcome.kind} {outcome.target or ''}".strip())
+        ended = CallOutcome.TRANSFERRED if outcome.kind == "transfer" else CallOutcome.IVR_COMPLETED
+        await self._ended(call.id, ended, f"{outcome.kind} {outcome.target or ''}".strip())
 
     async def _ended(self, call_id: str, outcome: CallOutcome, detail: str = "") -> None:
         await self.records.update(call_id, state=CallState.ENDED, outcome=outcome, ended_at=utcnow(),
                                   detail=detail)
+
+    # -- re-adoption after a restart -------------------------------------------------------
+    async def readopt_transfer(self, call_id: str, live: dict[str, dict]) -> bool:
+        """A call whose bridged transfer outlived serve: watch it again until it ends (True).
+        A transfer leg still ringing is hung up and False returned (the caller then resumes
+        its flow at the transfer node, which rings again)."""
+        legs = [c for c in live if call_id_of_leg(c) == call_id]
+        answered = [c for c in legs if live[c].get("state") == "Up"]
+        for leg in set(legs) - set(answered):
+            await safe_hangup(self.ari, leg)
+        if not answered or self.transfer is None:
+            return False
+        logger.info("call %s: re-adopting its bridged transfer %s", call_id, answered[0])
+        task = asyncio.create_task(self._resume_transfer(call_id, answered[0]),
+                                   name=f"ivr-xfer-{call_id}")
+        self.active[call_id] = task
+        task.add_done_callback(lambda _t: self.active.pop(call_id, None))
+        return True
+
+    async def _resume_transfer(self, call_id: str, leg: str) -> None:
+        inbox = self.inboxes.open(call_id)
+        try:
+            await self.transfer.resume(inbox, leg)
+        except Exception:
+            logger.exception("call %s: re-adopted transfer failed", call_id)
+        finally:
+            self.inboxes.close(call_id)
+            await safe_hangup(self.ari, call_id)
+            await self._ended(call_id, CallOutcome.TRANSFERRED, f"transfer {leg} (re-adopted)")
+
+    # -- follow-ups the ACD hands back ------------------------------------------------------
+    def start_survey(self, call_id: str, caller_id: str, did: str, flow_name: str, *,
+                     agent: str | None, queue: str | None) -> None:
+        """The agent hung up first: the caller answers ``flow_name`` (scores stored)."""
+        self._follow_up(call_id, self._survey(call_id, caller_id, did, flow_name, agent, queue),
+                        SURVEY_SECONDS)
+
+    def say_and_hangup(self, call_id: str, text: str) -> None:
+        self._follow_up(call_id, self._say(call_id, text), MESSAGE_SECONDS)
+
+    def _follow_up(self, call_id: str, work: Coroutine[Any, Any, None], deadline: float) -> None:
+        task = asyncio.create_task(self._guarded(call_id, work, deadline), name=f"ivr-after-{call_id}")
+        self.followups[call_id] = task
+        task.add_done_callback(lambda _t: self.followups.pop(call_id, None))
+
+    async def _guarded(self, call_id: str, work: Coroutine[Any, Any, None], deadline: float) -> None:
+        try:
+            await asyncio.wait_for(work, deadline)
+        except CallerHangup:
+            logger.info("call %s: caller hung up during the follow-up", call_id)
+        except asyncio.TimeoutError:
+            logger.warning("call %s: follow-up cut off after %.0f s", call_id, deadline)
+        except Exception:
+            logger.exception("call %s: follow-up failed", call_id)
+        finally:
+            self.inboxes.close(call_id)
+            await safe_hangup(self.ari, call_id)
+
+    async def _say(self, call_id: str, text: str) -> None:
+        driver = AriCallDriver(self.ari, self.inboxes.open(call_id), caller_id="", did="")
+        await driver.play([await self.runner.prompts.sound_uri_async(text)], barge_in=False)
+
+    async def _survey(self, call_id: str, caller_id: str, did: str, flow_name: str,
+                      agent: str | None, queue: str | None) -> None:
+        driver = AriCallDriver(self.ari, self.inboxes.open(call_id), caller_id=caller_id, did=did,
+                               speech=self.speech)
+        result = await self.runner.run(self.flows(flow_name), driver,
+                                       {"agent": agent or "", "queue": queue or ""})
+        answers = result.variables.get("survey") or {}
+        logger.info("call %s: survey %s answered %s (agent %s)", call_id, flow_name, answers, agent)
+        for question, score in answers.items():
+            await self._store_score(Score(call_id, question, int(score), agent, queue, utcnow()),
+                                    flow_name)
+
+    async def _store_score(self, score: Score, flow_name: str) -> None:
+        if self.surveys is not None:
+            await asyncio.to_thread(self.surveys.add, score, flow=flow_name)

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from callpilot.infra.asterisk.ari import AriClient
-from callpilot.infra.config import Config
+from callpilot.infra.calendar import Calendar
+from callpilot.infra.config import Config, route_dial_strings
 from callpilot.infra.db.customers import CustomerDirectory
 from ivr import schema
 from ivr.agi_driver import AgiSpeech
@@ -52,11 +53,15 @@ def validator(model: SpeechModel | None) -> Callable[[dict], list[FlowError]]:
 
 
 def build(config: Config, sessions: Any, prompts: PromptCache, *,
-          customers: CustomerDirectory | None, age_band: Callable[[int, int], str]) -> IvrParts:
+          customers: CustomerDirectory | None, age_band: Callable[[int, int], str],
+          calendars: Callable[[str], Calendar | None] | None = None) -> IvrParts:
+    """``calendars``: name -> stored calendar (branch conditions); outbound routes for
+    transfer nodes come from ``config.routes`` (fixed numbers only)."""
     model = load_configured(config.speech_model)
     store = FlowStore(sessions, validate=validator(model))
-    runner = FlowRunner(prompts, fallback_queue=config.acd.general_queue,
-                        services=DefaultServices(customers, age_band=age_band),
+    services = DefaultServices(customers, age_band=age_band, calendars=calendars,
+                               routes=route_dial_strings(config))
+    runner = FlowRunner(prompts, fallback_queue=config.acd.general_queue, services=services,
                         speech_languages={model.language} if model else set())
     flows = PublishedFlows(store, runner.prerender)
     ari_speech = agi_speech = None

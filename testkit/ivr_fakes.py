@@ -126,12 +126,18 @@ class FakeServices:
 
     def __init__(self, customers: dict[str, dict] | None = None,
                  webhooks: dict[str, object] | None = None,
-                 calendars: dict[str, frozenset] | None = None) -> None:
+                 calendars: dict[str, object] | None = None,
+                 routes: dict[str, str] | None = None) -> None:
+        """``calendars``: name -> Calendar, or a frozenset of closed days (UTC calendar)."""
         from acd.model import DEFAULT_AGE_BANDS
+        from callpilot.infra.calendar import Calendar
 
         self.customers = customers or {}
         self.webhooks = webhooks or {}
-        self.calendars = calendars or {}
+        self.calendars = {name: c if isinstance(c, Calendar) else
+                          Calendar(name, closed={d: "closed" for d in c})
+                          for name, c in (calendars or {}).items()}
+        self.routes = routes or {}
         self.calls: list[tuple[str, object]] = []
         self._age_band = DEFAULT_AGE_BANDS.band_of
 
@@ -151,7 +157,14 @@ class FakeServices:
         return dict(answer or {})
 
     def holidays(self, calendar: str) -> frozenset:
-        return self.calendars.get(calendar, frozenset())
+        found = self.calendars.get(calendar)
+        return found.holidays() if found else frozenset()
+
+    def calendar(self, name: str):
+        return self.calendars.get(name)
+
+    def outbound_route(self, name: str) -> str | None:
+        return self.routes.get(name)
 
     def age_band(self, birth_year: int, year: int) -> str:
         return self._age_band(birth_year, year)

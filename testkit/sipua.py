@@ -38,7 +38,7 @@ G711A_PCAP = PCAP_DIR / "g711a.pcap"
 DTMF_NAMES = {**{d: d for d in "0123456789"}, "*": "star", "#": "pound"}
 DTMF_GAP_MS = 250            # one sipp DTMF pcap lasts 140 ms
 POLL_SECONDS = 0.05
-BEHAVIOURS = ("answer", "no_answer", "busy")
+BEHAVIOURS = ("answer", "no_answer", "busy", "hangup")
 # final INVITE/REGISTER responses a scenario accepts besides 200 (each ends the call)
 FAILURE_CODES = (400, 401, 403, 404, 405, 407, 408, 410, 415, 420, 480, 481, 484, 486,
                  487, 488, 500, 501, 502, 503, 504, 603)
@@ -475,16 +475,24 @@ def _reply(status: str, ext: str, to: str = "[last_To:]", cseq: str = "[last_CSe
     return f"<send{attr}>{_msg(headers, _sdp('callpilot-agent') if sdp else '')}</send>"
 
 
-def agent_scenario(ext: str, behaviour: str, answer_delay: float, talk_audio: Path) -> str:
-    """UAS scenario for one call (sipp restarts it for every new INVITE)."""
+def agent_scenario(ext: str, behaviour: str, answer_delay: float, talk_audio: Path,
+                   talk_seconds: float = 3.0) -> str:
+    """UAS scenario for one call (sipp restarts it for every new INVITE).
+
+    ``hangup``: answer like ``answer``, then send BYE after ``talk_seconds`` (the phone hangs
+    up first).  The ``invite`` event's detail is the dialled user of the Request-URI."""
     if behaviour not in BEHAVIOURS:
         raise ValueError(f"behaviour must be one of {BEHAVIOURS}, not {behaviour!r}")
     tag = "[last_To:];tag=[pid]SIPpTag01[call_number]"
     # the INVITE's CSeq number is kept for a 487 after CANCEL (sipp rejects unused variables)
-    keep_cseq = "" if behaviour == "busy" else \
+    keep = "" if behaviour == "busy" else \
         '<ereg regexp="[0-9]+" search_in="hdr" header="CSeq:" assign_to="cseq"/>'
-    body = [f'<recv request="INVITE" crlf="true"><action>{keep_cseq}'
-            f'{_log("invite")}</action></recv>']
+    if behaviour == "hangup":
+        keep += _BYE_CAPTURE
+    # the first "sip:..." of the message is the Request-URI (sipp refuses an unused group var)
+    dialled = '<ereg regexp="sip:[^@;> ]+" search_in="msg" assign_to="dialled"/>'
+    body = [f'<recv request="INVITE" crlf="true"><action>{dialled}{keep}'
+            f'{_log("invite", "[$dialled]")}</action></recv>']
     if behaviour == "busy":
         body += [_reply("486 Busy Here", ext, to=tag), '<recv request="ACK"/>',
                  _nop(_log("busy") + _log("done"))]
@@ -498,21 +506,46 @@ def agent_scenario(ext: str, behaviour: str, answer_delay: float, talk_audio: Pa
     # sipp looks for optional="global" receivers only BEHIND the current step, so the
     # re-INVITE and CANCEL handlers come first and the call jumps over them
     body.append(_nop("", nxt="ring"))
-    body += _global_handlers([("INVITE", "reinvite"), ("CANCEL", "cancel")])
+    handlers = [("INVITE", "reinvite"), ("CANCEL", "cancel")]
+    if behaviour == "hangup":
+        handlers.append(("BYE", "remote_bye"))
+    body += _global_handlers(handlers)
     body += ['<label id="reinvite"/>', _reply("200 OK", ext, sdp=True, retrans=True),
              '<recv request="ACK" next="wait_bye"/>', '<label id="cancel"/>']
     body += _cancelled(ext, tag)
+    if behaviour == "hangup":
+        body += ['<label id="remote_bye"/>', _reply("200 OK", ext), _nop(_log("bye"), nxt="end")]
     body += ['<label id="ring"/>', _reply("100 Trying", ext),
              _reply("180 Ringing", ext, to=tag), _nop(_log("ringing"))]
     if answer_delay > 0:
         body.append(f'<pause milliseconds="{int(answer_delay * 1000)}"/>')
     body += [_reply("200 OK", ext, to=tag, sdp=True, retrans=True),
              '<recv request="ACK" crlf="true"/>',
-             _nop(f'{_log("answered")}<exec play_pcap_audio="{escape(str(talk_audio))}"/>'),
-             '<label id="wait_bye"/>',
+             _nop(f'{_log("answered")}<exec play_pcap_audio="{escape(str(talk_audio))}"/>')]
+    if behaviour == "hangup":
+        body += [f'<pause milliseconds="{int(talk_seconds * 1000)}"/>', _nop(_log("hangup")),
+                 f'<send retrans="500">{_msg(_UAS_BYE)}</send>', '<recv response="200"/>',
+                 _nop(_log("hungup"), nxt="end")]
+    body += ['<label id="wait_bye"/>',
              f'<recv request="BYE"><action>{_log("bye")}</action></recv>',
              _reply("200 OK", ext), '<label id="end"/>', _nop(_log("done"))]
-    return _scenario(f"agent-{ext}-answer", body)
+    return _scenario(f"agent-{ext}-{behaviour}", body)
+
+
+# a phone hanging up: Request-URI = the INVITE's Contact, From/To swapped (our tag kept)
+_BYE_CAPTURE = ('<ereg regexp="sip:[^>;]+" search_in="hdr" header="Contact:" assign_to="peer"/>'
+                '<ereg regexp=".*" search_in="hdr" header="From:" assign_to="peer_from"/>'
+                '<ereg regexp=".*" search_in="hdr" header="To:" assign_to="own_to"/>')
+_UAS_BYE = """
+    BYE [$peer] SIP/2.0
+    Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+    From: [$own_to];tag=[pid]SIPpTag01[call_number]
+    To: [$peer_from]
+    Call-ID: [call_id]
+    CSeq: 1 BYE
+    Max-Forwards: 70
+    Content-Length: 0
+"""
 
 
 def _global_handlers(requests: list[tuple[str, str]]) -> list[str]:
@@ -547,7 +580,7 @@ class AgentPhone:
                  server_port: int = 5060, local_ip: str = "127.0.0.1",
                  local_port: int | None = None, behaviour: str = "answer",
                  answer_delay: float = 0.5, talk_audio: Path = G711A_PCAP, calls: int = 1,
-                 timeout: float = 300.0, expires: int = 3600):
+                 timeout: float = 300.0, expires: int = 3600, talk_seconds: float = 3.0):
         self.ext, self.password = ext, password
         self.server_host, self.server_port = server_host, server_port
         self.local_ip = local_ip
@@ -555,18 +588,18 @@ class AgentPhone:
         self.behaviour, self.answer_delay = behaviour, answer_delay
         self.talk_audio, self.calls = talk_audio, calls
         self.timeout, self.expires = timeout, expires
+        self.talk_seconds = talk_seconds
         self.register_status: int | None = None
         self._sipp: SippProcess | None = None
         self._outcome: SippOutcome | None = None
 
     async def start(self) -> None:
         """Register (raises SipUaError unless 200), then listen for INVITEs."""
-        self.register_status = await register_async(
-            self.server_host, self.server_port, self.ext, self.password, self.local_ip,
-            self.local_port, self.expires)
+        self.register_status = await self._register()
         if self.register_status != 200:
             raise SipUaError(f"agent {self.ext}: REGISTER -> {self.register_status}")
-        scenario = agent_scenario(self.ext, self.behaviour, self.answer_delay, self.talk_audio)
+        scenario = agent_scenario(self.ext, self.behaviour, self.answer_delay, self.talk_audio,
+                                  self.talk_seconds)
         self._sipp = SippProcess(
             f"agent-{self.ext}", scenario,
             # no -m: sipp counts every auto-answered OPTIONS (-aa) as a call, so the
@@ -578,6 +611,15 @@ class AgentPhone:
         await _wait_udp_bound(self.local_port, self._sipp)
         logger.info("agent phone %s ready on %s:%s (%s)", self.ext, self.local_ip,
                     self.local_port, self.behaviour)
+
+    async def _register(self) -> int:
+        return await register_async(self.server_host, self.server_port, self.ext, self.password,
+                                    self.local_ip, self.local_port, self.expires)
+
+    @property
+    def dialled(self) -> list[str]:
+        """The Request-URI user of every INVITE received (what the far end dialled)."""
+        return [e.detail.removeprefix("sip:") for e in self.events if e.name == "invite"]
 
     async def wait_for(self, event: str, timeout: float = 10.0, count: int = 1) -> SipEvent:
         """Await ``invite``, ``ringing``, ``answered``, ``bye``, ``cancel``, ``busy``..."""
@@ -648,6 +690,21 @@ class AgentPhone:
 
     async def __aexit__(self, *exc) -> None:
         await self.stop()
+
+
+class FarEnd(AgentPhone):
+    """A UAS that does not register: a number behind a carrier trunk (e.g. an outside desk
+    reached through an outbound route).  Listens on ``local_ip:local_port``; same behaviours
+    and events as :class:`AgentPhone`; :attr:`dialled` tells which number was called."""
+
+    def __init__(self, name: str, local_ip: str, local_port: int, **kwargs):
+        super().__init__(name, "", local_ip=local_ip, local_port=local_port, **kwargs)
+
+    async def _register(self) -> int:
+        return 200          # nothing to register with: the trunk's contact is this address
+
+    async def unregister(self) -> int:
+        return 200
 
 
 async def _wait_udp_bound(port: int, sipp: SippProcess, timeout: float = 5.0) -> None:

@@ -1,4 +1,5 @@
-"""``callpilot`` command line: serve | web | asterisk up/down/status/render | status | call | demo."""
+"""``callpilot`` command line: serve | web | asterisk up/down/status/render | status | call | demo |
+flows | calendars | agents | queues."""
 from __future__ import annotations
 
 import argparse
@@ -167,8 +168,12 @@ def cmd_agents(config: Config, args) -> int:
 
 
 def cmd_queues(config: Config, args) -> int:
-    """Queue statistics from the stored queue events, with live agent states when serve runs."""
+    """Queue statistics from the stored queue events, with live agent states when serve runs;
+    ``set``: a queue's opening-hours calendar, closed handling and survey flow."""
+    if args.action == "set":
+        return _queue_set(config, args)
     from acd import queue_report as qr
+    from acd.nps import load_nps
     from callpilot.infra.db import session as db
     from callpilot.app.status import fetch
     try:
@@ -182,18 +187,46 @@ def cmd_queues(config: Config, args) -> int:
         sessions = db.make_sessionmaker(engine)
         stats = qr.queue_stats(sessions, args.queue, since, args.target)
         members = qr.queue_members(sessions)
+        nps = load_nps(sessions, args.queue, since)
     finally:
         engine.dispose()
     live = asyncio.run(fetch(config.state_dir / "serve.sock"))
     report = qr.build_report(stats, live, members, queue=args.queue, since=since,
-                             target_seconds=args.target)
+                             target_seconds=args.target, nps=nps)
     print(json.dumps(report, indent=2, sort_keys=True) if args.json else qr.format_report(report))
+    return 0
+
+
+def _queue_set(config: Config, args) -> int:
+    from acd.roster_store import EDGE_SETTINGS, update_queue
+    from callpilot.infra.db import session as db
+    changes = {k: getattr(args, k) for k in EDGE_SETTINGS if getattr(args, k) is not None}
+    if not args.queue or not changes:
+        print("callpilot: queues set needs --queue and at least one setting", file=sys.stderr)
+        return 2
+    engine = db.make_engine(config.db_url)
+    try:
+        db.create_schema(engine)
+        settings = update_queue(db.make_sessionmaker(engine), args.queue, **changes)
+    except KeyError:
+        print(f"callpilot: no queue {args.queue!r}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    print(json.dumps({k: getattr(settings, k) for k in EDGE_SETTINGS}) if args.json else
+          f"queue {args.queue}: " + ", ".join(f"{k}={getattr(settings, k)!r}" for k in EDGE_SETTINGS)
+          + " (serve applies it at its next start)")
     return 0
 
 
 def cmd_flows(config: Config, args) -> int:
     from callpilot.app import flows_cli
     return flows_cli.run(config, args)
+
+
+def cmd_calendars(config: Config, args) -> int:
+    from callpilot.app import calendars_cli
+    return calendars_cli.run(config, args)
 
 
 def cmd_demo(config: Config, _args) -> int:
@@ -237,15 +270,23 @@ def build_parser() -> argparse.ArgumentParser:
     fl = sub.add_parser("flows", help="IVR flows: validate, import, publish, rollback, export, list")
     flows_cli.add_arguments(fl)
     fl.set_defaults(fn=cmd_flows)
+    from callpilot.app import calendars_cli
+    cal = sub.add_parser("calendars", help="business calendars: import (.ics/.csv), list, show")
+    calendars_cli.add_arguments(cal)
+    cal.set_defaults(fn=cmd_calendars)
     ag = sub.add_parser("agents", help="log agents in/out, pause them, list them")
     ag.add_argument("action", choices=["login", "logout", "pause", "unpause", "list"])
     ag.add_argument("extension", nargs="?")
     ag.add_argument("--reason", default="", help="pause reason")
     ag.add_argument("--json", action="store_true")
     ag.set_defaults(fn=cmd_agents)
-    qs = sub.add_parser("queues", help="queue statistics (offered, SL, ASA, AHT, abandons)")
-    qs.add_argument("action", choices=["stats"])
-    qs.add_argument("--queue", help="only this queue")
+    qs = sub.add_parser("queues", help="queue statistics (offered, SL, ASA, AHT, abandons, survey NPS)")
+    qs.add_argument("action", choices=["stats", "set"])
+    qs.add_argument("--queue", help="only this queue (set: the queue to change)")
+    qs.add_argument("--calendar", help="set: opening hours calendar ('' = always open)")
+    qs.add_argument("--closed-queue", dest="closed_queue", help="set: queue for calls while closed")
+    qs.add_argument("--closed-message", dest="closed_message", help="set: said before hanging up while closed")
+    qs.add_argument("--survey-flow", dest="survey_flow", help="set: flow for the caller when the agent hangs up first ('' = none)")
     qs.add_argument("--since", help="ISO 8601 start, e.g. 2026-11-24T08:00 (local time without offset)")
     qs.add_argument("--target", type=float, default=20.0, help="service level target, seconds")
     qs.add_argument("--json", action="store_true")

@@ -18,6 +18,7 @@ from acd.actions import CallControl
 from acd.agents import AgentRoster
 from acd.clock import SystemClock
 from acd.dispatcher import Dispatcher
+from acd.hooks import CallHooks
 from acd.model import AgeBands
 from acd.queue_events import QueueEventRecorder
 from acd.readoption import Readoption
@@ -31,10 +32,13 @@ from callpilot.infra.asterisk.ari import AriClient
 from callpilot.infra.asterisk.channel_events import ChannelInboxes, StasisRouter, lane_of
 from callpilot.infra.config import Config
 from callpilot.infra.db import session as db
+from callpilot.infra.db.calendars import CalendarBook, CalendarStore
 from callpilot.infra.db.customers import CustomerDirectory
 from callpilot.infra.db.records import CallRecordStore, RecordWriter
+from callpilot.infra.db.surveys import SurveyStore
 from ivr.agi_entry import AgiFlowHandler
 from ivr.stasis import InboundIvr
+from ivr.transfer_leg import STASIS_ROLE as TRANSFER_ROLE, AriTransfer
 from ivr.tts import PromptCache
 from ivr import wiring as ivr_wiring   # flows from the versioned store, speech if configured
 
@@ -67,13 +71,15 @@ class Server:
         self.router = StasisRouter(ChannelInboxes())
         self.prompts = PromptCache(config.prompts_dir, config.tts_voice, config.tts_rate)
         self.agi = AgiServer(config.agi_host, config.agi_port)
+        self.calendars = CalendarBook(CalendarStore(self.sessions))   # ivr branches, queue hours
 
     def _acd(self, config: Config) -> None:
         a, acd = config.asterisk, config.acd
         self.roster = AgentRoster()
         self.control = CallControl(self.ari, app=a.app_name)
         self.queue_events = QueueEventRecorder(self.sessions, config.state_dir / "queue_log")
-        self.dispatcher = Dispatcher(self.control, self.roster, self.records,
+        self.hooks = CallHooks(queue_open=self.calendars.open_now)   # + ivr follow-ups: _ivr()
+        self.dispatcher = Dispatcher(self.control, self.roster, self.records, hooks=self.hooks,
                                      ring_timeout=acd.ring_timeout, wrapup_seconds=acd.wrapup_seconds,
                                      queues=load_queues(self.sessions), speak=self._speak,
                                      events=self.queue_events, fallback_queue=acd.general_queue,
@@ -91,12 +97,18 @@ class Server:
 
     def _ivr(self, config: Config) -> None:
         parts = ivr_wiring.build(config, self.sessions, self.prompts, customers=self.customers,
-                                 age_band=self.bands.band_of)
+                                 age_band=self.bands.band_of, calendars=self.calendars.get)
         self.runner, self.flows, self.ari_speech = parts.runner, parts.flows, parts.ari_speech
         self.ivr = InboundIvr(self.ari, self.router.inboxes, self.records, self.runner, self.flows,
                               self.acd.handoff, fallback_queue=config.acd.general_queue,
-                              speech=parts.ari_speech, flow_version=parts.store.version)
+                              speech=parts.ari_speech, flow_version=parts.store.version,
+                              transfer=AriTransfer(self.ari, self.router.inboxes, app=config.asterisk.app_name),
+                              surveys=SurveyStore(self.sessions))
         self.router.role("inbound", self.ivr.on_stasis_start)
+        self.router.role(TRANSFER_ROLE, self.ivr.on_transfer_leg)
+        self.hooks.closed = self.ivr.say_and_hangup
+        self.hooks.survey = lambda call, flow: self.ivr.start_survey(
+            call.id, call.caller_id, call.did, flow, agent=call.agent, queue=call.queue)
         self.readoption = Readoption(self.acd, busy=lambda call_id: call_id in self.ivr.active)
         agi_handler = AgiFlowHandler(self.runner, self.flows, self.records, speech=parts.agi_speech)
         for name in set(config.asterisk.agi_dids.values()):

@@ -53,6 +53,10 @@ class AsteriskConfig:
     # DID answered then sent straight to the ACD queue "bench" (Stasis enqueue, no IVR),
     # the CallPilot side of the same benchmark; "" = none.
     acd_bench_did: str = ""
+    # carrier trunks for outbound calls: name -> "host:port".  Rendered as PJSIP endpoint
+    # "out-<name>" that nothing inbound can match; only serve dials through it, and only the
+    # fixed numbers of [routes].
+    outbound_trunks: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -86,6 +90,9 @@ class Config:
     tts_rate: int = 160
     # Vosk model directory for speech menus ("" = keys only); "ko:/path" names its language
     speech_model: str = ""
+    # allow-listed outbound routes a flow's transfer node may name: name -> {number, trunk}.
+    # The number is fixed here (never from caller input); trunk names asterisk.outbound_trunks.
+    routes: dict[str, dict[str, str]] = field(default_factory=dict)
     asterisk: AsteriskConfig = field(default_factory=AsteriskConfig)
     acd: AcdConfig = field(default_factory=AcdConfig)
     secrets: Secrets = field(default_factory=Secrets)
@@ -231,6 +238,7 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"asterisk.{key} {getattr(a, key)!r} must be digits only")
     if a.ari_url:
         _validate_ari_url(a.ari_url)
+    _validate_routes(config)
 
 
 def _validate_ari_url(url: str) -> None:
@@ -250,6 +258,35 @@ def _validate_ari_url(url: str) -> None:
         raise ConfigError(f"{why}, with no path, query or fragment (serve appends /ari/...)")
     if port == 0:
         raise ConfigError(f"{why} (port 0)")
+
+
+def _validate_routes(config: Config) -> None:
+    trunks = config.asterisk.outbound_trunks
+    for name, address in trunks.items():
+        if not re.fullmatch(r"[A-Za-z0-9_]{1,32}", name):
+            raise ConfigError(f"asterisk.outbound_trunks: name {name!r}: letters, digits, _ only")
+        if not isinstance(address, str) or not re.fullmatch(r"[A-Za-z0-9.-]+(:\d{1,5})?", address):
+            raise ConfigError(f"asterisk.outbound_trunks.{name}: {address!r} is not host[:port]")
+    for name, route in config.routes.items():
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+            raise ConfigError(f"routes: name {name!r}: letters, digits, _ and - only")
+        if not isinstance(route, dict) or set(route) != {"number", "trunk"}:
+            raise ConfigError(f"routes.{name} must be {{number, trunk}}")
+        if not re.fullmatch(r"\+?[0-9]{3,20}", str(route["number"])):
+            raise ConfigError(f"routes.{name}.number {route['number']!r}: digits, optional leading +")
+        if route["trunk"] not in trunks:
+            raise ConfigError(f"routes.{name}.trunk {route['trunk']!r} is not in asterisk.outbound_trunks")
+
+
+def outbound_endpoint(trunk: str) -> str:
+    """The PJSIP endpoint rendered for an outbound trunk."""
+    return f"out-{trunk}"
+
+
+def route_dial_strings(config: Config) -> dict[str, str]:
+    """route name -> ``PJSIP/<number>@out-<trunk>``: the only outside numbers serve dials."""
+    return {name: f"PJSIP/{r['number']}@{outbound_endpoint(r['trunk'])}"
+            for name, r in config.routes.items()}
 
 
 def load_secrets(state_dir: Path) -> Secrets:
@@ -300,9 +337,14 @@ def _toml_line(key: str, value: Any) -> str:
     if isinstance(value, list):
         return f"{key} = [{', '.join(_quote(v) for v in value)}]"
     if isinstance(value, dict):
-        inner = ", ".join(f"{_quote(k)} = {_quote(v)}" for k, v in value.items())
-        return f"{key} = {{ {inner} }}"
+        return f"{key} = {_inline_table(value)}"
     return f"{key} = {_quote(value)}"
+
+
+def _inline_table(table: dict) -> str:
+    inner = ", ".join(f"{_quote(k)} = {_inline_table(v) if isinstance(v, dict) else _quote(v)}"
+                      for k, v in table.items())
+    return f"{{ {inner} }}"
 
 
 def _quote(value: Any) -> str:

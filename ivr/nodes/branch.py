@@ -3,6 +3,8 @@
 ``{"type": "branch", "rules": [{"when": <condition>, "target": id}, ...], "else": id,
 "timezone": "Asia/Seoul", "holidays": ["2026-12-25"], "calendar": "kr"}`` — see
 :mod:`ivr.conditions` for conditions.  Time zone: the node's, else the flow's, else UTC.
+``calendar`` names a stored calendar whose closed days count as ``{"holiday": true}``;
+``{"holiday": "name"}`` / ``{"open": "name"}`` rules look at other stored calendars.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from callpilot.infra.calendar import Calendar
 from ivr import conditions
 from ivr.nodes.base import CallContext, Node, Step
 from ivr.nodes.fields import Fields
@@ -43,12 +46,17 @@ class BranchNode(Node):
     def targets(self) -> list[str]:
         return [r.target for r in self.rules] + [self.otherwise]
 
+    def calendar_names(self) -> set[str]:
+        names = {n for r in self.rules for n in conditions.calendar_names(r.when)}
+        return names | ({self.calendar} if self.calendar else set())
+
     def facts(self, ctx: CallContext) -> conditions.Facts:
         zone = ZoneInfo(self.timezone or ctx.timezone)
+        calendars = _calendars(ctx, self.calendar_names())
         holidays = self.holidays
-        if self.calendar and ctx.services is not None:
-            holidays = holidays | ctx.services.holidays(self.calendar)
-        return conditions.Facts(ctx.variables, ctx.now().astimezone(zone), holidays)
+        if self.calendar in calendars:
+            holidays = holidays | calendars[self.calendar].holidays()
+        return conditions.Facts(ctx.variables, ctx.now().astimezone(zone), holidays, calendars)
 
     def decide(self, facts: conditions.Facts) -> str:
         return next((r.target for r in self.rules if conditions.evaluate(r.when, facts)),
@@ -58,6 +66,16 @@ class BranchNode(Node):
         target = self.decide(self.facts(ctx))
         logger.debug("call %s branch %s -> %s", ctx.driver.call_id, self.id, target)
         return target
+
+
+def _calendars(ctx: CallContext, names: set[str]) -> dict[str, Calendar]:
+    lookup = getattr(ctx.services, "calendar", None)
+    if not names or not callable(lookup):
+        return {}
+    found = {name: lookup(name) for name in names}
+    for name in sorted(n for n, c in found.items() if c is None):
+        logger.warning("call %s: calendar %r is not stored", ctx.driver.call_id, name)
+    return {name: c for name, c in found.items() if c is not None}
 
 
 def _rules(f: Fields) -> list[Rule]:

@@ -200,3 +200,19 @@ async def test_a_caller_hung_up_by_asterisk_is_system_not_abandoned():
     await d.adopt(entry("b"))
     await d.caller_gone("b", cause=16)
     assert records.writes[-1][1]["outcome"] == "abandoned" and "abandon" in events
+
+
+async def test_a_park_that_failed_once_is_tried_again_for_a_waiting_caller(monkeypatch):
+    import acd.dispatcher as dispatcher_module
+    monkeypatch.setattr(dispatcher_module, "PARK_RETRY_SECONDS", 0.05)
+    control = FaultyControl(park="error")
+    d, _ = build(control)                                  # no agent: the caller waits
+    await within(d.adopt(entry("a")))
+    control.faults.pop("park")
+    await within(_until(lambda: control.parks == 2))
+    assert d.calls["a"].state is CallState.QUEUED
+
+
+async def _until(predicate) -> None:
+    while not predicate():
+        await asyncio.sleep(0.01)

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import date, datetime, time, timezone
 from pathlib import Path
 
 import pytest
 
+from callpilot.infra.calendar import Calendar, Hours
 from ivr.flows import load_builtin
 from ivr.nodes.collect_digits import luhn_ok, mask
 from ivr.runner import FlowRunner
@@ -258,6 +259,35 @@ async def test_branch_uses_the_flow_time_zone(prompts) -> None:
     assert result.outcome.kind == "hangup"
 
 
+def bank_calendar(**kw) -> Calendar:
+    return Calendar("bank", "Asia/Seoul", {date(2026, 11, 23): "Bank day"},
+                    (Hours(0, time(9), time(18)), Hours(1, time(9), time(18))), **kw)
+
+
+@pytest.mark.parametrize("now, expected", [
+    (MONDAY_10_SEOUL, "holiday"),                                           # closed day
+    (datetime(2026, 11, 24, 1, 0, tzinfo=timezone.utc), "open"),            # Tue 10:00 KST
+    (datetime(2026, 11, 24, 11, 0, tzinfo=timezone.utc), "closed"),         # Tue 20:00 KST
+    (datetime(2026, 11, 25, 1, 0, tzinfo=timezone.utc), "closed"),          # Wed: no hours
+])
+async def test_branch_on_a_stored_calendar_by_name(prompts, now, expected) -> None:
+    services = FakeServices(calendars={"bank": bank_calendar()})
+    doc = flow("b", b={"type": "branch", "rules": [
+        {"when": {"holiday": "bank"}, "target": "holiday"},
+        {"when": {"open": "bank"}, "target": "open"}], "else": "closed"},
+        holiday={"type": "enqueue", "queue": "holiday"}, open={"type": "enqueue", "queue": "open"},
+        closed={"type": "enqueue", "queue": "closed"})
+    result = await runner(prompts, services, now=now).run(doc, FakeDriver([]), {})
+    assert result.outcome.queue == expected
+
+
+async def test_branch_on_an_unknown_calendar_is_not_a_holiday(prompts) -> None:
+    doc = flow("b", b={"type": "branch", "rules": [{"when": {"holiday": "nope"}, "target": "h"}],
+                       "else": "x"}, h={"type": "enqueue", "queue": "h"}, x={"type": "enqueue", "queue": "x"})
+    result = await runner(prompts, FakeServices()).run(doc, FakeDriver([]), {})
+    assert result.outcome.queue == "x"
+
+
 def test_branch_validation() -> None:
     doc = hours_flow(timezone="Mars/Olympus", holidays=["someday"],
                      rules=[{"when": {"weekday": ["funday"]}, "target": "done"}, {"if": 1}])
@@ -300,12 +330,76 @@ def test_set_language_validation_and_prerender_languages() -> None:
     assert sorted(parse(good).static_prompts()) == [("네", "en-us"), ("네", "ko")]
 
 
-async def test_transfer_outcome_with_variables(prompts) -> None:
-    doc = flow("t", t={"type": "transfer", "target": "PJSIP/{extension}", "prompt": "Transferring."})
-    driver = FakeDriver([])
-    result = await runner(prompts).run(doc, driver, {"extension": "1001"})
-    assert result.outcome.kind == "transfer" and result.outcome.target == "PJSIP/1001"
-    assert len(driver.played) == 1 and not driver.hung_up
+class ConnectingDriver(FakeDriver):
+    """A FakeDriver that can bridge the caller to another endpoint, with a canned result."""
+
+    def __init__(self, result: str) -> None:
+        super().__init__([])
+        self.result, self.connected = result, []
+
+    async def connect(self, endpoint: str, *, timeout: int, label: str) -> str:
+        self.connected.append((endpoint, timeout, label))
+        return self.result
+
+
+def transfer_flow(**node) -> dict:
+    node = {"type": "transfer", "prompt": "Transferring.", **node}
+    return flow("t", t=node, sorry={"type": "enqueue", "queue": "general"})
+
+
+async def test_transfer_to_a_queue_hands_the_call_to_the_acd(prompts) -> None:
+    result = await runner(prompts).run(transfer_flow(queue="billing", fallback="sorry"),
+                                       FakeDriver([]), {})
+    assert (result.outcome.kind, result.outcome.queue, result.outcome.reason) == (
+        "enqueue", "billing", "transfer")
+
+
+async def test_transfer_to_an_agent_bridges_or_falls_back(prompts) -> None:
+    driver = ConnectingDriver("completed")
+    result = await runner(prompts).run(transfer_flow(agent="1002", fallback="sorry", timeout=15),
+                                       driver, {})
+    assert driver.connected == [("PJSIP/1002", 15, "agent 1002")]
+    assert (result.outcome.kind, result.outcome.target) == ("transfer", "agent:1002")
+    busy = ConnectingDriver("busy")
+    result = await runner(prompts).run(transfer_flow(agent="1002", fallback="sorry"), busy, {})
+    assert result.outcome.queue == "general" and result.variables["transfer_result"] == "busy"
+
+
+async def test_transfer_to_a_route_dials_only_the_configured_number(prompts) -> None:
+    services = FakeServices(routes={"fraud_desk": "PJSIP/+18005550100@out-carrier"})
+    driver = ConnectingDriver("completed")
+    doc = transfer_flow(route="fraud_desk", fallback="sorry")
+    result = await runner(prompts, services).run(doc, driver, {"dest": "900442079460000"})
+    assert [c[0] for c in driver.connected] == ["PJSIP/+18005550100@out-carrier"]
+    assert result.outcome.target == "route:fraud_desk"
+    unknown = ConnectingDriver("completed")
+    doc = transfer_flow(route="elsewhere", fallback="sorry")
+    result = await runner(prompts, services).run(doc, unknown, {})
+    assert unknown.connected == [] and result.outcome.queue == "general"
+
+
+async def test_transfer_without_connect_capability_falls_back(prompts) -> None:
+    result = await runner(prompts).run(transfer_flow(agent="1002", fallback="sorry"),
+                                       FakeDriver([]), {})
+    assert result.outcome.queue == "general"
+
+
+@pytest.mark.parametrize("node, reason", [
+    ({"route": "{dest}", "fallback": "sorry"},
+     "route '{dest}' must be a fixed name, not built from input"),
+    ({"agent": "{digits}", "fallback": "sorry"},
+     "agent '{digits}' must be a fixed extension (digits), not built from input"),
+    ({"agent": "PJSIP/trunk", "fallback": "sorry"},
+     "agent 'PJSIP/trunk' must be a fixed extension (digits), not built from input"),
+    ({"target": "PJSIP/{extension}"}, "needs exactly one of queue, agent, route"),
+    ({"route": "fraud_desk"}, "missing target fallback"),
+    ({"queue": "billing", "agent": "1002", "fallback": "sorry"},
+     "needs exactly one of queue, agent, route"),
+])
+def test_transfer_destination_is_fixed_in_the_flow(node, reason) -> None:
+    """Toll fraud: no destination can come from a variable, i.e. from what a caller keyed."""
+    doc = transfer_flow(**node)
+    assert reason in [e.reason for e in check(doc)]
 
 
 # ------------------------------------------------------------------ survey

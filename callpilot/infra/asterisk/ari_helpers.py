@@ -32,6 +32,13 @@ def call_id_of_agent_channel(channel_id: str) -> str | None:
     return channel_id[len("cp-agent-"):].rsplit("-", 1)[0]
 
 
+def in_stasis(channel: dict[str, Any]) -> bool:
+    """Is a channel (as GET /channels lists it) in a Stasis application, rather than running
+    a dialplan application such as AGI()?  Unknown (no app name given): assumed in Stasis."""
+    app = (channel.get("dialplan") or {}).get("app_name")
+    return not app or app == "Stasis"
+
+
 async def _tolerant(coro, what: str) -> Any:
     try:
         return await coro

@@ -110,6 +110,8 @@ class ChannelInbox:
     finished_playbacks: set[str] = field(default_factory=set)
     gone: bool = False
     hangup_soft: bool = False          # Asterisk itself asked for the hang-up (shutdown, ...)
+    started: bool = False              # StasisStart seen (an originated leg has answered)
+    cause: int | None = None           # hangup cause from ChannelDestroyed
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def poke(self) -> None:
@@ -147,7 +149,9 @@ class ChannelInboxes:
         elif kind == "ChannelHangupRequest" and event.get("soft"):
             self._with(event["channel"]["id"], lambda box: setattr(box, "hangup_soft", True))
         elif kind in ("StasisEnd", "ChannelDestroyed"):
-            self._with(event["channel"]["id"], lambda box: setattr(box, "gone", True))
+            self._with(event["channel"]["id"], lambda box: _gone(box, event.get("cause")))
+        elif kind == "StasisStart":
+            self._with(event["channel"]["id"], lambda box: setattr(box, "started", True))
 
     def _with(self, channel_id: str, change) -> None:
         box = self._inboxes.get(channel_id)
@@ -156,3 +160,7 @@ class ChannelInboxes:
             box.poke()
 
 
+def _gone(box: ChannelInbox, cause: Any) -> None:
+    box.gone = True
+    if cause is not None:
+        box.cause = int(cause)

@@ -37,6 +37,8 @@ class CallOutcome(enum.StrEnum):
     LOST = "lost"                      # the channel vanished while serve was away
     SYSTEM = "system"                  # Asterisk or serve ended it (shutdown, fault), not the caller
     FAILED = "failed"
+    CLOSED = "closed"                  # the queue was closed (opening hours): told so, hung up
+    TRANSFERRED = "transferred"        # the flow bridged the caller to an agent phone or a route
 
 
 @dataclass(frozen=True)

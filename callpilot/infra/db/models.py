@@ -31,6 +31,12 @@ class Queue(Base):
     announce_position: Mapped[bool] = mapped_column(default=True, server_default=true())
     periodic_announce: Mapped[str] = mapped_column(Text, default="", server_default="")
     steps: Mapped[list | None] = mapped_column(JSON, nullable=True)   # None: default steps
+    # opening hours: a named calendar (callpilot.infra.db.calendars); closed -> closed_queue,
+    # else closed_message then hang up.  survey_flow: where a caller goes when the agent hangs up
+    calendar: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    closed_queue: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    closed_message: Mapped[str] = mapped_column(Text, default="", server_default="")
+    survey_flow: Mapped[str | None] = mapped_column(String(64), nullable=True)
     members: Mapped[list["QueueMember"]] = relationship(back_populates="queue", cascade="all, delete-orphan")
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import sessionmaker
 
 from callpilot.infra.db import migrations
-from callpilot.infra.db import models  # noqa: F401  (registers the tables)
+from callpilot.infra.db import calendars, models, surveys  # noqa: F401  (registers the tables)
 
 logger = logging.getLogger(__name__)
 

@@ -34,6 +34,8 @@ HERE = Path(__file__).resolve().parent
 # Every module that declares tables on callpilot.infra.db.base.Base (imported only to compare).
 MODEL_MODULES = (
     "callpilot.infra.db.models",
+    "callpilot.infra.db.calendars",
+    "callpilot.infra.db.surveys",
     "ivr.store",
     "callpilot.infra.db.web_users",
 )

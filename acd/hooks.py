@@ -1,0 +1,32 @@
+"""What the ACD asks of the rest of the server about a call's edges, as plain callables.
+
+The composition root (``callpilot.app.server``) wires them; acd never imports ivr.  Each
+hook that needs the caller for a while (a message, a survey) only *starts* that work and
+returns at once: the dispatcher may be inside the serial ARI event dispatch.
+
+* ``queue_open(calendar)`` - is the named calendar open now?  (opening hours of a queue)
+* ``closed(call_id, message)`` - tell a caller the queue is closed, then hang up.
+* ``survey(call, flow)`` - the agent hung up first: the caller (still in Stasis) runs ``flow``.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from acd.state import LiveCall
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CLOSED_MESSAGE = "We are closed now. Please call again during our opening hours. Goodbye."
+
+
+def always_open(_calendar: str) -> bool:
+    return True
+
+
+@dataclass
+class CallHooks:
+    queue_open: Callable[[str], bool] = always_open
+    closed: Callable[[str, str], None] | None = None
+    survey: Callable[[LiveCall, str], None] | None = None

@@ -1,0 +1,61 @@
+"""The one customer directory on both backends: every stored spelling of a caller ID is
+found, the exact one first; unknown numbers are cached as unknown; a database failure is a
+LookupFailed (the IVR's ServiceError), never a silent 'unknown'.  Plus: the routing ticket and
+IVR place columns of call records round-trip on both backends."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from callpilot.infra.db.call_vocabulary import CallOutcome, CallState, IvrPlace, RoutingTicket
+from callpilot.infra.db.customers import CustomerDirectory, CustomerProfile, LookupFailed
+from callpilot.infra.db.models import Customer
+from callpilot.infra.db.records import CallRecordStore
+from callpilot.infra.db.session import create_schema, make_engine, make_sessionmaker
+
+
+@pytest.fixture
+def engine(db_url):
+    engine = make_engine(db_url)
+    create_schema(engine)
+    with make_sessionmaker(engine).begin() as s:
+        s.add(Customer(phone="+82101234", name="Kim", birth_year=1980, language="ko"))
+        s.add(Customer(phone="5550100", name="Ada"))
+        s.add(Customer(phone="+5550100", name="Ada (plus)"))
+    yield engine
+    engine.dispose()
+
+
+def test_every_spelling_finds_the_customer_and_the_exact_one_wins(engine):
+    directory = CustomerDirectory(engine)
+    assert directory.lookup("82 10-1234") == CustomerProfile("+82101234", "Kim", 1980, "standard", "ko")
+    assert directory.lookup("+5550100").name == "Ada (plus)"
+    assert directory.lookup("5550100").name == "Ada"
+    assert directory.lookup("999") is None and directory.lookup("") is None
+
+
+def test_a_database_failure_is_not_an_unknown_caller(engine):
+    directory = CustomerDirectory(engine)
+
+    def broken(*_a, **_k):
+        raise OperationalError("SELECT", {}, Exception("db down"))
+    directory.engine = type("E", (), {"connect": broken})()
+    with pytest.raises(LookupFailed):
+        directory.lookup("5550100")
+    assert directory.lookup_or_none("5550100") is None
+
+
+def test_ticket_and_place_round_trip_through_a_record(engine):
+    store = CallRecordStore(make_sessionmaker(engine))
+    ticket = RoutingTicket("billing", 5, {"billing": 4}, [{"conditions": [], "expiry": 5}], {"vip": True})
+    place = IvrPlace("main", 2, "main_menu", ["greeting", "main_menu"],
+                     [{"node": "main_menu", "kind": "dtmf", "value": "9"}], {"language": "en"})
+    store.open("c1", caller_id="1", state=CallState.IVR)
+    store.update("c1", state=CallState.QUEUED, ticket=ticket.to_json(), ivr_place=place.to_json())
+    record = store.get("c1")
+    assert record.state == CallState.QUEUED and [r.id for r in store.open_calls()] == ["c1"]
+    assert RoutingTicket.from_json(record.ticket) == ticket
+    assert IvrPlace.from_json(record.ivr_place) == place
+    store.update("c1", state=CallState.ENDED, outcome=CallOutcome.SYSTEM, hangup_cause=16)
+    assert (store.get("c1").outcome, store.get("c1").hangup_cause) == ("system", 16)
+    assert store.open_calls() == []
