@@ -145,6 +145,10 @@ class QueueSchema(Schema):
     announce_position = fields.Boolean()
     periodic_announce = fields.String()
     steps = fields.Raw(allow_none=True, metadata={"description": "routing steps, null = default"})
+    calendar = fields.String(allow_none=True, metadata={"description": "opening hours; null = always open"})
+    closed_queue = fields.String(allow_none=True)
+    closed_message = fields.String()
+    survey_flow = fields.String(allow_none=True)
 
 
 class QueuePatchSchema(QueueSchema):

@@ -1,8 +1,8 @@
 """Queues: service-level target, overflow, announcements, routing steps.
 
 serve reads the queues table when it starts (``acd.roster_store.load_queues``): a change here
-is live after serve's next start.  Opening hours, survey and the callback threshold arrive
-with the calendar, survey and callback columns of their own issues.
+is live after serve's next start.  Opening hours are a calendar (imported with the CLI,
+listed on the calendars page); the callback threshold arrives with the callbacks issue.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from wtforms.validators import DataRequired, NumberRange, Optional, Regexp, Vali
 
 from admin_web import audit, db
 from admin_web.security import require
+from callpilot.infra.db.calendars import CalendarRow
 from callpilot.infra.db.models import Queue
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,10 @@ class QueueForm(FlaskForm):
     announce_position = BooleanField("Announce position and expected wait")
     periodic_announce = TextAreaField("Periodic announcement text")
     steps = TextAreaField("Routing steps (JSON; empty = default: the queue's skill, then anyone)")
+    calendar = SelectField("Opening hours (calendar)", choices=[], description="none: always open")
+    closed_queue = SelectField("When closed, send callers to", choices=[])
+    closed_message = TextAreaField("When closed (and no queue above), say")
+    survey_flow = SelectField("Post-call survey flow", choices=[], description="run when the agent hangs up")
 
     def validate_steps(self, field) -> None:
         if not field.data.strip():
@@ -48,15 +53,15 @@ class QueueForm(FlaskForm):
             data = json.loads(field.data)
         except json.JSONDecodeError as exc:
             raise ValidationError(f"not valid JSON: {exc.msg} (line {exc.lineno})") from None
-        from admin_web.app import services
-        check = services().check_queue_steps
+        check = _services().check_queue_steps
         problem = check(data) if check else None
         if problem:
             raise ValidationError(problem)
 
 
 FIELDS = ("title", "skill", "sl_target_seconds", "sl_target_percent", "max_wait_seconds",
-          "join_empty", "announce_frequency", "announce_position", "periodic_announce")
+          "join_empty", "announce_frequency", "announce_position", "periodic_announce", "closed_message")
+OPTIONAL_NAMES = ("overflow_queue", "calendar", "closed_queue", "survey_flow")   # "" -> NULL
 
 
 def _queue(name: str) -> Queue:
@@ -78,7 +83,8 @@ def index():
 def edit(name: str):
     queue = _queue(name)
     form = _form(queue)
-    form.overflow_queue.data = queue.overflow_queue or ""
+    for field in OPTIONAL_NAMES:
+        getattr(form, field).data = getattr(queue, field) or ""
     form.steps.data = json.dumps(queue.steps, indent=1) if queue.steps is not None else ""
     return render_template("queues/edit.html", queue=queue, form=form)
 
@@ -98,15 +104,28 @@ def save(name: str):
 def _form(queue: Queue) -> QueueForm:
     form = QueueForm(obj=queue)
     others = [q for q in db.get().scalars(select(Queue.name).order_by(Queue.name)) if q != queue.name]
-    form.overflow_queue.choices = [("", "(none)")] + [(q, q) for q in others]
+    form.overflow_queue.choices = form.closed_queue.choices = _choices(others)
+    form.calendar.choices = _choices(db.get().scalars(select(CalendarRow.name).order_by(CalendarRow.name)))
+    flows = _services().flows
+    form.survey_flow.choices = _choices(flows.names() if flows else [])
     return form
+
+
+def _choices(names) -> list[tuple[str, str]]:
+    return [("", "(none)")] + [(n, n) for n in names]
+
+
+def _services():
+    from admin_web.app import services
+    return services()
 
 
 def _apply(queue: Queue, form: QueueForm) -> None:
     before = audit.snapshot(queue)
     for field in FIELDS:
         setattr(queue, field, getattr(form, field).data if field != "skill" else (form.skill.data or ""))
-    queue.overflow_queue = form.overflow_queue.data or None
+    for field in OPTIONAL_NAMES:
+        setattr(queue, field, getattr(form, field).data or None)
     queue.steps = json.loads(form.steps.data) if form.steps.data.strip() else None
     session = db.get()
     audit.record(session, "queue", queue.name, "update", before, audit.snapshot(queue))

@@ -12,7 +12,8 @@ from callpilot.infra.db.web_users import AuditEntry
 
 FORM = {"title": "Billing", "skill": "", "sl_target_seconds": "15", "sl_target_percent": "90",
         "max_wait_seconds": "120", "overflow_queue": "general", "join_empty": "y",
-        "announce_frequency": "20", "periodic_announce": "Thanks for waiting.", "steps": ""}
+        "announce_frequency": "20", "periodic_announce": "Thanks for waiting.", "steps": "",
+        "calendar": "", "closed_queue": "", "closed_message": "", "survey_flow": ""}
 
 
 @pytest.fixture(autouse=True)
@@ -85,3 +86,25 @@ def test_create_queue(app, auth):
     auth.login()
     auth.post("/queues/new", {"name": "vip"})
     assert _queue(app, "vip").title == "vip"
+
+
+def test_opening_hours_closed_route_and_survey(app, client, auth):
+    from datetime import date, datetime, timezone
+    from callpilot.infra.db.calendars import CalendarDay, CalendarHours, CalendarRow
+    with app.app_context():
+        session = db.get()
+        session.add(CalendarRow(name="kr", timezone="Asia/Seoul", updated_at=datetime.now(timezone.utc)))
+        session.flush()
+        session.add(CalendarHours(calendar="kr", weekday=0, opens="09:00", closes="18:00"))
+        session.add(CalendarDay(calendar="kr", day=date(2099, 1, 1), name="New year"))
+        session.commit()
+    auth.login()
+    form = {**FORM, "calendar": "kr", "closed_queue": "general", "closed_message": "We are closed.",
+            "survey_flow": "main"}
+    assert auth.post("/queues/billing", form).status_code == 302
+    queue = _queue(app)
+    assert (queue.calendar, queue.closed_queue, queue.closed_message, queue.survey_flow) == (
+        "kr", "general", "We are closed.", "main")
+    assert auth.post("/queues/billing", {**form, "calendar": "nope"}).status_code == 400
+    html = client.get("/calendars/").get_data(as_text=True)
+    assert "Mon 09:00-18:00" in html and "2099-01-01 (New year)" in html and "billing" in html
