@@ -63,7 +63,8 @@ class WebServices:
     # per-queue statistics since a time (offered, answered, service_level, asa, abandon_rate, ...)
     queue_stats: Callable[[datetime], dict[str, dict[str, Any]]] | None = None
     # (start, end, interval minutes) -> {"intervals": [{start, queue, offered, answered, abandoned,
-    # timed_out, service_level, asa, aht, ...}], "agents": [{agent, answered, talk_s, aht, asa, queues}]}
+    # timed_out, service_level, asa, aht, ...}], "agents": [{agent, answered, talk_s, aht, asa, queues}],
+    # "nps": {queue: {nps, answers, promoters, detractors, agents: {agent: {...}}}}}
     queue_report: Callable[[datetime, datetime, int], dict[str, list[dict[str, Any]]]] | None = None
     # Asterisk-format queue_log file written by serve (export)
     queue_log_path: Path | None = None

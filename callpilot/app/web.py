@@ -49,9 +49,12 @@ def _queue_stats(sessions, since):
 
 def _queue_report(sessions, start, end, minutes):
     from acd import queue_report as qr
+    from acd.nps import nps_by_queue
+    from callpilot.infra.db.surveys import SurveyStore
     visits = qr.visits_between(sessions, start, end)
+    scores = [s for s in SurveyStore(sessions).scores(since=start) if s.at < end]
     return {"intervals": qr.interval_stats(visits, start, end, minutes),
-            "agents": qr.agent_stats(visits, start, end)}
+            "agents": qr.agent_stats(visits, start, end), "nps": nps_by_queue(scores)}
 
 
 def _age_bands(config: Config):

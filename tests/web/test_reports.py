@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import io
 from datetime import date, datetime, time, timedelta
 
@@ -106,3 +107,18 @@ def test_queue_log_export(client, auth, services, tmp_path):
 def test_agents_have_no_reports(client, auth):
     auth.login("agent")
     assert client.get("/reports/").status_code == 403
+
+
+def test_nps_per_queue_and_agent(app, client, auth):
+    from callpilot.infra.db.surveys import SurveyResponse
+    with app.app_context():
+        session = db.get()
+        for call_id, score, agent in (("a", 10, "1001"), ("b", 9, "1002"), ("d", 3, "1001")):
+            session.add(SurveyResponse(call_id=call_id, question="nps", score=score, agent=agent,
+                                       queue="billing", flow="survey", at=_at(11, 0)))
+        session.commit()
+    auth.login("super")
+    html = client.get(f"/reports/?from={TODAY}").get_data(as_text=True)
+    row = re.search(r'<table class="grid board" id="nps-table">.*?</table>', html, re.S).group(0)
+    assert "<td>billing</td><td class=\"num\">+33</td><td class=\"num\">3</td>" in row
+    assert "1001 +0 (2)" in row and "1002 +100 (1)" in row
