@@ -19,7 +19,8 @@ FORM = {"name": "Kim", "birth_year": "1990", "languages": "ko, en", "skills": "b
 def agents(app):
     with app.app_context():
         session = db.get()
-        session.add_all([Queue(name="billing"), Queue(name="cards")])
+        for name in ("billing", "cards"):
+            session.merge(Queue(name=name, title=name))   # merge: shared with other data fixtures
         session.add(Agent(extension="1001", name="Lee", sip_md5_cred=sip_md5_cred("1001", "x"),
                           birth_year=1980, languages=["ko"], skills=[AgentSkill(skill="billing", level=2)],
                           queues=[QueueMember(queue_name="billing")]))

@@ -28,7 +28,7 @@ def _bearer(token: str) -> dict:
 @pytest.fixture(autouse=True)
 def queue(app):
     with app.app_context():
-        db.get().add(Queue(name="billing", title="Billing"))
+        db.get().merge(Queue(name="billing", title="Billing"))   # merge: shared with other data fixtures
         db.get().commit()
 
 
