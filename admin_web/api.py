@@ -18,7 +18,7 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
-from admin_web import audit, db, flows, tokens
+from admin_web import audit, db, flows, queues, tokens
 from admin_web.security import can
 from callpilot.infra.db.models import Agent, Queue
 
@@ -269,6 +269,7 @@ def patch_queue(body, name: str):
     session = db.get()
     audit.record(session, "queue", name, "update", before, audit.snapshot(queue), "api")
     session.commit()
+    queues.notify_serve()
     return queue
 
 

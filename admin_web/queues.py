@@ -1,7 +1,7 @@
 """Queues: service-level target, overflow, announcements, routing steps.
 
-serve reads the queues table when it starts (``acd.roster_store.load_queues``): a change here
-is live after serve's next start.  Opening hours are a calendar (imported with the CLI,
+serve reads the queues table when it starts (``acd.roster_store.load_queues``) and again
+when the web tells it a queue changed (status socket ``POST /reload/queues``).  Opening hours are a calendar (imported with the CLI,
 listed on the calendars page); the callback threshold arrives with the callbacks issue.
 """
 from __future__ import annotations
@@ -47,7 +47,7 @@ class QueueForm(FlaskForm):
     survey_flow = SelectField("Post-call survey flow", choices=[], description="run when the agent hangs up")
 
     def validate_steps(self, field) -> None:
-        if not field.data.strip():
+        if not (field.data or "").strip():
             return
         try:
             data = json.loads(field.data)
@@ -97,7 +97,7 @@ def save(name: str):
     if not form.validate_on_submit():
         return render_template("queues/edit.html", queue=queue, form=form), 400
     _apply(queue, form)
-    flash(f"Queue {name} saved (serve uses it from its next start).", "ok")
+    flash(f"Queue {name} saved; " + notify_serve(), "ok")
     return redirect(url_for("queues.edit", name=name))
 
 
@@ -108,7 +108,18 @@ def _form(queue: Queue) -> QueueForm:
     form.calendar.choices = _choices(db.get().scalars(select(CalendarRow.name).order_by(CalendarRow.name)))
     flows = _services().flows
     form.survey_flow.choices = _choices(flows.names() if flows else [])
+    for field in OPTIONAL_NAMES:             # NULL in the table = "(none)" in the form
+        if getattr(form, field).data is None:
+            getattr(form, field).data = ""
     return form
+
+
+def notify_serve() -> str:
+    """Ask serve to reload the queues; what the user should know about it."""
+    notify = _services().notify_serve
+    if notify is not None and notify("queues"):
+        return "serve uses it now."
+    return "serve is not running: it uses it when it starts."
 
 
 def _choices(names) -> list[tuple[str, str]]:
@@ -126,7 +137,7 @@ def _apply(queue: Queue, form: QueueForm) -> None:
         setattr(queue, field, getattr(form, field).data if field != "skill" else (form.skill.data or ""))
     for field in OPTIONAL_NAMES:
         setattr(queue, field, getattr(form, field).data or None)
-    queue.steps = json.loads(form.steps.data) if form.steps.data.strip() else None
+    queue.steps = json.loads(form.steps.data) if (form.steps.data or "").strip() else None
     session = db.get()
     audit.record(session, "queue", queue.name, "update", before, audit.snapshot(queue))
     session.commit()
@@ -145,4 +156,5 @@ def new():
     session.flush()
     audit.record(session, "queue", name, "create", None, audit.snapshot(queue))
     session.commit()
+    notify_serve()
     return redirect(url_for("queues.edit", name=name))

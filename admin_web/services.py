@@ -68,6 +68,8 @@ class WebServices:
     queue_report: Callable[[datetime, datetime, int], dict[str, list[dict[str, Any]]]] | None = None
     # Asterisk-format queue_log file written by serve (export)
     queue_log_path: Path | None = None
+    # tell serve the web changed something it holds in memory ("queues"); False if serve is down
+    notify_serve: Callable[[str], bool] | None = None
     # birth year -> the ACD's age band label ("35-44")
     age_band: Callable[[int], str] | None = None
     # (extension, action login|logout|pause|unpause, reason) -> (HTTP status, body) from serve

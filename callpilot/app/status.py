@@ -18,16 +18,19 @@ logger = logging.getLogger(__name__)
 
 class StatusServer:
     def __init__(self, path: Path, snapshot: Callable[[], dict[str, Any]],
-                 agent_command: Callable[[str, str, str], dict[str, Any]] | None = None):
+                 agent_command: Callable[[str, str, str], dict[str, Any]] | None = None,
+                 reload: Callable[[str], dict[str, Any]] | None = None):
         self.path = path
         self.snapshot = snapshot
         self.agent_command = agent_command
+        self.reload = reload            # "queues": the admin web changed them
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/status", self._status)
         app.router.add_post("/agents/{ext}/{action}", self._agent)
+        app.router.add_post("/reload/{what}", self._reload)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -47,6 +50,14 @@ class StatusServer:
         except ValueError as exc:
             return web.json_response({"error": str(exc)}, status=409)
         return web.json_response(result)
+
+    async def _reload(self, request: web.Request) -> web.Response:
+        if self.reload is None:
+            return web.json_response({"error": "reload not available"}, status=404)
+        try:
+            return web.json_response(self.reload(request.match_info["what"]))
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=404)
 
     async def stop(self) -> None:
         if self._runner is not None:

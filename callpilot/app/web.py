@@ -39,7 +39,17 @@ def build_services(config: Config, sessions=None):
                        queue_report=lambda start, end, minutes: _queue_report(sessions, start, end, minutes),
                        queue_log_path=config.state_dir / "queue_log",
                        age_band=_age_bands(config),
-                       agent_command=lambda ext, action, reason: _agent_command(sock, ext, action, reason))
+                       agent_command=lambda ext, action, reason: _agent_command(sock, ext, action, reason),
+                       notify_serve=lambda what: _notify(sock, what))
+
+
+def _notify(sock: Path, what: str) -> bool:
+    from callpilot.app.status import post
+    try:
+        status, _body = asyncio.run(post(sock, f"/reload/{what}"))
+    except OSError:
+        return False
+    return status == 200
 
 
 def _queue_stats(sessions, since):

@@ -182,3 +182,31 @@ async def set_state_in_page(driver, serve, button: str, reason: str) -> None:
     await serve.wait_for(lambda s: s["agents"]["1001"]["state"] == state
                          and s["agents"]["1001"]["pause_reason"] == reason, what=f"agent 1001 {state}")
     await asyncio.to_thread(wait, driver, lambda d: d.find_element(By.ID, "agent-state").text.startswith(state))
+
+
+async def test_queue_saved_in_the_web_is_used_by_serve_at_once(cfg, serve, web):
+    """No restart: the web tells serve to reload the queues.  Queue 'acd' (DID 803) gets a
+    2 s max wait with overflow to 'general'; the next call there moves to 'general'."""
+    from tests.web.conftest import AuthActions
+    server, username, _services = web
+    client = server.app.test_client()
+    auth = AuthActions(client)
+    await asyncio.to_thread(auth.login, username, PASSWORD)     # the web blocks: off the loop
+    queue = cfg.asterisk.queue_dids["803"]
+    await asyncio.to_thread(auth.post, "/queues/new", {"name": queue})
+    form = {"title": queue, "sl_target_seconds": "20", "sl_target_percent": "80", "join_empty": "y",
+            "announce_frequency": "30", "announce_position": "y", "max_wait_seconds": "2",
+            "overflow_queue": "general"}
+    try:
+        saved = await asyncio.to_thread(auth.post, f"/queues/{queue}", form, follow_redirects=True)
+        assert b"serve uses it now" in saved.data
+        number = caller_number()
+        call = asyncio.create_task(caller(cfg, number, "803", hold=9).run())
+        await serve.wait_for(lambda s: any(c["caller_id"] == number and c["queue"] == queue for c in s["waiting"]),
+                             what=f"the call waiting in {queue}")
+        await serve.wait_for(lambda s: any(c["caller_id"] == number and c["queue"] == "general"
+                                           for c in s["waiting"]), timeout=10, what="overflow to general")
+        await call
+    finally:
+        await asyncio.to_thread(auth.post, f"/queues/{queue}", {**form, "max_wait_seconds": "0",
+                                                               "overflow_queue": ""})

@@ -26,6 +26,7 @@ class LiveServer:
     """The Flask app served by waitress in a thread (the production WSGI server)."""
 
     def __init__(self, app) -> None:
+        self.app = app
         self._server = create_server(app, host="127.0.0.1", port=0, threads=4)
         self.url = f"http://127.0.0.1:{self._server.effective_port}"
         self._thread = threading.Thread(target=self._server.run, daemon=True)

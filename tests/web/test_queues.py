@@ -108,3 +108,14 @@ def test_opening_hours_closed_route_and_survey(app, client, auth):
     assert auth.post("/queues/billing", {**form, "calendar": "nope"}).status_code == 400
     html = client.get("/calendars/").get_data(as_text=True)
     assert "Mon 09:00-18:00" in html and "2099-01-01 (New year)" in html and "billing" in html
+
+
+def test_saving_tells_serve_to_reload(app, auth, services):
+    told = []
+    services.notify_serve = lambda what: told.append(what) or True
+    auth.login()
+    response = auth.post("/queues/billing", FORM, follow_redirects=True)
+    assert b"serve uses it now" in response.data and told == ["queues"]
+    services.notify_serve = lambda what: False
+    response = auth.post("/queues/billing", FORM, follow_redirects=True)
+    assert b"serve is not running" in response.data
