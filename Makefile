@@ -3,30 +3,39 @@ VENV ?= .venv
 PYTHON ?= python3
 CP := $(VENV)/bin/callpilot
 STAMP := $(VENV)/.installed
+# Every set-up step prints its name, a sign of life every 30 s, its time, and on failure
+# how to retry it (scripts/step.sh).
+STEP := bash scripts/step.sh
 
 # The call paths once more with serve on PostgreSQL (unit DB tests already run on both):
 PG_E2E := tests/e2e/test_call_path.py tests/e2e/test_acd_routing.py tests/e2e/test_ivr_speech.py
 
-.PHONY: deps venv lint run test test-pg unit e2e asterisk-up asterisk-down clean
+
+.PHONY: deps venv asterisk-install lint run test test-pg unit e2e asterisk-up asterisk-down clean
 
 deps:
-	bash scripts/install-deps.sh
+	@$(STEP) "Debian packages (scripts/debian-packages.txt)" "make deps" bash scripts/install-deps.sh
 
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test]'
+	@$(STEP) "virtualenv $(VENV)" "rm -rf $(VENV) && make venv" $(PYTHON) -m venv $(VENV)
+	@$(STEP) "pip: upgrade pip" "make venv" $(VENV)/bin/pip install --progress-bar off --upgrade pip
+	@$(STEP) "pip: CallPilot and its Python packages (a few minutes on a fresh machine)" "make venv" \
+		bash scripts/pip-install.sh $(VENV)/bin/pip
 	touch $(STAMP)
 
 venv: $(STAMP)
 
-run: deps venv
+asterisk-install: venv
+	@$(STEP) "Asterisk 22 (system binary, else a Debian sid root filesystem, built once)" \
+		"$(CP) asterisk install" $(CP) asterisk install
+
+run: deps venv asterisk-install
 	bash scripts/run.sh
 
 lint: venv
-	$(VENV)/bin/lint-imports
+	@$(STEP) "import contracts (lint-imports)" "make lint" $(VENV)/bin/lint-imports
 
-test: deps venv lint
+test: deps venv asterisk-install lint
 	$(VENV)/bin/pytest -q -ra tests
 	CALLPILOT_E2E_DATABASE=postgresql $(VENV)/bin/pytest -q -ra $(PG_E2E)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -40,6 +40,10 @@ __all__ = ["AgentCommandError", "CallEntry", "Dispatcher"]
 
 ACTION_DEADLINE = 8.0      # seconds any one ARI action may take before the call is made safe
 PARK_RETRY_SECONDS = 1.0   # a park that failed (not 404) is tried once more after this
+# Bridges Asterisk may fail for one call before the ACD stops offering it: a fault that
+# persists would otherwise ring, answer and drop agent after agent until the caller gives up.
+MAX_BRIDGE_FAILURES = 3
+GiveUp = Callable[[str, str], Awaitable[None]]   # (call id, why): tell the caller, end the call
 T = TypeVar("T")
 
 
@@ -49,7 +53,7 @@ class Dispatcher:
                  events: QueueEventSink | None = None, speak: Speak | None = None,
                  fallback_queue: str = "general", bands: AgeBands = DEFAULT_AGE_BANDS,
                  clock: Clock | None = None, action_deadline: float = ACTION_DEADLINE,
-                 hooks: CallHooks | None = None):
+                 hooks: CallHooks | None = None, give_up: GiveUp | None = None):
         self.control = control
         self.hooks = hooks or CallHooks()     # opening hours, closed message, survey
         self.roster = roster
@@ -62,6 +66,7 @@ class Dispatcher:
         self.bands = bands
         self.clock = clock or SystemClock()
         self.action_deadline = action_deadline
+        self.give_up = give_up             # None: end the call without a word
         self.calls: dict[str, LiveCall] = {}
         self.desk = AgentDesk(roster, self.events, self.clock, self.kick)
         self.waiting = WaitingRoom(self.queues, speak, self._overflow,
@@ -138,9 +143,12 @@ class Dispatcher:
             logger.error("task %s failed", task.get_name(), exc_info=task.exception())
 
     async def _act(self, what: str, call_id: str, action: Awaitable[T], failed: T) -> T:
-        """One ARI action with a deadline; any error or timeout is logged and gives ``failed``."""
+        """One ARI action with a deadline; any error or timeout is logged and gives ``failed``.
+        (``asyncio.timeout``, not ``wait_for``: no extra task, so no extra loop turn, on the
+        path to the agent's phone.)"""
         try:
-            return await asyncio.wait_for(action, self.action_deadline)
+            async with asyncio.timeout(self.action_deadline):
+                return await action
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001  (an ARI fault must not escape into the event dispatch)
@@ -216,6 +224,7 @@ class Dispatcher:
         self.waiting.watch(call)
         await self._dispatch_once()
         self.kick()                # the loop re-plans its next wake-up (step expiries) with this call
+        await asyncio.sleep(0)     # the offer's originate goes out before the park request
         await self._park(call, settings)
 
     async def _park(self, call: LiveCall, settings: QueueSettings) -> None:
@@ -345,8 +354,9 @@ class Dispatcher:
         if call.parked is None or call.parked.done():
             return
         try:
-            await asyncio.wait_for(asyncio.shield(call.parked), self.action_deadline)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(self.action_deadline):
+                await asyncio.shield(call.parked)
+        except TimeoutError:
             logger.warning("call %s: park still pending after %.0fs: connecting anyway", call.id,
                            self.action_deadline)
 
@@ -371,10 +381,24 @@ class Dispatcher:
         if agent is not None and agent.state is AgentState.RINGING and agent.call_id == call.id:
             agent.move(AgentState.AVAILABLE, "bridge failed", call_id=call.id, at=self._now())
         call.agent, call.agent_channel = None, None
+        call.bridge_failures += 1
+        if call.bridge_failures >= MAX_BRIDGE_FAILURES:
+            await self._give_up(call, f"Asterisk failed the bridge {call.bridge_failures} times")
+            return
         call.move(CallState.QUEUED, "bridge failed: back in line")
         self.records.post(call.id, state=CallState.QUEUED, agent=None)
         self.kick()
         await self._park(call, self.queues.get(call.queue or ""))
+
+    async def _give_up(self, call: LiveCall, why: str) -> None:
+        """A call no agent can be given: offered no more (it stays out of the line while it
+        is told), then ended as ``system``."""
+        logger.error("call %s: %s: giving up", call.id, why)
+        self.waiting.forget(call.id)
+        if self.give_up is not None:
+            await self.give_up(call.id, why)
+        if call.id in self.calls:
+            await self._finish(call, CallOutcome.SYSTEM, why)
 
     async def agent_leg_gone(self, channel_id: str, cause: int = 0) -> None:
         if channel_id in self._ringing:

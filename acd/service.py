@@ -68,7 +68,10 @@ class AcdService:
             logger.exception("call %s: handoff to %s failed", call_id, ticket.queue)
             await self.apologise(call_id, f"handoff to {ticket.queue} failed")
 
-    async def enqueue_from_dialplan(self, channel: dict[str, Any], queue: str) -> None:
+    async def enqueue_from_dialplan(self, channel: dict[str, Any], queue: str, *,
+                                    stored: bool = False) -> None:
+        """``stored``: a flow stored the call's ticket with the record (FastAGI DIDs).  Only
+        then is the record read: a straight-to-queue call never waits on the database (D7)."""
         call_id = channel["id"]
         caller_id = channel.get("caller", {}).get("number", "")
         did = channel.get("dialplan", {}).get("exten", "")
@@ -78,7 +81,7 @@ class AcdService:
             await self.records.update(call_id, state=CallState.ENDED, outcome=CallOutcome.ABANDONED,
                                       ended_at=self.clock.utcnow(), detail="gone before answer")
             return
-        ticket = await self._stored_ticket(call_id, queue)
+        ticket = await self._stored_ticket(call_id, queue) if stored else RoutingTicket(queue)
         await self.dispatcher.adopt(CallEntry(call_id, caller_id, did, ticket,
                                               self.caller_attributes(caller_id)))
 

@@ -1,7 +1,7 @@
 """The ACD's Stasis roles: ARI events in, calls to ``acd.service`` and the dispatcher.
 
 Roles (``args[0]`` of StasisStart, see ``callpilot.infra.asterisk.channel_events``):
-``enqueue,<queue>`` a call the dialplan hands to a queue; ``agent,<call id>`` an agent leg we
+``enqueue,<queue>[,stored]`` a call the dialplan hands to a queue; ``agent,<call id>`` an agent leg we
 originated has answered; ``feature,<action>`` an agent's feature code.  A StasisStart with a
 role nobody owns is sent to the general queue.  StasisEnd / ChannelDestroyed end calls.
 
@@ -39,17 +39,19 @@ class AcdStasis:
 
     # -- StasisStart roles ----------------------------------------------------------------
     async def on_enqueue(self, channel: dict[str, Any], args: list[str]) -> None:
+        """``enqueue,<queue>[,stored]``: ``stored`` when a FastAGI flow stored the call's
+        routing ticket with its record (only then is the record read: D7)."""
         queue = args[1] if len(args) > 1 and args[1] else self.service.fallback_queue
-        await self._enqueue(channel, queue)
+        await self._enqueue(channel, queue, stored=len(args) > 2 and args[2] == "stored")
 
     async def on_unknown(self, channel: dict[str, Any], args: list[str]) -> None:
         logger.error("channel %s: unknown Stasis args %s: sent to %s", channel["id"], args,
                      self.service.fallback_queue)
         await self._enqueue(channel, self.service.fallback_queue)
 
-    async def _enqueue(self, channel: dict[str, Any], queue: str) -> None:
+    async def _enqueue(self, channel: dict[str, Any], queue: str, stored: bool = False) -> None:
         try:
-            await self.service.enqueue_from_dialplan(channel, queue)
+            await self.service.enqueue_from_dialplan(channel, queue, stored=stored)
         except Exception:
             logger.exception("call %s: enqueue to %s failed", channel["id"], queue)
             await self._make_safe(channel["id"], f"enqueue to {queue} failed")

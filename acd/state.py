@@ -46,6 +46,7 @@ class LiveCall:
     parked: Any = None                 # the park request's future (holding bridge + MOH)
     view: Any = None                   # the policy's CallView, built once per queue entry
     attempts: int = 0
+    bridge_failures: int = 0           # agent answered but Asterisk failed the bridge
 
     def waited(self, now: float) -> float:
         return max(0.0, (self.answered_mono or now) - self.enqueued_mono)

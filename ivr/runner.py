@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -24,7 +25,7 @@ from ivr.tts import PromptCache
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FlowResult", "FlowRunner", "Outcome", "Resume", "prerender"]
+__all__ = ["FlowResult", "FlowRunner", "Outcome", "Resume", "collect_prompts", "prerender"]
 
 
 def utc_now() -> datetime:
@@ -79,6 +80,9 @@ class FlowRunner:
 
     async def prerender(self, flow: Flow | dict[str, Any]) -> int:
         return await prerender(self.prompts, _as_flow(flow))
+
+    async def collect(self, flows: list[Flow]) -> int:
+        return await collect_prompts(self.prompts, flows)
 
     async def run(self, flow: Flow | dict[str, Any], driver: CallDriver,
                   variables: dict[str, Any] | None = None, *, resume: Resume | None = None,
@@ -148,10 +152,33 @@ def _as_flow(flow: Flow | dict[str, Any]) -> Flow:
     return flow if isinstance(flow, Flow) else schema.parse(flow)
 
 
-async def prerender(prompts: PromptCache, flow: Flow) -> int:
-    """Render every static prompt of ``flow`` (off the event loop); returns how many."""
+# Bounds of one flow version's prompt rendering: the rest is synthesised when a call meets it.
+PRERENDER_MAX_SECONDS = 120.0
+PROMPTS_MAX_BYTES = 512 * 1024 * 1024
+
+
+async def prerender(prompts: PromptCache, flow: Flow, *, max_seconds: float = PRERENDER_MAX_SECONDS,
+                    max_bytes: int = PROMPTS_MAX_BYTES) -> int:
+    """Render the static prompts of ``flow`` (off the event loop), for at most
+    ``max_seconds`` and while the prompt directory holds less than ``max_bytes``; returns
+    how many are ready.  What is left is rendered by the first call that needs it."""
     pairs = flow.static_prompts()
+    deadline = time.monotonic() + max_seconds
+    done = 0
     for text, language in pairs:
+        if time.monotonic() > deadline or await asyncio.to_thread(prompts.usage_bytes) > max_bytes:
+            logger.warning("flow %s: %d of %d prompts rendered, stopped at the bound (%.0f s, "
+                           "%d MB); calls render the rest when they meet them", flow.name, done,
+                           len(pairs), max_seconds, max_bytes // 2**20)
+            break
         await prompts.render_async(text, language)
-    logger.info("flow %s: %d static prompts ready", flow.name, len(pairs))
-    return len(pairs)
+        done += 1
+    return done
+
+
+async def collect_prompts(prompts: PromptCache, flows: list[Flow]) -> int:
+    """Delete rendered prompts that none of ``flows`` uses (older than the cache's grace
+    period, so prompts of calls in progress and dynamic ones just rendered stay)."""
+    keep = {prompts.path_for(text, language) for flow in flows
+            for text, language in flow.static_prompts()}
+    return await asyncio.to_thread(prompts.collect, keep)

@@ -7,7 +7,9 @@ A document is ``{"name": str, "start": node_id, "language": "en-us" (optional),
 """
 from __future__ import annotations
 
+import json
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -22,7 +24,16 @@ logger = logging.getLogger(__name__)
 # Is this word in the speech model's vocabulary?  (None: do not check.)
 Vocabulary = Callable[[str], bool]
 
-__all__ = ["Flow", "FlowError", "FlowInvalid", "Vocabulary", "check", "parse"]
+__all__ = ["Flow", "FlowError", "FlowInvalid", "Vocabulary", "check", "check_edge", "parse"]
+
+# Limits at the edge (issue 9: a 5 MB flow of 51,500 nodes took 8 minutes of rendering and
+# 3.5 GB of WAVs; a 10,000-character prompt became a 12-minute recording).  The built-in
+# flows are a few kB with about 15 nodes; a real bank menu has tens to a few hundred.
+MAX_DOCUMENT_BYTES = 256 * 1024
+MAX_NODES = 500
+MAX_PROMPT_CHARS = 600          # about 40 s of speech at the default rate
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+NAME_RULE = "1-64 letters, digits, '_' or '-', starting with a letter or digit"
 
 
 @dataclass
@@ -80,11 +91,44 @@ def check(doc: Any, *, vocabulary: Vocabulary | None = None,
     return _build(doc, vocabulary, vocabulary_language)[1]
 
 
+def check_edge(name: Any, doc: Any) -> list[FlowError]:
+    """The cheap checks done before a document is stored or parsed at all: the flow name,
+    the document's size and its node count (empty list: go on)."""
+    errors = []
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        errors.append(FlowError(None, f"flow name {name!r}: {NAME_RULE}"))
+    if not isinstance(doc, dict):
+        return errors + [FlowError(None, "a flow must be a JSON object")]
+    return errors + _limits(doc)
+
+
+def _limits(doc: dict[str, Any]) -> list[FlowError]:
+    errors = []
+    size = _json_size(doc)
+    if size > MAX_DOCUMENT_BYTES:
+        errors.append(FlowError(None, f"document is {size} bytes; at most {MAX_DOCUMENT_BYTES}"))
+    nodes = doc.get("nodes")
+    if isinstance(nodes, dict) and len(nodes) > MAX_NODES:
+        errors.append(FlowError(None, f"{len(nodes)} nodes; at most {MAX_NODES}"))
+    return errors
+
+
+def _json_size(doc: dict[str, Any]) -> int:
+    try:
+        return len(json.dumps(doc, ensure_ascii=False).encode("utf-8"))
+    except (TypeError, ValueError):
+        return 0                        # not JSON-able: the structural checks report it
+
+
 def _build(doc: Any, vocabulary: Vocabulary | None,
            vocabulary_language: str | None = None) -> tuple[Flow | None, list[FlowError]]:
     errors: list[FlowError] = []
     if not isinstance(doc, dict):
         return None, [FlowError(None, "a flow must be a JSON object")]
+    name = doc.get("name")
+    edge = check_edge(name, doc) if isinstance(name, str) and name.strip() else _limits(doc)
+    if edge:
+        return None, edge               # too big to look into, or badly named
     name, start, language, timezone, raw_nodes = _header(doc, errors)
     nodes = {nid: node for nid, raw in raw_nodes.items()
              if (node := _node(nid, raw, errors)) is not None}
@@ -94,6 +138,7 @@ def _build(doc: Any, vocabulary: Vocabulary | None,
     if start in nodes:
         _check_reachable(start, nodes, errors)
     _check_loops(nodes, errors)
+    _check_prompt_lengths(nodes, errors)
     if vocabulary is not None:
         _check_vocabulary(nodes, vocabulary, vocabulary_language, language, errors)
     flow = Flow(name or "", start or "", nodes, language, timezone, doc=doc)
@@ -200,6 +245,16 @@ def _cycles(members: set[str], nodes: dict[str, Node]) -> list[list[str]]:
                 path.append(child)
                 stack.append((child, iter(nodes[child].targets())))
     return cycles
+
+
+def _check_prompt_lengths(nodes: dict[str, Node], errors: list[FlowError]) -> None:
+    for node in nodes.values():
+        for prompt in node.prompts():
+            texts = [prompt.text] if prompt.text is not None else list(prompt.texts.values())
+            for text in texts:
+                if isinstance(text, str) and len(text) > MAX_PROMPT_CHARS:
+                    errors.append(FlowError(node.id, f"prompt of {len(text)} characters; at "
+                                                     f"most {MAX_PROMPT_CHARS}"))
 
 
 def _check_vocabulary(nodes: dict[str, Node], known: Vocabulary, model_language: str | None,

@@ -103,7 +103,8 @@ class InboundIvr:
 
     async def resume_open_calls(self) -> None:
         """After a (re)connect: callers still in Stasis whose record says they were in the
-        IVR take up their flow where they were (same flow version, same node)."""
+        IVR take up their flow where they were (same flow version, same node); a bridged
+        transfer is watched again; callers whose record is already closed are hung up."""
         channels = {c["id"]: c for c in await self.ari.get("/channels")}
         live = {cid for cid, c in channels.items() if in_stasis(c)}   # a caller running an
         # AGI application belongs to the dialplan; transfer legs are looked up among all
@@ -117,6 +118,20 @@ class InboundIvr:
             logger.info("call %s: resuming flow %s v%s at %s", record.id, place.flow, place.version,
                         place.node)
             self._launch(IvrCall(record.id, record.caller_id, record.did, place.flow), place)
+        await self._end_orphans(live)
+
+    async def _end_orphans(self, live: set[str]) -> None:
+        """Callers left in Stasis with a closed record: a survey or closed message that a
+        dead serve was playing (or a release that failed).  Nobody will speak to them again:
+        hang up.  Legs and channels without a record are not ours to judge."""
+        for call_id in sorted(live - set(self.active) - set(self.followups)):
+            if call_id.startswith("cp-"):
+                continue
+            record = await self.records.get(call_id)
+            if record is not None and record.state == CallState.ENDED:
+                logger.info("call %s: still in Stasis after its record ended (%s): hung up",
+                            call_id, record.outcome)
+                await safe_hangup(self.ari, call_id)
 
     async def _serve(self, call: IvrCall, place: IvrPlace | None) -> None:
         inbox = self.inboxes.open(call.id)

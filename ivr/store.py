@@ -75,6 +75,14 @@ class UnknownFlow(KeyError):
     """No such flow, draft or version."""
 
 
+class FlowUnchanged(Exception):
+    """Publishing a document equal to the live version: no new version is made."""
+
+    def __init__(self, name: str, version: int) -> None:
+        super().__init__(f"flow {name!r}: unchanged, version {version} stays live")
+        self.name, self.version = name, version
+
+
 class FlowStore:
     def __init__(self, sessions: sessionmaker, *, validate: Callable[[dict], list[FlowError]] | None = None,
                  clock: Callable[[], datetime] = _now) -> None:
@@ -88,7 +96,11 @@ class FlowStore:
     # ------------------------------------------------------------------ drafts
 
     def save_draft(self, name: str, document: dict[str, Any], author: str = "") -> list[FlowError]:
-        """Store the draft (even if invalid) and return its problems."""
+        """Store the draft (even if invalid) and return its problems.  A bad name or a
+        document over the size limits is refused (FlowInvalid) and nothing is stored."""
+        edge = schema.check_edge(name, document)
+        if edge:
+            raise FlowInvalid(edge)
         document = _named(name, document)
         with self._sessions.begin() as session:
             draft = session.get(FlowDraft, name)
@@ -98,6 +110,10 @@ class FlowStore:
             else:
                 draft.document, draft.updated_at, draft.updated_by = document, self._clock(), author
         return self._validate(document)
+
+    def validate(self, name: str, document: dict[str, Any]) -> list[FlowError]:
+        """The problems ``document`` would have as flow ``name``, storing nothing."""
+        return schema.check_edge(name, document) or self._validate(_named(name, document))
 
     def draft(self, name: str) -> dict[str, Any]:
         with self._sessions() as session:
@@ -112,7 +128,8 @@ class FlowStore:
     # ------------------------------------------------------------------ publishing
 
     def publish(self, name: str, author: str = "", comment: str = "") -> int:
-        """Publish the current draft as the next version; FlowInvalid if it has errors."""
+        """Publish the current draft as the next version; FlowInvalid if it has errors,
+        FlowUnchanged if it equals the live version."""
         document = self.draft(name)
         errors = self._validate(document)
         if errors:
@@ -120,7 +137,8 @@ class FlowStore:
         return self._insert_version(name, document, author, comment, None)
 
     def rollback(self, name: str, version: int, author: str = "", comment: str = "") -> int:
-        """Make ``version`` live again by publishing its document as a new version."""
+        """Make ``version`` live again by publishing its document as a new version
+        (FlowUnchanged if it is the live document already)."""
         document = self.document(name, version)
         return self._insert_version(name, document, author,
                                     comment or f"rollback to version {version}", version)
@@ -130,7 +148,10 @@ class FlowStore:
         for _attempt in range(PUBLISH_ATTEMPTS):
             try:
                 with self._sessions.begin() as session:
-                    number = (self._latest_number(session, name) or 0) + 1
+                    latest = self._latest_number(session, name)
+                    if latest is not None and session.get(FlowVersion, (name, latest)).document == document:
+                        raise FlowUnchanged(name, latest)
+                    number = (latest or 0) + 1
                     session.add(FlowVersion(name=name, version=number, document=document,
                                             published_at=self._clock(), published_by=author,
                                             comment=comment, rollback_of=rollback_of))

@@ -11,10 +11,12 @@ of them hangs up; then the other is hung up and the bridge destroyed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
-import itertools
 import logging
 import time
+
+import aiohttp
 
 from callpilot.infra.asterisk import ari_helpers as h
 from callpilot.infra.asterisk.ari import AriClient, AriError
@@ -29,6 +31,8 @@ MAX_TALK_SECONDS = 4 * 3600   # a bridged transfer is ended after this, whatever
 CAUSE_BUSY = 17
 RINGBACK = "tone:ring"
 POLL_SECONDS = 0.5
+ORIGINATE_TRIES = 3
+ARI_FAULTS = (AriError, aiohttp.ClientError, asyncio.TimeoutError)
 
 
 class TransferResult(str, enum.Enum):
@@ -58,18 +62,18 @@ class AriTransfer:
         self.ari = ari
         self.inboxes = inboxes
         self.app = app
-        self._attempts = itertools.count(1)
+        self._attempts: dict[str, int] = {}       # call id -> transfer legs rung so far
 
     async def connect(self, caller: ChannelInbox, endpoint: str, *, timeout: int,
                       caller_id: str, label: str) -> TransferResult:
         call_id = caller.channel_id
-        leg = leg_id(call_id, next(self._attempts))
-        box = self.inboxes.open(leg)
-        ringback = f"cp-ringback-{leg}"
+        await self._ringback(call_id, ringback := f"cp-ringback-{call_id}")
+        leg = await self._originate(call_id, endpoint, timeout, caller_id)
+        if leg is None:
+            await h.safe_stop_playback(self.ari, ringback)
+            return TransferResult.FAILED
+        box = self.inboxes.open(leg)      # opened before the originate: no event is missed
         try:
-            await self._ringback(call_id, ringback)
-            if not await self._originate(call_id, leg, endpoint, timeout, caller_id):
-                return TransferResult.FAILED
             answered = await self._await_answer(caller, box, timeout + ANSWER_MARGIN)
             await h.safe_stop_playback(self.ari, ringback)
             if answered is not None:
@@ -84,6 +88,7 @@ class AriTransfer:
             await h.safe_hangup(self.ari, leg)
             await h.safe_bridge_destroy(self.ari, bridge_id(call_id))
             self.inboxes.close(leg)
+            self._attempts.pop(call_id, None)
 
     async def resume(self, caller: ChannelInbox, leg: str) -> TransferResult:
         """A restarted serve takes over a transfer that was bridged before it went away."""
@@ -103,16 +108,30 @@ class AriTransfer:
         except AriError as exc:
             logger.debug("call %s: no ringback: %s", call_id, exc)
 
-    async def _originate(self, call_id: str, leg: str, endpoint: str, timeout: int,
-                         caller_id: str) -> bool:
-        try:
-            await self.ari.post(f"/channels/{leg}", endpoint=endpoint, app=self.app,
-                                appArgs=f"{STASIS_ROLE},{call_id}", timeout=timeout,
-                                callerId=caller_id, originator=call_id)
-            return True
-        except AriError as exc:
-            logger.warning("call %s: originate %s to %s failed: %s", call_id, leg, endpoint, exc)
-            return False
+    async def _originate(self, call_id: str, endpoint: str, timeout: int,
+                         caller_id: str) -> str | None:
+        """The new leg's id, None if Asterisk refused.  An id still in use (409: a leg of
+        this call from before a restart is being torn down) moves on to the next number.
+        The leg's inbox is open before the request, so an instant busy is not missed."""
+        for _ in range(ORIGINATE_TRIES):
+            attempt = self._attempts[call_id] = self._attempts.get(call_id, 0) + 1
+            leg = leg_id(call_id, attempt)
+            self.inboxes.open(leg)
+            try:
+                await self.ari.post(f"/channels/{leg}", endpoint=endpoint, app=self.app,
+                                    appArgs=f"{STASIS_ROLE},{call_id}", timeout=timeout,
+                                    callerId=caller_id, originator=call_id)
+                return leg
+            except ARI_FAULTS as exc:
+                self.inboxes.close(leg)
+                logger.warning("call %s: originate %s to %s failed: %r", call_id, leg, endpoint, exc)
+                if isinstance(exc, AriError) and exc.status == 409:
+                    continue
+                if not isinstance(exc, AriError):     # timed out: it may ring all the same
+                    with contextlib.suppress(*ARI_FAULTS):
+                        await h.safe_hangup(self.ari, leg)
+                return None
+        return None
 
     async def _await_answer(self, caller: ChannelInbox, box: ChannelInbox,
                             deadline_s: float) -> TransferResult | None:

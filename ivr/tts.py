@@ -15,12 +15,14 @@ measurable; callers on the event loop go through :meth:`PromptCache.render_async
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import hashlib
 import logging
 import os
 import tempfile
 import threading
+import time
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +36,8 @@ logger = logging.getLogger(__name__)
 NARROWBAND_RATE = 8000
 WIDEBAND_RATE = 16000
 WIDEBAND_SUFFIX = ".wav16"
+# Unused prompts younger than this stay (dynamic prompts, calls still in an old version).
+GRACE_SECONDS = 3600.0
 
 
 class TtsError(RuntimeError):
@@ -232,6 +236,7 @@ class PromptCache:
         self.default_voice = default_voice
         self.default_rate = default_rate
         self._synthesizer = synthesizer
+        self._pending: dict[Path, asyncio.Future] = {}
         self.directory.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -276,10 +281,40 @@ class PromptCache:
 
     async def render_async(self, text: str, voice: str | None = None, rate: int | None = None,
                            *, wideband: bool = False) -> Path:
-        """:meth:`render` off the event loop; a cache hit returns without a thread hop."""
+        """:meth:`render` off the event loop; a cache hit returns without a thread hop, and
+        callers asking for the same prompt at the same time share one synthesis."""
+        path = self.path_for(text, voice, rate)
         if self.is_cached(text, voice, rate, wideband=wideband):
-            return self.path_for(text, voice, rate)
-        return await asyncio.to_thread(self.render, text, voice, rate, wideband=wideband)
+            return path
+        pending = self._pending.get(path)
+        if pending is not None and not wideband:
+            return await asyncio.shield(pending)
+        task = asyncio.ensure_future(asyncio.to_thread(self.render, text, voice, rate,
+                                                       wideband=wideband))
+        self._pending[path] = task
+        task.add_done_callback(lambda _t: self._pending.pop(path, None))
+        return await asyncio.shield(task)
+
+    def usage_bytes(self) -> int:
+        """Bytes of rendered prompts on disk."""
+        return sum(p.stat().st_size for p in self.directory.iterdir() if p.is_file())
+
+    def collect(self, keep: set[Path], grace_seconds: float = GRACE_SECONDS) -> int:
+        """Delete rendered prompts (both rates) not in ``keep`` (8 kHz paths) and not
+        written within ``grace_seconds``; returns how many prompts were deleted."""
+        kept = {p.with_suffix("") for p in keep}
+        cutoff = time.time() - grace_seconds
+        deleted = 0
+        for path in self.directory.iterdir():
+            if path.suffix not in (".wav", WIDEBAND_SUFFIX) or path.with_suffix("") in kept:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    deleted += path.suffix == ".wav"
+        if deleted:
+            logger.info("prompt cache %s: %d unused prompts deleted", self.directory, deleted)
+        return deleted
 
     def sound_uri(self, text: str, voice: str | None = None, rate: int | None = None,
                   *, wideband: bool = False) -> str:

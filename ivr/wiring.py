@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 from callpilot.infra.asterisk.ari import AriClient
 from callpilot.infra.calendar import Calendar
@@ -23,6 +23,7 @@ from ivr.agi_driver import AgiSpeech
 from ivr.ari_driver import AriSpeech
 from ivr.ari_media import AriMedia
 from ivr.errors import FlowError
+from ivr.nodes.transfer import TransferNode
 from ivr.published import PublishedFlows
 from ivr.runner import FlowRunner
 from ivr.services import DefaultServices
@@ -45,11 +46,26 @@ class IvrParts:
     agi_speech: AgiSpeech | None
 
 
-def validator(model: SpeechModel | None) -> Callable[[dict], list[FlowError]]:
-    """Flow validation for publishing: with a model, phrases must be in its vocabulary."""
-    if model is None:
-        return schema.check
-    return lambda doc: schema.check(doc, vocabulary=model.knows, vocabulary_language=model.language)
+def validator(model: SpeechModel | None,
+              routes: Collection[str] | None = None) -> Callable[[dict], list[FlowError]]:
+    """Flow validation for publishing: with a model, phrases must be in its vocabulary; with
+    ``routes`` (the configured outbound route names), transfer nodes may name only those."""
+    def check(doc: dict) -> list[FlowError]:
+        if model is None:
+            errors = schema.check(doc)
+        else:
+            errors = schema.check(doc, vocabulary=model.knows, vocabulary_language=model.language)
+        return errors or _unknown_routes(doc, routes)
+    return check
+
+
+def _unknown_routes(doc: dict, routes: Collection[str] | None) -> list[FlowError]:
+    if routes is None:
+        return []
+    return [FlowError(node.id, f"route {node.name!r} is not configured (config [routes]: "
+                               f"{', '.join(sorted(routes)) or 'none'})")
+            for node in schema.parse(doc).nodes.values()
+            if isinstance(node, TransferNode) and node.kind == "route" and node.name not in routes]
 
 
 def build(config: Config, sessions: Any, prompts: PromptCache, *,
@@ -58,12 +74,12 @@ def build(config: Config, sessions: Any, prompts: PromptCache, *,
     """``calendars``: name -> stored calendar (branch conditions); outbound routes for
     transfer nodes come from ``config.routes`` (fixed numbers only)."""
     model = load_configured(config.speech_model)
-    store = FlowStore(sessions, validate=validator(model))
+    store = FlowStore(sessions, validate=validator(model, set(config.routes)))
     services = DefaultServices(customers, age_band=age_band, calendars=calendars,
                                routes=route_dial_strings(config))
     runner = FlowRunner(prompts, fallback_queue=config.acd.general_queue, services=services,
                         speech_languages={model.language} if model else set())
-    flows = PublishedFlows(store, runner.prerender)
+    flows = PublishedFlows(store, runner.prerender, collect=runner.collect)
     ari_speech = agi_speech = None
     if model is not None:
         s, a = config.secrets, config.asterisk

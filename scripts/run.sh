@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# `make run`: demo data, Asterisk, the admin web, then serve in the foreground, all on loopback.
+# `make run`: demo data, Asterisk, prompts, the admin web, then serve in the foreground, all on
+# loopback.  Each step says its name, its time, and on failure how to retry it (scripts/step.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CP=.venv/bin/callpilot
-$CP demo
+STEP="bash scripts/step.sh"
+$STEP "demo data (queues, agents, customers)" "$CP demo" $CP demo
 # The first admin's password is generated at install and printed this once (no default).
 ADMIN=$($CP users bootstrap)
 WEB_URL=$(.venv/bin/python -c 'from callpilot.infra.config import load; c = load(); print(f"http://{c.web_host}:{c.web_port}/")')
-$CP asterisk up
+$STEP "Asterisk up" "$CP asterisk up  (logs: var/asterisk/log)" $CP asterisk up
 $CP web &
 WEB_PID=$!
 trap 'kill $WEB_PID 2>/dev/null || true; $CP asterisk down' EXIT
+$STEP "prompts of the live flows (text to speech, once)" "$CP flows render" $CP flows render
 cat <<TXT
 
 CallPilot is up on loopback.

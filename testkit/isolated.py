@@ -5,11 +5,15 @@ from __future__ import annotations
 import logging
 import os
 import random
+import secrets
 import socket
 from pathlib import Path
 
 from callpilot.infra import config as config_mod
 from callpilot.infra.config import Config
+from callpilot.infra.db import models
+from callpilot.infra.db.agents import sip_md5_cred
+from callpilot.infra.db.session import create_schema, make_engine, make_sessionmaker
 from testkit.sipua import _port_free, free_port as _free_port
 
 logger = logging.getLogger(__name__)
@@ -63,3 +67,27 @@ def isolated_config(state_dir: Path, *, rtp_block: int = 200, **asterisk_overrid
     for key, value in asterisk_overrides.items():
         setattr(config.asterisk, key, value)
     return config
+
+
+def seed_queue_agents(config: Config, queue: str, n: int, *, ext_base: int = 2001,
+                      **queue_fields) -> dict[str, str]:
+    """Queue ``queue`` (``queue_fields`` set on it) and ``n`` auto-login agents
+    ``ext_base``.. in it (birth years spread over the age bands, proficiency 3-5 in the
+    queue's skill); returns ``{extension: SIP password}``.  Before ``runner.up``: the
+    agents' PJSIP endpoints are rendered from the database."""
+    passwords = {str(ext_base + i): secrets.token_hex(8) for i in range(n)}
+    engine = make_engine(config.db_url)
+    try:
+        create_schema(engine)
+        with make_sessionmaker(engine)() as session, session.begin():
+            session.add(models.Queue(name=queue, **queue_fields))
+            for i, (ext, password) in enumerate(sorted(passwords.items())):
+                session.add(models.Agent(extension=ext, name=f"Agent {ext}",
+                                         birth_year=1960 + 4 * i, auto_login=True,
+                                         sip_md5_cred=sip_md5_cred(ext, password)))
+                session.flush()
+                session.add(models.QueueMember(queue_name=queue, agent_extension=ext))
+                session.add(models.AgentSkill(agent_extension=ext, skill=queue, level=3 + i % 3))
+    finally:
+        engine.dispose()
+    return passwords

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from testkit.rtp_pcap import DTMF_EVENTS
+
 logger = logging.getLogger(__name__)
 
 SIPP = os.environ.get("CALLPILOT_SIPP", "sipp")
@@ -942,9 +944,15 @@ class Caller:
         self.answer_timeout, self.audio = answer_timeout, audio
         self.timeout = timeout or answer_timeout + hold_seconds + 20
         auth = (auth_user, auth_password or "") if auth_user else None
+        if not all(c in DTMF_EVENTS for c in dtmf):
+            raise ValueError(f"dtmf {dtmf!r}: keys 0-9, * and # only")
         self._dtmf_dir = tempfile.mkdtemp(prefix="callpilot-dtmf-") if dtmf else None
-        dtmf_pcap = (write_dtmf_pcap(dtmf, Path(self._dtmf_dir) / "dtmf.pcap", dtmf_gap)
-                     if dtmf else None)
+        try:
+            dtmf_pcap = (write_dtmf_pcap(dtmf, Path(self._dtmf_dir) / "dtmf.pcap", dtmf_gap)
+                         if dtmf else None)
+        except BaseException:
+            shutil.rmtree(self._dtmf_dir, ignore_errors=True)
+            raise
         scenario = caller_scenario(did, from_number, dtmf, dtmf_delay, hold_seconds,
                                    answer_timeout, audio, auth, dtmf_pcap)
         self._sipp = SippProcess(

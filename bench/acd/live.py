@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import logging
 import re
-import secrets
 import shutil
 import statistics
 import tempfile
@@ -39,7 +38,7 @@ from typing import Callable
 from testkit import sipua
 from callpilot.infra.asterisk import runner
 from callpilot.infra.config import AcdConfig, Config
-from testkit.isolated import isolated_config
+from testkit.isolated import isolated_config, seed_queue_agents
 from bench.acd import sipcap
 
 logger = logging.getLogger(__name__)
@@ -97,32 +96,10 @@ def bench_config(state_dir: Path) -> Config:
 
 
 def seed_agents(config: Config, n: int) -> dict[str, str]:
-    """Queue ``bench`` and ``n`` demo-like auto-login agents 2001.. in it (birth years
-    spread over the age bands, proficiency 3-5 in the queue's skill); ``{ext: password}``."""
-    from callpilot.infra.db import models
-    from callpilot.infra.db.agents import sip_md5_cred
-    from callpilot.infra.db.session import create_schema, make_engine, make_sessionmaker
-
-    passwords = {str(EXT_BASE + i): secrets.token_hex(8) for i in range(n)}
-    engine = make_engine(config.db_url)
-    try:
-        create_schema(engine)
-        with make_sessionmaker(engine)() as session, session.begin():
-            queue = models.Queue(name=QUEUE, title="Benchmark queue")
-            if hasattr(models.Queue, "announce_frequency"):
-                queue.announce_frequency = 0         # like app_queue's bench queue
-            session.add(queue)
-            for i, (ext, password) in enumerate(sorted(passwords.items())):
-                session.add(models.Agent(extension=ext, name=f"Bench Agent {ext}",
-                                         birth_year=1960 + 4 * i, auto_login=True,
-                                         sip_md5_cred=sip_md5_cred(ext, password)))
-                session.flush()
-                session.add(models.QueueMember(queue_name=QUEUE, agent_extension=ext))
-                if hasattr(models, "AgentSkill"):
-                    session.add(models.AgentSkill(agent_extension=ext, skill=QUEUE, level=3 + i % 3))
-    finally:
-        engine.dispose()
-    return passwords
+    """Queue ``bench`` (no announcements, like app_queue's) and ``n`` auto-login agents
+    2001.. in it; ``{ext: password}``."""
+    return seed_queue_agents(config, QUEUE, n, ext_base=EXT_BASE, title="Benchmark queue",
+                             announce_frequency=0)
 
 
 # --- the run ------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import sys
+import urllib.parse
 
 from callpilot.infra import config as config_mod
 from callpilot.infra.config import Config, ConfigError
@@ -20,8 +21,16 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def cmd_serve(config: Config, _args) -> int:
-    from callpilot.app.server import serve
-    asyncio.run(serve(config))
+    from callpilot.infra.pidlock import AlreadyRunning, PidLock
+    try:
+        lock = PidLock(config.state_dir / "serve.pid").acquire()
+    except AlreadyRunning as exc:
+        print(f"callpilot: serve is already running for state dir {config.state_dir} "
+              f"(pid {exc.pid or '?'}); not starting a second one", file=sys.stderr)
+        return 1
+    with lock:
+        from callpilot.app.server import serve
+        asyncio.run(serve(config))
     return 0
 
 
@@ -63,6 +72,10 @@ def cmd_asterisk(config: Config, args) -> int:
     elif args.action == "down":
         runner.down(config)
         print("asterisk down")
+    elif args.action == "install":
+        install = runner.ensure_install(config)
+        where = f"in the root filesystem {install.rootfs}" if install.rootfs else "(system)"
+        print(f"asterisk: {install.binary} {where}")
     elif args.action == "render":
         runner.render(config, runner.load_agents(config))
         print(f"rendered into {config.asterisk_dir / 'etc'}")
@@ -97,35 +110,42 @@ def cmd_status(config: Config, args) -> int:
 
 
 def cmd_call(config: Config, args) -> int:
-    """Place a real call from the trunk side and print what happened, with the call record."""
+    """Place a real call from the trunk side and print what happened, with its call record."""
+    from datetime import datetime, timezone
     from testkit.sipua import Caller
     a = config.asterisk
     caller = Caller(args.did, a.sip_host, a.sip_port, local_ip=a.trunk_ips[0],
                     from_number=args.from_number, dtmf=args.dtmf, dtmf_delay=args.dtmf_delay,
                     hold_seconds=args.hold)
+    placed_at = datetime.now(timezone.utc).replace(microsecond=0)
     result = asyncio.run(caller.run())
+    rejected = not result.answered and (result.status is None or result.status >= 300)
     report = {"sip_status": result.status, "answered": result.answered, "ended_by": result.ended_by,
               "seconds_connected": round(result.duration, 1),
-              "record": _last_record(config, args.from_number)}
+              "record": None if rejected else _own_record(config, args.from_number, args.did,
+                                                          placed_at)}
     print(json.dumps(report, indent=2, default=str))
     return 0 if result.answered else 1
 
 
-def _last_record(config: Config, caller_id: str, wait: float = 3.0) -> dict | None:
-    """The newest call record of ``caller_id`` once serve has closed it (None if none)."""
+def _own_record(config: Config, caller_id: str, did: str, placed_at, wait: float = 3.0) -> dict | None:
+    """The record of the call just placed: the first one from ``caller_id`` to ``did`` that
+    started after ``placed_at`` (never an earlier call's), once serve has closed it."""
     import time
     from sqlalchemy import select
     from callpilot.infra.db import session as db
     from callpilot.infra.db.models import CallRecord
     engine = db.make_engine(config.db_url)
     db.create_schema(engine)
+    query = (select(CallRecord).where(CallRecord.caller_id == caller_id, CallRecord.did == did,
+                                      CallRecord.started_at >= placed_at)
+             .order_by(CallRecord.started_at).limit(1))
     deadline = time.monotonic() + wait
     try:
         while True:
             with db.make_sessionmaker(engine)() as s:
-                row = s.scalars(select(CallRecord).where(CallRecord.caller_id == caller_id)
-                                .order_by(CallRecord.started_at.desc()).limit(1)).first()
-            if row is None or row.state == "ended" or time.monotonic() > deadline:
+                row = s.scalars(query).first()
+            if (row is not None and row.state == "ended") or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
     finally:
@@ -156,9 +176,10 @@ def cmd_agents(config: Config, args) -> int:
     if not args.extension:
         print(f"callpilot: agents {args.action} needs an extension", file=sys.stderr)
         return 2
-    reason = f"?reason={args.reason}" if args.reason else ""
+    params = {"reason": args.reason} if args.reason else None
+    ext = urllib.parse.quote(args.extension, safe="")
     try:
-        code, body = asyncio.run(post(sock, f"/agents/{args.extension}/{args.action}{reason}"))
+        code, body = asyncio.run(post(sock, f"/agents/{ext}/{args.action}", params))
     except OSError:
         print("callpilot: serve is not running", file=sys.stderr)
         return 3
@@ -224,6 +245,11 @@ def cmd_flows(config: Config, args) -> int:
     return flows_cli.run(config, args)
 
 
+def cmd_campaigns(config: Config, args) -> int:
+    from callpilot.app import campaigns_cli
+    return campaigns_cli.run(config, args)
+
+
 def cmd_calendars(config: Config, args) -> int:
     from callpilot.app import calendars_cli
     return calendars_cli.run(config, args)
@@ -239,10 +265,24 @@ def cmd_demo(config: Config, _args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line (and exit 2), like every other CLI error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _dtmf(value: str) -> str:
+    if not all(c in "0123456789*#" for c in value):
+        raise argparse.ArgumentTypeError(f"{value!r}: keys 0-9, * and # only")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="callpilot", description=__doc__)
+    p = _Parser(prog="callpilot", description=__doc__)
     p.add_argument("--config", help="TOML config file (or CALLPILOT_CONFIG)")
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--debug", action="store_true", help="on an error, show the traceback too")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the call server (ARI, AMI, FastAGI, ACD)").set_defaults(fn=cmd_serve)
     sub.add_parser("web", help="run the admin web UI").set_defaults(fn=cmd_web)
@@ -253,14 +293,14 @@ def build_parser() -> argparse.ArgumentParser:
     us.add_argument("--agent", help="agent extension of this login (role agent)")
     us.set_defaults(fn=cmd_users)
     ast = sub.add_parser("asterisk", help="install, configure and run Asterisk")
-    ast.add_argument("action", choices=["up", "down", "status", "render"])
+    ast.add_argument("action", choices=["install", "up", "down", "status", "render"])
     ast.set_defaults(fn=cmd_asterisk)
     st = sub.add_parser("status", help="health of Asterisk, ARI, AMI and queues")
     st.add_argument("--json", action="store_true")
     st.set_defaults(fn=cmd_status)
     call = sub.add_parser("call", help="place a real test call through the trunk (sipp)")
     call.add_argument("did")
-    call.add_argument("--dtmf", default="", help="digits to press after answer, e.g. 1")
+    call.add_argument("--dtmf", default="", type=_dtmf, help="digits to press after answer, e.g. 1")
     call.add_argument("--dtmf-delay", type=float, default=1.0, help="seconds after answer")
     call.add_argument("--from-number", default="15550001")
     call.add_argument("--hold", type=float, default=15.0, help="seconds to stay on the line")
@@ -291,18 +331,39 @@ def build_parser() -> argparse.ArgumentParser:
     qs.add_argument("--target", type=float, default=20.0, help="service level target, seconds")
     qs.add_argument("--json", action="store_true")
     qs.set_defaults(fn=cmd_queues)
+    from callpilot.app import campaigns_cli
+    cp = sub.add_parser("campaigns", help="outbound campaigns: create, import, start, pause, resume, report")
+    campaigns_cli.add_arguments(cp)
+    cp.set_defaults(fn=cmd_campaigns)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging(args.verbose)
+    _setup_logging(args.verbose or args.debug)
     try:
         config = config_mod.load(args.config)
     except ConfigError as exc:
+        if args.debug:
+            raise
         print(f"callpilot: configuration error: {exc}", file=sys.stderr)
         return 2
-    return args.fn(config, args)
+    try:
+        return args.fn(config, args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001  (the CLI's last word: one line, never a traceback)
+        if args.debug:
+            raise
+        print(f"callpilot {args.command}: {error_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def error_line(exc: BaseException) -> str:
+    """One line saying what failed: the exception's first line, its kind when it says little."""
+    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "failed")
+    more = " (--debug shows the details)" if "\n" in str(exc).strip() else ""
+    return f"{exc.__class__.__name__}: {text}{more}"
 
 
 if __name__ == "__main__":

@@ -54,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--version", type=int)
     which.add_argument("--draft", action="store_true")
     e.add_argument("-o", "--output", help="write to this file instead of stdout")
+    actions.add_parser("render", help="seed the built-in flows and render every live flow's "
+                                      "prompts now (serve would do it in the background)")
     ls = actions.add_parser("list", help="flows with their live version, or one flow's history")
     ls.add_argument("name", nargs="?")
     ls.add_argument("--json", action="store_true")
@@ -66,7 +68,7 @@ def _authoring(parser: argparse.ArgumentParser) -> None:
 
 def run(config: Config, args: argparse.Namespace) -> int:
     from ivr.errors import FlowInvalid
-    from ivr.store import UnknownFlow
+    from ivr.store import FlowUnchanged, UnknownFlow
     if not getattr(args, "verbose", False):       # the command's answer, not migration chatter
         logging.getLogger().setLevel(logging.WARNING)
     try:
@@ -74,9 +76,14 @@ def run(config: Config, args: argparse.Namespace) -> int:
         if args.flows_action == "validate" and Path(args.source).suffix == ".json":
             return _validate_file(validate, Path(args.source))
         with _store(config, validate) as store:
+            if args.flows_action == "render":
+                return _render(store, config)
             return ACTIONS[args.flows_action](store, args)
     except UnknownFlow as exc:
         return _fail(str(exc.args[0]) if exc.args else str(exc))
+    except FlowUnchanged as exc:
+        print(f"{exc}: nothing published")
+        return 0
     except FlowInvalid as exc:
         _print_errors(f"flow {getattr(args, 'name', '')!s} not published", exc.errors)
         return EXIT_INVALID
@@ -89,11 +96,12 @@ class _CliError(Exception):
 
 
 def _validator(config: Config):
-    """Validation like ``serve`` does it (vocabulary check when a speech model is set)."""
+    """Validation like ``serve`` does it (vocabulary check when a speech model is set; transfer
+    routes must be configured)."""
     from ivr.speech.model import SpeechUnavailable, load_configured
     from ivr.wiring import validator
     try:
-        return validator(load_configured(config.speech_model))
+        return validator(load_configured(config.speech_model), set(config.routes))
     except SpeechUnavailable as exc:
         raise _CliError(f"speech_model: {exc}") from exc
 
@@ -140,17 +148,35 @@ def _import(store, args) -> int:
 
 
 def _publish(store, args) -> int:
+    """With ``--file``, the document replaces the draft only once it is known valid: a
+    refused publish leaves the draft as it was."""
     if args.file:
-        errors = store.save_draft(args.name, _read_document(Path(args.file)), args.author)
+        document = _read_document(Path(args.file))
+        errors = store.validate(args.name, document)
         if errors:
-            _print_errors(f"flow {args.name} not published", errors)
+            _print_errors(f"flow {args.name} not published (draft unchanged)", errors)
             return EXIT_INVALID
+        store.save_draft(args.name, document, args.author)
     return _publish_draft(store, args)
 
 
 def _publish_draft(store, args) -> int:
     version = store.publish(args.name, args.author, args.comment)
     print(f"flow {args.name}: version {version} published (live in serve within 2 s)")
+    return 0
+
+
+def _render(store, config: Config) -> int:
+    import asyncio
+    from ivr import flows as builtin
+    from ivr.runner import prerender
+    from ivr.tts import PromptCache
+    for name in builtin.builtin_names():
+        store.seed(name, builtin.load_builtin(name))
+    prompts = PromptCache(config.prompts_dir, config.tts_voice, config.tts_rate)
+    for name, number in sorted(store.latest_versions().items()):
+        count = asyncio.run(prerender(prompts, store.version(name, number)))
+        print(f"flow {name} v{number}: {count} prompts ready")
     return 0
 
 
@@ -214,15 +240,37 @@ ACTIONS = {"validate": _validate_draft, "import": _import, "publish": _publish,
 
 
 def _read_document(path: Path) -> dict[str, Any]:
+    from ivr.schema import MAX_DOCUMENT_BYTES
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        if path.stat().st_size > MAX_DOCUMENT_BYTES:
+            raise _CliError(f"{path}: {path.stat().st_size} bytes; a flow document has at "
+                            f"most {MAX_DOCUMENT_BYTES}")
+        document = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_no_duplicates)
     except FileNotFoundError:
         raise _CliError(f"{path}: no such file") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise _CliError(f"{path}: cannot be read: {exc.__class__.__name__}") from None
     except json.JSONDecodeError as exc:
         raise _CliError(f"{path}: not JSON: line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except _DuplicateKey as exc:
+        raise _CliError(f"{path}: key {exc.args[0]!r} appears twice in one object") from None
     if not isinstance(document, dict):
         raise _CliError(f"{path}: a flow document must be a JSON object")
     return document
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """JSON objects with a key twice are refused (json keeps the last one silently)."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen
 
 
 def _print_errors(label: str, errors) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from acd.actions import CallControl
 from acd.agents import AgentRoster
 from acd.clock import SystemClock
+from acd.degraded import DegradedCalls
 from acd.dispatcher import Dispatcher
 from acd.hooks import CallHooks
 from acd.model import AgeBands
@@ -25,7 +26,9 @@ from acd.readoption import Readoption
 from acd.roster_store import load_queues, load_roster
 from acd.service import AcdService
 from acd.stasis import AcdStasis
+from callpilot.app import outbound_wiring
 from callpilot.app.status import StatusServer
+from callpilot.infra.asterisk import runner as asterisk_runner
 from callpilot.infra.asterisk.agi import AgiServer
 from callpilot.infra.asterisk.ami import AmiMonitor
 from callpilot.infra.asterisk.ari import AriClient
@@ -54,12 +57,19 @@ class Server:
         self._infrastructure(config, engine)
         self._acd(config)
         self._ivr(config)
+        self.outbound = outbound_wiring.build(self)         # campaigns: roles outbound, outbound-amd
         self.status = StatusServer(config.state_dir / "serve.sock", self.snapshot, self.agent_command,
                                    reload=self.reload)
         self.ari.on_event(self.router.on_event)
         self.ari.on_connect(self.ivr.resume_open_calls)     # callers in the menu first,
         self.ari.on_connect(self.readoption.resync)         # then the ACD takes the rest
+        self.ari.on_connect(self.outbound.calls.resync)     # campaign calls: adopt or close
+        # calls Asterisk took on the degraded path while serve was away (dialplan -> app_queue)
+        self.degraded = DegradedCalls(asterisk_runner.queue_log_path(config),
+                                      CallRecordStore(self.sessions),
+                                      queue=asterisk_runner.DEGRADED_QUEUE)
         self._stop = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
 
     def _infrastructure(self, config: Config, engine) -> None:
         secrets, a = config.secrets, config.asterisk
@@ -84,7 +94,7 @@ class Server:
                                      ring_timeout=acd.ring_timeout, wrapup_seconds=acd.wrapup_seconds,
                                      queues=load_queues(self.sessions), speak=self._speak,
                                      events=self.queue_events, fallback_queue=acd.general_queue,
-                                     bands=self.bands, clock=self.clock)
+                                     bands=self.bands, clock=self.clock, give_up=self._apologise)
         self.acd = AcdService(self.dispatcher, self.control, self.records, customers=self.customers,
                               bands=self.bands, render=self.prompts.sound_uri_async,
                               fallback_queue=acd.general_queue, clock=self.clock)
@@ -95,6 +105,9 @@ class Server:
 
     async def _speak(self, call_id: str, text: str) -> None:
         await self.acd.speak(call_id, text)
+
+    async def _apologise(self, call_id: str, why: str) -> None:
+        await self.acd.apologise(call_id, why)
 
     def _ivr(self, config: Config) -> None:
         parts = ivr_wiring.build(config, self.sessions, self.prompts, customers=self.customers,
@@ -118,12 +131,14 @@ class Server:
     # -- run ----------------------------------------------------------------------------
     async def run(self) -> None:
         self.dispatcher.adopt_roster(load_roster(self.sessions, bands=self.bands))
-        await self.flows.start()         # seed built-ins, load live versions, prerender, poll
-        await self.status.start()
-        await self.agi.start()
+        await self.flows.start()         # seed built-ins, load live versions, poll; prompts
+        await self.status.start()        # render in the background: ARI registers at once
         await self.ami.start()
         self.dispatcher.start()
+        self.outbound.dialer.start()
         ari_task = asyncio.create_task(self.ari.run(), name="ari")
+        await self.agi.start()
+        self._background(self.degraded.run(), "degraded-calls")
         self._install_signals()
         logger.info("serve up: %d agents, flows %s", len(self.roster.agents), sorted(self.flows))
         await self._stop.wait()
@@ -134,12 +149,21 @@ class Server:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
 
+    def _background(self, coro, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def stop(self) -> None:
         self._stop.set()
 
     async def shutdown(self, ari_task: asyncio.Task) -> None:
         logger.info("serve stopping; calls stay parked in Stasis for the next start")
+        for task in list(self._tasks):
+            task.cancel()
         await self.dispatcher.stop()
+        await self.outbound.dialer.stop()
+        await self.outbound.calls.stop()
         self.acd_stasis.close()
         await self.flows.close()
         if self.ari_speech is not None:

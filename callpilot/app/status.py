@@ -78,9 +78,11 @@ async def fetch(path: Path, timeout: float = 2.0) -> dict[str, Any] | None:
         return None
 
 
-async def post(path: Path, url_path: str, timeout: float = 5.0) -> tuple[int, dict[str, Any]]:
-    """POST to serve's control socket; (status, body).  Raises OSError if serve is down."""
+async def post(path: Path, url_path: str, params: dict[str, str] | None = None,
+               timeout: float = 5.0) -> tuple[int, dict[str, Any]]:
+    """POST to serve's control socket; (status, body).  Raises OSError if serve is down.
+    ``params`` go in the query string, encoded (a reason may hold ``&``, ``=``, spaces)."""
     conn = aiohttp.UnixConnector(path=str(path))
     async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=timeout)) as s:
-        async with s.post(f"http://serve{url_path}") as resp:
+        async with s.post(f"http://serve{url_path}", params=params or None) as resp:
             return resp.status, await resp.json()

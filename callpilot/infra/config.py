@@ -7,6 +7,8 @@ defaults: they are generated once per install into ``<state_dir>/secrets.toml`` 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import ipaddress
 import logging
 import os
 import re
@@ -14,8 +16,10 @@ import secrets
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
 logger = logging.getLogger(__name__)
 
@@ -24,35 +28,74 @@ DEFAULT_ROOTFS = Path.home() / ".cache" / "callpilot" / "asterisk-rootfs"
 
 
 class ConfigError(ValueError):
-    """The configuration cannot be used; the message says which key and why."""
+    """The configuration cannot be used; the message says which key and why (one line)."""
+
+
+# --- typed values: pydantic validates the dataclasses below at load ----------------------
+
+
+def _whole_number(value: Any) -> Any:
+    """Integers, or digit strings (environment variables); never true/false or 5060.9."""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise ValueError("a whole number, not true/false or a fraction")
+    return value
+
+
+def _comma_list(value: Any) -> Any:
+    """``"a, b"`` (an environment variable) -> ``["a", "b"]``; lists stay lists."""
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return value
+
+
+def _ip_address(value: str) -> str:
+    ipaddress.ip_address(value)          # ValueError names the value
+    return value
+
+
+def _expand(path: Path) -> Path:
+    return path.expanduser()
+
+
+Int = Annotated[int, BeforeValidator(_whole_number)]
+Port = Annotated[Int, Field(ge=1, le=65535)]
+Seconds = Annotated[Int, Field(ge=0, le=86400)]
+IpList = Annotated[list[Annotated[str, AfterValidator(_ip_address)]], BeforeValidator(_comma_list),
+                   Field(min_length=1)]
+IntList = Annotated[list[Annotated[Int, Field(ge=1, le=150)]], BeforeValidator(_comma_list)]
+DirPath = Annotated[Path, AfterValidator(_expand)]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+Digits = Annotated[str, Field(pattern=r"^[0-9]{0,32}$")]
+_STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 @dataclass
 class AsteriskConfig:
+    __pydantic_config__ = _STRICT
     binary: str | None = None          # None: system asterisk if on PATH, else the rootfs
-    rootfs: Path = DEFAULT_ROOTFS      # Debian sid rootfs built by mmdebstrap, cached
+    rootfs: DirPath = DEFAULT_ROOTFS   # Debian sid rootfs built by mmdebstrap, cached
     sip_host: str = "127.0.0.1"
-    sip_port: int = 5060
-    trunk_ips: list[str] = field(default_factory=lambda: ["127.0.0.2"])
-    ari_port: int = 8088
+    sip_port: Port = 5060
+    trunk_ips: IpList = field(default_factory=lambda: ["127.0.0.2"])
+    ari_port: Port = 8088
     # Where serve reaches ARI (REST and events); "" = Asterisk's own listener on ari_port.
     # Tests and bench point it at a fault-injecting proxy (testkit/ari_faults.py).
     ari_url: str = ""
-    ami_port: int = 5038
-    rtp_start: int = 10000
-    rtp_end: int = 10999
-    app_name: str = "callpilot"
+    ami_port: Port = 5038
+    rtp_start: Port = 10000
+    rtp_end: Port = 10999
+    app_name: Name = "callpilot"
     # DID -> flow name, answered by the Stasis app; agi_dids run the flow over FastAGI.
     dids: dict[str, str] = field(default_factory=lambda: {"800": "main"})
     agi_dids: dict[str, str] = field(default_factory=lambda: {"801": "main"})
     # DID -> queue: straight into the ACD without IVR (a hotline, a VIP line)
     queue_dids: dict[str, str] = field(default_factory=dict)
-    agent_qualify_seconds: int = 0     # OPTIONS ping to agent phones; 0 = off
+    agent_qualify_seconds: Seconds = 0  # OPTIONS ping to agent phones; 0 = off
     # DID that reaches a plain app_queue queue "bench" (the benchmark baseline); "" = none.
-    queue_bench_did: str = ""
+    queue_bench_did: Digits = ""
     # DID answered then sent straight to the ACD queue "bench" (Stasis enqueue, no IVR),
     # the CallPilot side of the same benchmark; "" = none.
-    acd_bench_did: str = ""
+    acd_bench_did: Digits = ""
     # carrier trunks for outbound calls: name -> "host:port".  Rendered as PJSIP endpoint
     # "out-<name>" that nothing inbound can match; only serve dials through it, and only the
     # fixed numbers of [routes].
@@ -61,15 +104,30 @@ class AsteriskConfig:
 
 @dataclass
 class AcdConfig:
-    ring_timeout: int = 15             # seconds an agent phone rings before the next agent
-    wrapup_seconds: int = 5
-    general_queue: str = "general"     # where the IVR sends callers it could not route
+    __pydantic_config__ = _STRICT
+    ring_timeout: Annotated[Int, Field(ge=1, le=600)] = 15   # seconds an agent phone rings
+    wrapup_seconds: Annotated[Int, Field(ge=0, le=3600)] = 5
+    general_queue: Name = "general"    # where the IVR sends callers it could not route
     # age-band lower bounds: [25, 35, 45, 55] gives <25, 25-34, 35-44, 45-54, 55+
-    age_bands: list[int] = field(default_factory=lambda: [25, 35, 45, 55])
+    age_bands: IntList = field(default_factory=lambda: [25, 35, 45, 55])
+
+
+@dataclass
+class OutboundConfig:
+    """Where campaign calls go: ``routes`` maps a number prefix ("+1212") to a carrier's
+    ``host:port`` (longest prefix wins), ``default_route`` takes the rest ("" = no route:
+    those contacts fail).  Calls leave through the PJSIP endpoint ``outbound``, which no
+    inbound request can ever be matched to (docs/outbound.md)."""
+    __pydantic_config__ = _STRICT
+    routes: dict[str, str] = field(default_factory=dict)
+    default_route: str = ""
+    poll_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+    node: Name = "serve"               # claimed_by on attempts (several nodes on one DB)
 
 
 @dataclass
 class Secrets:
+    __pydantic_config__ = _STRICT
     ari_user: str = "callpilot"
     ari_password: str = ""
     ami_user: str = "callpilot"
@@ -78,16 +136,17 @@ class Secrets:
 
 @dataclass
 class Config:
-    state_dir: Path = DEFAULT_STATE_DIR
+    __pydantic_config__ = _STRICT
+    state_dir: DirPath = DEFAULT_STATE_DIR
     database_url: str = ""             # default: sqlite file in state_dir
     agi_host: str = "127.0.0.1"
-    agi_port: int = 4573
+    agi_port: Port = 4573
     web_host: str = "127.0.0.1"
-    web_port: int = 8080
+    web_port: Port = 8080
     # the admin web is reached over HTTPS (a TLS proxy in front): session cookie marked Secure
     web_behind_tls: bool = False
     tts_voice: str = "en-us"
-    tts_rate: int = 160
+    tts_rate: Annotated[Int, Field(ge=80, le=450)] = 160
     # Vosk model directory for speech menus ("" = keys only); "ko:/path" names its language
     speech_model: str = ""
     # allow-listed outbound routes a flow's transfer node may name: name -> {number, trunk}.
@@ -95,6 +154,7 @@ class Config:
     routes: dict[str, dict[str, str]] = field(default_factory=dict)
     asterisk: AsteriskConfig = field(default_factory=AsteriskConfig)
     acd: AcdConfig = field(default_factory=AcdConfig)
+    outbound: OutboundConfig = field(default_factory=OutboundConfig)
     secrets: Secrets = field(default_factory=Secrets)
 
     @property
@@ -143,20 +203,51 @@ _ENV_KEYS: dict[str, tuple[str | None, str]] = {
 }
 
 
+# Other CALLPILOT_* variables the project's tooling reads (not settings of this file).
+TOOLING_ENV = frozenset({
+    "CALLPILOT_CONFIG", "CALLPILOT_UID", "CALLPILOT_GID", "CALLPILOT_TOML", "CALLPILOT_EXTRAS",
+    "CALLPILOT_QUEUE", "CALLPILOT_TEST_DATABASE_URL", "CALLPILOT_E2E_DATABASE",
+    "CALLPILOT_PG_PORT", "CALLPILOT_SIPP", "CALLPILOT_KEEP_SIPP", "CALLPILOT_DUMPCAP",
+    "CALLPILOT_DEBUG"})
+
+
 def load(path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:
-    """Build the config from defaults, the TOML file and the environment; load secrets."""
+    """Build the config from defaults, the TOML file and the environment; load secrets.
+
+    Every value is checked for type and range (ConfigError names the key); the state dir
+    is created (mode 0700) and the SQLite database's directory must exist."""
     env = dict(os.environ if env is None else env)
+    check_environment(env)
     path = path or env.get("CALLPILOT_CONFIG")
     raw: dict[str, Any] = {}
     if path:
         raw = _read_toml(Path(path))
     for name, (section, key) in _ENV_KEYS.items():
         if name in env:
-            (raw.setdefault(section, {}) if section else raw)[key] = env[name]
-    config = _build(Config, raw, "")
+            table = raw.setdefault(section, {}) if section else raw
+            if not isinstance(table, dict):
+                raise ConfigError(f"[{section}] must be a table")
+            table[key] = env[name]
+    raw.pop("secrets", None)           # secrets live in <state_dir>/secrets.toml only
+    config = _build(raw)
     _validate(config)
+    prepare_state_dir(config.state_dir)
+    _check_database_dir(config)
     config.secrets = load_secrets(config.state_dir)
     return config
+
+
+def check_environment(env: dict[str, str]) -> None:
+    """A CALLPILOT_* variable that is no setting: a near miss of one is an error (a typo
+    would otherwise silently use the default), anything else a warning."""
+    for name in sorted(n for n in env if n.startswith("CALLPILOT_")):
+        if name in _ENV_KEYS or name in TOOLING_ENV:
+            continue
+        near = difflib.get_close_matches(name, [*_ENV_KEYS, *TOOLING_ENV], n=1, cutoff=0.8)
+        if near and near[0] in _ENV_KEYS:
+            raise ConfigError(f"unknown environment variable {name}; did you mean {near[0]}?")
+        logger.warning("unknown environment variable %s ignored%s", name,
+                       f"; did you mean {near[0]}?" if near else "")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -164,59 +255,58 @@ def _read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(path.read_text())
     except FileNotFoundError as exc:
         raise ConfigError(f"config file {path} does not exist") from exc
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.__class__.__name__}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
 
 
-def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(raw) - set(fields)
-    if unknown:
-        raise ConfigError(f"unknown config key(s) {sorted(unknown)} in [{where or 'top'}]")
-    values = {}
-    for name, value in raw.items():
-        values[name] = _coerce(fields[name], value, f"{where}.{name}".lstrip("."))
-    return cls(**values)
+_ADAPTER = TypeAdapter(Config)
 
 
-def _coerce(f: dataclasses.Field, value: Any, where: str) -> Any:
-    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-    nested = {"AsteriskConfig": AsteriskConfig, "AcdConfig": AcdConfig, "Secrets": Secrets}
-    if kind in nested:
-        if not isinstance(value, dict):
-            raise ConfigError(f"[{where}] must be a table")
-        return _build(nested[kind], value, where)
+def _build(raw: dict[str, Any]) -> Config:
     try:
-        if kind == "int":
-            return int(value)
-        if kind == "bool" and isinstance(value, str):
-            return _boolean(value)
-        if kind == "Path":
-            return Path(value).expanduser()
-        if kind == "list[str]" and isinstance(value, str):
-            return [v.strip() for v in value.split(",") if v.strip()]
-        if kind == "list[int]":
-            items = value.split(",") if isinstance(value, str) else value
-            return [int(v) for v in items]
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: {value!r} is not a valid {kind}") from exc
-    return value
+        return _ADAPTER.validate_python(raw)
+    except ValidationError as exc:
+        raise ConfigError("; ".join(_describe(e) for e in exc.errors())) from None
 
 
-def _boolean(value: str) -> bool:
-    text = value.strip().lower()
-    if text not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-        raise ValueError(value)
-    return text in ("1", "true", "yes", "on")
+def _describe(error: dict[str, Any]) -> str:
+    where = ".".join(str(part) for part in error["loc"]) or "(top)"
+    if error["type"] == "unexpected_keyword_argument":
+        return f"unknown config key {where}"
+    value = error.get("input")
+    shown = repr(value) if not isinstance(value, dict) else "a table"
+    return f"{where}: {error['msg'].removeprefix('Value error, ')} (got {shown[:60]})"
+
+
+def prepare_state_dir(state_dir: Path) -> None:
+    """Create the state dir (0700: it holds the database and the secrets)."""
+    if state_dir.exists() and not state_dir.is_dir():
+        raise ConfigError(f"state_dir {state_dir} exists and is not a directory")
+    try:
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(state_dir, 0o700)
+    except OSError as exc:
+        raise ConfigError(f"state_dir {state_dir} cannot be created: {exc.strerror}") from None
+
+
+def _check_database_dir(config: Config) -> None:
+    url = config.database_url
+    if not url:
+        return
+    if not url.startswith(("sqlite:", "postgresql")):
+        raise ConfigError(f"database_url {url[:40]!r}: sqlite:///<file> or postgresql+psycopg://...")
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        directory = Path(url.removeprefix("sqlite:///")).expanduser().parent
+        if not directory.is_dir():
+            raise ConfigError(f"database_url: directory {directory} does not exist")
 
 
 def _validate(config: Config) -> None:
     a = config.asterisk
     ports = {"sip_port": a.sip_port, "ari_port": a.ari_port, "ami_port": a.ami_port,
              "agi_port": config.agi_port, "web_port": config.web_port}
-    for name, port in ports.items():
-        if not 1 <= port <= 65535:
-            raise ConfigError(f"{name}: {port} is not a TCP/UDP port")
     if len(set(ports.values())) != len(ports):
         raise ConfigError(f"ports must differ: {ports}")
     bands = config.acd.age_bands
@@ -292,9 +382,7 @@ def route_dial_strings(config: Config) -> dict[str, str]:
 def load_secrets(state_dir: Path) -> Secrets:
     """Read ``secrets.toml``, generating missing secrets once (file mode 0600)."""
     path = state_dir / "secrets.toml"
-    data: dict[str, str] = {}
-    if path.exists():
-        data = tomllib.loads(path.read_text())
+    data = _read_secrets(path)
     changed = False
     for key in ("ari_password", "ami_secret"):
         if not data.get(key):
@@ -308,6 +396,21 @@ def load_secrets(state_dir: Path) -> Secrets:
             fh.write(text)
         logger.info("generated secrets in %s", path)
     return Secrets(**{k: v for k, v in data.items() if k in {f.name for f in dataclasses.fields(Secrets)}})
+
+
+def _read_secrets(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+        raise ConfigError(f"secrets file {path} is unreadable or not TOML ({exc}); restore it "
+                          f"or delete it to generate new secrets") from None
+    bad = sorted(k for k, v in data.items() if not isinstance(v, str))
+    if bad:
+        raise ConfigError(f"secrets file {path}: {', '.join(bad)} must be strings")
+    os.chmod(path, 0o600)
+    return data
 
 
 def to_toml(config: Config) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import select, update
 
@@ -29,6 +30,7 @@ from callpilot.infra.db import session as db
 from callpilot.infra.db.models import Queue
 from callpilot.infra.db.surveys import SurveyResponse
 from ivr.store import FlowStore
+from testkit.rtp_pcap import rtp_pcap
 from testkit.sipua import AgentPhone, Caller, FarEnd, free_port
 from tests import pg
 from tests.e2e.conftest import E2E_DATABASE_ENV, make_e2e_config
@@ -81,6 +83,13 @@ class Instance:
     config: Config
     passwords: dict[str, str]
     desk_port: int
+    talk_audio: Path               # 40 s of tone: far ends keep sending RTP through a restart
+
+
+def tone_pcap(path: Path, seconds: float = 40.0) -> Path:
+    t = np.arange(int(seconds * 8000)) / 8000
+    rtp_pcap((6000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16), path)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -96,9 +105,10 @@ def inst(request, tmp_path_factory) -> Instance:
     cfg.acd = AcdConfig(ring_timeout=8, wrapup_seconds=0)
     passwords = demo.seed(cfg)
     _seed(cfg)
+    talk = tone_pcap(state.parent / "talk.pcap")
     runner.up(cfg)
     try:
-        yield Instance(cfg, passwords, desk_port)
+        yield Instance(cfg, passwords, desk_port, talk)
     finally:
         runner.down(cfg)
 
@@ -130,6 +140,7 @@ async def phones(inst):
 
     async def start(ext: str, behaviour: str = "answer", **kwargs) -> AgentPhone:
         a = inst.config.asterisk
+        kwargs.setdefault("talk_audio", inst.talk_audio)
         phone = AgentPhone(ext, inst.passwords[ext], a.sip_host, a.sip_port, behaviour=behaviour,
                            **kwargs)
         await phone.start()
@@ -143,7 +154,7 @@ async def phones(inst):
 
 @pytest.fixture
 async def desk(inst):
-    far = FarEnd("desk", DESK_IP, inst.desk_port)
+    far = FarEnd("desk", DESK_IP, inst.desk_port, talk_audio=inst.talk_audio)
     await far.start()
     yield far
     await far.stop()
@@ -398,3 +409,24 @@ async def _eventually(read, timeout: float = 10.0):
         if rows or time.monotonic() > deadline:
             return rows
         await asyncio.sleep(0.25)
+
+
+async def test_a_caller_left_in_a_survey_by_a_dead_serve_is_hung_up(cfg, serve, phones):
+    """kill -9 serve while the survey plays: the restarted serve does not leave the caller
+    in silence (the record is closed, nobody would ever speak to them again)."""
+    agent = await phones("1003", behaviour="hangup", talk_seconds=2.0)
+    await agent_ready(serve, "1003")
+    who = number()
+    call = asyncio.create_task(caller(cfg, "803", who, hold=60).run())
+    await agent.wait_for("hungup", timeout=30)
+    record = await wait_record(cfg, who)          # answered and closed; the survey starts
+    await asyncio.sleep(1.0)
+    serve.stop(kill=True)
+    restarted = ServeProcess(cfg).start()
+    try:
+        await restarted.wait_ready()
+        result = await asyncio.wait_for(call, 30)
+    finally:
+        restarted.stop()
+    assert result.ended_by == "remote" and result.duration < 45, result
+    assert record.outcome == "answered" and survey_rows(cfg, record.id) == []

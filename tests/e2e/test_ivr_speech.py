@@ -12,25 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import struct
 import subprocess
 import sys
-import threading
-import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from callpilot.app import demo
 from callpilot.infra.asterisk import runner
 from callpilot.infra.config import Config, to_toml
+from testkit.rtp_sniffer import RtpSniffer
 from testkit.sipua import Caller
 from ivr.speech import default_model_path
-from testkit.ivr_fakes import alaw_decode, rtp_pcap, speech_samples
+from testkit.ivr_fakes import rtp_pcap, speech_samples
 from ivr.tts import PromptCache, read_wav
 from tests.e2e.conftest import make_e2e_config
 from tests.e2e.serve_proc import ServeProcess, wait_record
@@ -122,57 +117,6 @@ def journey(record) -> dict:
 
 
 # ------------------------------------------------------------------ wire-level RTP capture
-
-@dataclass
-class Packet:
-    at: float
-    to_caller: bool
-    level_db: float
-
-
-class RtpSniffer:
-    """Captures the caller's RTP on the loopback interface (AF_PACKET, needs root) and
-    tells when speech started on the wire and when the prompt audio stopped."""
-
-    def __init__(self, media_port: int):
-        self.port = media_port
-        self.packets: list[Packet] = []
-        self._stop = threading.Event()
-        self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
-        self._sock.bind(("lo", 0))
-        self._sock.settimeout(0.2)
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> RtpSniffer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self._sock.close()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                frame, address = self._sock.recvfrom(65535)
-            except socket.timeout:
-                continue
-            if address[2] == socket.PACKET_OUTGOING:     # loopback shows each packet twice
-                continue
-            self._parse(time.monotonic(), frame)
-
-    def _parse(self, at: float, frame: bytes) -> None:
-        if len(frame) < 42 or frame[12:14] != b"\x08\x00" or frame[23] != 17:
-            return
-        ihl = (frame[14] & 0x0F) * 4
-        src, dst = struct.unpack("!HH", frame[14 + ihl:18 + ihl])
-        rtp = frame[22 + ihl:]
-        if self.port not in (src, dst) or len(rtp) < 12 or rtp[0] >> 6 != 2 or rtp[1] & 0x7F != 8:
-            return
-        samples = alaw_decode(rtp[12:]).astype(np.float64)
-        level = 10 * np.log10(np.mean(samples ** 2) / 32768 ** 2 + 1e-12)
-        self.packets.append(Packet(at, dst == self.port, float(level)))
 
     def speech_onset(self, after: float) -> float:
         return next(p.at for p in self.packets

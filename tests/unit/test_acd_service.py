@@ -78,7 +78,7 @@ CHANNEL = {"id": "c1", "state": "Up", "caller": {"number": "5551234"}, "dialplan
 
 async def test_the_dialplan_enqueue_takes_the_ticket_the_agi_flow_stored():
     acd = service(Record(ticket=VIP.to_json()))
-    await acd.enqueue_from_dialplan(CHANNEL, "billing")
+    await acd.enqueue_from_dialplan(CHANNEL, "billing", stored=True)
     entry = acd.dispatcher.adopted[0]
     assert entry.ticket == VIP
     assert entry.attributes == {"language": "en", "vip": False, "age_band": "35-44"}
@@ -86,8 +86,18 @@ async def test_the_dialplan_enqueue_takes_the_ticket_the_agi_flow_stored():
 
 async def test_a_stored_ticket_for_another_queue_is_not_used():
     acd = service(Record(ticket=VIP.to_json()))
-    await acd.enqueue_from_dialplan(CHANNEL, "cards")
+    await acd.enqueue_from_dialplan(CHANNEL, "cards", stored=True)
     assert acd.dispatcher.adopted[0].ticket == RoutingTicket("cards")
+
+
+async def test_a_straight_to_queue_call_never_reads_the_record():
+    acd = service(Record(ticket=VIP.to_json()))
+
+    async def no_reads(call_id):
+        raise AssertionError("the call path read the database")
+    acd.records.get = no_reads
+    await acd.enqueue_from_dialplan(CHANNEL, "billing")
+    assert acd.dispatcher.adopted[0].ticket == RoutingTicket("billing")
 
 
 def test_readoption_restores_the_stored_ticket_and_follows_the_record_queue():

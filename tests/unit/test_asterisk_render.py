@@ -46,7 +46,7 @@ def test_trunk_context_holds_only_the_dids(config):
     assert extens == {"800", "805", "801"}
     assert "Stasis(callpilot,inbound,sales)" in trunk
     assert "AGI(agi://127.0.0.1:4573/ivr/main)" in trunk
-    assert "Stasis(callpilot,enqueue,${CALLPILOT_QUEUE})" in trunk
+    assert "Stasis(callpilot,enqueue,${CALLPILOT_QUEUE},stored)" in trunk
     assert not [line for line in trunk.splitlines() if line.startswith("exten => _")]
     agents = conf.split("[from-agents]")[1].split("\n[")[0]
     steps = [line.split("=>", 1)[1] for line in agents.splitlines()
@@ -135,3 +135,27 @@ def test_modules_are_an_explicit_list(config):
 def test_package_list_is_shared_with_docker():
     packages = runner.rootfs_packages()
     assert "asterisk" in packages and "asterisk-moh-opsound-wav" in packages
+
+
+def test_every_did_has_a_degraded_path_to_app_queue_over_all_agents(config):
+    from callpilot.infra.db.agents import sip_md5_cred
+    config.asterisk.queue_dids = {"803": "acd"}
+    files = _render(config, [FakeAgent("1001", sip_md5_cred("1001", "x")),
+                             FakeAgent("1002", sip_md5_cred("1002", "y"))])
+    conf, queues = files["extensions.conf"], files["queues.conf"]
+    trunk = conf.split("[from-trunk]")[1].split("\n[")[0]
+    assert trunk.count('GotoIf($["${STASISSTATUS}" = "FAILED"]?callpilot-degraded,') == 4
+    assert 'GotoIf($["${AGISTATUS}" = "FAILURE"]?callpilot-degraded,801,1)' in trunk
+    degraded = conf.split("[callpilot-degraded]")[1].split("\n[")[0]
+    for did in ("800", "805", "801", "803"):
+        assert f"exten => {did},1," in degraded
+        assert f"Queue({runner.DEGRADED_QUEUE},,{did})" in degraded
+    steps = [line.split("=>", 1)[1] for line in degraded.splitlines()
+             if line.lstrip().startswith(("exten", "same"))]
+    apps = {re.findall(r"([A-Za-z]+)\(", step)[0] for step in steps}
+    assert apps == {"NoOp", "Answer", "Playback", "Queue", "Hangup"}   # nothing dials out
+    section = queues.split(f"\n[{runner.DEGRADED_QUEUE}]")[1].split("\n[")[0]
+    assert "ringinuse = no" in section
+    assert [line for line in section.splitlines() if line.startswith("member")] == [
+        "member => PJSIP/1001,0,1001,PJSIP/1001", "member => PJSIP/1002,0,1002,PJSIP/1002"]
+    assert "queue_log = yes" in files["logger.conf"]

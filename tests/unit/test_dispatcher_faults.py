@@ -9,12 +9,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from acd.agents import AgentRoster
-from acd.dispatcher import CallEntry, Dispatcher
+from acd.dispatcher import MAX_BRIDGE_FAILURES, CallEntry, Dispatcher
 from acd.model import AgentState
 from acd.queues import QueueBook, QueueSettings
 from acd.state import CallState
 from callpilot.infra.asterisk.ari import AriError
-from callpilot.infra.db.call_vocabulary import RoutingTicket
+from callpilot.infra.db.call_vocabulary import CallOutcome, RoutingTicket
 from tests.unit.test_dispatcher import FakeControl, FakeRecords, agent
 
 DEADLINE = 0.2
@@ -200,6 +200,50 @@ async def test_a_caller_hung_up_by_asterisk_is_system_not_abandoned():
     await d.adopt(entry("b"))
     await d.caller_gone("b", cause=16)
     assert records.writes[-1][1]["outcome"] == "abandoned" and "abandon" in events
+
+
+async def test_a_bridge_that_keeps_failing_is_given_up_not_bounced_between_agents():
+    """Every bridge fails (a fault that persists): after MAX_BRIDGE_FAILURES answered legs the
+    caller is told and the call ends as ``system``; no further agent is rung."""
+    agents = [agent(str(n)) for n in range(1, MAX_BRIDGE_FAILURES + 3)]
+    control = FaultyControl(connect="error")
+    d, records = build(control, *agents)
+    told: list[tuple[str, str]] = []
+
+    async def give_up(call_id: str, why: str) -> None:
+        told.append((call_id, why))
+        await d.end(call_id, CallOutcome.SYSTEM, why)
+    d.give_up = give_up
+    await answer_every_offer(d, "a")
+    assert len(control.rung) == MAX_BRIDGE_FAILURES
+    assert told == [("a", f"Asterisk failed the bridge {MAX_BRIDGE_FAILURES} times")]
+    assert records.writes[-1][1]["outcome"] == CallOutcome.SYSTEM
+    assert all(a.state is AgentState.AVAILABLE for a in agents)      # none blamed, none held
+
+
+async def test_without_a_give_up_hook_the_call_still_ends_as_system():
+    control = FaultyControl(connect="error")
+    d, records = build(control, agent("1"))
+    await answer_every_offer(d, "a")
+    assert len(control.rung) == MAX_BRIDGE_FAILURES
+    assert records.writes[-1][1]["outcome"] == CallOutcome.SYSTEM
+
+
+async def answer_every_offer(d: Dispatcher, call_id: str, rounds: int = MAX_BRIDGE_FAILURES + 2) -> None:
+    """Take the call, then answer each agent leg it is offered, until it ends (or ``rounds``)."""
+    d.start()
+    try:
+        await within(d.adopt(entry(call_id)))
+        for _ in range(rounds):
+            await within(_until(lambda: call_id not in d.calls
+                                or d.calls[call_id].state is CallState.RINGING))
+            if call_id not in d.calls:
+                return
+            await d.settle()
+            await within(d.agent_answered(d.calls[call_id].agent_channel, call_id))
+        raise AssertionError(f"call {call_id} still offered after {rounds} answered legs")
+    finally:
+        await d.stop()
 
 
 async def test_a_park_that_failed_once_is_tried_again_for_a_waiting_caller(monkeypatch):

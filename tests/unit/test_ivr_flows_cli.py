@@ -103,3 +103,70 @@ def test_unknown_flows_and_versions(cli) -> None:
     assert code == 2 and "has no published version" in err
     code, _out, err = cli("publish", "nope")
     assert code == 2 and "no draft of flow 'nope'" in err
+
+
+def test_a_refused_publish_file_leaves_the_draft_as_it_was(cli, tmp_path) -> None:
+    good = write(tmp_path, "good.json", load_builtin("main_ko"))
+    assert cli("import", "main_ko", good)[0] == 0
+    code, _out, err = cli("publish", "main_ko", "--file", write(tmp_path, "bad.json", broken_ko()))
+    assert code == 1 and "not published (draft unchanged)" in err
+    code, out, _err = cli("export", "main_ko", "--draft")
+    assert code == 0 and json.loads(out) == {**load_builtin("main_ko"), "name": "main_ko"}
+
+
+def test_duplicate_keys_are_refused(cli, tmp_path) -> None:
+    path = tmp_path / "dup.json"
+    text = json.dumps(load_builtin("main_ko"), ensure_ascii=False)
+    path.write_text(text.replace('"start":', '"start": "menu", "start":', 1), encoding="utf-8")
+    for args in (("validate", str(path)), ("import", "main_ko", str(path)),
+                 ("publish", "main_ko", "--file", str(path))):
+        code, _out, err = cli(*args)
+        assert code == 2 and "key 'start' appears twice in one object" in err, args
+    assert cli("export", "main_ko", "--draft")[0] == 2        # nothing was stored
+
+
+def test_publishing_an_unchanged_draft_makes_no_version(cli, tmp_path) -> None:
+    good = write(tmp_path, "good.json", load_builtin("main_ko"))
+    assert cli("publish", "main_ko", "--file", good)[0] == 0
+    code, out, _err = cli("publish", "main_ko", "--file", good)
+    assert (code, out) == (0, "flow 'main_ko': unchanged, version 1 stays live: nothing published\n")
+    code, out, _err = cli("list", "main_ko", "--json")
+    assert [h["version"] for h in json.loads(out)] == [1]
+
+
+def test_bad_flow_names_and_oversized_files_are_refused(cli, tmp_path) -> None:
+    good = write(tmp_path, "good.json", load_builtin("main_ko"))
+    code, _out, err = cli("import", "../../x y", good)
+    assert code == 1 and "flow name '../../x y'" in err
+    assert cli("list")[1] == ""
+    big = tmp_path / "big.json"
+    big.write_text('{"name": "x", "description": "' + "x" * 300_000 + '"}')
+    code, _out, err = cli("publish", "main_ko", "--file", str(big))
+    assert code == 2 and "a flow document has at most" in err
+
+
+def test_render_seeds_the_builtins_and_renders_their_prompts(cli, tmp_path) -> None:
+    code, out, _err = cli("render")
+    assert code == 0
+    assert [line.split(":")[0] for line in out.splitlines()] == ["flow main v1", "flow main_ko v1",
+                                                                 "flow survey v1"]
+    assert all(int(line.split(": ")[1].split()[0]) > 0 for line in out.splitlines())
+    assert len(list((tmp_path / "var" / "prompts").glob("*.wav"))) >= 10
+
+
+def test_validate_refuses_a_transfer_to_a_route_that_is_not_configured(tmp_path, capsys):
+    """A flow names a route; only the admin's [routes] make one exist."""
+    from callpilot.app import flows_cli
+    from callpilot.app.cli import build_parser
+    from callpilot.infra.config import Config
+    doc = {"name": "x", "start": "t", "nodes": {
+        "t": {"type": "transfer", "route": "fraud_desk", "fallback": "bye"},
+        "bye": {"type": "hangup"}}}
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps(doc))
+    config = Config(state_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'f.db'}")
+    args = build_parser().parse_args(["flows", "validate", str(path)])
+    assert flows_cli.run(config, args) == 1
+    assert "t: route 'fraud_desk' is not configured (config [routes]: none)" in capsys.readouterr().err
+    config.routes = {"fraud_desk": {"number": "+18005550100", "trunk": "carrier"}}
+    assert flows_cli.run(config, args) == 0

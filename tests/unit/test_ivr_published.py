@@ -35,11 +35,12 @@ def greeting(text: str) -> dict:
     return doc
 
 
-async def test_start_seeds_builtins_once_and_prerenders(store, prompts) -> None:
+async def test_start_seeds_builtins_once_and_prerenders_in_the_background(store, prompts) -> None:
     flows = PublishedFlows(store, FlowRunner(prompts).prerender, poll_seconds=60)
     await flows.start()
-    await flows.close()
     assert list(flows) == builtin_names() and set(flows.versions().values()) == {1}
+    await flows.rendered()
+    await flows.close()
     assert prompts.is_cached("Welcome to CallPilot Bank.", "en-us")
     store.save_draft("main", greeting("Hello."))
     store.publish("main")
@@ -112,7 +113,70 @@ def test_latest_versions_is_one_query_over_all_flows(db_url) -> None:
         assert store.latest_versions() == {}
         for name in ("main", "survey"):
             store.seed(name, load_builtin(name))
+        store.save_draft("main", greeting("Two."))
+        store.publish("main")
         store.rollback("main", 1)
-        assert store.latest_versions() == {"main": 2, "survey": 1}
+        assert store.latest_versions() == {"main": 3, "survey": 1}
     finally:
         engine.dispose()
+
+
+async def test_start_does_not_wait_for_prompts(store, prompts) -> None:
+    """serve registers with ARI right after start(): a slow rendering must not hold it."""
+    release = asyncio.Event()
+
+    async def slow(flow) -> int:
+        await release.wait()
+        return 0
+
+    flows = PublishedFlows(store, slow, builtin=["main"], poll_seconds=60)
+    await asyncio.wait_for(flows.start(), 10)
+    assert flows("main").version == 1                  # live before its prompts are rendered
+    release.set()
+    await flows.rendered()
+    await flows.close()
+
+
+async def test_a_slow_publish_goes_live_after_the_wait_and_never_delays_another_flow(store, prompts) -> None:
+    release = asyncio.Event()
+    order: list[str] = []
+
+    async def prerender(flow) -> int:
+        if flow.name == "big":
+            await release.wait()
+        order.append(flow.name)
+        return 0
+
+    flows = PublishedFlows(store, prerender, builtin=[], poll_seconds=60, render_wait=0.2)
+    await flows.start()
+    for name in ("big", "small"):
+        store.save_draft(name, greeting(f"{name}."))
+        store.publish(name)
+    taken = await asyncio.wait_for(flows.refresh(), 10)
+    assert sorted(taken) == [("big", 1), ("small", 1)]
+    assert order == ["small"]                          # small rendered; big still rendering
+    assert flows("big").version == 1                   # yet live: calls synthesise on demand
+    release.set()
+    await flows.rendered()
+    await flows.close()
+    assert order == ["small", "big"]
+
+
+async def test_unused_prompts_are_collected_after_a_new_version(store, prompts) -> None:
+    runner = FlowRunner(prompts)
+    flows = PublishedFlows(store, runner.prerender, builtin=["main"], poll_seconds=60,
+                           collect=lambda live: asyncio.to_thread(prompts.collect, _keep(prompts, live), 0))
+    await flows.start()
+    await flows.rendered()
+    for text in ("Two.", "Three."):
+        store.save_draft("main", greeting(text))
+        store.publish("main")
+        await flows.refresh()
+        await flows.rendered()
+    await flows.close()
+    assert prompts.is_cached("Three.", "en-us") and prompts.is_cached("Two.", "en-us")
+    assert not prompts.is_cached("Welcome to CallPilot Bank.", "en-us")   # v1 only: collected
+
+
+def _keep(prompts, live):
+    return {prompts.path_for(t, lang) for f in live for t, lang in f.static_prompts()}

@@ -12,7 +12,7 @@ from callpilot.infra.db.session import make_engine, make_sessionmaker
 from ivr.errors import FlowInvalid
 from ivr.flows import load_builtin
 from ivr.runner import FlowRunner
-from ivr.store import FlowStore, UnknownFlow
+from ivr.store import FlowStore, FlowUnchanged, UnknownFlow
 from testkit.ivr_fakes import FakeDriver, ToneSynthesizer
 from ivr.tts import PromptCache
 
@@ -95,22 +95,47 @@ async def test_a_call_keeps_the_version_it_started_with(store: FlowStore, tmp_pa
 
 
 def test_concurrent_publishes_get_distinct_numbers(store: FlowStore) -> None:
-    store.save_draft("main", MAIN)
+    for queue in ("q1", "q2"):
+        store.save_draft("main", variant(queue))
+        store.publish("main")
     numbers: list[int] = []
     errors: list[BaseException] = []
+
+    def rollback(version: int) -> None:
+        try:
+            numbers.append(store.rollback("main", version))
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=rollback, args=(v,)) for v in (1, 2, 1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # racing for one number: each insert gets its own; one equal to the live one is refused
+    assert numbers and len(set(numbers)) == len(numbers) and min(numbers) == 3
+    assert all(isinstance(e, FlowUnchanged) for e in errors)
+    assert len(numbers) + len(errors) == 4
+
+
+def test_the_same_draft_published_concurrently_makes_one_version(store: FlowStore) -> None:
+    store.save_draft("main", MAIN)
+    numbers: list[int] = []
+    unchanged: list[int] = []
 
     def publish() -> None:
         try:
             numbers.append(store.publish("main"))
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
+        except FlowUnchanged as exc:
+            unchanged.append(exc.version)
 
     threads = [threading.Thread(target=publish) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert not errors and sorted(numbers) == [1, 2, 3, 4]
+    assert numbers == [1] and unchanged == [1, 1, 1]
+    assert store.latest_version("main") == 1
 
 
 def test_names_seed_and_unknown(store: FlowStore) -> None:
@@ -135,3 +160,47 @@ def test_vocabulary_aware_validation_refuses_publish(store: FlowStore, tmp_path:
     assert {e.node_id for e in errors} == {"wants_agent", "menu"}
     with pytest.raises(FlowInvalid):
         strict.publish("main_ko")
+
+
+def test_an_unchanged_draft_is_not_a_new_version(store: FlowStore) -> None:
+    store.save_draft("main", variant("q1"))
+    assert store.publish("main") == 1
+    with pytest.raises(FlowUnchanged) as exc:
+        store.publish("main")
+    assert exc.value.version == 1 and store.latest_version("main") == 1
+    with pytest.raises(FlowUnchanged):
+        store.rollback("main", 1)                        # it is the live document already
+
+
+@pytest.mark.parametrize("name", ["../../x y", "", "a/b", "x" * 65, "-lead", "caf\u00e9"])
+def test_bad_names_are_refused_and_nothing_is_stored(store: FlowStore, name: str) -> None:
+    with pytest.raises(FlowInvalid) as exc:
+        store.save_draft(name, MAIN)
+    assert "flow name" in str(exc.value)
+    assert store.names() == []
+
+
+def test_oversized_documents_are_refused_before_storing(store: FlowStore) -> None:
+    from ivr import schema
+    huge = copy.deepcopy(MAIN)
+    for i in range(schema.MAX_NODES + 1):
+        huge["nodes"][f"n{i}"] = {"type": "say", "text": "x", "next": "main_menu"}
+    with pytest.raises(FlowInvalid) as exc:
+        store.save_draft("main", huge)
+    assert f"at most {schema.MAX_NODES}" in str(exc.value) and store.names() == []
+    fat = copy.deepcopy(MAIN)
+    fat["description"] = "x" * (schema.MAX_DOCUMENT_BYTES + 1)
+    with pytest.raises(FlowInvalid) as exc:
+        store.save_draft("main", fat)
+    assert f"at most {schema.MAX_DOCUMENT_BYTES}" in str(exc.value)
+
+
+def test_long_prompts_are_invalid(store: FlowStore) -> None:
+    from ivr import schema
+    doc = copy.deepcopy(MAIN)
+    doc["nodes"]["greeting"]["text"] = "word " * 2000
+    errors = store.save_draft("main", doc)
+    assert [str(e) for e in errors] == [
+        f"greeting: prompt of 10000 characters; at most {schema.MAX_PROMPT_CHARS}"]
+    with pytest.raises(FlowInvalid):
+        store.publish("main")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("callpilot", "ivr", "acd", "admin_web", "testkit")
+PACKAGES = ("callpilot", "ivr", "acd", "outbound", "admin_web", "testkit")
 LINT = Path(sys.executable).with_name("lint-imports")
 
 
@@ -39,6 +39,8 @@ def test_contracts_kept_on_the_tree():
     ("callpilot/infra/db/bad.py", "import acd.dispatcher\n", "domains over infrastructure"),
     ("acd/bad.py", "import ivr.runner\n", "domains independent"),
     ("acd/policy/bad.py", "import asyncio\n", "routing policy is pure"),
+    ("outbound/bad.py", "import acd.dispatcher\n", "domains independent"),
+    ("outbound/policy/bad.py", "import sqlalchemy\n", "outbound policy is pure"),
     ("admin_web/bad.py", "import callpilot.infra.asterisk.ari\n", "never drives Asterisk"),
     ("ivr/bad.py", "import testkit.sipua\n", "test tooling is never imported"),
 ])

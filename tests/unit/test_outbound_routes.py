@@ -33,7 +33,7 @@ def test_routes_load_and_round_trip_through_toml(tmp_path):
     (ROUTES.replace('"+18005550100"', '"1800_X."'), "number"),
     (ROUTES.replace('trunk = "carrier"', 'trunk = "nowhere"'), "not in asterisk.outbound_trunks"),
     (ROUTES.replace('"198.51.100.7:5060"', '"sip:x@y;transport=tcp"'), "host[:port]"),
-    (ROUTES.replace("fraud_desk = {", "fraud_desk = { extra = 1,"), "must be {number, trunk}"),
+    (ROUTES.replace('fraud_desk = {', 'fraud_desk = { extra = "1",'), "must be {number, trunk}"),
 ])
 def test_bad_routes_are_refused(tmp_path, text, problem):
     with pytest.raises(ConfigError, match=problem.replace("[", r"\[").replace("$", r"\$")):

@@ -167,3 +167,39 @@ def test_resolve_voice(language: str, voice: str) -> None:
 def test_resolve_voice_unknown() -> None:
     with pytest.raises(TtsError):
         resolve_voice("tlh", VOICES)
+
+
+async def test_concurrent_requests_for_one_prompt_synthesise_it_once(tmp_path) -> None:
+    import asyncio
+
+    from testkit.ivr_fakes import ToneSynthesizer
+    from ivr.tts import PromptCache
+
+    class Counting(ToneSynthesizer):
+        count = 0
+
+        def synthesize(self, text, voice, rate):
+            Counting.count += 1
+            return super().synthesize(text, voice, rate)
+
+    cache = PromptCache(tmp_path, synthesizer=Counting())
+    paths = await asyncio.gather(*(cache.render_async("Hello there.") for _ in range(5)))
+    assert len(set(paths)) == 1 and paths[0].exists() and Counting.count == 1
+
+
+def test_collect_deletes_only_old_unused_prompts(tmp_path) -> None:
+    import os
+
+    from testkit.ivr_fakes import ToneSynthesizer
+    from ivr.tts import PromptCache
+
+    cache = PromptCache(tmp_path, synthesizer=ToneSynthesizer())
+    used = cache.render("used", wideband=True)
+    old = cache.render("old", wideband=True)
+    fresh = cache.render("fresh")
+    for path in (used, used.with_suffix(".wav16"), old, old.with_suffix(".wav16")):
+        os.utime(path, (1, 1))
+    assert cache.collect({used}, grace_seconds=60) == 1
+    assert used.exists() and used.with_suffix(".wav16").exists() and fresh.exists()
+    assert not old.exists() and not old.with_suffix(".wav16").exists()
+    assert cache.usage_bytes() == sum(p.stat().st_size for p in tmp_path.iterdir())

@@ -54,8 +54,9 @@ class EventLanes:
 
     async def _run(self, lane: str, event: Event) -> None:
         try:
-            await asyncio.wait_for(self.handle(event), self.deadline)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(self.deadline):     # inline: no task per event
+                await self.handle(event)
+        except TimeoutError:
             logger.error("lane %s: %s handler over its %.0fs deadline: cancelled", lane,
                          event.get("type"), self.deadline)
         except Exception:  # one failed handler must not stop the lane

@@ -41,6 +41,8 @@ FALLBACK_PACKAGES = ["asterisk", "asterisk-core-sounds-en-wav", "asterisk-moh-op
 ROOTFS_BINARY = "/usr/sbin/asterisk"
 REALM = "callpilot"
 RUNNER_PIDFILE = "callpilot-runner.pid"
+DEGRADED_QUEUE = "callpilot-degraded"     # app_queue queue of the degraded path
+QUEUE_LOG = "queue_log"                   # app_queue's log, in the instance's log dir
 MMDEBSTRAP_TIMEOUT = 900
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -140,9 +142,11 @@ def render(config: Config, agents: Iterable[AgentLike]) -> list[Path]:
 
 
 def reload_pjsip(config: Config, agents: Iterable[AgentLike] | None = None) -> str:
-    """Re-render the configs with the current agents and reload res_pjsip."""
+    """Re-render the configs with the current agents; reload res_pjsip and app_queue (the
+    degraded path's queue lists the same agents)."""
     render(config, load_agents(config) if agents is None else agents)
     out = rx(config, "module reload res_pjsip.so")
+    rx(config, "module reload app_queue.so")
     logger.info("reloaded res_pjsip in %s: %s", config.asterisk_dir, out.strip() or "ok")
     return out
 
@@ -155,6 +159,11 @@ def rx(config: Config, command: str, timeout: float = 15.0) -> str:
         raise AsteriskError(f"asterisk -rx {command!r} failed ({done.returncode}): "
                             f"{(done.stderr or done.stdout).strip()}")
     return done.stdout
+
+
+def queue_log_path(config: Config) -> Path:
+    """app_queue's queue_log of this instance (the degraded path's calls)."""
+    return config.asterisk_dir / "log" / QUEUE_LOG
 
 
 def conf_path(config: Config) -> Path:
@@ -303,6 +312,8 @@ def _template_context(config: Config, agents: list[_AgentView], dirs: dict[str, 
     return {
         "config": config, "a": a, "secrets": config.secrets, "agents": agents, "dirs": dirs,
         "realm": REALM, "agi_host": config.agi_host, "agi_port": config.agi_port,
+        "degraded_queue": DEGRADED_QUEUE,
+        "degraded_dids": list(a.dids) + list(a.agi_dids) + list(a.queue_dids),
         "media_address": _media_address(a.sip_host),
         "secrets_file": config.state_dir.resolve() / "secrets.toml",
         "generated_by": "callpilot.infra.asterisk.runner",

@@ -6,15 +6,17 @@ several nodes); a bare ``postgresql://`` or ``postgres://`` URL is read as psyco
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import time
+from pathlib import Path
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import sessionmaker
 
 from callpilot.infra.db import migrations
-from callpilot.infra.db import calendars, models, surveys  # noqa: F401  (registers the tables)
+from callpilot.infra.db import calendars, campaigns, models, surveys  # noqa: F401  (registers the tables)
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +37,22 @@ def make_engine(url: str | URL) -> Engine:
     # cannot "drop" one, and the extra SELECT 1 would sit on every caller-profile lookup.
     engine = create_engine(url, pool_pre_ping=url.get_backend_name() != "sqlite")
     if engine.dialect.name == "sqlite":
+        _private_file(url.database)
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _private_file(database: str | None) -> None:
+    """The SQLite file holds the agents' SIP digest credentials: owner only (0600).  SQLite
+    gives its -wal and -shm files the database file's mode."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.parent.is_dir():
+        return                  # create_engine's first connect reports it
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

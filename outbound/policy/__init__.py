@@ -1,0 +1,1 @@
+"""Pure outbound policy: calling window, retries, pacing.  No I/O, no clock: ``now`` is passed in."""

@@ -1,0 +1,65 @@
+"""Wire-level RTP capture on the loopback interface (AF_PACKET raw socket: needs root, as the
+e2e tests run): what a SIP UA really received, with arrival times and audio levels."""
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from testkit.ivr_fakes import alaw_decode
+
+
+@dataclass
+class Packet:
+    at: float
+    to_caller: bool
+    level_db: float
+
+
+class RtpSniffer:
+    """Captures the caller's RTP on the loopback interface (AF_PACKET, needs root) and
+    tells when speech started on the wire and when the prompt audio stopped."""
+
+    def __init__(self, media_port: int):
+        self.port = media_port
+        self.packets: list[Packet] = []
+        self._stop = threading.Event()
+        self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+        self._sock.bind(("lo", 0))
+        self._sock.settimeout(0.2)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> RtpSniffer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self._sock.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                frame, address = self._sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            if address[2] == socket.PACKET_OUTGOING:     # loopback shows each packet twice
+                continue
+            self._parse(time.monotonic(), frame)
+
+    def _parse(self, at: float, frame: bytes) -> None:
+        if len(frame) < 42 or frame[12:14] != b"\x08\x00" or frame[23] != 17:
+            return
+        ihl = (frame[14] & 0x0F) * 4
+        src, dst = struct.unpack("!HH", frame[14 + ihl:18 + ihl])
+        rtp = frame[22 + ihl:]
+        if self.port not in (src, dst) or len(rtp) < 12 or rtp[0] >> 6 != 2 or rtp[1] & 0x7F != 8:
+            return
+        samples = alaw_decode(rtp[12:]).astype(np.float64)
+        level = 10 * np.log10(np.mean(samples ** 2) / 32768 ** 2 + 1e-12)
+        self.packets.append(Packet(at, dst == self.port, float(level)))
