@@ -45,6 +45,14 @@ class FlowStore(Protocol):
     def rollback(self, name: str, version: int, author: str = "", comment: str = "") -> int: ...
 
 
+class Campaigns(Protocol):
+    """Outbound campaigns (``outbound``): errors are ``ValueError`` with a message for people."""
+
+    def report(self, name: str) -> dict[str, Any]: ...
+    def set_state(self, name: str, action: str) -> str: ...       # start|pause|resume|finish -> state
+    def import_csv(self, name: str, text: str, region: str) -> dict[str, Any]: ...   # {imported, rejected, errors}
+
+
 @dataclass
 class WebServices:
     """Everything optional: a page whose service is missing says so instead of failing."""
@@ -68,6 +76,8 @@ class WebServices:
     queue_report: Callable[[datetime, datetime, int], dict[str, list[dict[str, Any]]]] | None = None
     # Asterisk-format queue_log file written by serve (export)
     queue_log_path: Path | None = None
+    # outbound campaigns: results, start/pause, contact import
+    campaigns: Campaigns | None = None
     # tell serve the web changed something it holds in memory ("queues"); False if serve is down
     notify_serve: Callable[[str], bool] | None = None
     # birth year -> the ACD's age band label ("35-44")

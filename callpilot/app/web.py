@@ -40,7 +40,38 @@ def build_services(config: Config, sessions=None):
                        queue_log_path=config.state_dir / "queue_log",
                        age_band=_age_bands(config),
                        agent_command=lambda ext, action, reason: _agent_command(sock, ext, action, reason),
-                       notify_serve=lambda what: _notify(sock, what))
+                       notify_serve=lambda what: _notify(sock, what),
+                       campaigns=CampaignsAdapter(sessions))
+
+
+class CampaignsAdapter:
+    """``admin_web.services.Campaigns`` on ``outbound``'s store, report and CSV import."""
+
+    ACTIONS = ("start", "pause", "resume", "finish")
+
+    def __init__(self, sessions) -> None:
+        from outbound.store import CampaignStore
+        self.sessions = sessions
+        self.store = CampaignStore(sessions)
+
+    def report(self, name: str) -> dict:          # CampaignError is a ValueError
+        from outbound import report
+        from callpilot.infra.db.records import utcnow
+        return report.build(self.store, name, utcnow())
+
+    def set_state(self, name: str, action: str) -> str:
+        from callpilot.app.campaigns_cli import STATE_OF
+        if action not in self.ACTIONS:
+            raise ValueError(f"unknown action {action!r}")
+        self.store.set_state(name, STATE_OF[action])
+        return STATE_OF[action].value
+
+    def import_csv(self, name: str, text: str, region: str) -> dict:
+        import io
+        from outbound.contacts_csv import import_contacts
+        from callpilot.infra.db.records import utcnow
+        with self.sessions.kw["bind"].begin() as connection:
+            return import_contacts(connection, name, io.StringIO(text), utcnow(), region).as_dict()
 
 
 def _notify(sock: Path, what: str) -> bool:
