@@ -7,7 +7,6 @@ status (``callpilot.app.status``) are built here and passed to ``create_app``.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 
@@ -75,9 +74,9 @@ class CampaignsAdapter:
 
 
 def _notify(sock: Path, what: str) -> bool:
-    from callpilot.app.status import post
+    from callpilot.app.status import request_sync
     try:
-        status, _body = asyncio.run(post(sock, f"/reload/{what}"))
+        status, _body = request_sync(sock, "POST", f"/reload/{what}")
     except OSError:
         return False
     return status == 200
@@ -107,10 +106,10 @@ def _age_bands(config: Config):
 
 def _agent_command(sock: Path, extension: str, action: str, reason: str):
     from urllib.parse import quote
-    from callpilot.app.status import post
+    from callpilot.app.status import request_sync
     query = f"?reason={quote(reason)}" if reason else ""
     try:
-        return asyncio.run(post(sock, f"/agents/{quote(extension)}/{action}{query}"))
+        return request_sync(sock, "POST", f"/agents/{quote(extension)}/{action}{query}", timeout=5.0)
     except OSError:
         return 503, {"error": "serve is not running"}
 
@@ -125,8 +124,8 @@ def _check_steps(data) -> str | None:
 
 
 def _live_status(sock: Path):
-    from callpilot.app.status import fetch
-    return asyncio.run(fetch(sock))
+    from callpilot.app.status import fetch_sync
+    return fetch_sync(sock)
 
 
 def make_app(config: Config):

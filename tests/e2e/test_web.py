@@ -9,21 +9,28 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 
 from admin_web import accounts, db
 from admin_web.app import create_app
 from callpilot.app.web import build_services
-from callpilot.infra.config import AcdConfig
-from testkit.sipua import Caller
-from tests.e2e.serve_proc import wait_record
+from callpilot.infra.config import AcdConfig, to_toml
 from callpilot.infra.db import session as dbs
 from callpilot.infra.db.models import Customer
-from tests.web.browser import (LiveServer, chromium, graph_ready, log_in, publish, screenshot,
+from testkit.sipua import Caller
+from tests.e2e.serve_proc import records_for, wait_record
+from tests.web.browser import (chromium, graph_ready, log_in, publish, screenshot,
                                set_field, visible, wait)
 
 pytestmark = pytest.mark.e2e
@@ -40,22 +47,73 @@ def cfg(e2e_config, asterisk):
     return dataclasses.replace(e2e_config, acd=AcdConfig(ring_timeout=6, wrapup_seconds=1))
 
 
+class WebProcess:
+    """``callpilot web`` as a real subprocess (waitress) on the instance's config."""
+
+    def __init__(self, config) -> None:
+        self.port = free_port()
+        self.config = dataclasses.replace(config, web_port=self.port)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = config.state_dir / "web.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> WebProcess:
+        path = self.config.state_dir / "web-config.toml"
+        path.write_text(to_toml(self.config))
+        exe = Path(sys.executable).with_name("callpilot")
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([str(exe), "--config", str(path), "web"], stdout=log,
+                                         stderr=subprocess.STDOUT, env=dict(os.environ))
+        deadline = time.monotonic() + 60
+        while not self._healthy():
+            assert self.proc.poll() is None, self.log_path.read_text(errors="replace")[-3000:]
+            assert time.monotonic() < deadline, "callpilot web did not start"
+            time.sleep(0.2)
+        return self
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @pytest.fixture
 def web(cfg, serve):
-    """The admin web on the instance's database, with an admin account; the main flow is
-    rolled back to what it was afterwards (other tests of the session call DID 800)."""
+    """``callpilot web`` on the instance's database, with an admin and an agent account; the
+    main flow is rolled back to what it was afterwards (other tests call DID 800)."""
     services = build_services(cfg)
-    app = create_app(cfg, services, {"SECRET_KEY": "e2e"})
     username = f"admin-{uuid.uuid4().hex[:6]}"
-    with app.app_context():
-        accounts.create_user(db.get(), username, PASSWORD, "admin")
-        accounts.create_user(db.get(), f"{username}-1001", PASSWORD, "agent", "1001")
+    engine = dbs.make_engine(cfg.db_url)
+    with dbs.make_sessionmaker(engine)() as session:
+        accounts.create_user(session, username, PASSWORD, "admin")
+        accounts.create_user(session, f"{username}-1001", PASSWORD, "agent", "1001")
+    engine.dispose()
     live_before = services.flows.latest_versions()["main"]
-    with LiveServer(app) as server:
-        yield server, username, services
-    if services.flows.latest_versions()["main"] != live_before:
-        services.flows.rollback("main", live_before, "e2e", "restore after test_web_publish")
-    db.dispose(app)
+    process = WebProcess(cfg).start()
+    try:
+        yield process, username, services
+    finally:
+        process.stop()
+        if services.flows.latest_versions()["main"] != live_before:
+            restored = services.flows.rollback("main", live_before, "e2e", "restore after test_web_publish")
+            wait_live(serve, "main", restored)      # the next test's call must not get the edited flow
 
 
 def edit_billing_queue_and_publish(base: str, username: str, queue: str) -> None:
@@ -85,6 +143,13 @@ async def test_published_version_is_what_the_next_call_runs(cfg, serve, web):
     assert record.menu_path[0] == "main_menu=1", record.menu_path
     assert record.journey["version"] == before + 1
     assert record.queue == "cards"                   # billing before the edit
+
+
+def wait_live(serve, flow: str, version: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while f"flow {flow}: version {version} live" not in serve.log_path.read_text(errors="replace"):
+        assert time.monotonic() < deadline, f"serve did not take {flow} version {version}"
+        time.sleep(0.2)
 
 
 def caller_number() -> str:
@@ -153,7 +218,11 @@ async def test_agent_page_pops_the_profile_while_the_phone_rings(cfg, serve, web
         call = asyncio.create_task(caller(cfg, number, "800", dtmf="1", hold=10).run())
         await phone.wait_for("ringing", timeout=20)
         rang = time.monotonic()
-        await asyncio.to_thread(wait, driver, lambda d: pop_title(d) == "Ringing: Seo Yuna")
+        try:
+            await asyncio.to_thread(wait, driver, lambda d: pop_title(d) == "Ringing: Seo Yuna")
+        except TimeoutException:
+            records = [(r.state, r.agent, r.queue) for r in records_for(cfg, number)]
+            raise AssertionError(f"page shows {pop_title(driver)!r}; records {records}") from None
         popped = time.monotonic() - rang
         logger.info("screen pop %.2f s after the agent phone sent 180 Ringing", popped)
         details = driver.execute_script(   # one read: the pop is re-rendered by each event
@@ -188,8 +257,9 @@ async def test_queue_saved_in_the_web_is_used_by_serve_at_once(cfg, serve, web):
     """No restart: the web tells serve to reload the queues.  Queue 'acd' (DID 803) gets a
     2 s max wait with overflow to 'general'; the next call there moves to 'general'."""
     from tests.web.conftest import AuthActions
-    server, username, _services = web
-    client = server.app.test_client()
+    _server, username, services = web
+    app = create_app(cfg, services, {"SECRET_KEY": "e2e"})     # its test client: no socket of its own
+    client = app.test_client()
     auth = AuthActions(client)
     await asyncio.to_thread(auth.login, username, PASSWORD)     # the web blocks: off the loop
     queue = cfg.asterisk.queue_dids["803"]
@@ -210,3 +280,4 @@ async def test_queue_saved_in_the_web_is_used_by_serve_at_once(cfg, serve, web):
     finally:
         await asyncio.to_thread(auth.post, f"/queues/{queue}", {**form, "max_wait_seconds": "0",
                                                                "overflow_queue": ""})
+        db.dispose(app)

@@ -11,6 +11,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
+from waitress import wasyncore
+from waitress.channel import HTTPChannel
 from waitress.server import create_server
 
 CHROMIUM = "/usr/bin/chromium"
@@ -23,21 +25,40 @@ WAIT = 20.0   # generous: the machine is shared
 
 
 class LiveServer:
-    """The Flask app served by waitress in a thread (the production WSGI server)."""
+    """The Flask app served by waitress in a thread (the production WSGI server).
+
+    Stopping it must not close a file descriptor that a task thread still uses: an event
+    stream (SSE) thread that wrote to waitress's trigger pipe after the pipe was closed and
+    its number reused by SQLite corrupted the test database.  So, in the loop's own thread:
+    close the client connections first (task threads then end with ClientDisconnected at
+    their next write), wait for the task threads, and only then close the trigger and the
+    listening socket."""
 
     def __init__(self, app) -> None:
         self.app = app
         self._server = create_server(app, host="127.0.0.1", port=0, threads=4)
         self.url = f"http://127.0.0.1:{self._server.effective_port}"
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        try:
+            while not self._stop.is_set():
+                wasyncore.loop(timeout=0.05, map=self._server._map, count=1)
+        finally:
+            for channel in list(self._server._map.values()):
+                if isinstance(channel, HTTPChannel):
+                    channel.handle_close()
+            self._server.task_dispatcher.shutdown(timeout=10)
+            wasyncore.close_all(self._server._map)
 
     def __enter__(self) -> LiveServer:
         self._thread.start()
         return self
 
     def __exit__(self, *_exc) -> None:
-        self._server.close()
-        self._thread.join(timeout=5)
+        self._stop.set()
+        self._thread.join(timeout=10)
 
 
 def chromium() -> webdriver.Chrome:
