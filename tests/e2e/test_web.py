@@ -98,13 +98,13 @@ def free_port() -> int:
 def web(cfg, serve):
     """``callpilot web`` on the instance's database, with an admin and an agent account; the
     main flow is rolled back to what it was afterwards (other tests call DID 800)."""
-    services = build_services(cfg)
+    engine = dbs.make_engine(cfg.db_url)     # disposed at the end: see the note below
+    sessions = dbs.make_sessionmaker(engine)
+    services = build_services(cfg, sessions)
     username = f"admin-{uuid.uuid4().hex[:6]}"
-    engine = dbs.make_engine(cfg.db_url)
-    with dbs.make_sessionmaker(engine)() as session:
+    with sessions() as session:
         accounts.create_user(session, username, PASSWORD, "admin")
         accounts.create_user(session, f"{username}-1001", PASSWORD, "agent", "1001")
-    engine.dispose()
     live_before = services.flows.latest_versions()["main"]
     process = WebProcess(cfg).start()
     try:
@@ -114,6 +114,10 @@ def web(cfg, serve):
         if services.flows.latest_versions()["main"] != live_before:
             restored = services.flows.rollback("main", live_before, "e2e", "restore after test_web_publish")
             wait_live(serve, "main", restored)      # the next test's call must not get the edited flow
+        # SQLite: connections this process kept open past serve's restart (the next test's
+        # serve) made the next test read a stale or "malformed" database; not yet understood
+        # (docs/decisions.md, admin web); PostgreSQL ran the same sequence without it.
+        engine.dispose()
 
 
 def edit_billing_queue_and_publish(base: str, username: str, queue: str) -> None:
