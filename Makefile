@@ -8,7 +8,12 @@ STAMP := $(VENV)/.installed
 STEP := bash scripts/step.sh
 
 # The call paths once more with serve on PostgreSQL (unit DB tests already run on both):
-PG_E2E := tests/e2e/test_call_path.py tests/e2e/test_acd_routing.py tests/e2e/test_ivr_speech.py
+PG_E2E := tests/e2e/test_call_path.py tests/e2e/test_acd_routing.py tests/e2e/test_ivr_speech.py \
+	tests/e2e/test_routing_tickets.py tests/e2e/test_ivr_features.py tests/e2e/test_outbound.py
+# Unit tests on both cores; end-to-end files side by side (each file has its own Asterisk and
+# serve on ports of its own, so files are isolated; --dist loadfile keeps a file on one worker).
+PYTEST := $(VENV)/bin/pytest -q -ra -p no:cacheprovider
+E2E_WORKERS ?= 3
 
 
 .PHONY: deps venv asterisk-install lint run test test-pg unit e2e asterisk-up asterisk-down clean
@@ -36,17 +41,18 @@ lint: venv
 	@$(STEP) "import contracts (lint-imports)" "make lint" $(VENV)/bin/lint-imports
 
 test: deps venv asterisk-install lint
-	$(VENV)/bin/pytest -q -ra tests
-	CALLPILOT_E2E_DATABASE=postgresql $(VENV)/bin/pytest -q -ra $(PG_E2E)
+	$(PYTEST) -n 2 tests/unit
+	$(PYTEST) -n $(E2E_WORKERS) --dist loadfile tests --ignore=tests/unit
+	CALLPILOT_E2E_DATABASE=postgresql $(PYTEST) -n $(E2E_WORKERS) --dist loadfile $(PG_E2E)
 
-test-pg: deps venv
-	CALLPILOT_E2E_DATABASE=postgresql $(VENV)/bin/pytest -q -ra $(PG_E2E)
+test-pg: deps venv asterisk-install
+	CALLPILOT_E2E_DATABASE=postgresql $(PYTEST) -n $(E2E_WORKERS) --dist loadfile $(PG_E2E)
 
 unit: venv
-	$(VENV)/bin/pytest -q tests/unit
+	$(PYTEST) -n 2 tests/unit
 
-e2e: deps venv
-	$(VENV)/bin/pytest -q -ra tests/e2e
+e2e: deps venv asterisk-install
+	$(PYTEST) -n $(E2E_WORKERS) --dist loadfile tests --ignore=tests/unit
 
 asterisk-up: deps venv
 	$(CP) asterisk up

@@ -31,15 +31,25 @@ def positions(calls: Iterable[LiveCall]) -> dict[str, int]:
             for place, call in enumerate(sorted(line, key=_line_key), start=1)}
 
 
+# The caller's language (primary subtag) -> (next, number n, under a minute, about n minutes).
+PHRASES = {
+    "en": ("You are next in line.", "You are caller number {n}.",
+           "Your estimated wait is less than a minute.", "Your estimated wait is about {n} minutes."),
+    "ko": ("다음 순서입니다.", "대기 순서는 {n}번째입니다.", "예상 대기 시간은 1분 미만입니다.",
+           "예상 대기 시간은 약 {n}분입니다."),
+}
+
+
 def announcement_text(position: int, wait_seconds: float | None, *, say_position: bool = True,
-                      extra: str = "") -> str:
+                      extra: str = "", language: str | None = None) -> str:
+    """Position and wait in the caller's language (English when it has no phrases)."""
+    first, nth, short, about = PHRASES.get((language or "en").lower().split("-")[0], PHRASES["en"])
     parts = []
     if say_position:
-        parts.append("You are next in line." if position == 1 else f"You are caller number {position}.")
+        parts.append(first if position == 1 else nth.format(n=position))
     if wait_seconds is not None:
         minutes = math.ceil(wait_seconds / 60)
-        parts.append("Your estimated wait is less than a minute." if minutes <= 1
-                     else f"Your estimated wait is about {minutes} minutes.")
+        parts.append(short if minutes <= 1 else about.format(n=minutes))
     if extra:
         parts.append(extra)
     return " ".join(parts)

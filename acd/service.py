@@ -27,7 +27,7 @@ from callpilot.infra.db.records import RecordWriter
 
 logger = logging.getLogger(__name__)
 
-Render = Callable[[str], Awaitable[str]]      # text -> Asterisk sound URI (TTS, cached)
+Render = Callable[..., Awaitable[str]]   # (text[, language]) -> Asterisk sound URI (TTS, cached)
 
 FEATURE_WORDS = {"available": "you are available", "logged_out": "you are logged out",
                  "paused": "you are paused"}
@@ -94,9 +94,10 @@ class AcdService:
             return stored
         return RoutingTicket(queue=queue)
 
-    async def speak(self, call_id: str, text: str) -> None:
-        """Tell one waiting caller something (TTS rendered once, then cached)."""
-        await self.control.play(call_id, await self.render(text))
+    async def speak(self, call_id: str, text: str, language: str | None = None) -> None:
+        """Tell one waiting caller something in the call's language and voice (TTS cached)."""
+        uri = await (self.render(text, language) if language else self.render(text))
+        await self.control.play(call_id, uri)
 
     # -- agent feature codes ---------------------------------------------------------------
     async def feature_code(self, channel: dict[str, Any], action: str) -> None:

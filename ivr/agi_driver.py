@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ivr.driver import DTMF, CallerHangup, Recognition
-from ivr.speech.model import SpeechModel
-from ivr.speech.recognizer import recognize
-from ivr.speech.utterance import DECODER
+from ivr.speech.engines import SpeechEngines
+from ivr.speech.utterance import DECODER, ListenSettings, recognize_pcm
 from ivr.speech.vad import EnergyVad, VadSettings
 from ivr.tts import read_wav, resample
 
@@ -32,7 +31,7 @@ class AgiSpeech:
     """Speech over AGI: the shared model and a directory Asterisk writes recordings into
     (same absolute path for Asterisk and serve, like the prompts)."""
 
-    model: SpeechModel
+    engines: SpeechEngines
     directory: Path
     silence_seconds: int = 1
     max_speech: float = 8.0
@@ -93,18 +92,22 @@ class AgiCallDriver:
             logger.debug("call %s: digit %s after %.1fs", self.call_id, digit, time.monotonic() - started)
         return collected
 
-    async def listen(self, grammar: list[str], *, timeout: float,
-                     barge_in_sounds: list[str]) -> Recognition | DTMF | None:
+    async def listen(self, grammar: list[str], *, timeout: float, barge_in_sounds: list[str],
+                     language: str | None = None) -> Recognition | DTMF | None:
         digit = await self.play(barge_in_sounds, barge_in=True) if barge_in_sounds else None
         if digit:
             return DTMF(digit)
+        engine = self.speech.engines.for_language(language)
+        if engine is None:
+            digits = await self.read_digits(max_digits=1, timeout=timeout, terminator=None)
+            return DTMF(digits) if digits else None
         deadline = time.monotonic() + timeout
         while True:
-            heard = await self._record_answer(grammar)
+            heard = await self._record_answer(engine, grammar)
             if heard is not None or time.monotonic() >= deadline:
                 return heard
 
-    async def _record_answer(self, grammar: list[str]) -> Recognition | DTMF | None:
+    async def _record_answer(self, engine, grammar: list[str]) -> Recognition | DTMF | None:
         """One RECORD FILE (ends on silence or a key); None if it holds no speech."""
         speech = self.speech
         speech.directory.mkdir(parents=True, exist_ok=True)
@@ -117,7 +120,7 @@ class AgiCallDriver:
             if _status(result) == "dtmf":       # "(timeout)" carries ms left, not a key
                 return DTMF(_digit(result))
             return await asyncio.get_running_loop().run_in_executor(
-                DECODER, _recognize_recording, speech, recording, grammar)
+                DECODER, _recognize_recording, speech, engine, recording, grammar)
         finally:
             recording.unlink(missing_ok=True)
 
@@ -146,8 +149,9 @@ def _digit(result: dict) -> str:
     return chr(code) if code > 0 else ""
 
 
-def _recognize_recording(speech: AgiSpeech, path: Path, grammar: list[str]) -> Recognition | None:
-    """Blocking: None when the recording holds no speech (VAD), else what Vosk heard."""
+def _recognize_recording(speech: AgiSpeech, engine, path: Path,
+                         grammar: list[str]) -> Recognition | None:
+    """Blocking: None when the recording holds no speech (VAD), else what the engine heard."""
     if not path.exists():
         return None
     audio = read_wav(path)
@@ -158,4 +162,5 @@ def _recognize_recording(speech: AgiSpeech, path: Path, grammar: list[str]) -> R
     vad.feed(pcm)
     if not vad.started:
         return None
-    return recognize(speech.model, pcm, audio.rate, grammar) or Recognition("", 0.0)
+    settings = ListenSettings(vad=speech.vad, max_speech=speech.max_speech)
+    return recognize_pcm(engine, pcm, audio.rate, grammar, settings) or Recognition("", 0.0)

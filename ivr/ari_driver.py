@@ -18,7 +18,7 @@ from callpilot.infra.asterisk.ari_helpers import safe_hangup, safe_stop_playback
 from callpilot.infra.asterisk.channel_events import ChannelInbox
 from ivr.ari_media import AriMedia, CallGone, MediaTap
 from ivr.driver import DTMF, CallerHangup, Recognition
-from ivr.speech.model import SpeechModel
+from ivr.speech.engines import SpeechEngines
 from ivr.speech.utterance import ListenSettings, Utterance
 from ivr.transfer_leg import AriTransfer
 
@@ -29,9 +29,9 @@ FRAME_WAIT = 0.05     # seconds: how often the listen loop looks at DTMF/hangup 
 
 @dataclass
 class AriSpeech:
-    """What listening needs: the shared model, the media taps, VAD/endpoint settings."""
+    """What listening needs: the engines by language, the media taps, VAD/endpoint settings."""
 
-    model: SpeechModel
+    engines: SpeechEngines
     media: AriMedia
     settings: ListenSettings = field(default_factory=ListenSettings)
 
@@ -123,11 +123,14 @@ class AriCallDriver:
         return result.value
 
     # -- speech -----------------------------------------------------------------------------
-    async def listen(self, grammar: list[str], *, timeout: float,
-                     barge_in_sounds: list[str]) -> Recognition | DTMF | None:
+    async def listen(self, grammar: list[str], *, timeout: float, barge_in_sounds: list[str],
+                     language: str | None = None) -> Recognition | DTMF | None:
         self._check()
         if self.inbox.digits:
             return DTMF(self.inbox.digits.pop(0))
+        engine = self.speech.engines.for_language(language)
+        if engine is None:
+            return await self._keys_only(timeout, barge_in_sounds)
         try:
             tap = await self.speech.media.open(self.call_id)
         except CallGone as exc:
@@ -136,7 +139,7 @@ class AriCallDriver:
             logger.exception("call %s: no audio path for speech; asking by keys", self.call_id)
             return await self._keys_only(timeout, barge_in_sounds)
         try:
-            utterance = Utterance(self.speech.model, grammar, tap.sample_rate, self.speech.settings)
+            utterance = Utterance(engine, grammar, tap.sample_rate, self.speech.settings)
             return await _Listening(self, tap, utterance, timeout).run(barge_in_sounds)
         finally:
             await tap.close()
@@ -197,6 +200,8 @@ class _Listening:
             return None
         end_wall = self._wall(utterance.vad.last_voice_at or utterance.seconds)
         recognition = await utterance.finish_async() or Recognition("", 0.0)
+        if utterance.rejected is not None:
+            self.timing["rejected"] = utterance.rejected.value
         self.timing["eos_ms"] = round((time.monotonic() - end_wall) * 1000, 1)
         self.timing["speech_ms"] = round(((utterance.vad.last_voice_at or utterance.seconds)
                                           - (utterance.vad.speech_at or 0.0)) * 1000)

@@ -62,9 +62,10 @@ class CallDriver(Protocol):
 class SpeechDriver(CallDriver, Protocol):
     """A driver that can also recognise speech (optional capability)."""
 
-    async def listen(self, grammar: list[str], *, timeout: float,
-                     barge_in_sounds: list[str]) -> Recognition | DTMF | None:
-        """Play ``barge_in_sounds`` while listening, then listen up to ``timeout`` seconds.
+    async def listen(self, grammar: list[str], *, timeout: float, barge_in_sounds: list[str],
+                     language: str | None = None) -> Recognition | DTMF | None:
+        """Play ``barge_in_sounds`` while listening, then listen up to ``timeout`` seconds,
+        with the speech engine of ``language`` (the call's).
 
         Speech or a key stops the playback.  Returns a :class:`Recognition` whose text is one
         of ``grammar`` (or '' when speech was heard that fits no entry), a :class:`DTMF` with

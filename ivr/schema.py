@@ -17,9 +17,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ivr import template
 from ivr.errors import FlowError, FlowInvalid
 from ivr.nodes import NODE_TYPES, Node
+from ivr.nodes.enqueue import EnqueueNode
+from ivr.nodes.hangup import HangupNode
+from ivr.nodes.menu import MenuNode
+from ivr.nodes.transfer import TransferNode
 from ivr.nodes.fields import Fields, Prompt
 
 logger = logging.getLogger(__name__)
+
+# Never trap a caller: from every node a queue, a transfer or a hangup is at most this many
+# steps away, and a menu's fallback (after repeated no-match) reaches a queue or transfer.
+MAX_EXIT_STEPS = 20
 
 # Is this word in the speech model's vocabulary?  (None: do not check.)
 Vocabulary = Callable[[str], bool]
@@ -81,13 +89,21 @@ def parse(doc: Any, *, vocabulary: Vocabulary | None = None,
 
 
 def check(doc: Any, *, vocabulary: Vocabulary | None = None,
-          vocabulary_language: str | None = None) -> list[FlowError]:
+          vocabulary_language: str | None = None,
+          vocabularies: dict[str, Vocabulary] | None = None) -> list[FlowError]:
     """Every problem of the document (empty list: it can be published).
 
     ``vocabulary`` tells whether the speech model knows a word; phrases are checked when they
     are for ``vocabulary_language`` (the model's language, e.g. "ko"), or for any language in
-    a flow whose language is that one (or unset).
+    a flow whose language is that one (or unset).  ``vocabularies`` does the same for several
+    engines at once (language -> vocabulary).
     """
+    if vocabularies:
+        flow, errors = _build(doc, None)
+        if flow is not None:
+            for language, known in vocabularies.items():
+                _check_vocabulary(flow.nodes, known, language, flow.language, errors)
+        return errors
     return _build(doc, vocabulary, vocabulary_language)[1]
 
 
@@ -138,6 +154,8 @@ def _build(doc: Any, vocabulary: Vocabulary | None,
     if start in nodes:
         _check_reachable(start, nodes, errors)
     _check_loops(nodes, errors)
+    if not errors:                  # trapped-caller checks need a well-formed graph
+        _check_exits(nodes, errors)
     _check_prompt_lengths(nodes, errors)
     if vocabulary is not None:
         _check_vocabulary(nodes, vocabulary, vocabulary_language, language, errors)
@@ -218,6 +236,37 @@ def _check_loops(nodes: dict[str, Node], errors: list[FlowError]) -> None:
     spinning = {nid for nid, n in nodes.items() if not n.takes_input}
     for cycle in _cycles(spinning, nodes):
         errors.append(FlowError(cycle[0], "loop takes no input: " + " -> ".join(cycle + cycle[:1])))
+
+
+def _distances(nodes: dict[str, Node], exits: set[str]) -> dict[str, int]:
+    """Steps from each node to the nearest of ``exits`` (absent: none reachable)."""
+    callers: dict[str, list[str]] = {}
+    for node in nodes.values():
+        for target in node.targets():
+            callers.setdefault(target, []).append(node.id)
+    distance = dict.fromkeys(exits, 0)
+    todo = list(exits)
+    while todo:
+        nid = todo.pop(0)
+        for caller in callers.get(nid, []):
+            if caller not in distance:
+                distance[caller] = distance[nid] + 1
+                todo.append(caller)
+    return distance
+
+
+def _check_exits(nodes: dict[str, Node], errors: list[FlowError]) -> None:
+    people = {nid for nid, n in nodes.items() if isinstance(n, (EnqueueNode, TransferNode))}
+    goodbyes = {nid for nid, n in nodes.items() if isinstance(n, HangupNode)}
+    to_person = _distances(nodes, people)
+    to_exit = _distances(nodes, people | goodbyes)
+    for nid, node in nodes.items():
+        if to_exit.get(nid, MAX_EXIT_STEPS + 1) > MAX_EXIT_STEPS:
+            errors.append(FlowError(nid, f"no queue, transfer or goodbye within "
+                                         f"{MAX_EXIT_STEPS} steps: the caller would be trapped"))
+        if isinstance(node, MenuNode) and node.fallback in nodes and node.fallback not in to_person:
+            errors.append(FlowError(nid, f"fallback {node.fallback!r} reaches no queue: after "
+                                         f"repeated no-match the caller must reach a person"))
 
 
 def _cycles(members: set[str], nodes: dict[str, Node]) -> list[list[str]]:

@@ -24,13 +24,7 @@ class ServiceError(Exception):
 
 class Services(Protocol):
     async def customer(self, phone: str) -> dict[str, Any] | None:
-        if self._customers is None or not phone:
-            return None
-        try:
-            profile = self._customers.lookup(phone)
-        except LookupFailed as exc:
-            raise ServiceError(str(exc)) from exc
-        return None if profile is None else profile.as_dict()
+        """The caller's profile by phone number (None if unknown).  Raises ServiceError."""
 
     async def webhook(self, url: str, *, method: str, payload: dict[str, Any],
                       timeout: float) -> dict[str, Any]:
@@ -60,23 +54,14 @@ class DefaultServices:
         self._http = http   # aiohttp.ClientSession; created on first use when None
 
     async def customer(self, phone: str) -> dict[str, Any] | None:
-        if self._sessionmaker is None or not phone:
+        # inline, as the ACD does: the directory answers from its TTL cache or one indexed query
+        if self._customers is None or not phone:
             return None
         try:
-            return await asyncio.to_thread(self._customer, phone)
-        except Exception as exc:  # noqa: BLE001  (any DB failure is a failed lookup)
-            raise ServiceError(f"customer lookup failed: {exc}") from exc
-
-    def _customer(self, phone: str) -> dict[str, Any] | None:
-        from callpilot.infra.db.models import Customer
-
-        with self._sessionmaker() as session:
-            row = session.scalars(select(Customer).where(Customer.phone.in_(phone_keys(phone)))
-                                  ).first()
-            if row is None:
-                return None
-            return {"phone": row.phone, "name": row.name, "birth_year": row.birth_year,
-                    "segment": row.segment, "language": row.language}
+            profile = self._customers.lookup(phone)
+        except LookupFailed as exc:
+            raise ServiceError(str(exc)) from exc
+        return None if profile is None else profile.as_dict()
 
     async def webhook(self, url: str, *, method: str, payload: dict[str, Any],
                       timeout: float) -> dict[str, Any]:

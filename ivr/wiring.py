@@ -27,7 +27,8 @@ from ivr.nodes.transfer import TransferNode
 from ivr.published import PublishedFlows
 from ivr.runner import FlowRunner
 from ivr.services import DefaultServices
-from ivr.speech.model import SpeechModel, load_configured
+from ivr.speech import engines as speech_engines
+from ivr.speech.engines import SpeechEngines
 from ivr.store import FlowStore
 from ivr.tts import PromptCache
 
@@ -41,22 +42,25 @@ class IvrParts:
     runner: FlowRunner
     flows: PublishedFlows
     store: FlowStore
-    model: SpeechModel | None
+    engines: SpeechEngines
     ari_speech: AriSpeech | None
     agi_speech: AgiSpeech | None
 
 
-def validator(model: SpeechModel | None,
+def validator(engines: SpeechEngines | None,
               routes: Collection[str] | None = None) -> Callable[[dict], list[FlowError]]:
-    """Flow validation for publishing: with a model, phrases must be in its vocabulary; with
-    ``routes`` (the configured outbound route names), transfer nodes may name only those."""
+    """Flow validation for publishing: phrases must be in their language's engine vocabulary;
+    with ``routes`` (the configured outbound route names), transfer nodes may name only those."""
+    known = {lang: engine.knows for lang, engine in engines.by_language.items()} if engines else {}
+
     def check(doc: dict) -> list[FlowError]:
-        if model is None:
-            errors = schema.check(doc)
-        else:
-            errors = schema.check(doc, vocabulary=model.knows, vocabulary_language=model.language)
+        errors = schema.check(doc, vocabularies=known) if known else schema.check(doc)
         return errors or _unknown_routes(doc, routes)
     return check
+
+
+def load_engines(config: Config) -> SpeechEngines:
+    return speech_engines.load(config.speech, config.speech_model)
 
 
 def _unknown_routes(doc: dict, routes: Collection[str] | None) -> list[FlowError]:
@@ -73,19 +77,20 @@ def build(config: Config, sessions: Any, prompts: PromptCache, *,
           calendars: Callable[[str], Calendar | None] | None = None) -> IvrParts:
     """``calendars``: name -> stored calendar (branch conditions); outbound routes for
     transfer nodes come from ``config.routes`` (fixed numbers only)."""
-    model = load_configured(config.speech_model)
-    store = FlowStore(sessions, validate=validator(model, set(config.routes)))
+    engines = load_engines(config)
+    store = FlowStore(sessions, validate=validator(engines, set(config.routes)))
     services = DefaultServices(customers, age_band=age_band, calendars=calendars,
                                routes=route_dial_strings(config))
     runner = FlowRunner(prompts, fallback_queue=config.acd.general_queue, services=services,
-                        speech_languages={model.language} if model else set())
+                        speech_languages=engines.languages)
     flows = PublishedFlows(store, runner.prerender, collect=runner.collect)
     ari_speech = agi_speech = None
-    if model is not None:
+    if engines:
         s, a = config.secrets, config.asterisk
         media_ari = AriClient(config.ari_client_url, s.ari_user, s.ari_password,
                               f"{a.app_name}{MEDIA_APP_SUFFIX}")
-        ari_speech = AriSpeech(model, AriMedia(media_ari))
-        agi_speech = AgiSpeech(model, config.state_dir.resolve() / "speech")
-        logger.info("speech: %s model %s", model.language, model.path)
-    return IvrParts(runner, flows, store, model, ari_speech, agi_speech)
+        ari_speech = AriSpeech(engines, AriMedia(media_ari))
+        agi_speech = AgiSpeech(engines, config.state_dir.resolve() / "speech")
+        for language, engine in sorted(engines.by_language.items()):
+            logger.info("speech: %s by %s (%s)", language, engine.name, engine.path)
+    return IvrParts(runner, flows, store, engines, ari_speech, agi_speech)

@@ -13,6 +13,7 @@ makes the call a person's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 from dataclasses import dataclass, field
@@ -97,6 +98,14 @@ class OutboundCalls:
         self.live: dict[str, LiveAttempt] = {}
         self._tasks: set[asyncio.Task] = set()
 
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        """Live campaign calls per campaign and phase (for ``callpilot status``)."""
+        out: dict[str, dict[str, int]] = {}
+        for attempt in self.live.values():
+            phases = out.setdefault(attempt.campaign.name, {})
+            phases[attempt.phase.value] = phases.get(attempt.phase.value, 0) + 1
+        return out
+
     def ringing(self, campaign: str) -> int:
         return sum(1 for a in self.live.values()
                    if a.campaign.name == campaign and a.phase is Phase.RINGING)
@@ -155,7 +164,7 @@ class OutboundCalls:
     def _stasis_start(self, attempt: LiveAttempt | None, channel_id: str, args: list[str]) -> None:
         if attempt is None:
             logger.warning("outbound %s entered Stasis with no live attempt: hung up", channel_id)
-            self._spawn(safe_hangup(self.ari, channel_id), channel_id)
+            self._spawn(asyncio.wait_for(safe_hangup(self.ari, channel_id), ACTION_DEADLINE), channel_id)
         elif args[:1] == ["outbound"] and attempt.phase is Phase.RINGING:
             self._spawn(self._answered(attempt), channel_id)
         elif args[:1] == ["outbound-amd"] and attempt.phase is Phase.AMD:
@@ -184,7 +193,8 @@ class OutboundCalls:
             await coro
         except Exception:        # one call's failure must not stop the others
             logger.exception("outbound %s: handler failed; hanging up", name)
-            await safe_hangup(self.ari, name)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(safe_hangup(self.ari, name), ACTION_DEADLINE)
             attempt = self.live.get(name)
             if attempt is not None:
                 await self._finish(attempt, ContactOutcome.FAILED, detail="internal error")
@@ -310,7 +320,7 @@ class OutboundCalls:
             return None
         digit = await self._wait_key(box, playback, PLAY_DEADLINE)
         if digit is not None and digit != "":
-            await safe_stop_playback(self.ari, playback)
+            await asyncio.wait_for(safe_stop_playback(self.ari, playback), ACTION_DEADLINE)
             return digit
         if digit is None or listen <= 0:
             return digit

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable
 
 from callpilot.infra.db.campaigns import Campaign
@@ -19,6 +19,9 @@ from outbound.policy.pacing import RECOMPUTE_SECONDS, Level, abandon_rate, dial_
 from outbound.store import CampaignStore
 
 logger = logging.getLogger(__name__)
+
+STALE_AFTER = timedelta(hours=1)     # no campaign call lasts this long without a result
+REAP_EVERY = timedelta(minutes=1)
 
 
 @dataclass
@@ -33,6 +36,7 @@ class Dialer:
         self.store, self.calls, self.free_agents = store, calls, free_agents
         self.clock, self.poll = clock, poll
         self.paces: dict[str, Pace] = {}
+        self._reaped_at: datetime | None = None
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -52,6 +56,9 @@ class Dialer:
 
     async def tick(self) -> None:
         now = self.clock()
+        if self._reaped_at is None or now - self._reaped_at >= REAP_EVERY:
+            self._reaped_at = now
+            await asyncio.to_thread(self.store.close_stale, now, STALE_AFTER)
         for campaign in await asyncio.to_thread(self.store.running):
             await self._dial(campaign, now)
 

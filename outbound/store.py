@@ -265,8 +265,21 @@ class CampaignStore:
                      row.language or campaign.language, dict(row.variables or {})), campaign
 
     def open_attempts(self) -> list[CampaignAttempt]:
+        """Attempts in flight claimed by THIS node (another node's calls live in its own
+        Asterisk: only that node can tell whether they still ring)."""
         with self.sessions() as s:
-            return list(s.scalars(select(CampaignAttempt).where(CampaignAttempt.outcome.is_(None))))
+            return list(s.scalars(select(CampaignAttempt).where(
+                CampaignAttempt.outcome.is_(None), CampaignAttempt.claimed_by == self.node)))
+
+    def close_stale(self, now: datetime, older_than: timedelta) -> list[int]:
+        """Attempts with no result long after any call could have ended (their node died and
+        never came back): recorded as unknown, their contacts rescheduled as a new attempt."""
+        with self.sessions() as s:
+            stale = list(s.scalars(select(CampaignAttempt.id).where(
+                CampaignAttempt.outcome.is_(None), CampaignAttempt.claimed_at < now - older_than)))
+        for attempt_id in stale:
+            self.finish(attempt_id, ContactOutcome.UNKNOWN, now, detail=f"no result after {older_than}")
+        return stale
 
     # -- pacing inputs -------------------------------------------------------------------
     def in_flight(self, campaign_id: int) -> int:

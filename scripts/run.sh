@@ -20,7 +20,9 @@ CallPilot is up on loopback.
   Admin web:                        $WEB_URL
     $ADMIN
   Try a call without a softphone:   .venv/bin/callpilot call 800 --dtmf 1
-  Register a softphone as one of the agents above, then call 800 from the trunk side.
+  Register a softphone as one of the agents above, then call 800 from the trunk side:
+  say "billing", "cards", "lost card" or "agent" (English, pocketsphinx), or press keys;
+  802 is the Korean demo (네 / 아니요, 상담원).
   Live status:                      .venv/bin/callpilot status --json
   Stop: Ctrl-C (Asterisk and the web are stopped too).
 

@@ -48,6 +48,7 @@ class FakeDriver:
     played: list[list[str]] = field(default_factory=list)
     reads: list[dict[str, object]] = field(default_factory=list)
     grammars: list[list[str]] = field(default_factory=list)
+    languages: list[str | None] = field(default_factory=list)
     hung_up: bool = False
 
     def __post_init__(self) -> None:
@@ -84,9 +85,10 @@ class FakeDriver:
             keys = keys[:keys.index(terminator)]
         return keys[:max_digits]
 
-    async def listen(self, grammar: list[str], *, timeout: float,
-                     barge_in_sounds: list[str]) -> Recognition | DTMF | None:
+    async def listen(self, grammar: list[str], *, timeout: float, barge_in_sounds: list[str],
+                     language: str | None = None) -> Recognition | DTMF | None:
         self.played.append(list(barge_in_sounds))
+        self.languages.append(language)
         self.grammars.append(list(grammar))
         item = self._next()
         if isinstance(item, Say):

@@ -20,6 +20,9 @@ class Packet:
     level_db: float
 
 
+LOUD_DB = -45.0      # the speech VAD's floor (ivr.speech.vad): louder is speech or prompt audio
+
+
 class RtpSniffer:
     """Captures the caller's RTP on the loopback interface (AF_PACKET, needs root) and
     tells when speech started on the wire and when the prompt audio stopped."""
@@ -63,3 +66,21 @@ class RtpSniffer:
         samples = alaw_decode(rtp[12:]).astype(np.float64)
         level = 10 * np.log10(np.mean(samples ** 2) / 32768 ** 2 + 1e-12)
         self.packets.append(Packet(at, dst == self.port, float(level)))
+
+    def speech_onset(self, after: float) -> float:
+        return next(p.at for p in self.packets
+                    if not p.to_caller and p.at >= after and p.level_db > LOUD_DB)
+
+    def prompt_stop(self, after: float, quiet: float = 0.4) -> float:
+        """Start of the first run of >= ``quiet`` s without loud audio towards the caller."""
+        last_loud = after
+        for p in (p for p in self.packets if p.to_caller and p.at >= after):
+            if p.level_db > LOUD_DB:
+                if p.at - last_loud >= quiet:
+                    return last_loud
+                last_loud = p.at
+        return last_loud
+
+    def loud_to_caller_between(self, start: float, end: float) -> int:
+        return sum(1 for p in self.packets
+                   if p.to_caller and start <= p.at < end and p.level_db > LOUD_DB)

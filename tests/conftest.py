@@ -73,14 +73,14 @@ def db_url(request: pytest.FixtureRequest, tmp_path) -> str:
     CREATE/DROP DATABASE statements are sent) and no throwaway cluster is started.
     """
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'callpilot.infra.db'}"
+        return f"sqlite:///{tmp_path / 'callpilot.db'}"
     return request.getfixturevalue("pg_url")
 
 
 @pytest.fixture
 def sessions(tmp_path):
     """A session factory on a fresh, migrated SQLite file (for tests of one backend)."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'callpilot.infra.db'}")
+    engine = make_engine(f"sqlite:///{tmp_path / 'callpilot.db'}")
     create_schema(engine)
     yield make_sessionmaker(engine)
     engine.dispose()

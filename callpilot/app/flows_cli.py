@@ -96,14 +96,14 @@ class _CliError(Exception):
 
 
 def _validator(config: Config):
-    """Validation like ``serve`` does it (vocabulary check when a speech model is set; transfer
+    """Validation like ``serve`` does it (vocabulary check per speech engine; transfer
     routes must be configured)."""
-    from ivr.speech.model import SpeechUnavailable, load_configured
-    from ivr.wiring import validator
+    from ivr.speech.model import SpeechUnavailable
+    from ivr.wiring import load_engines, validator
     try:
-        return validator(load_configured(config.speech_model), set(config.routes))
+        return validator(load_engines(config), set(config.routes))
     except SpeechUnavailable as exc:
-        raise _CliError(f"speech_model: {exc}") from exc
+        raise _CliError(f"speech: {exc}") from exc
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from outbound.store import CampaignStore
 logger = logging.getLogger(__name__)
 
 OUTBOUND_DID = "outbound"     # call_records.did of campaign calls handed to an agent
+MIN_CONFIDENCE = 0.5          # a spoken reply below this counts as no reply (as ivr's menus)
 
 
 @dataclass
@@ -60,7 +61,9 @@ def build(server) -> OutboundParts:
             return None
         if heard is None:
             return ""
-        return heard.digits[:1] if isinstance(heard, DTMF) else heard.text
+        if isinstance(heard, DTMF):
+            return heard.digits[:1]
+        return heard.text if heard.confidence >= MIN_CONFIDENCE else ""
 
     o = config.outbound
     calls = OutboundCalls(server.ari, store, server.router.inboxes, app=config.asterisk.app_name,

@@ -201,6 +201,7 @@ class Server:
                                      "skills": a.skills, "age_band": a.age_band,
                                      "routable": a.routable}
                        for a in self.roster.agents.values()},
+            "outbound": self.outbound.calls.snapshot(),
         }
 
 

@@ -86,7 +86,7 @@ class AsteriskConfig:
     rtp_end: Port = 10999
     app_name: Name = "callpilot"
     # DID -> flow name, answered by the Stasis app; agi_dids run the flow over FastAGI.
-    dids: dict[str, str] = field(default_factory=lambda: {"800": "main"})
+    dids: dict[str, str] = field(default_factory=lambda: {"800": "main", "802": "main_ko"})
     agi_dids: dict[str, str] = field(default_factory=lambda: {"801": "main"})
     # DID -> queue: straight into the ACD without IVR (a hotline, a VIP line)
     queue_dids: dict[str, str] = field(default_factory=dict)
@@ -147,11 +147,14 @@ class Config:
     web_behind_tls: bool = False
     tts_voice: str = "en-us"
     tts_rate: Annotated[Int, Field(ge=80, le=450)] = 160
-    # Vosk model directory for speech menus ("" = keys only); "ko:/path" names its language
+    # Speech engine per language (ivr.speech.engines): "pocketsphinx" (packaged en-us),
+    # "vosk" (the packaged vosk-model-<lang>), "vosk:/path" (a downloaded model), "off".
+    speech: dict[str, str] = field(default_factory=lambda: {"en": "pocketsphinx", "ko": "vosk"})
+    # An extra Vosk model directory ("ko:/path" names its language); "" = none
     speech_model: str = ""
     # allow-listed outbound routes a flow's transfer node may name: name -> {number, trunk}.
     # The number is fixed here (never from caller input); trunk names asterisk.outbound_trunks.
-    routes: dict[str, dict[str, str]] = field(default_factory=dict)
+    routes: dict[str, dict[str, Any]] = field(default_factory=dict)   # checked by _validate_routes
     asterisk: AsteriskConfig = field(default_factory=AsteriskConfig)
     acd: AcdConfig = field(default_factory=AcdConfig)
     outbound: OutboundConfig = field(default_factory=OutboundConfig)
@@ -159,7 +162,7 @@ class Config:
 
     @property
     def db_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.state_dir.resolve() / 'callpilot.infra.db'}"
+        return self.database_url or f"sqlite:///{self.state_dir.resolve() / 'callpilot.db'}"
 
     @property
     def asterisk_dir(self) -> Path:

@@ -45,6 +45,7 @@ class Choice:
     phrases: dict[str, tuple[str, ...]]     # language ("" = any) -> phrases
     target: str | None
     value: str | None = None
+    implicit: bool = False          # added by the node (agent words), not the flow author
 
     def phrases_for(self, language: str | None) -> list[str]:
         return [p for lang, ps in self.phrases.items() if language_matches(lang, language)
@@ -88,7 +89,7 @@ class ChoiceNode(Node):
                    _confirm_below(f), f.prompt("confirm"), **extra)
 
     def targets(self) -> list[str]:
-        return [c.target for c in self.choices if c.target] + [self.fallback]
+        return list(dict.fromkeys([c.target for c in self.choices if c.target] + [self.fallback]))
 
     def prompts(self) -> list[Prompt]:
         return [p for p in (self.prompt, self.no_input, self.no_match, self.confirm) if p]
@@ -98,7 +99,7 @@ class ChoiceNode(Node):
 
     def phrase_sets(self) -> dict[str, list[str]]:
         sets: dict[str, list[str]] = {}
-        for choice in self.choices:
+        for choice in (c for c in self.choices if not c.implicit):
             for lang, phrases in choice.phrases.items():
                 sets.setdefault(lang, []).extend(phrases)
         return sets

@@ -41,7 +41,8 @@ async def _ask(ctx: CallContext, sounds: list[str], max_digits: int, timeout: fl
                inter_digit_timeout: float) -> Answer:
     first = ctx.take_pending_digit()
     if first is None and grammar and ctx.speech and can_listen(ctx.driver):
-        heard = await ctx.driver.listen(list(grammar), timeout=timeout, barge_in_sounds=sounds)
+        heard = await ctx.driver.listen(list(grammar), timeout=timeout, barge_in_sounds=sounds,
+                                        language=ctx.language)
         if isinstance(heard, Recognition):
             return Answer("speech", heard.text, heard.confidence, heard.timing)
         if not isinstance(heard, DTMF) or not heard.digits:

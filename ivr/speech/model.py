@@ -50,7 +50,10 @@ def load_configured(spec: str) -> SpeechModel | None:
 
 
 class SpeechModel:
-    """A loaded Vosk model and its language; use :meth:`shared` to get the process's one."""
+    """A loaded Vosk model and its language (the Vosk :class:`~ivr.speech.engine.SpeechEngine`);
+    use :meth:`shared` to get the process's one."""
+
+    name = "vosk"
 
     _shared: dict[Path, SpeechModel] = {}
     _shared_lock = threading.Lock()
@@ -85,3 +88,8 @@ class SpeechModel:
     def known_phrases(self, phrases: list[str]) -> list[str]:
         """The phrases whose every word the model knows (others cannot be recognised)."""
         return [p for p in phrases if p.split() and all(self.knows(w) for w in p.split())]
+
+    def recognizer(self, grammar: list[str], sample_rate: int, *, fillers: bool = False):
+        from ivr.speech.recognizer import GrammarRecognizer
+
+        return GrammarRecognizer(self, grammar, sample_rate, fillers=fillers)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ivr.driver import Recognition
+from ivr.speech.engine import complete_phrase
 from ivr.speech.model import SpeechModel
 from ivr.tts import read_wav, resample
 
@@ -86,6 +87,14 @@ class GrammarRecognizer:
         if not self.speech_started and json.loads(self._rec.PartialResult()).get("partial"):
             self.speech_started = True
         return False
+
+    def partial(self) -> str:
+        """The complete grammar phrase decoded so far, or '' (early endpointing)."""
+        if self._final is not None:
+            return complete_phrase(str(self._final.get("text", "")), self.grammar)
+        text = json.loads(self._rec.PartialResult()).get("partial", "")
+        return complete_phrase(" ".join(w for w in text.split() if w not in self.fillers),
+                               self.grammar)
 
     def result(self) -> Recognition | None:
         """The answer so far (call after the end of input, or after :meth:`accept` said True)."""

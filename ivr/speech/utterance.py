@@ -1,4 +1,5 @@
-"""One spoken answer from live audio: energy VAD for barge-in and endpointing, Vosk for words.
+"""One spoken answer from live audio: energy VAD for barge-in and endpointing, an engine
+(:mod:`ivr.speech.engine`: Vosk or pocketsphinx) for words.
 
 Audio is only decoded once the VAD hears speech (plus ``PREROLL_SECONDS`` before it), so a
 call costs no decoding while the prompt plays or the line is silent; the grammar decoder
@@ -17,9 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable
 
 from ivr.driver import Recognition
-from ivr.speech.model import SpeechModel
-from ivr.speech.recognizer import SAMPLE_WIDTH, GrammarRecognizer
+from ivr.speech.engine import SpeechEngine
+from ivr.speech.rejection import Rejection, plausible
 from ivr.speech.vad import EnergyVad, VadSettings
+
+SAMPLE_WIDTH = 2
 
 PREROLL_SECONDS = 0.3
 DECODE_BATCH_SECONDS = 0.06
@@ -31,17 +34,24 @@ DECODER = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_nam
 class ListenSettings:
     vad: VadSettings = field(default_factory=VadSettings)
     max_speech: float = 8.0           # audio seconds after the start before we stop listening
-    fillers: bool = False             # see ivr.speech.recognizer.FILLERS
+    fillers: bool = False             # Vosk only, see ivr.speech.recognizer.FILLERS
+    # Early endpoint: once the decoder's best path is a complete phrase that no longer
+    # phrase continues, this much trailing silence ends the answer (else vad.end_silence_ms).
+    early_end_ms: int = 200
 
 
 class Utterance:
     """Feed frames with :meth:`hear` (cheap, on the loop); decode with :meth:`decode_async`."""
 
-    def __init__(self, model: SpeechModel, grammar: list[str], sample_rate: int,
+    def __init__(self, engine: SpeechEngine, grammar: list[str], sample_rate: int,
                  settings: ListenSettings = ListenSettings()) -> None:
         self.settings = settings
         self.sample_rate = sample_rate
-        self.recognizer = GrammarRecognizer(model, grammar, sample_rate, fillers=settings.fillers)
+        extra = {"fillers": True} if settings.fillers else {}
+        self.recognizer = engine.recognizer(grammar, sample_rate, **extra)
+        self._final_phrases = final_phrases(self.recognizer.grammar)
+        self.partial = ""
+        self.rejected: Rejection | None = None
         self.vad = EnergyVad(sample_rate, settings.vad)
         preroll_frames = max(1, int(PREROLL_SECONDS * 50))
         self._preroll: deque[bytes] = deque(maxlen=preroll_frames)
@@ -78,8 +88,17 @@ class Utterance:
         """Endpoint reached: trailing silence, Vosk's own endpoint, or too long an answer."""
         if not self.vad.started:
             return False
-        return (self.vad.ended or self.vosk_final
+        return (self.vad.ended or self.vosk_final or self._early_end()
                 or self.vad.seconds - (self.vad.speech_at or 0.0) >= self.settings.max_speech)
+
+    @property
+    def ended_by_speech(self) -> bool:
+        """The answer ended on silence (not on ``max_speech``)."""
+        return self.vad.ended or self.vosk_final or self._early_end()
+
+    def _early_end(self) -> bool:
+        return (self.partial in self._final_phrases
+                and self.vad.silence_seconds * 1000 >= self.settings.early_end_ms)
 
     def batch_ready(self) -> bool:
         return len(self._pending) >= DECODE_BATCH_SECONDS * self.sample_rate * SAMPLE_WIDTH
@@ -89,12 +108,17 @@ class Utterance:
         audio, self._pending = bytes(self._pending), bytearray()
         if audio and not self.vosk_final:
             self.vosk_final = self.recognizer.accept(audio)
+            self.partial = self.recognizer.partial()
 
     def _finish(self) -> Recognition | None:
         self._decode()
         if not self.vad.started:
             return None
-        return self.recognizer.result()
+        heard = self.recognizer.result()
+        if heard is None or not heard.text:
+            return heard
+        self.rejected = plausible(heard.text, self.vad)
+        return Recognition("", 0.0) if self.rejected else heard
 
     async def decode_async(self) -> None:
         await asyncio.get_running_loop().run_in_executor(DECODER, self._decode)
@@ -107,6 +131,11 @@ class Utterance:
         return self._finish()
 
 
+def final_phrases(grammar: list[str]) -> set[str]:
+    """Phrases no other phrase continues ("agent" but not "speak" of "speak to an agent")."""
+    return {p for p in grammar if not any(o != p and o.startswith(p + " ") for o in grammar)}
+
+
 @dataclass(frozen=True)
 class ListenResult:
     recognition: Recognition | None
@@ -114,7 +143,7 @@ class ListenResult:
     audio_seconds: float
 
 
-async def listen_stream(model: SpeechModel, frames: AsyncIterator[bytes], grammar: list[str],
+async def listen_stream(engine: SpeechEngine, frames: AsyncIterator[bytes], grammar: list[str],
                         sample_rate: int, *, timeout: float, max_speech: float = 8.0,
                         on_speech: Callable[[], Any] | None = None,
                         vad: VadSettings = VadSettings(), fillers: bool = False) -> ListenResult:
@@ -123,7 +152,7 @@ async def listen_stream(model: SpeechModel, frames: AsyncIterator[bytes], gramma
     ``timeout``: audio seconds without speech before giving up; ``max_speech``: audio seconds
     after speech started.  ``on_speech`` is called once when speech starts (barge-in).
     """
-    utterance = Utterance(model, grammar, sample_rate,
+    utterance = Utterance(engine, grammar, sample_rate,
                           ListenSettings(vad=vad, max_speech=max_speech, fillers=fillers))
     async for frame in frames:
         if utterance.hear(frame) == "start" and on_speech is not None:
@@ -131,8 +160,23 @@ async def listen_stream(model: SpeechModel, frames: AsyncIterator[bytes], gramma
         if utterance.speaking and (utterance.batch_ready() or utterance.complete):
             await utterance.decode_async()
         if utterance.complete:
-            reason = "speech" if utterance.vad.ended or utterance.vosk_final else "max_speech"
+            reason = "speech" if utterance.ended_by_speech else "max_speech"
             return ListenResult(await utterance.finish_async(), reason, utterance.seconds)
         if not utterance.speaking and utterance.seconds >= timeout:
             return ListenResult(None, "timeout", utterance.seconds)
     return ListenResult(await utterance.finish_async(), "end", utterance.seconds)
+
+
+def recognize_pcm(engine: SpeechEngine, pcm: bytes, sample_rate: int, grammar: list[str],
+                  settings: ListenSettings = ListenSettings()) -> Recognition | None:
+    """A whole recording through the live path (VAD, decoder, rejection); blocking.
+    None: no speech in it."""
+    utterance = Utterance(engine, grammar, sample_rate, settings)
+    step = sample_rate // 50 * SAMPLE_WIDTH
+    for start in range(0, len(pcm), step):
+        utterance.hear(pcm[start:start + step])
+        if utterance.speaking and (utterance.batch_ready() or utterance.complete):
+            utterance._decode()
+        if utterance.complete:
+            break
+    return utterance.finish()

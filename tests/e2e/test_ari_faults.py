@@ -15,7 +15,9 @@ record's own ``enqueued_at -> answered_at``.  Each other call must stay within
 ``SLACK`` seconds of the slowest baseline call: a call that waited behind the faulted one for
 the fault's duration (2 s) or forever does not.  (The events-socket test takes its baseline
 from the calls that are talking when the socket is cut, and places its 5 other calls once
-serve is back: while serve's socket is down Asterisk refuses new calls into the application.)
+serve is back: while serve's socket is down the application is not registered, so calls
+arriving then take Asterisk's degraded path, app_queue over the same agents; the test places
+2 such calls and checks that they reach agents and are recorded once serve is back.)
 
 Faults: addChannel 500 at park and at connect; the agent-leg originate 2 s slow (request or
 answer held); an originate whose answer is lost to a cut connection; the events socket cut at
@@ -33,7 +35,7 @@ from datetime import timedelta
 
 import pytest
 
-from acd.dispatcher import MAX_BRIDGE_FAILURES
+from acd.dispatcher import ACTION_DEADLINE, MAX_BRIDGE_FAILURES
 from callpilot.infra.asterisk import runner
 from callpilot.infra.config import AcdConfig, Config
 from callpilot.infra.db.models import CallRecord
@@ -292,6 +294,24 @@ async def test_originate_whose_answer_is_lost(cfg, proxy, serve, agents):
     await assert_agents_released(serve, agents)
 
 
+async def test_originate_that_hangs_past_the_action_deadline(cfg, proxy, serve, agents):
+    """One call's agent-leg originate reaches Asterisk only after serve's action deadline
+    (ACTION_DEADLINE + 2 s): serve must have moved on (the call is offered elsewhere), and the
+    late leg Asterisk then creates must not be left ringing or connected to nobody."""
+    base = await baseline(cfg, proxy)
+    faulted = place(cfg, hold=25)
+    proxy.add(Rule("POST", AGENT_LEG, Delay(ACTION_DEADLINE + 2), query=caller_query(faulted),
+                   times=1))
+    hit = await proxy.wait_exchange(lambda x: x.fault is not None, timeout=30, what="the hanging originate")
+    others = [place(cfg, hold=4) for _ in range(OTHERS)]
+    assert_normal_pace(await finished(cfg, others), proxy, base)
+    result = await faulted.result()
+    record = await wait_record(cfg, faulted.number, timeout=30)
+    assert hit.seconds is not None and hit.seconds >= ACTION_DEADLINE
+    assert_safe_end(record, result)
+    await assert_agents_released(serve, agents)
+
+
 def caller_query(call: Call) -> str:
     """The agent originate of one call: its caller ID is in the query."""
     return rf"(^|&)callerId={call.number}(&|$)"
@@ -301,24 +321,34 @@ def caller_query(call: Call) -> str:
 async def test_events_socket_cut_mid_bridge(cfg, proxy, serve, agents, caller_leaves):
     """The events WebSocket is cut at the moment one call is being bridged and reconnection is
     refused for a while (the call's own bridge events are lost).  3 calls already talking ride
-    it out; the faulted call is closed correctly whether its caller hung up during the outage
-    or not; 5 calls placed once serve is back are served at the pace of the 3 talking ones."""
-    talking = [place(cfg, hold=14) for _ in range(TALKING)]
+    it out; 2 calls arriving during the outage are taken by Asterisk's degraded path (app_queue
+    over the same agents) and recorded once serve is back; the faulted call is closed
+    correctly whether its caller hung up during the outage or not; 5 calls placed once serve is
+    back are served at the pace of the 3 talking ones."""
+    talking = [place(cfg, hold=30) for _ in range(TALKING)]
     await _until_answered(cfg, talking)
     base = slowest([records_for(cfg, c.number)[-1] for c in talking], proxy)
     before = await serve.status()
     proxy.add(Rule("POST", CALL_BRIDGE, CutEvents(hold=True), times=1))
-    faulted = place(cfg, hold=3 if caller_leaves else 14)
+    faulted = place(cfg, hold=3 if caller_leaves else 30)
     await proxy.wait_exchange(lambda x: x.fault is not None, timeout=30, what="the bridging request")
+    # serve has tried to come back and was refused: Asterisk has dropped the application
+    await proxy.wait_until(lambda: proxy.refused_sockets >= 1, 20, "a refused reconnect")
+    during = [place(cfg, hold=3) for _ in range(2)]
     if caller_leaves:
         await faulted.result()          # the caller hangs up while serve hears nothing
-    else:
-        await proxy.wait_until(lambda: proxy.refused_sockets >= 2, 20, "refused reconnects")
+    degraded = await asyncio.gather(*(c.result() for c in during))
     proxy.allow_events()
     await serve.wait_for(lambda s: s["ari"] == "connected" and s["ari_connects"] > before["ari_connects"],
                          timeout=30, what="serve reconnected")
     after = [place(cfg, hold=4) for _ in range(OTHERS)]
     assert_normal_pace(await finished(cfg, after), proxy, base)
+    assert all(r.answered and r.ended_by == "caller" for r in degraded), degraded
+    for call in during:
+        record = await wait_record(cfg, call.number, timeout=30)
+        assert (record.outcome, record.queue) == ("answered", runner.DEGRADED_QUEUE), \
+            (record.outcome, record.queue, record.detail)
+        assert record.agent is not None and "degraded" in record.detail
     for record in await finished(cfg, talking):
         assert (record.outcome, record.state) == ("answered", "ended"), (record.outcome, record.detail)
     result = await faulted.result()

@@ -227,6 +227,9 @@ async def test_transfer_to_an_agent_extension_bridges_the_caller(cfg, serve, pho
     channels = await transfer_bridge(ari)
     assert any(c.startswith("cp-xfer-") for c in channels)
     await assert_media_flows(ari, channels)
+    # the ACD sees the phone busy, so it offers no queue call to the agent meanwhile
+    await serve.wait_for(lambda st: st["agents"]["1002"]["device"] != "NOT_INUSE"
+                         and not st["agents"]["1002"]["routable"], what="agent 1002 busy")
     result = await call
     await agent.wait_for("bye", timeout=15)
     record = await wait_record(cfg, who)

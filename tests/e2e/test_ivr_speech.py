@@ -34,7 +34,6 @@ pytestmark = pytest.mark.e2e
 
 GREET = "콜파일럿 은행입니다."                  # main_ko's greeting for unknown callers
 QUESTION = "상담원과 통화하시겠습니까? 네 또는 아니요라고 말씀하시거나 1번 또는 2번을 누르세요."
-LOUD_DB = -45.0                                 # the VAD's floor (ivr.speech.vad)
 SPEECH_TEST = {
     "name": "speech_test", "language": "ko", "start": "q",
     "nodes": {
@@ -114,27 +113,6 @@ def speech_pcap(path: Path, parts: list[tuple[str, object]],
 
 def journey(record) -> dict:
     return record.journey or {}
-
-
-# ------------------------------------------------------------------ wire-level RTP capture
-
-    def speech_onset(self, after: float) -> float:
-        return next(p.at for p in self.packets
-                    if not p.to_caller and p.at >= after and p.level_db > LOUD_DB)
-
-    def prompt_stop(self, after: float, quiet: float = 0.4) -> float:
-        """Start of the first run of >= ``quiet`` s without loud audio towards the caller."""
-        last_loud = after
-        for p in (p for p in self.packets if p.to_caller and p.at >= after):
-            if p.level_db > LOUD_DB:
-                if p.at - last_loud >= quiet:
-                    return last_loud
-                last_loud = p.at
-        return last_loud
-
-    def loud_to_caller_between(self, start: float, end: float) -> int:
-        return sum(1 for p in self.packets
-                   if p.to_caller and start <= p.at < end and p.level_db > LOUD_DB)
 
 
 def media_port(call: Caller) -> int:

@@ -8,6 +8,8 @@ Customers of one campaign, dialled side by side:
   +12125550103 "Hello?" then 9      -> opted out: global DNC, never dialled again (second campaign)
   +12125550104 never answers        -> retried once after 5 s, then given up (2 INVITEs, CANCELled)
   +12125550105 answering machine    -> AMD says MACHINE; voicemail message after the beep
+  +12125550106 busy (486)           -> retried once after 5 s, then given up
+A SIP request from a customer's address to any number is refused (no way out: toll fraud).
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from callpilot.infra.db import session as db
 from callpilot.infra.db.campaigns import CampaignAttempt, DncEntry
 from callpilot.infra.db.models import CallRecord
 from testkit.customer import CustomerPhone, machine_pcap, person_pcap
+from testkit.sipua import Caller
 from testkit.rtp_sniffer import RtpSniffer
 from tests.e2e.serve_proc import ServeProcess
 
@@ -111,9 +114,10 @@ async def test_campaign_replies_retries_dnc_and_answering_machine(e2e_config, as
         audio = person_pcap(tmp_path / f"p{tail}.pcap", keys=[(6.0, key)], total=20.0)
         people[tail] = await customers(f"+121255501{tail}", f"127.0.1.{int(tail)}", audio=audio)
     never = await customers("+12125550104", "127.0.1.4", "no_answer")
+    busy = await customers("+12125550106", "127.0.1.6", "busy")
     machine_audio, beep_end = machine_pcap(tmp_path / "machine.pcap", GREETING, total=40.0)
     machine = await customers("+12125550105", "127.0.1.5", audio=machine_audio, answer_delay=1.0)
-    everyone = [*people.values(), never, machine]
+    everyone = [*people.values(), never, machine, busy]
     cfg = dataclasses.replace(e2e_config, outbound=OutboundConfig(
         routes={c.number: c.route for c in everyone}, poll_seconds=0.5))
     agent = await agent_phone("1001", calls=1)
@@ -130,10 +134,11 @@ async def test_campaign_replies_retries_dnc_and_answering_machine(e2e_config, as
         await serve.wait_for(lambda s: s["agents"]["1001"]["routable"], what="agent 1001 routable")
         cli(cfg, "create", "orders", "--template", TEMPLATE, "--voicemail", VOICEMAIL,
             "--purpose", "Acme order status", "--caller-id", "8005550199", "--callback-number",
-            "8005550199", "--max-attempts", "2", "--retry", "no_answer=5", "--ring-seconds", "15")
+            "8005550199", "--max-attempts", "2", "--retry", "no_answer=5", "--retry", "busy=5",
+            "--ring-seconds", "15", "--max-concurrent", "6")
         imported = cli(cfg, "import", "orders", str(contacts_csv(tmp_path / "c.csv",
                                                                    [c.number for c in everyone])))
-        assert imported["imported"] == 5 and imported["rejected"] == 0
+        assert imported["imported"] == 6 and imported["rejected"] == 0
         cli(cfg, "start", "orders")
 
         # 2: the agent's phone rings and answers; the record names the campaign and contact
@@ -165,6 +170,7 @@ async def test_campaign_replies_retries_dnc_and_answering_machine(e2e_config, as
         assert outcome["+12125550103"] == ("opted_out", 1, "9")
         assert outcome["+12125550104"] == ("no_answer", 2, "")
         assert outcome["+12125550105"] == ("machine", 1, "")
+        assert outcome["+12125550106"] == ("busy", 2, "")       # 486 twice, 5 s apart
         assert read(cfg, DncEntry, ("+12125550103", "*")) is not None
         (vm,) = attempts_of(cfg, "+12125550105")
         assert vm.amd_status == "MACHINE" and vm.detail == "voicemail message left"
@@ -172,7 +178,7 @@ async def test_campaign_replies_retries_dnc_and_answering_machine(e2e_config, as
         assert [c.invites for c in people.values()] == [1, 1, 1]
         await never.wait_for("cancelled", timeout=15, count=2)
         assert never.invites == 2
-        assert machine.invites == 1
+        assert machine.invites == 1 and busy.invites == 2
         retry = attempts_of(cfg, "+12125550104")
         assert (retry[1].claimed_at - retry[0].ended_at).total_seconds() >= 5
 
@@ -186,7 +192,14 @@ async def test_campaign_replies_retries_dnc_and_answering_machine(e2e_config, as
         assert people["03"].invites == 1
 
         assert report["totals"]["agent_minutes"] > 0.04
-        assert report["totals"]["reach_rate"] == 0.6      # 3 of 5 people reached
+        assert report["totals"]["reach_rate"] == 0.5      # 3 of 6 contacts reached a person
+
+        # toll fraud: a customer's address calling in to any number is refused, never routed
+        a = cfg.asterisk
+        intruder = Caller("12125550199", a.sip_host, a.sip_port, local_ip="127.0.1.1", dtmf="",
+                          hold_seconds=2, answer_timeout=5)
+        result = await intruder.run()
+        assert not result.answered and result.status in (401, 403, 404), result.status
     finally:
         serve.stop()
         wire.__exit__(None, None, None)

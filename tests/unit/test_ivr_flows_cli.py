@@ -63,11 +63,12 @@ def test_validate_reports_unreadable_files(cli, tmp_path) -> None:
 
 def test_import_publish_rollback_export_list(cli, tmp_path) -> None:
     code, _out, err = cli("import", "main_ko", write(tmp_path, "bad.json", broken_ko()))
-    assert code == 1 and "draft main_ko stored, but: 2 problem(s)" in err
+    # the target, the node it no longer reaches, and the default Korean engine's vocabulary
+    assert code == 1 and "draft main_ko stored, but: 3 problem(s)" in err
     code, _out, err = cli("publish", "main_ko")
     assert code == 1 and "flow main_ko not published" in err and "menu: target 'nowhere'" in err
     code, _out, err = cli("validate", "main_ko")                       # the stored draft
-    assert code == 1 and "draft main_ko: 2 problem(s)" in err
+    assert code == 1 and "draft main_ko: 3 problem(s)" in err
 
     good = write(tmp_path, "good.json", load_builtin("main_ko"))
     assert cli("publish", "main_ko", "--file", good, "--comment", "first")[:2] == (

@@ -17,6 +17,7 @@ from ivr.agi_driver import AgiCallDriver, AgiSpeech
 from ivr.ari_driver import AriCallDriver, AriSpeech
 from ivr.ari_media import CallGone, TapIds
 from ivr.driver import DTMF, CallerHangup, Recognition
+from ivr.speech.engines import SpeechEngines
 from ivr.speech import SpeechModel, Utterance, VadSettings
 from ivr.speech.vad import EnergyVad, frame_db
 from testkit.ivr_fakes import speech_samples
@@ -70,11 +71,21 @@ def test_vad_follows_the_noise_floor() -> None:
     rng = np.random.default_rng(7)
     noise = (rng.standard_normal(RATE * 2) * 32768 * 10 ** (-50 / 20)).astype(np.int16)
     vad.feed(noise.tobytes())                           # -50 dBFS line noise
-    assert not vad.started and vad.threshold_db == pytest.approx(-38, abs=1)
-    vad.feed(tone(0.1, -40).tobytes())                  # above the floor, not above the noise
+    assert not vad.started and vad.threshold_db == pytest.approx(-44, abs=1)   # noise + 6 dB
+    vad.feed(tone(0.1, -46).tobytes())                  # above the noise, not by 6 dB
     assert not vad.started
     vad.feed(tone(0.3, -15).tobytes())
     assert vad.started
+
+
+def test_vad_counts_only_pitched_frames_as_voiced() -> None:
+    vad = EnergyVad(RATE)
+    rng = np.random.default_rng(3)
+    vad.feed(silence(0.3).tobytes())
+    vad.feed((rng.standard_normal(RATE) * 3000).astype(np.int16).tobytes())    # loud noise
+    assert vad.started and vad.voiced_ms == 0
+    vad.feed(tone(0.3, -20).tobytes())                                        # a "vowel"
+    assert vad.voiced_ms >= 280
 
 
 def test_vad_accepts_odd_chunk_sizes() -> None:
@@ -101,7 +112,9 @@ def test_utterance_decodes_only_after_speech_and_recognises(model) -> None:
             utterance._decode()
         if utterance.complete:
             break
-    assert [e for e, _ in events] == ["start", "end"]
+    # ends early: "네" is a complete phrase after 200 ms of silence (not the VAD's 450 ms)
+    assert [e for e, _ in events] == ["start"] and utterance.ended_by_speech
+    assert utterance.partial == "네" and 0.2 <= utterance.vad.silence_seconds < 0.45
     assert utterance.finish().text == "네"
 
 
@@ -160,7 +173,7 @@ class FakeMedia:
 def ari_driver(model, media) -> tuple[AriCallDriver, FakeAri, ChannelInbox]:
     inbox = ChannelInbox("call-1")
     ari = FakeAri(inbox)
-    driver = AriCallDriver(ari, inbox, caller_id="5551", did="800", speech=AriSpeech(model, media))
+    driver = AriCallDriver(ari, inbox, caller_id="5551", did="800", speech=AriSpeech(SpeechEngines({"ko": model}), media))
     return driver, ari, inbox
 
 
@@ -171,10 +184,10 @@ def stopped_playbacks(ari: FakeAri) -> list[str]:
 async def test_speech_stops_the_prompt_and_is_recognised(model) -> None:
     tap = FakeTap(korean([("silence", 0.5), ("say", "아니요"), ("silence", 1.5)]))
     driver, ari, _inbox = ari_driver(model, FakeMedia(tap))
-    heard = await driver.listen(YES_NO, timeout=3, barge_in_sounds=["sound:question"])
+    heard = await driver.listen(YES_NO, timeout=3, barge_in_sounds=["sound:question"], language="ko")
     assert isinstance(heard, Recognition) and heard.text in ("아니요", "아니오")
     assert len(stopped_playbacks(ari)) == 1                       # barge-in
-    assert heard.timing["barge_in_ms"] < 200 and 400 < heard.timing["eos_ms"] < 700
+    assert heard.timing["barge_in_ms"] < 200 and 0 < heard.timing["eos_ms"] < 700
     assert tap.closed
 
 
@@ -182,7 +195,7 @@ async def test_key_during_the_prompt_wins(model) -> None:
     tap = FakeTap(silence(3))
     driver, ari, inbox = ari_driver(model, FakeMedia(tap))
     asyncio.get_running_loop().call_later(0.3, lambda: (inbox.digits.append("2"), inbox.poke()))
-    assert await driver.listen(YES_NO, timeout=3, barge_in_sounds=["sound:question"]) == DTMF("2")
+    assert await driver.listen(YES_NO, timeout=3, barge_in_sounds=["sound:question"], language="ko") == DTMF("2")
     assert len(stopped_playbacks(ari)) == 1 and tap.closed
 
 
@@ -198,7 +211,7 @@ async def test_no_input_timeout_counts_from_the_end_of_the_prompt(model) -> None
         inbox.poke()
 
     loop.call_later(0.5, prompt_ends)
-    assert await driver.listen(YES_NO, timeout=0.6, barge_in_sounds=["sound:question"]) is None
+    assert await driver.listen(YES_NO, timeout=0.6, barge_in_sounds=["sound:question"], language="ko") is None
     assert 1.05 <= loop.time() - started < 1.5 and tap.closed
 
 
@@ -207,17 +220,17 @@ async def test_caller_hanging_up_while_listening(model) -> None:
     driver, _ari, inbox = ari_driver(model, FakeMedia(tap))
     asyncio.get_running_loop().call_later(0.2, lambda: (setattr(inbox, "gone", True), inbox.poke()))
     with pytest.raises(CallerHangup):
-        await driver.listen(YES_NO, timeout=3, barge_in_sounds=[])
+        await driver.listen(YES_NO, timeout=3, barge_in_sounds=[], language="ko")
     assert tap.closed
 
 
 async def test_no_audio_path_asks_by_keys(model) -> None:
     driver, ari, inbox = ari_driver(model, FakeMedia(error=RuntimeError("externalMedia failed")))
     asyncio.get_running_loop().call_later(0.1, lambda: (inbox.digits.append("1"), inbox.poke()))
-    assert await driver.listen(YES_NO, timeout=2, barge_in_sounds=["sound:q"]) == DTMF("1")
+    assert await driver.listen(YES_NO, timeout=2, barge_in_sounds=["sound:q"], language="ko") == DTMF("1")
     driver, _ari, _inbox = ari_driver(model, FakeMedia(error=CallGone("call-1")))
     with pytest.raises(CallerHangup):
-        await driver.listen(YES_NO, timeout=2, barge_in_sounds=[])
+        await driver.listen(YES_NO, timeout=2, barge_in_sounds=[], language="ko")
 
 
 def test_driver_without_speech_cannot_listen() -> None:
@@ -260,13 +273,13 @@ class FakeAgi:
 
 def agi_driver(model, tmp_path: Path, recordings) -> tuple[AgiCallDriver, FakeAgi]:
     request = FakeAgi(recordings)
-    return AgiCallDriver(request, speech=AgiSpeech(model, tmp_path)), request
+    return AgiCallDriver(request, speech=AgiSpeech(SpeechEngines({"ko": model}), tmp_path)), request
 
 
 async def test_agi_listen_records_then_recognises(model, tmp_path) -> None:
     answer = speech_samples([("silence", 0.3), ("say", "네"), ("silence", 1.0)])
     driver, request = agi_driver(model, tmp_path, [silence(1.0, 8000), answer])
-    heard = await driver.listen(YES_NO, timeout=5, barge_in_sounds=["sound:/p/q"])
+    heard = await driver.listen(YES_NO, timeout=5, barge_in_sounds=["sound:/p/q"], language="ko")
     assert heard == Recognition("네", heard.confidence)
     assert request.commands[0] == "STREAM FILE /p/q 0123456789*#"
     records = [c for c in request.commands if c.startswith("RECORD FILE")]
@@ -276,7 +289,7 @@ async def test_agi_listen_records_then_recognises(model, tmp_path) -> None:
 
 async def test_agi_listen_key_and_timeout(model, tmp_path) -> None:
     driver, _request = agi_driver(model, tmp_path, ["2"])
-    assert await driver.listen(YES_NO, timeout=5, barge_in_sounds=[]) == DTMF("2")
+    assert await driver.listen(YES_NO, timeout=5, barge_in_sounds=[], language="ko") == DTMF("2")
     driver, request = agi_driver(model, tmp_path, [silence(0.5, 8000)] * 5)
-    assert await driver.listen(YES_NO, timeout=0.0, barge_in_sounds=[]) is None
+    assert await driver.listen(YES_NO, timeout=0.0, barge_in_sounds=[], language="ko") is None
     assert sum(c.startswith("RECORD FILE") for c in request.commands) == 1

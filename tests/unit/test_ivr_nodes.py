@@ -436,7 +436,9 @@ async def test_korean_demo_flow(prompts) -> None:
     result = await runner(prompts, services).run(load_builtin("main_ko"), driver, {})
     assert result.outcome.queue == "cards" and result.outcome.attributes["language"] == "ko"
     assert result.path == ["profile", "greet_known", "wants_agent", "menu", "to_cards"]
-    assert driver.grammars == [["네", "예", "아니요", "아니오"], ["잔액", "분실"]]
+    assert driver.grammars == [["네", "예", "아니요", "아니오"],
+                               ["잔액", "일", "분실", "카드", "이", "상담원", "상담사", "영"]]
+    assert driver.languages == ["ko", "ko"]
 
 
 async def test_korean_demo_flow_barge_in_key(prompts) -> None:
@@ -504,7 +506,7 @@ async def test_speech_timing_goes_into_the_journey(prompts) -> None:
     from ivr.driver import Recognition
 
     class TimedDriver(FakeDriver):
-        async def listen(self, grammar, *, timeout, barge_in_sounds):
+        async def listen(self, grammar, *, timeout, barge_in_sounds, language=None):
             return Recognition("잔액", 0.99, {"barge_in_ms": 101.0, "eos_ms": 470.0})
 
     result = await runner(prompts).run(confirm_flow(), TimedDriver([], speech=True), {"language": "ko"})

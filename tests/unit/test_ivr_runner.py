@@ -39,9 +39,10 @@ def uri(prompts: PromptCache, text: str) -> str:
 
 
 GREETING = "Welcome to CallPilot Bank."
-MENU = "For billing, press 1. For cards, press 2."
+MENU = ("Say billing or press 1. Say cards or press 2. For a lost card, say lost card or "
+        "press 3. For an agent, say agent or press 0.")
 NO_INPUT = "Sorry, I did not hear a choice."
-NO_MATCH = "Sorry, that is not a valid choice."
+NO_MATCH = "Sorry, that is not one of the choices."
 
 
 async def test_key_1_goes_to_billing(runner, main_flow) -> None:
@@ -133,9 +134,9 @@ async def test_variables_are_spoken_and_rendered_on_demand(runner, prompts, synt
 
 
 async def test_prerender_renders_static_prompts_once(runner, main_flow, synth) -> None:
-    assert await runner.prerender(main_flow) == 4
+    assert await runner.prerender(main_flow) == 6
     await runner.run(main_flow, FakeDriver(["", "9", "1"]), {})
-    assert len(synth.calls) == 4
+    assert len(synth.calls) == 6
 
 
 async def test_audio_prompt_is_played_as_is(runner) -> None:
@@ -170,7 +171,9 @@ async def test_speech_choice_when_the_driver_listens(runner, main_flow) -> None:
     driver = FakeDriver([Say("cards", 0.9)], speech=True)
     result = await runner.run(main_flow, driver, {})
     assert result.outcome.queue == "cards"
-    assert driver.grammars == [["billing", "cards"]]
+    assert driver.grammars == [["billing", "cards", "lost card", "agent", "operator",
+                                "representative"]]
+    assert driver.languages == ["en-us"]
     assert result.inputs[0] == {"node": "main_menu", "kind": "speech", "value": "cards",
                                 "confidence": 0.9}
 
@@ -192,10 +195,24 @@ async def test_main_flow_with_real_espeak_prompts(tmp_path: Path) -> None:
     prompts = PromptCache(tmp_path, "en-us", 160)
     runner = FlowRunner(prompts)
     flow = parse(load_builtin("main"))
-    assert await runner.prerender(flow) == 4
-    driver = FakeDriver(["3", "1"])
+    assert await runner.prerender(flow) == 6
+    driver = FakeDriver(["4", "1"])
     result = await runner.run(flow, driver, {})
     assert result.outcome.queue == "billing"
     for sounds in driver.played:
         for sound in sounds:
             assert Path(sound[len("sound:"):] + ".wav").stat().st_size > 8000
+
+
+async def test_every_menu_reaches_a_person_by_0_or_by_saying_operator(runner) -> None:
+    flow = parse({"name": "m", "language": "en-us", "start": "m", "nodes": {
+        "m": {"type": "menu", "prompt": "billing or cards?", "fallback": "to_general",
+              "options": [{"key": "1", "phrases": ["billing"], "target": "to_billing"},
+                          {"key": "2", "phrases": ["cards"], "target": "to_billing"}]},
+        "to_billing": {"type": "enqueue", "queue": "billing"},
+        "to_general": {"type": "enqueue", "queue": "general"}}})
+    by_key = await runner.run(flow, FakeDriver(["0"]), {})
+    by_voice = await runner.run(flow, FakeDriver([Say("operator")], speech=True), {})
+    assert by_key.outcome.queue == by_voice.outcome.queue == "general"
+    assert by_key.outcome.reason == by_voice.outcome.reason == ""     # chosen, not a fallback
+    assert [i["value"] for i in by_voice.inputs] == ["operator"]

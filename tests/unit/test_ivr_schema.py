@@ -25,7 +25,8 @@ def test_builtin_main_is_valid_and_typed() -> None:
     assert isinstance(flow.nodes["greeting"], SayNode)
     menu = flow.nodes["main_menu"]
     assert isinstance(menu, MenuNode) and menu.retries == 2 and menu.fallback == "to_general"
-    assert menu.phrases() == ["billing", "cards"]
+    assert menu.phrases("en") == ["billing", "cards", "lost card", "agent", "operator",
+                                  "representative"]
     assert isinstance(flow.nodes["to_general"], EnqueueNode)
     assert flow.nodes["to_general"].queue == "general"
 
@@ -75,7 +76,7 @@ def test_loop_without_input_is_refused_but_a_menu_loop_is_fine() -> None:
     menu_loop = doc(m={"type": "menu", "prompt": "press 1", "fallback": "bye",
                        "options": [{"key": "1", "target": "again"}]},
                     again={"type": "say", "text": "again", "next": "m"},
-                    bye={"type": "hangup"})
+                    bye={"type": "enqueue", "queue": "general"})
     assert check(menu_loop) == []
 
 
@@ -121,11 +122,49 @@ def test_field_types_and_unknown_fields() -> None:
                       ("q", "skill 'billing' needs a level 1..5, got 'high'")]
 
 
+def billing_or_cards() -> dict:
+    """The demo menu as it was before it grew lost card / agent options."""
+    return {"name": "bc", "language": "en-us", "start": "main_menu", "nodes": {
+        "main_menu": {"type": "menu", "prompt": "billing or cards?", "fallback": "to_general",
+                      "options": [{"key": "1", "phrases": ["billing"], "target": "to_billing"},
+                                  {"key": "2", "phrases": ["cards"], "target": "to_cards"}]},
+        "to_billing": {"type": "enqueue", "queue": "billing"},
+        "to_cards": {"type": "enqueue", "queue": "cards"},
+        "to_general": {"type": "enqueue", "queue": "general"}}}
+
+
 def test_vocabulary_check_names_missing_words() -> None:
-    flow = load_builtin("main")
     known = {"billing"}.__contains__
-    assert reasons(check(flow, vocabulary=known)) == [
+    assert reasons(check(billing_or_cards(), vocabulary=known)) == [
         ("main_menu", "phrase 'cards': speech model does not know cards")]
+
+
+def test_every_menu_takes_0_and_agent_words_to_a_person() -> None:
+    flow = parse(billing_or_cards())
+    menu = flow.nodes["main_menu"]
+    agent = [c for c in menu.choices if c.key == "0"]
+    assert len(agent) == 1 and agent[0].target == "to_general"
+    assert menu.phrases("en-us") == ["billing", "cards", "agent", "operator", "representative"]
+    assert menu.phrases("ko") == ["billing", "cards", "상담원", "상담사", "영"]
+    d = billing_or_cards()
+    d["nodes"]["main_menu"]["agent"] = "to_billing"
+    assert [c.target for c in parse(d).nodes["main_menu"].choices if c.key == "0"] == ["to_billing"]
+
+
+def test_a_flow_that_traps_the_caller_is_refused() -> None:
+    d = billing_or_cards()
+    d["nodes"]["main_menu"]["fallback"] = "bye"
+    d["nodes"]["main_menu"]["agent"] = "to_general"
+    d["nodes"]["bye"] = {"type": "hangup", "prompt": "Goodbye."}
+    assert reasons(check(d)) == [("main_menu", "fallback 'bye' reaches no queue: after repeated "
+                                               "no-match the caller must reach a person")]
+    chain = {f"s{i}": {"type": "say", "text": "wait", "next": f"s{i + 1}"} for i in range(25)}
+    chain["s25"] = {"type": "enqueue", "queue": "general"}
+    long = {"name": "long", "start": "s0", "nodes": chain}
+    assert reasons(check(long))[:2] == [
+        ("s0", "no queue, transfer or goodbye within 20 steps: the caller would be trapped"),
+        ("s1", "no queue, transfer or goodbye within 20 steps: the caller would be trapped")]
+    assert len(check(long)) == 5
 
 
 def test_localised_prompt_and_static_prompts() -> None:
@@ -182,13 +221,16 @@ def test_enqueue_steps_shape() -> None:
 
 
 def test_phrases_by_language_and_vocabulary_language() -> None:
-    d = load_builtin("main")
+    d = billing_or_cards()
     menu = d["nodes"]["main_menu"]
     menu["options"][0]["phrases"] = {"en": ["billing"], "ko": ["결제", "요금"]}
+    menu["options"].append({"key": "0", "phrases": {"en": ["agent"], "ko": ["상담원"]},
+                            "target": "to_general"})
     flow = parse(d)
     node = flow.nodes["main_menu"]
-    assert node.phrases("ko") == ["결제", "요금", "cards"] and node.phrases("en-us") == ["billing", "cards"]
-    korean = {"결제"}.__contains__
+    assert node.phrases("ko") == ["결제", "요금", "cards", "상담원", "상담사", "영"]
+    assert node.phrases("en-us") == ["billing", "cards", "agent", "operator", "representative"]
+    korean = {"결제", "상담원"}.__contains__
     assert reasons(check(d, vocabulary=korean, vocabulary_language="ko")) == [
         ("main_menu", "phrase '요금': speech model does not know 요금")]
     d["language"] = "ko"       # now the any-language phrases ("cards") are Korean too
@@ -198,7 +240,7 @@ def test_phrases_by_language_and_vocabulary_language() -> None:
 
 
 def test_menu_phrase_errors() -> None:
-    d = load_builtin("main")
+    d = billing_or_cards()
     d["nodes"]["main_menu"]["options"][1]["phrases"] = {"en": ["Billing"]}
     d["nodes"]["main_menu"]["options"].append({"key": "3", "phrases": [""], "target": "to_general"})
     assert reasons(check(d)) == [("main_menu", "duplicate phrase 'billing'"),

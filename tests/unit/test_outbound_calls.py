@@ -142,3 +142,30 @@ def test_longest_prefix_route_wins():
     assert dial_endpoint("+13105550100", routes, "") == "PJSIP/outbound/sip:+13105550100@a:5060"
     assert dial_endpoint("+442079460958", routes, "") is None
     assert dial_endpoint("+442079460958", routes, "c:5060").endswith("@c:5060")
+
+
+async def test_status_snapshot_counts_live_calls_by_phase(sessions):
+    store, calls, dialer, clock, ari = make(sessions, ["+12125550100", "+12125550101"],
+                                            zone="America/New_York")
+    await dialer.tick()
+    assert calls.snapshot() == {"c": {"ringing": 2}}
+
+
+async def test_recover_leaves_other_nodes_attempts_alone(sessions):
+    store, calls, dialer, clock, ari = make(sessions, ["+12125550100"], zone="America/New_York")
+    other = CampaignStore(sessions, node="node-b")
+    (claim,) = other.claim_due(store.get("c"), EARLY, limit=1)
+    await calls.resync()                     # this node's Asterisk has no such channel
+    assert store.attempt(claim.attempt_id).outcome is None
+
+
+async def test_an_attempt_of_a_node_that_never_came_back_is_closed_after_an_hour(sessions):
+    store, calls, dialer, clock, ari = make(sessions, ["+12125550100"], zone="America/New_York")
+    other = CampaignStore(sessions, node="node-b")
+    (claim,) = other.claim_due(store.get("c"), EARLY, limit=1)
+    clock.now = EARLY + timedelta(minutes=59)
+    await dialer.tick()
+    assert store.attempt(claim.attempt_id).outcome is None and originated(ari) == []
+    clock.now = EARLY + timedelta(minutes=61)
+    await dialer.tick()
+    assert store.attempt(claim.attempt_id).outcome == "unknown"

@@ -115,8 +115,8 @@ def test_import_killed_mid_file_leaves_nothing(tmp_path):
     write_csv(path, 30_000)
     proc = subprocess.Popen([*exe, "import", "big", str(path)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    engine = make_engine(f"sqlite:///{state.resolve() / 'callpilot.infra.db'}")
-    wal = Path(str(state.resolve() / "callpilot.infra.db") + "-wal")
+    engine = make_engine(f"sqlite:///{state.resolve() / 'callpilot.db'}")
+    wal = Path(str(state.resolve() / "callpilot.db") + "-wal")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and (not wal.exists() or wal.stat().st_size < 400_000):
         assert proc.poll() is None, proc.stderr.read()

@@ -223,7 +223,7 @@ def test_rows_roundtrip_on_every_backend(db_url, tmp_path) -> None:
 
 
 def test_broken_database_never_raises_and_queue_log_still_written(tmp_path, caplog) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'callpilot.infra.db'}")
+    engine = make_engine(f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'callpilot.db'}")
     clock = Clock()
     rec = QueueEventRecorder(make_sessionmaker(engine), tmp_path / "queue_log", clock=clock)
     with caplog.at_level(logging.ERROR, logger="acd.queue_events"):
@@ -261,7 +261,7 @@ def test_bad_arguments_and_use_after_close_never_raise(recorder, tmp_path, caplo
 
 def test_sink_calls_do_not_wait_for_a_locked_database(sessions, recorder, tmp_path, clock) -> None:
     """The event loop must never wait on the database: hold SQLite's write lock meanwhile."""
-    blocker = sqlite3.connect(tmp_path / "callpilot.infra.db", isolation_level=None)
+    blocker = sqlite3.connect(tmp_path / "callpilot.db", isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     try:
         started = time.perf_counter()

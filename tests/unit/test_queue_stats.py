@@ -225,7 +225,7 @@ def state_dir(tmp_path, monkeypatch):
 
 
 def _seed(state_dir) -> None:
-    engine = make_engine(f"sqlite:///{state_dir.resolve() / 'callpilot.infra.db'}")
+    engine = make_engine(f"sqlite:///{state_dir.resolve() / 'callpilot.db'}")
     create_schema(engine)
     sessions = make_sessionmaker(engine)
     with sessions.begin() as s:

