@@ -8,6 +8,7 @@ import re
 from sqlalchemy import select
 
 from admin_web import db
+from tests.web.conftest import builtin_flow
 from callpilot.infra.db.web_users import AuditEntry
 
 
@@ -53,7 +54,7 @@ def test_node_form_shows_the_node_fields(client, auth):
     assert 'id="node-form"' in html
     for field in ("prompt", "options", "fallback", "retries", "no_input"):
         assert f'name="{field}"' in html
-    assert "For billing, press 1." in html
+    assert builtin_flow("main")["nodes"]["main_menu"]["prompt"] in html
 
 
 def test_broken_node_is_saved_as_draft_and_marked(client, auth, services):
