@@ -264,3 +264,48 @@ def parse_since(text: str) -> datetime:
     """An ISO 8601 instant; without an offset it is read in the local time zone."""
     value = datetime.fromisoformat(text)
     return value if value.tzinfo is not None else value.astimezone()
+
+
+# ---------------------------------------------------------------- per interval, per agent (web reports)
+
+
+def interval_stats(visits: Iterable[Visit], start: datetime, end: datetime, minutes: int,
+                   target_seconds: float = DEFAULT_TARGET_SECONDS) -> list[dict[str, Any]]:
+    """One row per interval and queue for visits offered in [start, end): the interval's
+    ``start`` then the same statistics as :func:`stats_from_visits` (no ring-no-answer)."""
+    step = timedelta(minutes=minutes)
+    buckets: dict[int, list[Visit]] = {}
+    for visit in visits:
+        if start <= visit.enqueued_at < end:
+            buckets.setdefault(int((visit.enqueued_at - start) / step), []).append(visit)
+    rows = []
+    for index in sorted(buckets):
+        for queue, stats in stats_from_visits(buckets[index], target_seconds=target_seconds).items():
+            rows.append({"start": start + index * step, "queue": queue, **stats})
+    return rows
+
+
+def agent_stats(visits: Iterable[Visit], start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Per agent, calls answered in visits offered in [start, end): count, talk and AHT,
+    average wait of the calls they answered."""
+    answered: dict[str, list[Visit]] = {}
+    for visit in visits:
+        if visit.outcome == "answered" and visit.agent and start <= visit.enqueued_at < end:
+            answered.setdefault(visit.agent, []).append(visit)
+    rows = []
+    for agent, calls in sorted(answered.items()):
+        talks = [v.talk_s for v in calls if v.talk_s is not None]
+        waits = [v.wait_s for v in calls if v.wait_s is not None]
+        rows.append({"agent": agent, "answered": len(calls), "talk_s": sum(talks),
+                     "aht": sum(talks) / len(talks) if talks else None,
+                     "asa": sum(waits) / len(waits) if waits else None,
+                     "queues": sorted({v.queue for v in calls})})
+    return rows
+
+
+def visits_between(sessions: sessionmaker, start: datetime, end: datetime) -> list[Visit]:
+    """Visits offered in [start, end) (events up to ``end`` plus the talk time after it are
+    read from ``start`` on: a visit's end may come after ``end``)."""
+    events = QueueEventStore(sessions).events(since=start, calls_only=True)
+    visits, _rna = visits_from_events(events)
+    return [v for v in visits if start <= v.enqueued_at < end]

@@ -42,6 +42,14 @@ class QueueBook:
 
     queues: dict[str, QueueSettings] = field(default_factory=dict)
 
+    def replace(self, other: QueueBook) -> None:
+        """Take ``other``'s settings in place (everyone holding this book sees them): the
+        admin web changed the queues table.  Calls already parked keep their announcements
+        timer; every later decision uses the new settings."""
+        self.queues.clear()
+        self.queues.update(other.queues)
+        logger.info("queue settings reloaded: %s", sorted(self.queues))
+
     def get(self, name: str) -> QueueSettings:
         settings = self.queues.get(name)
         if settings is None:

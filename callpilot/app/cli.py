@@ -35,8 +35,31 @@ def cmd_serve(config: Config, _args) -> int:
 
 
 def cmd_web(config: Config, _args) -> int:
-    from admin_web.app import run
+    from callpilot.app.web import run
     run(config)
+    return 0
+
+
+def cmd_users(config: Config, args) -> int:
+    """Admin web accounts: the first admin (password printed once), add, new password."""
+    from callpilot.app import web
+    if args.action == "bootstrap":
+        password = web.bootstrap_admin(config)
+        if password is None:
+            print("web accounts exist already: no password printed "
+                  "(`callpilot users password admin` sets a new one)")
+        else:
+            print(f"first admin: user admin, password {password} (shown once; not stored in clear)")
+        return 0
+    if not args.username:
+        print(f"callpilot: users {args.action} needs a username", file=sys.stderr)
+        return 2
+    try:
+        password = web.manage_user(config, args.action, args.username, args.role, args.agent)
+    except ValueError as exc:
+        print(f"callpilot: {exc}", file=sys.stderr)
+        return 1
+    print(f"user {args.username}: password {password} (shown once)")
     return 0
 
 
@@ -268,6 +291,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the call server (ARI, AMI, FastAGI, ACD)").set_defaults(fn=cmd_serve)
     sub.add_parser("web", help="run the admin web UI").set_defaults(fn=cmd_web)
+    us = sub.add_parser("users", help="admin web accounts: bootstrap the first admin, add, password")
+    us.add_argument("action", choices=["bootstrap", "add", "password"])
+    us.add_argument("username", nargs="?")
+    us.add_argument("--role", default="agent", choices=["admin", "supervisor", "agent"])
+    us.add_argument("--agent", help="agent extension of this login (role agent)")
+    us.set_defaults(fn=cmd_users)
     ast = sub.add_parser("asterisk", help="install, configure and run Asterisk")
     ast.add_argument("action", choices=["install", "up", "down", "status", "render"])
     ast.set_defaults(fn=cmd_asterisk)

@@ -66,7 +66,8 @@ class Server:
         self._callbacks(config)
         self._ivr(config)
         self.outbound = outbound_wiring.build(self)         # campaigns: roles outbound, outbound-amd
-        self.status = StatusServer(config.state_dir / "serve.sock", self.snapshot, self.agent_command)
+        self.status = StatusServer(config.state_dir / "serve.sock", self.snapshot, self.agent_command,
+                                   reload=self.reload)
         self.loop_lag = LoopLag()
         self.ari.on_event(self.router.on_event)
         self.ari.on_connect(self.ivr.resume_open_calls)     # callers in the menu first,
@@ -228,6 +229,13 @@ class Server:
     def agent_command(self, extension: str, action: str, reason: str = "") -> dict[str, Any]:
         agent = self.dispatcher.agent_command(extension, action, reason)
         return {"agent": agent.extension, "state": agent.state.value, "pause_reason": agent.pause_reason}
+
+    def reload(self, what: str) -> dict[str, Any]:
+        """The admin web changed ``what`` in the database (status socket ``POST /reload/queues``)."""
+        if what != "queues":
+            raise ValueError(f"cannot reload {what!r}")
+        self.dispatcher.queues.replace(load_queues(self.sessions))
+        return {"reloaded": what, "queues": len(self.dispatcher.queues.queues)}
 
     def snapshot(self) -> dict[str, Any]:
         return {

@@ -5,7 +5,10 @@ from the network, and only the owner of the state dir can command agents.
 """
 from __future__ import annotations
 
+import http.client
+import json
 import logging
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,16 +21,19 @@ logger = logging.getLogger(__name__)
 
 class StatusServer:
     def __init__(self, path: Path, snapshot: Callable[[], dict[str, Any]],
-                 agent_command: Callable[[str, str, str], dict[str, Any]] | None = None):
+                 agent_command: Callable[[str, str, str], dict[str, Any]] | None = None,
+                 reload: Callable[[str], dict[str, Any]] | None = None):
         self.path = path
         self.snapshot = snapshot
         self.agent_command = agent_command
+        self.reload = reload            # "queues": the admin web changed them
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/status", self._status)
         app.router.add_post("/agents/{ext}/{action}", self._agent)
+        app.router.add_post("/reload/{what}", self._reload)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -47,6 +53,14 @@ class StatusServer:
         except ValueError as exc:
             return web.json_response({"error": str(exc)}, status=409)
         return web.json_response(result)
+
+    async def _reload(self, request: web.Request) -> web.Response:
+        if self.reload is None:
+            return web.json_response({"error": "reload not available"}, status=404)
+        try:
+            return web.json_response(self.reload(request.match_info["what"]))
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=404)
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -75,3 +89,47 @@ async def post(path: Path, url_path: str, params: dict[str, str] | None = None,
     async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=timeout)) as s:
         async with s.post(f"http://serve{url_path}", params=params or None) as resp:
             return resp.status, await resp.json()
+
+
+# -- blocking clients for threads without an event loop (the admin web's WSGI threads) -------
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: Path, timeout: float) -> None:
+        super().__init__("serve", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(str(self._path))
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def request_sync(path: Path, method: str, url_path: str, timeout: float = 2.0) -> tuple[int, dict[str, Any]]:
+    """One request to serve's socket from a plain thread (no asyncio loop per call: the web
+    serves each page from a pool thread).  Raises OSError when serve is down."""
+    conn = _UnixHTTPConnection(path, timeout)
+    try:
+        conn.request(method, url_path)
+        response = conn.getresponse()
+        return response.status, json.loads(response.read() or b"{}")
+    except (http.client.HTTPException, ValueError) as exc:
+        raise OSError(f"bad answer from serve: {exc}") from exc
+    finally:
+        conn.close()
+
+
+def fetch_sync(path: Path, timeout: float = 2.0) -> dict[str, Any] | None:
+    """serve's snapshot, or None when serve is not running (blocking twin of :func:`fetch`)."""
+    if not path.exists():
+        return None
+    try:
+        status, body = request_sync(path, "GET", "/status", timeout)
+    except OSError:
+        return None
+    return body if status == 200 else None

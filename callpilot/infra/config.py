@@ -170,6 +170,8 @@ class Config:
     agi_port: Port = 4573
     web_host: str = "127.0.0.1"
     web_port: Port = 8080
+    # the admin web is reached over HTTPS (a TLS proxy in front): session cookie marked Secure
+    web_behind_tls: bool = False
     tts_voice: str = "en-us"
     tts_rate: Annotated[Int, Field(ge=80, le=450)] = 160
     # Speech engine per language (ivr.speech.engines): "pocketsphinx" (packaged en-us),
@@ -217,6 +219,7 @@ _ENV_KEYS: dict[str, tuple[str | None, str]] = {
     "CALLPILOT_DATABASE_URL": (None, "database_url"),
     "CALLPILOT_AGI_PORT": (None, "agi_port"),
     "CALLPILOT_WEB_PORT": (None, "web_port"),
+    "CALLPILOT_WEB_BEHIND_TLS": (None, "web_behind_tls"),
     "CALLPILOT_SPEECH_MODEL": (None, "speech_model"),
     "CALLPILOT_ASTERISK_BINARY": ("asterisk", "binary"),
     "CALLPILOT_ASTERISK_ROOTFS": ("asterisk", "rootfs"),

@@ -39,6 +39,7 @@ MODEL_MODULES = (
     "callpilot.infra.db.surveys",
     "ivr.store",
     "callpilot.infra.db.campaigns",
+    "callpilot.infra.db.web_users",
 )
 PG_LOCK_KEY = 0x43_50_4D_49_47  # "CPMIG": one advisory lock for schema migrations
 

@@ -1,0 +1,292 @@
+"""JSON API (``/api/v1``) for flows, queues, agents and the live board, documented by an
+OpenAPI file generated from this code by flask-smorest (``/api/openapi.json``).
+
+Authentication: ``Authorization: Bearer <token>`` (see ``admin_web.tokens``), or the browser
+session; with the session, state-changing calls need the CSRF token (``X-CSRFToken`` header)
+like forms do.  Permissions are the user's role's, as in the pages.  Changes are audited.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+
+from flask import current_app, g, request
+from flask_smorest import Api, Blueprint, abort
+from flask_wtf.csrf import CSRFError
+from marshmallow import Schema, fields, validate
+from sqlalchemy import select
+from werkzeug.exceptions import HTTPException
+
+from admin_web import audit, db, flows, queues, tokens
+from admin_web.security import can
+from callpilot.infra.db.models import Agent, Queue
+
+logger = logging.getLogger(__name__)
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1",
+               description="CallPilot resources; bearer token or session (+ CSRF header) auth")
+
+
+class JsonErrorsApi(Api):
+    """flask-smorest's Api without its app-wide JSON error handlers: pages keep HTML errors;
+    the API blueprint answers JSON (``_json_error`` below)."""
+
+    def _register_error_handlers(self):
+        pass
+
+
+api = JsonErrorsApi()
+
+API_CONFIG = {
+    "API_TITLE": "CallPilot", "API_VERSION": "v1", "OPENAPI_VERSION": "3.0.3",
+    "OPENAPI_URL_PREFIX": "/api", "OPENAPI_JSON_PATH": "openapi.json",
+    "API_SPEC_OPTIONS": {"components": {"securitySchemes": {
+        "bearer": {"type": "http", "scheme": "bearer"},
+        "session": {"type": "apiKey", "in": "cookie", "name": "callpilot_session"}}},
+        "security": [{"bearer": []}, {"session": []}]},
+}
+
+
+def init_app(app, csrf) -> None:
+    for key, value in API_CONFIG.items():
+        app.config.setdefault(key, value)
+    api.init_app(app)
+    api.register_blueprint(bp)
+    csrf.exempt(bp)
+
+
+# ----------------------------------------------------------------------------- auth
+
+
+@bp.before_request
+def _authenticate() -> None:
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        g.user = tokens.user_for(db.get(), header[len("Bearer "):].strip())
+        if g.user is None:
+            abort(401, message="invalid or revoked token")
+        return
+    if g.get("user") is None:
+        abort(401, message="log in or send Authorization: Bearer <token>")
+    if request.method not in SAFE_METHODS:
+        current_app.extensions["csrf"].protect()
+
+
+def _json_error(exc: HTTPException):
+    body = {"code": exc.code, "status": exc.name,
+            "message": getattr(exc, "data", {}).get("message") or exc.description}
+    if isinstance(exc, CSRFError):
+        body["message"] = exc.description
+    return body, exc.code
+
+
+# by code too: the app's own code handlers (HTML 403) would otherwise win over a class handler
+for _code in (400, 401, 403, 404, 405, 409, 422, 429, 503):
+    bp.register_error_handler(_code, _json_error)
+bp.register_error_handler(HTTPException, _json_error)
+
+
+def _need(permission: str) -> None:
+    if not can(g.user.role, permission):
+        abort(403, message=f"role {g.user.role} may not {permission}")
+
+
+# ----------------------------------------------------------------------------- schemas
+
+
+class ProblemSchema(Schema):
+    node_id = fields.String(allow_none=True)
+    reason = fields.String()
+
+
+class FlowSummarySchema(Schema):
+    name = fields.String()
+    live_version = fields.Integer(allow_none=True)
+    problems = fields.Integer(metadata={"description": "problems in the draft"})
+
+
+class FlowSchema(Schema):
+    name = fields.String()
+    live_version = fields.Integer(allow_none=True)
+    draft = fields.Dict(metadata={"description": "the flow document being edited"})
+    problems = fields.List(fields.Nested(ProblemSchema))
+
+
+class DraftSchema(Schema):
+    document = fields.Dict(required=True)
+
+
+class PublishSchema(Schema):
+    comment = fields.String(load_default="")
+
+
+class RollbackSchema(Schema):
+    version = fields.Integer(required=True, validate=validate.Range(min=1))
+    comment = fields.String(load_default="")
+
+
+class VersionSchema(Schema):
+    version = fields.Integer()
+
+
+class QueueSchema(Schema):
+    name = fields.String(dump_only=True)
+    title = fields.String()
+    skill = fields.String()
+    sl_target_seconds = fields.Integer(validate=validate.Range(1, 3600))
+    sl_target_percent = fields.Integer(validate=validate.Range(1, 100))
+    max_wait_seconds = fields.Integer(validate=validate.Range(0, 86400))
+    overflow_queue = fields.String(allow_none=True)
+    join_empty = fields.Boolean()
+    announce_frequency = fields.Integer(validate=validate.Range(0, 3600))
+    announce_position = fields.Boolean()
+    periodic_announce = fields.String()
+    steps = fields.Raw(allow_none=True, metadata={"description": "routing steps, null = default"})
+    calendar = fields.String(allow_none=True, metadata={"description": "opening hours; null = always open"})
+    closed_queue = fields.String(allow_none=True)
+    closed_message = fields.String()
+    survey_flow = fields.String(allow_none=True)
+
+
+class QueuePatchSchema(QueueSchema):
+    """Any subset of a queue's settings."""
+
+
+class AgentSchema(Schema):
+    extension = fields.String()
+    name = fields.String()
+    birth_year = fields.Integer(allow_none=True)
+    languages = fields.List(fields.String())
+    skills = fields.Dict(keys=fields.String(), values=fields.Integer())
+    queues = fields.List(fields.String())
+
+
+# ----------------------------------------------------------------------------- flows
+
+
+def _problem_list(document) -> list[dict]:
+    return [{"node_id": p.node_id, "reason": p.reason} for p in flows.problems_of(document)]
+
+
+@bp.get("/flows")
+@bp.response(200, FlowSummarySchema(many=True))
+def list_flows():
+    _need("flows.view")
+    store = flows.flow_store()
+    latest = store.latest_versions()
+    return [{"name": n, "live_version": latest.get(n), "problems": len(_problem_list(flows.working_copy(n)))}
+            for n in store.names()]
+
+
+@bp.get("/flows/<name>")
+@bp.response(200, FlowSchema)
+def get_flow(name: str):
+    _need("flows.view")
+    document = flows.working_copy(name)
+    return {"name": name, "live_version": flows.flow_store().latest_versions().get(name),
+            "draft": document, "problems": _problem_list(document)}
+
+
+@bp.put("/flows/<name>/draft")
+@bp.arguments(DraftSchema)
+@bp.response(200, ProblemSchema(many=True))
+def put_draft(body, name: str):
+    """Replace the draft (kept even if invalid); answers its problems.  Nothing goes live."""
+    _need("flows.edit")
+    try:
+        before = flows.flow_store().draft(name)
+    except KeyError:
+        before = None
+    problems = flows.save(name, before, copy.deepcopy(body["document"]), "save_draft")
+    return [{"node_id": p.node_id, "reason": p.reason} for p in problems]
+
+
+@bp.post("/flows/<name>/publish")
+@bp.arguments(PublishSchema)
+@bp.response(201, VersionSchema)
+def publish_flow(body, name: str):
+    _need("flows.publish")
+    try:
+        return {"version": flows.publish_draft(name, body["comment"])}
+    except KeyError:
+        abort(404, message=f"no draft of flow {name}")
+    except ValueError as exc:
+        abort(409, message="; ".join(str(e) for e in getattr(exc, "errors", [])) or str(exc))
+
+
+@bp.post("/flows/<name>/rollback")
+@bp.arguments(RollbackSchema)
+@bp.response(201, VersionSchema)
+def rollback_flow(body, name: str):
+    _need("flows.publish")
+    try:
+        return {"version": flows.rollback_to(name, body["version"], body["comment"])}
+    except KeyError:
+        abort(404, message=f"flow {name} has no version {body['version']}")
+
+
+# ----------------------------------------------------------------------------- queues, agents
+
+
+def _queue_or_404(name: str) -> Queue:
+    queue = db.get().get(Queue, name)
+    if queue is None:
+        abort(404, message=f"no queue {name}")
+    return queue
+
+
+@bp.get("/queues")
+@bp.response(200, QueueSchema(many=True))
+def list_queues():
+    _need("queues.view")
+    return db.get().scalars(select(Queue).order_by(Queue.name)).all()
+
+
+@bp.get("/queues/<name>")
+@bp.response(200, QueueSchema)
+def get_queue(name: str):
+    _need("queues.view")
+    return _queue_or_404(name)
+
+
+@bp.patch("/queues/<name>")
+@bp.arguments(QueuePatchSchema(partial=True))
+@bp.response(200, QueueSchema)
+def patch_queue(body, name: str):
+    _need("queues.edit")
+    queue = _queue_or_404(name)
+    if "steps" in body and body["steps"] is not None:
+        check = current_app.extensions["callpilot_services"].check_queue_steps
+        problem = check(body["steps"]) if check else None
+        if problem:
+            abort(422, message=problem)
+    before = audit.snapshot(queue)
+    for key, value in body.items():
+        setattr(queue, key, value)
+    session = db.get()
+    audit.record(session, "queue", name, "update", before, audit.snapshot(queue), "api")
+    session.commit()
+    queues.notify_serve()
+    return queue
+
+
+@bp.get("/agents")
+@bp.response(200, AgentSchema(many=True))
+def list_agents():
+    _need("agents.view")
+    agents = db.get().scalars(select(Agent).order_by(Agent.extension)).all()
+    return [{"extension": a.extension, "name": a.name, "birth_year": a.birth_year,
+             "languages": a.languages, "skills": {s.skill: s.level for s in a.skills},
+             "queues": sorted(m.queue_name for m in a.queues)} for a in agents]
+
+
+@bp.get("/wallboard")
+@bp.response(200)
+def wallboard():
+    """The wallboard's data: queues (waiting, longest wait, SL, ASA, abandon rate), agents."""
+    _need("wallboard.view")
+    from admin_web.wallboard import producer
+    return json.loads(json.dumps(producer(current_app._get_current_object())(), default=str))

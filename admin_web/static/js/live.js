@@ -1,0 +1,117 @@
+// Wallboard and agent page: server-sent events from /wallboard/stream or /agent/stream,
+// rendered with textContent only (no HTML from data).  No inline script (CSP).
+(function () {
+  "use strict";
+
+  function cell(row, text, cls) {
+    var td = document.createElement("td");
+    td.textContent = text === null || text === undefined ? "–" : String(text);
+    if (cls) { td.className = cls; }
+    row.appendChild(td);
+    return td;
+  }
+
+  function pct(v) { return v === null || v === undefined ? null : Math.round(v * 100) + " %"; }
+  function secs(v) { return v === null || v === undefined ? null : Math.round(v) + " s"; }
+  function clock(s) {
+    var m = Math.floor(s / 60), r = s % 60;
+    return m + ":" + (r < 10 ? "0" : "") + r;
+  }
+
+  function fill(tbody, rows, build) {
+    while (tbody.firstChild) { tbody.removeChild(tbody.firstChild); }
+    rows.forEach(function (item) {
+      var tr = document.createElement("tr");
+      build(tr, item);
+      tbody.appendChild(tr);
+    });
+  }
+
+  function renderBoard(board) {
+    document.getElementById("serve-state").textContent =
+      board.serve === "up" ? "live" : "serve is not running";
+    fill(document.querySelector("#queue-board tbody"), board.queues, function (tr, q) {
+      tr.dataset.queue = q.queue;
+      if (q.waiting > 0) { tr.className = "waiting"; }
+      cell(tr, q.queue);
+      cell(tr, q.waiting, "num waiting-count");
+      cell(tr, secs(q.longest_wait), "num");
+      cell(tr, q.agents_available, "num");
+      cell(tr, q.offered, "num");
+      cell(tr, pct(q.service_level), "num");
+      cell(tr, secs(q.asa), "num");
+      cell(tr, pct(q.abandon_rate), "num");
+      cell(tr, q.callbacks_pending, "num");
+    });
+    fill(document.querySelector("#agent-board tbody"), board.agents, function (tr, a) {
+      tr.dataset.agent = a.agent;
+      cell(tr, a.agent);
+      cell(tr, a.state + (a.pause_reason ? " (" + a.pause_reason + ")" : ""), "state-" + a.state);
+      cell(tr, (a.exact ? "" : "≥ ") + clock(a.seconds_in_state), "num");
+      cell(tr, a.device);
+      cell(tr, (a.queues || []).join(", "));
+    });
+  }
+
+  function term(dl, name, value) {
+    if (value === null || value === undefined || value === "") { return; }
+    var dt = document.createElement("dt"), dd = document.createElement("dd");
+    dt.textContent = name;
+    dd.textContent = value;
+    dd.dataset.field = name;
+    dl.appendChild(dt);
+    dl.appendChild(dd);
+  }
+
+  function renderAgent(view) {
+    var state = view.state ? view.state.state + (view.state.pause_reason ? " (" + view.state.pause_reason + ")" : "")
+                           : (view.serve === "up" ? "not in serve" : "serve is not running");
+    document.getElementById("agent-state").textContent = state;
+    var pop = document.getElementById("screen-pop"), dl = document.getElementById("pop-details");
+    while (dl.firstChild) { dl.removeChild(dl.firstChild); }
+    var call = view.call;
+    pop.className = "pop " + (call ? call.state : "idle");
+    if (!call) { document.getElementById("pop-title").textContent = "No call"; return; }
+    var who = call.customer ? call.customer.name || call.caller_id : call.caller_id;
+    document.getElementById("pop-title").textContent =
+      (call.state === "ringing" ? "Ringing: " : "On call: ") + who;
+    term(dl, "caller", call.caller_id);
+    if (call.customer) {
+      term(dl, "name", call.customer.name);
+      term(dl, "age band", call.customer.age_band);
+      term(dl, "segment", call.customer.segment);
+      term(dl, "language", call.customer.language);
+    } else {
+      term(dl, "profile", "unknown caller");
+    }
+    term(dl, "queue", call.queue);
+    term(dl, "queued at", call.queued_at);
+    term(dl, "waited", secs(call.waited));
+    term(dl, "IVR path", (call.ivr_path || []).join(" → "));
+    term(dl, "said", (call.said || []).map(function (s) {
+      return s.kind === "speech" ? "“" + s.value + "”" : "key " + s.value;
+    }).join(", "));
+  }
+
+  function listen(element, render) {
+    var source = new EventSource(element.dataset.stream);
+    source.onmessage = function (event) {
+      render(JSON.parse(event.data));
+      element.dataset.updated = String(Date.now());
+    };
+    window.callpilotStream = source;
+  }
+
+  function start() {
+    var board = document.getElementById("wallboard");
+    if (board) { listen(board, renderBoard); }
+    var pop = document.getElementById("screen-pop");
+    if (pop) { listen(pop, renderAgent); }
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
+}());

@@ -1,0 +1,171 @@
+"""``callpilot web``: the admin web wired to the IVR's flow store, TTS and serve's status.
+
+The composition root for the web process: ``admin_web`` imports no domain, so the flow store
+(``ivr.store``), its validation (the same as serve's and the CLI's, with the speech model's
+vocabulary when one is configured), the prompt renderer (``ivr.tts``) and serve's live
+status (``callpilot.app.status``) are built here and passed to ``create_app``.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from callpilot.infra.config import Config
+from callpilot.infra.db import session as db
+
+logger = logging.getLogger(__name__)
+
+
+def build_services(config: Config, sessions=None):
+    from admin_web.services import WebServices
+    from ivr.nodes import NODE_TYPES
+    from ivr.speech.model import load_configured
+    from ivr.store import FlowStore
+    from ivr.tts import PromptCache
+    from ivr.wiring import validator
+    if sessions is None:
+        engine = db.make_engine(config.db_url)
+        db.create_schema(engine)
+        sessions = db.make_sessionmaker(engine)
+    validate = validator(load_configured(config.speech_model))
+    prompts = PromptCache(config.prompts_dir, config.tts_voice, config.tts_rate)
+    sock = config.state_dir / "serve.sock"
+    return WebServices(flows=FlowStore(sessions, validate=validate), validate_flow=validate,
+                       render_prompt=lambda text, language: prompts.render(text, language),
+                       live_status=lambda: _live_status(sock),
+                       node_types=tuple(NODE_TYPES), check_queue_steps=_check_steps,
+                       queue_stats=lambda since: _queue_stats(sessions, since),
+                       queue_report=lambda start, end, minutes: _queue_report(sessions, start, end, minutes),
+                       queue_log_path=config.state_dir / "queue_log",
+                       age_band=_age_bands(config),
+                       agent_command=lambda ext, action, reason: _agent_command(sock, ext, action, reason),
+                       notify_serve=lambda what: _notify(sock, what),
+                       campaigns=CampaignsAdapter(sessions))
+
+
+class CampaignsAdapter:
+    """``admin_web.services.Campaigns`` on ``outbound``'s store, report and CSV import."""
+
+    ACTIONS = ("start", "pause", "resume", "finish")
+
+    def __init__(self, sessions) -> None:
+        from outbound.store import CampaignStore
+        self.sessions = sessions
+        self.store = CampaignStore(sessions)
+
+    def report(self, name: str) -> dict:          # CampaignError is a ValueError
+        from outbound import report
+        from callpilot.infra.db.records import utcnow
+        return report.build(self.store, name, utcnow())
+
+    def set_state(self, name: str, action: str) -> str:
+        from callpilot.app.campaigns_cli import STATE_OF
+        if action not in self.ACTIONS:
+            raise ValueError(f"unknown action {action!r}")
+        self.store.set_state(name, STATE_OF[action])
+        return STATE_OF[action].value
+
+    def import_csv(self, name: str, text: str, region: str) -> dict:
+        import io
+        from outbound.contacts_csv import import_contacts
+        from callpilot.infra.db.records import utcnow
+        with self.sessions.kw["bind"].begin() as connection:
+            return import_contacts(connection, name, io.StringIO(text), utcnow(), region).as_dict()
+
+
+def _notify(sock: Path, what: str) -> bool:
+    from callpilot.app.status import request_sync
+    try:
+        status, _body = request_sync(sock, "POST", f"/reload/{what}")
+    except OSError:
+        return False
+    return status == 200
+
+
+def _queue_stats(sessions, since):
+    from acd.queue_report import queue_stats
+    return queue_stats(sessions, since=since)
+
+
+def _queue_report(sessions, start, end, minutes):
+    from acd import queue_report as qr
+    from acd.nps import nps_by_queue
+    from callpilot.infra.db.surveys import SurveyStore
+    visits = qr.visits_between(sessions, start, end)
+    scores = [s for s in SurveyStore(sessions).scores(since=start) if s.at < end]
+    return {"intervals": qr.interval_stats(visits, start, end, minutes),
+            "agents": qr.agent_stats(visits, start, end), "nps": nps_by_queue(scores)}
+
+
+def _age_bands(config: Config):
+    from datetime import date
+    from acd.model import AgeBands
+    bands = AgeBands(tuple(config.acd.age_bands))
+    return lambda birth_year: bands.band_of(birth_year, date.today().year)
+
+
+def _agent_command(sock: Path, extension: str, action: str, reason: str):
+    from urllib.parse import quote
+    from callpilot.app.status import request_sync
+    query = f"?reason={quote(reason)}" if reason else ""
+    try:
+        return request_sync(sock, "POST", f"/agents/{quote(extension)}/{action}{query}", timeout=5.0)
+    except OSError:
+        return 503, {"error": "serve is not running"}
+
+
+def _check_steps(data) -> str | None:
+    from acd.model import ModelError, steps_from_list
+    try:
+        steps_from_list(data, where="steps")
+    except ModelError as exc:
+        return str(exc)
+    return None
+
+
+def _live_status(sock: Path):
+    from callpilot.app.status import fetch_sync
+    return fetch_sync(sock)
+
+
+def make_app(config: Config):
+    from admin_web.app import create_app
+    return create_app(config, build_services(config))
+
+
+def run(config: Config) -> None:
+    from waitress import serve
+    app = make_app(config)
+    logger.info("admin web on http://%s:%d", config.web_host, config.web_port)
+    serve(app, host=config.web_host, port=config.web_port, threads=8, ident="callpilot")
+
+
+def bootstrap_admin(config: Config) -> str | None:
+    """Create the first admin if there is no account yet; its password (show it once) or None."""
+    from admin_web import accounts
+    engine = db.make_engine(config.db_url)
+    try:
+        db.create_schema(engine)
+        with db.make_sessionmaker(engine)() as session:
+            return accounts.bootstrap_admin(session)
+    finally:
+        engine.dispose()
+
+
+def manage_user(config: Config, action: str, username: str, role: str,
+                agent: str | None = None) -> str:
+    """``add`` a user or set a new ``password``; returns the generated password."""
+    from admin_web import accounts
+    from admin_web.security import generate_password
+    password = generate_password()
+    engine = db.make_engine(config.db_url)
+    try:
+        db.create_schema(engine)
+        with db.make_sessionmaker(engine)() as session:
+            if action == "add":
+                accounts.create_user(session, username, password, role, agent)
+            else:
+                accounts.set_password(session, username, password)
+    finally:
+        engine.dispose()
+    return password

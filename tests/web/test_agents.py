@@ -1,0 +1,100 @@
+"""Agents page: skills and levels, birth year, languages, queues; SIP password shown once."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from admin_web import db
+from callpilot.infra.db.agents import sip_md5_cred
+from callpilot.infra.db.models import Agent, AgentSkill, Queue, QueueMember
+from callpilot.infra.db.web_users import AuditEntry
+
+FORM = {"name": "Kim", "birth_year": "1990", "languages": "ko, en", "skills": "billing:3, cards:1",
+        "queues": ["billing", "cards"], "auto_login": "y", "wrapup_seconds": ""}
+
+
+@pytest.fixture(autouse=True)
+def agents(app):
+    with app.app_context():
+        session = db.get()
+        for name in ("billing", "cards"):
+            session.merge(Queue(name=name, title=name))   # merge: shared with other data fixtures
+        session.add(Agent(extension="1001", name="Lee", sip_md5_cred=sip_md5_cred("1001", "x"),
+                          birth_year=1980, languages=["ko"], skills=[AgentSkill(skill="billing", level=2)],
+                          queues=[QueueMember(queue_name="billing")]))
+        session.commit()
+
+
+def _agent(app, ext="1001") -> Agent:
+    with app.app_context():
+        agent = db.get().get(Agent, ext)
+        agent.skill_map = {s.skill: s.level for s in agent.skills}
+        agent.queue_names = sorted(m.queue_name for m in agent.queues)
+        return agent
+
+
+def test_list_and_edit_page(client, auth):
+    auth.login("super")
+    html = client.get("/agents/").get_data(as_text=True)
+    assert 'href="/agents/1001"' in html and "billing:2" in html
+    html = client.get("/agents/1001").get_data(as_text=True)
+    assert 'value="billing:2"' in html and 'value="1980"' in html
+
+
+def test_edit_skills_languages_queues_and_audit(app, client, auth):
+    auth.login("super")
+    assert auth.post("/agents/1001", FORM).status_code == 302
+    agent = _agent(app)
+    assert (agent.name, agent.birth_year, agent.languages) == ("Kim", 1990, ["ko", "en"])
+    assert agent.skill_map == {"billing": 3, "cards": 1}
+    assert agent.queue_names == ["billing", "cards"]
+    with app.app_context():
+        entry = db.get().scalars(select(AuditEntry).where(AuditEntry.entity == "agent")).one()
+    assert entry.before["skills"] == {"billing": 2} and entry.after["skills"] == {"billing": 3, "cards": 1}
+    assert entry.after["queues"] == ["billing", "cards"]
+    assert "sip_md5_cred" not in entry.before and "sip_md5_cred" not in entry.after
+
+
+@pytest.mark.parametrize("field, value", [("skills", "billing:9"), ("skills", "billing"),
+                                          ("languages", "korean!"), ("birth_year", "1700")])
+def test_bad_values_are_refused(app, auth, field, value):
+    auth.login()
+    response = auth.post("/agents/1001", {**FORM, field: value})
+    assert response.status_code == 400
+    assert _agent(app).skill_map == {"billing": 2}
+
+
+def test_new_agent_gets_a_sip_password_shown_once(app, client, auth):
+    auth.login()
+    response = auth.post("/agents/new", {"extension": "1010", "name": "Park"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+    password = re.search(r'<code id="sip-password">([^<]+)</code>', html).group(1)
+    assert len(password) >= 16
+    agent = _agent(app, "1010")
+    assert agent.sip_md5_cred == sip_md5_cred("1010", password)
+    assert password not in client.get("/agents/1010").get_data(as_text=True)
+    with app.app_context():
+        entry = db.get().scalars(select(AuditEntry).where(AuditEntry.entity_id == "1010")).one()
+    assert entry.action == "create" and password not in str(entry.after)
+
+
+def test_new_sip_password_replaces_the_old_one(app, auth):
+    auth.login()
+    html = auth.post("/agents/1001/sip-password").get_data(as_text=True)
+    password = re.search(r'<code id="sip-password">([^<]+)</code>', html).group(1)
+    assert _agent(app).sip_md5_cred == sip_md5_cred("1001", password)
+
+
+def test_supervisor_edits_but_cannot_create_agents_or_credentials(auth):
+    auth.login("super")
+    assert auth.post("/agents/new", {"extension": "1011"}).status_code == 403
+    assert auth.post("/agents/1001/sip-password").status_code == 403
+
+
+def test_agent_role_cannot_edit_agents(client, auth):
+    auth.login("agent")
+    assert client.get("/agents/").status_code == 403
+    assert auth.post("/agents/1001", FORM).status_code == 403

@@ -1,0 +1,24 @@
+"""The web's queries on PostgreSQL too: a selection of the page tests re-run with the app,
+the flow store and the fixtures on a fresh PostgreSQL database (the other modules use SQLite)."""
+from __future__ import annotations
+
+import pytest
+
+from tests.web.test_agents import test_edit_skills_languages_queues_and_audit  # noqa: F401
+from tests.web.test_api import test_patch_queue_validated_and_audited, test_token_reads_and_publishes_flows  # noqa: F401
+from tests.web.test_auth import test_first_admin_is_generated_once, test_login_logout  # noqa: F401
+from tests.web.test_customers import test_import_reports_every_row  # noqa: F401
+from tests.web.test_flows import test_versions_rollback_and_diff  # noqa: F401
+from tests.web.test_live import test_screen_pop_of_the_ringing_call  # noqa: F401
+from tests.web.test_reports import test_agent_csv, test_interval_csv, test_nps_per_queue_and_agent  # noqa: F401
+from tests.web.test_users import test_admin_creates_a_user_with_a_generated_password  # noqa: F401
+
+# the autouse data fixtures of those modules
+from tests.web.test_agents import agents  # noqa: F401
+from tests.web.test_api import queue  # noqa: F401
+from tests.web.test_reports import events  # noqa: F401
+
+
+@pytest.fixture
+def db_file(pg_url) -> str:
+    return pg_url
