@@ -71,6 +71,7 @@ NODE_FORMS: dict[str, tuple[Field, ...]] = {
                  _f("timeout", "int", "seconds to ring (agent, route)"), _f("prompt", "prompt")),
     "survey": (_f("prompt", "prompt"), _f("variable"), _f("question"), _f("retries", "int"),
                _f("timeout", "float"), _f("invalid", "prompt"), _f("thanks", "prompt"),
+               _f("speech", "bool", "also listen for number words"),
                _f("phrases", "json", '{"en": ["zero", ..., "ten"]}'), _f("min_confidence", "float"),
                _f("next", "target")),
     "hangup": (_f("prompt", "prompt"),),

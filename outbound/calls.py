@@ -39,7 +39,7 @@ PLAY_DEADLINE = 120.0
 
 Speak = Callable[[str, str], Awaitable[str]]           # (text, language) -> sound URI
 # (channel, phrases, sound URI, seconds) -> a key or a phrase heard ("" = nothing), None = gone
-Listen = Callable[[str, list[str], str, float], Awaitable[str | None]]
+Listen = Callable[[str, list[str], str, float, str], Awaitable[str | None]]   # (..., language)
 
 
 @dataclass(frozen=True)
@@ -255,7 +255,7 @@ class OutboundCalls:
             return await self._say(attempt, attempt.texts.message, listen=REPLY_SECONDS)
         attempt.plays += 1
         uri = await self.speak(attempt.texts.message, attempt.claim.language)
-        return await self.listen(attempt.channel_id, phrases, uri, REPLY_SECONDS)
+        return await self.listen(attempt.channel_id, phrases, uri, REPLY_SECONDS, attempt.claim.language)
 
     def _reply(self, attempt: LiveAttempt, digit: str) -> Reply | None:
         value = (attempt.campaign.replies or {}).get(digit)

@@ -51,12 +51,15 @@ def build(server) -> OutboundParts:
         await server.acd.handoff(request.channel_id, request.phone, OUTBOUND_DID, ticket)
         return True
 
-    async def listen(channel_id: str, phrases: list[str], sound: str, seconds: float) -> str | None:
-        """A spoken or keyed reply through ivr's speech stack (barge-in on the message)."""
+    async def listen(channel_id: str, phrases: list[str], sound: str, seconds: float,
+                     language: str) -> str | None:
+        """A spoken or keyed reply through ivr's speech stack (barge-in on the message), by the
+        engine of the contact's language."""
         inbox = server.router.inboxes.open(channel_id)
         driver = AriCallDriver(server.ari, inbox, caller_id="", did=OUTBOUND_DID, speech=server.ari_speech)
         try:
-            heard = await driver.listen(phrases, timeout=seconds, barge_in_sounds=[sound])
+            heard = await driver.listen(phrases, timeout=seconds, barge_in_sounds=[sound],
+                                        language=language)
         except CallerHangup:
             return None
         if heard is None:

@@ -34,6 +34,7 @@ class SurveyNode(Node):
     thanks: Prompt | None = None
     words: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(NUMBER_WORDS))
     min_confidence: float = 0.5
+    speech: bool = True        # False: keys only (a menu's "speech" flag, the same meaning)
 
     @classmethod
     def parse(cls, f: Fields) -> SurveyNode:
@@ -42,7 +43,7 @@ class SurveyNode(Node):
                    f.text("question", default="nps") or "nps",
                    f.integer("retries", 1, minimum=0, maximum=5), f.number("timeout", 6.0, minimum=0.5),
                    f.prompt("invalid"), f.prompt("thanks"), _words(f),
-                   f.number("min_confidence", 0.5))
+                   f.number("min_confidence", 0.5), f.boolean("speech", True))
 
     def targets(self) -> list[str]:
         return [self.next]
@@ -69,7 +70,8 @@ class SurveyNode(Node):
     async def run(self, ctx: CallContext) -> Step:
         retry_prompt: Prompt | None = None
         for _attempt in range(self.retries + 1):
-            grammar = self.phrases(ctx.language) if ctx.can_listen_in_language() else []
+            listening = self.speech and ctx.can_listen_in_language()
+            grammar = self.phrases(ctx.language) if listening else []
             answer = await ask(ctx, self.id, await ctx.sounds(retry_prompt, self.prompt),
                                max_digits=2, timeout=self.timeout, terminator="#",
                                grammar=grammar, inter_digit_timeout=2.0)

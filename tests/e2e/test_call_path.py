@@ -127,8 +127,9 @@ async def test_invalid_key_then_silence_falls_back_to_general(cfg, serve, phones
     agent = await phones("1004")   # 1004 serves cards and general
     await agent_ready(serve, "1004")
     number = caller_number()
-    call = asyncio.create_task(make_caller(cfg, number, "9", hold=32).run())
-    await agent.wait_for("answered", timeout=40)
+    # three rounds of the demo menu's prompt (about 8 s of speech) and its 5 s timeout
+    call = asyncio.create_task(make_caller(cfg, number, "9", hold=60).run())
+    await agent.wait_for("answered", timeout=75)
     record_open = await serve.status()
     result = await call
     record = await wait_record(cfg, number)

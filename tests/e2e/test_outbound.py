@@ -87,9 +87,9 @@ def ari_client(cfg):
     return AriTestClient(cfg, "outbound-test")
 
 
-def contacts_csv(path: Path, phones: list[str]) -> Path:
-    rows = "".join(f"{p},Customer {p[-2:]},America/New_York,A{p[-3:]}\n" for p in phones)
-    path.write_text("phone,name,timezone,order_id\n" + rows)
+def contacts_csv(path: Path, phones: list[str], language: str = "en") -> Path:
+    rows = "".join(f"{p},Customer {p[-2:]},America/New_York,{language},A{p[-3:]}\n" for p in phones)
+    path.write_text("phone,name,timezone,language,order_id\n" + rows)
     return path
 
 
@@ -325,7 +325,8 @@ async def test_spoken_reply_confirms(e2e_config, asterisk, customers, tmp_path):
         await serve.wait_ready()
         cli(cfg, "create", "voice", "--template", TEMPLATE, "--say", "네=confirm",
             "--say", "상담원=agent", "--ring-seconds", "15")
-        cli(cfg, "import", "voice", str(contacts_csv(tmp_path / "v.csv", [customer.number])))
+        # a Korean-speaking contact: replies are heard by the Korean engine (speech per language)
+        cli(cfg, "import", "voice", str(contacts_csv(tmp_path / "v.csv", [customer.number], "ko")))
         cli(cfg, "start", "voice")
         report = await wait_until(lambda: (r := cli(cfg, "report", "voice"))
                                   and r["contacts"][0]["status"] == "done" and r, 90, "voice reply")

@@ -1,6 +1,8 @@
 """Phase-2 node types run through the FlowRunner with a scripted caller and fake services."""
 from __future__ import annotations
 
+import copy
+
 import json
 from datetime import date, datetime, time, timezone
 from pathlib import Path
@@ -411,11 +413,25 @@ async def test_survey_by_keys(prompts) -> None:
     assert driver.hung_up and driver.reads[0]["max_digits"] == 2
 
 
+def _survey(speech: bool) -> dict:
+    doc = copy.deepcopy(load_builtin("survey"))
+    doc["nodes"]["nps"]["speech"] = speech
+    return doc
+
+
 async def test_survey_out_of_range_then_voice(prompts) -> None:
     driver = FakeDriver(["42", Say("칠")], speech=True)
-    result = await runner(prompts).run(load_builtin("survey"), driver, {"language": "ko"})
+    result = await runner(prompts).run(_survey(True), driver, {"language": "ko"})
     assert result.variables["nps"] == 7
     assert [i["kind"] for i in result.inputs] == ["dtmf", "speech"]
+
+
+async def test_built_in_survey_takes_keys_only(prompts) -> None:
+    """A caller's remark is never a score: the built-in survey does not listen."""
+    driver = FakeDriver(["8"], speech=True)
+    result = await runner(prompts).run(_survey(False), driver, {"language": "ko"})
+    assert result.variables["nps"] == 8 and [i["kind"] for i in result.inputs] == ["dtmf"]
+    assert load_builtin("survey")["nodes"]["nps"]["speech"] is False
 
 
 async def test_survey_without_answer_ends_without_score(prompts) -> None:
