@@ -1006,3 +1006,25 @@ class Caller:
             returncode=self._sipp.proc.returncode if self._sipp.proc else None,
             stderr_tail=self._sipp.stderr_tail(), events=list(self._sipp.events),
             stats=self._sipp.stats())
+
+
+class PhonePool:
+    """Registered agent phones of one test: ``await pool.start(ext, ...)``; ``await
+    pool.close()`` unregisters and stops every phone started (the e2e fixtures' teardown)."""
+
+    def __init__(self, config, passwords: dict[str, str], **defaults) -> None:
+        self.config, self.passwords, self.defaults = config, passwords, defaults
+        self.started: list[AgentPhone] = []
+
+    async def start(self, ext: str, behaviour: str = "answer", **kwargs) -> AgentPhone:
+        a = self.config.asterisk
+        phone = AgentPhone(ext, self.passwords[ext], a.sip_host, a.sip_port, behaviour=behaviour,
+                           **{**self.defaults, **kwargs})
+        await phone.start()
+        self.started.append(phone)
+        return phone
+
+    async def close(self) -> None:
+        for phone in self.started:
+            await phone.unregister()
+            await phone.stop()

@@ -136,19 +136,9 @@ async def serve(cfg):
 @pytest.fixture
 async def phones(cfg, demo_passwords):
     """Factory of registered agent phones; all unregistered and stopped after the test."""
-    started: list[sipua.AgentPhone] = []
-
-    async def start(ext: str, behaviour: str = "answer", calls: int = 1) -> sipua.AgentPhone:
-        a = cfg.asterisk
-        phone = sipua.AgentPhone(ext, demo_passwords[ext], a.sip_host, a.sip_port,
-                                 behaviour=behaviour, calls=calls)
-        await phone.start()
-        started.append(phone)
-        return phone
-    yield start
-    for phone in started:
-        await phone.unregister()
-        await phone.stop()
+    pool = sipua.PhonePool(cfg, demo_passwords)
+    yield pool.start
+    await pool.close()
 
 
 @pytest.fixture

@@ -112,19 +112,12 @@ async def serve(cfg):
 @pytest.fixture
 async def agent(instance):
     config, passwords, _ = instance
-    phones: list[sipua.AgentPhone] = []
+    pool = sipua.PhonePool(config, passwords)
 
     async def start(behaviour: str = "answer", calls: int = 1, ext: str = "1001") -> sipua.AgentPhone:
-        a = config.asterisk
-        phone = sipua.AgentPhone(ext, passwords[ext], a.sip_host, a.sip_port,
-                                 behaviour=behaviour, calls=calls)
-        await phone.start()
-        phones.append(phone)
-        return phone
+        return await pool.start(ext, behaviour, calls=calls)
     yield start
-    for phone in phones:
-        await phone.unregister()
-        await phone.stop()
+    await pool.close()
 
 
 @pytest.fixture

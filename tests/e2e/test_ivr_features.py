@@ -31,7 +31,7 @@ from callpilot.infra.db.models import Queue
 from callpilot.infra.db.surveys import SurveyResponse
 from ivr.store import FlowStore
 from testkit.rtp_pcap import rtp_pcap
-from testkit.sipua import AgentPhone, Caller, FarEnd, free_port
+from testkit.sipua import Caller, FarEnd, PhonePool, free_port
 from tests import pg
 from tests.e2e.conftest import E2E_DATABASE_ENV, make_e2e_config
 from tests.e2e.serve_proc import ServeProcess, wait_record
@@ -136,20 +136,9 @@ def cfg(inst) -> Config:
 
 @pytest.fixture
 async def phones(inst):
-    started: list[AgentPhone] = []
-
-    async def start(ext: str, behaviour: str = "answer", **kwargs) -> AgentPhone:
-        a = inst.config.asterisk
-        kwargs.setdefault("talk_audio", inst.talk_audio)
-        phone = AgentPhone(ext, inst.passwords[ext], a.sip_host, a.sip_port, behaviour=behaviour,
-                           **kwargs)
-        await phone.start()
-        started.append(phone)
-        return phone
-    yield start
-    for phone in started:
-        await phone.unregister()
-        await phone.stop()
+    pool = PhonePool(inst.config, inst.passwords, talk_audio=inst.talk_audio)
+    yield pool.start
+    await pool.close()
 
 
 @pytest.fixture
