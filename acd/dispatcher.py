@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from acd import routing
 from acd.policy.callbacks import due_callbacks
-from acd.actions import CallControl
+from acd.actions import Bridged, CallControl
 from acd.agent_desk import AgentCommandError, AgentDesk
 from acd.agents import AgentRoster, LiveAgent
 from acd.announcements import Lines
@@ -80,6 +80,7 @@ class Dispatcher:
         self._ringing: dict[str, str] = {}        # agent channel id -> call id
         self._ring_started: dict[str, float] = {}
         self._last_ring: dict[str, float] = {}     # call id -> when its answered leg began ringing
+        self._steps_of: dict[str, tuple[QueueSettings, tuple]] = {}   # queue -> (settings, steps)
         self._kick = asyncio.Event()
         self._pass_lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
@@ -241,42 +242,65 @@ class Dispatcher:
 
     def _steps(self, call: LiveCall, ticket: RoutingTicket, settings: QueueSettings) -> tuple:
         if ticket.steps is None:
-            return tuple(settings.routing_steps())
+            return self._queue_steps(settings)
         try:
             return steps_from_list(list(ticket.steps))
         except ModelError as exc:
             logger.error("call %s: ticket steps refused (%s): queue %s steps apply", call.id,
                          exc, settings.name)
-            return tuple(settings.routing_steps())
+            return self._queue_steps(settings)
+
+    def _queue_steps(self, settings: QueueSettings) -> tuple:
+        """The queue's steps, built once per settings object (steps are frozen: shared by
+        the calls of the queue; a reload brings new settings, so new steps)."""
+        held = self._steps_of.get(settings.name)
+        if held is None or held[0] is not settings:
+            held = self._steps_of[settings.name] = (settings, tuple(settings.routing_steps()))
+        return held[1]
 
     async def _enter(self, call: LiveCall, ticket: RoutingTicket, enqueued_at: datetime | None,
                      report: bool = True) -> None:
+        """Into ``ticket``'s queue.  The originate comes first: the call joins routing and a
+        pass runs before anything that can come after it (the queue event, the position,
+        the announcements, a pending callback's older place, the holding bridge and music:
+        ``_after_offer``).  D20 has the figures."""
         settings = self.queues.get(ticket.queue)
-        if report and enqueued_at is None:
-            enqueued_at = await self._merge_callback(call, ticket.queue)
+        merge = report and enqueued_at is None
+        if merge and self._callback_known(call, ticket.queue):
+            # merged before routing: its callback must not go to an agent in this pass
+            enqueued_at, merge = await self._merged_entry(call, ticket.queue), False
         call.ticket, call.queue, call.priority = ticket, ticket.queue, ticket.priority
         call.skill, call.skills = settings.queue_skill, dict(ticket.skills)
         call.steps = self._steps(call, ticket, settings)
-        now = self.clock.utcnow()
-        call.enqueued_at = enqueued_at or now
-        call.enqueued_mono = self._now() - (now - call.enqueued_at).total_seconds()
-        call.view = None
+        self._set_entry(call, enqueued_at or self.clock.utcnow())
         self.calls[call.id] = call
-        self.lines.join(call)
-        self._routing_changed(call)
-        call.orig_position = self._position(call)
-        if report:  # a re-adopted call already has its ENTERQUEUE
-            self.events.enter_queue(call.id, call.queue, call.caller_id, call.orig_position)
         self.records.post(call.id, state=CallState.QUEUED, queue=call.queue,
                           enqueued_at=call.enqueued_at, ticket=ticket.to_json())
-        # route first, then park: the agent's phone starts ringing before the caller's music
-        # does (agent_answered waits for the park, never longer than the action deadline)
+        # agent_answered waits for the park (never longer than the action deadline)
         call.parked = asyncio.get_running_loop().create_future()
-        self.waiting.watch(call)
         await self._dispatch_once()
+        await asyncio.sleep(0)     # the offer's originate goes out before anything else
+        await self._after_offer(call, settings, merge=merge, report=report)
+
+    def _set_entry(self, call: LiveCall, entered: datetime) -> None:
+        """The call's entry time (its place in line and its step clock)."""
+        call.enqueued_at = entered
+        call.enqueued_mono = self._now() - (self.clock.utcnow() - entered).total_seconds()
+        call.view = None
+        self.lines.join(call)
+        self._routing_changed(call)
+
+    async def _after_offer(self, call: LiveCall, settings: QueueSettings, *, merge: bool,
+                           report: bool) -> None:
+        """What a queue entry does once its offer (if any) has gone out."""
+        call.orig_position = self._position(call)
+        if report:  # a re-adopted call already has its ENTERQUEUE
+            self.events.enter_queue(call.id, call.queue or "", call.caller_id, call.orig_position)
+        self.waiting.watch(call)
         self.kick()                # the loop re-plans its next wake-up (step expiries) with this call
-        await asyncio.sleep(0)     # the offer's originate goes out before the park request
         await self._park(call, settings)
+        if merge:
+            await self._merge_late(call, call.queue or "")
 
     async def _park(self, call: LiveCall, settings: QueueSettings) -> None:
         """Holding bridge and music.  Gone (404): the caller left.  A fault: the caller keeps
@@ -324,8 +348,18 @@ class Dispatcher:
         return self.lines.position(call) + self.callbacks_ahead(call)
 
     # -- callbacks ----------------------------------------------------------------------
-    async def _merge_callback(self, call: LiveCall, queue: str) -> datetime | None:
-        """A caller whose callback is pending in this queue called in: one entry, the older place."""
+    def _callback_known(self, call: LiveCall, queue: str) -> bool:
+        """Does this node hold a pending callback of the caller's number in ``queue``?
+        (O(pending callbacks), nothing when there is none.)"""
+        if self.callbacks is None or not self.callbacks.pending:
+            return False
+        number = self.number_of(call.caller_id)
+        return number is not None and any(cb.number == number and cb.queue == queue
+                                          for cb in self.callbacks.pending.values())
+
+    async def _merged_entry(self, call: LiveCall, queue: str) -> datetime | None:
+        """A caller whose callback is pending in this queue called in: one entry, the older
+        place (the callback's entry time), or None."""
         number = self.number_of(call.caller_id) if self.callbacks is not None else None
         if number is None:
             return None
@@ -334,6 +368,18 @@ class Dispatcher:
             logger.info("call %s: pending callback of %s merged, keeps entry %s", call.id, number,
                         older.isoformat())
         return older
+
+    async def _merge_late(self, call: LiveCall, queue: str) -> None:
+        """The merge for a callback this node did not hold (made elsewhere, e.g. the web),
+        after the call's first offer: an agent free now takes the call whatever its entry
+        time; an older time found moves the call's place back in line."""
+        older = await self._merged_entry(call, queue)
+        if older is None or self.calls.get(call.id) is not call or call.queue != queue:
+            return
+        self._set_entry(call, older)
+        call.orig_position = self._position(call)
+        self.records.post(call.id, enqueued_at=call.enqueued_at)
+        self.kick()
 
     def callbacks_ahead(self, call: LiveCall) -> int:
         if self.callbacks is None or call.queue is None:
@@ -429,6 +475,14 @@ class Dispatcher:
         if not ok and channel_id in self._ringing:
             await self._act("cancel ring", call.id, self.control.cancel_ring(channel_id), None)
             await self._ring_failed(channel_id, cause=0)
+        elif ok:
+            await self._prepare_bridge(call)
+
+    async def _prepare_bridge(self, call: LiveCall) -> None:
+        """While the agent's phone rings: the call's mixing bridge, ready for the answer."""
+        await self._act("prepare bridge", call.id, self.control.prepare_bridge(call.id), None)
+        if call.state is CallState.ENDED:        # the caller left meanwhile: no bridge left behind
+            await self._act("release", call.id, self.control.release(call.id), None)
 
     def _ring_start_of(self, call: LiveCall) -> float:
         return self._last_ring.pop(call.id, self._now())
@@ -444,17 +498,18 @@ class Dispatcher:
             await self._act("hang up stray agent leg", call_id, self.control.hangup(channel_id), None)
             return
         await self._parked(call)      # never move the caller before the holding bridge has it
-        connected = await self._act("connect", call.id,
-                                    self.control.connect(call.id, channel_id, call.queue or ""), None)
+        bridged = await self._act("connect", call.id,
+                                  self.control.connect(call.id, channel_id, call.queue or ""),
+                                  Bridged.FAILED)
         if self._offered(call_id, channel_id) is None:       # the caller left meanwhile
             await self._act("hang up agent leg", call_id, self.control.hangup(channel_id), None)
-        elif connected:
+        elif bridged is Bridged.CONNECTED:
             self._connected(call, channel_id)
-        elif connected is False:                            # 404: the caller is gone
+        elif bridged is Bridged.CALLER_GONE:
             await self._act("hang up agent leg", call_id, self.control.hangup(channel_id), None)
             await self.caller_gone(call.id)
         else:
-            await self._connect_failed(call, channel_id)
+            await self._connect_failed(call, channel_id, agent_gone=bridged is Bridged.AGENT_GONE)
 
     def _offered(self, call_id: str, channel_id: str) -> LiveCall | None:
         call = self.calls.get(call_id)
@@ -487,21 +542,26 @@ class Dispatcher:
         self.records.post(call.id, state=CallState.CONNECTED, agent=call.agent,
                           answered_at=self.clock.utcnow())
 
-    async def _connect_failed(self, call: LiveCall, channel_id: str) -> None:
-        """Asterisk failed the bridge: the agent is released (not blamed), the caller goes
-        back in line at its place and back to the music."""
+    async def _connect_failed(self, call: LiveCall, channel_id: str, *, agent_gone: bool) -> None:
+        """No bridge: the agent is released (not blamed), the caller goes back in line at its
+        place (its original entry time: the head of the line if it is the oldest) and back to
+        the music.  ``agent_gone``: the agent's leg vanished between its answer and the bridge
+        (the agent hung up at once): not Asterisk's fault, so not counted against the call."""
         await self._act("hang up agent leg", call.id, self.control.hangup(channel_id), None)
         agent = self.roster.get(call.agent or "")
+        why = "hung up before the bridge" if agent_gone else "bridge failed"
         if agent is not None and agent.state is AgentState.RINGING and agent.call_id == call.id:
-            agent.move(AgentState.AVAILABLE, "bridge failed", call_id=call.id, at=self._now())
+            agent.move(AgentState.AVAILABLE, why, call_id=call.id, at=self._now())
         call.agent, call.agent_channel = None, None
-        call.bridge_failures += 1
-        if call.bridge_failures >= MAX_BRIDGE_FAILURES:
-            await self._give_up(call, f"Asterisk failed the bridge {call.bridge_failures} times")
-            return
-        call.move(CallState.QUEUED, "bridge failed: back in line")
+        if not agent_gone:
+            call.bridge_failures += 1
+            if call.bridge_failures >= MAX_BRIDGE_FAILURES:
+                await self._give_up(call, f"Asterisk failed the bridge {call.bridge_failures} times")
+                return
+        call.move(CallState.QUEUED, f"{why}: back in line")
         self._routing_changed(call)
         self.records.post(call.id, state=CallState.QUEUED, agent=None)
+        call.parked = asyncio.get_running_loop().create_future()   # the next answer waits for this park
         self.kick()
         await self._park(call, self.queues.get(call.queue or ""))
 
