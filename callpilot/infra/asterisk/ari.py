@@ -26,6 +26,8 @@ from callpilot.infra.asterisk.event_lanes import EventLanes
 
 logger = logging.getLogger(__name__)
 
+POOL_SIZE = 64            # REST connections at most (Asterisk's HTTP session_limit is 100)
+KEEPALIVE_SECONDS = 10.0  # below Asterisk's session_keep_alive (15 s)
 EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
 ConnectHandler = Callable[[], Awaitable[None]]
 
@@ -87,9 +89,15 @@ class AriClient:
 
     # -- REST ---------------------------------------------------------------------------
     async def _http(self) -> aiohttp.ClientSession:
+        """One session, kept-alive connections: independent requests (``asyncio.gather``)
+        go out side by side on connections of the pool, none waits for a TCP handshake.
+        Idle connections are dropped before Asterisk's ``session_keep_alive`` (15 s) would
+        close them under a request in flight; the pool stays under its ``session_limit`` (100)."""
         if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=POOL_SIZE, keepalive_timeout=KEEPALIVE_SECONDS)
             self._session = aiohttp.ClientSession(
-                headers=self._headers, timeout=aiohttp.ClientTimeout(total=self.request_timeout))
+                connector=connector, headers=self._headers,
+                timeout=aiohttp.ClientTimeout(total=self.request_timeout))
         return self._session
 
     async def request(self, method: str, path: str, *, params: dict | None = None,
