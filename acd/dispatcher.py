@@ -158,8 +158,9 @@ class Dispatcher:
     def _due_callbacks(self, now: float) -> dict[str, tuple[str, CallView]]:
         """Pending callbacks that may be dialled now, as calls of the same matching (view id ->
         (callback id, view)): ordered by their ORIGINAL entry time among the live callers.  The
-        pending set is the service's copy, refreshed off the routing path."""
-        if self.callbacks is None:
+        pending set is the service's copy, refreshed off the routing path.  None pending:
+        nothing to do (``pending_views`` copies the live call ids: O(calls) a pass)."""
+        if self.callbacks is None or not self.callbacks.pending:
             return {}
         pending = self.callbacks.pending_views(now, live_calls=self.calls.keys())
         due = due_callbacks(pending, now, self.callbacks.dialling_numbers())
@@ -550,20 +551,26 @@ class Dispatcher:
         await self._act("hang up agent leg", call.id, self.control.hangup(channel_id), None)
         agent = self.roster.get(call.agent or "")
         why = "hung up before the bridge" if agent_gone else "bridge failed"
-        if agent is not None and agent.state is AgentState.RINGING and agent.call_id == call.id:
-            agent.move(AgentState.AVAILABLE, why, call_id=call.id, at=self._now())
         call.agent, call.agent_channel = None, None
         if not agent_gone:
             call.bridge_failures += 1
-            if call.bridge_failures >= MAX_BRIDGE_FAILURES:
-                await self._give_up(call, f"Asterisk failed the bridge {call.bridge_failures} times")
-                return
+        if call.bridge_failures >= MAX_BRIDGE_FAILURES:
+            self._release_agent(agent, call, why)
+            await self._give_up(call, f"Asterisk failed the bridge {call.bridge_failures} times")
+            return
         call.move(CallState.QUEUED, f"{why}: back in line")
         self._routing_changed(call)
         self.records.post(call.id, state=CallState.QUEUED, agent=None)
         call.parked = asyncio.get_running_loop().create_future()   # the next answer waits for this park
-        self.kick()
+        await self._dispatch_once()     # back in the router before the agent is free again: a
+        self._release_agent(agent, call, why)   # pass applies agents before entering calls, so
+        self.kick()                     # the freed agent would not see this (older) caller
         await self._park(call, self.queues.get(call.queue or ""))
+
+    def _release_agent(self, agent: LiveAgent | None, call: LiveCall, why: str) -> None:
+        """The agent rung for ``call`` is available again (not blamed)."""
+        if agent is not None and agent.state is AgentState.RINGING and agent.call_id == call.id:
+            agent.move(AgentState.AVAILABLE, why, call_id=call.id, at=self._now())
 
     async def _give_up(self, call: LiveCall, why: str) -> None:
         """A call no agent can be given: offered no more (it stays out of the line while it

@@ -68,8 +68,8 @@ class LiveRouting:
 
     The dispatcher reports calls whose QUEUED-ness, queue or ticket changed
     (:meth:`call_changed`); agents report themselves through the roster's change log.
-    :meth:`offers` applies those changes (calls that left, then calls that entered, then
-    agents, then the clock) and returns the offers the policy makes.  An offered call
+    :meth:`offers` applies those changes (calls that left, then agents, then calls that
+    entered, then the clock) and returns the offers the policy makes.  An offered call
     leaves the router and its agent is held as ringing there: when the dispatcher cannot
     make the offer it calls :meth:`handed_back`, and the next pass looks at both again.
     """
@@ -103,10 +103,9 @@ class LiveRouting:
         entering = [calls[i] for i in dirty if i in calls and calls[i].state is CallState.QUEUED]
         for call_id in dirty.difference(c.id for c in entering):
             self._leave(call_id)
-        pairs: list[tuple[str, str]] = []
-        for call in entering:          # first: a caller back in line keeps its (older) place
-            pairs += self._enter(call, now)     # against a freed agent's choice below
-        pairs += self._sync_agents(now)
+        pairs = self._sync_agents(now)
+        for call in entering:
+            pairs += self._enter(call, now)
         pairs += self._sync_virtual(virtual or {}, now)
         pairs += self.router.advance(now)
         for call_id, extension in pairs:        # the router now holds them as offered
