@@ -136,8 +136,9 @@ def make_app(config: Config):
 def run(config: Config) -> None:
     from waitress import serve
     app = make_app(config)
-    logger.info("admin web on http://%s:%d", config.web_host, config.web_port)
-    serve(app, host=config.web_host, port=config.web_port, threads=8, ident="callpilot")
+    logger.info("admin web on http://%s:%d (%d threads, at most %d live pages)", config.web_host,
+                config.web_port, config.web_threads, config.web_live_streams)
+    serve(app, host=config.web_host, port=config.web_port, threads=config.web_threads, ident="callpilot")
 
 
 def bootstrap_admin(config: Config) -> str | None:

@@ -93,11 +93,21 @@
     }).join(", "));
   }
 
-  function listen(element, render) {
+  // The server caps open streams (503 + Retry-After beyond it): EventSource gives up on a
+  // non-200 answer, so the page opens a new one after a while (jittered, growing to 60 s).
+  function listen(element, render, delay) {
     var source = new EventSource(element.dataset.stream);
+    var wait = delay || 5000;
+    source.onopen = function () { wait = 5000; element.dataset.streamState = "open"; };
     source.onmessage = function (event) {
       render(JSON.parse(event.data));
       element.dataset.updated = String(Date.now());
+    };
+    source.onerror = function () {
+      if (source.readyState !== EventSource.CLOSED) { return; }   // the browser retries itself
+      element.dataset.streamState = "retrying";
+      window.setTimeout(function () { listen(element, render, Math.min(wait * 2, 60000)); },
+                        wait + Math.floor(Math.random() * 2000));
     };
     window.callpilotStream = source;
   }
