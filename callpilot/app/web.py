@@ -74,9 +74,11 @@ class CampaignsAdapter:
 
 
 def _notify(sock: Path, what: str) -> bool:
+    """True when serve took the change (agents: roster, PJSIP config and Asterisk's reload
+    done, hence the longer deadline)."""
     from callpilot.app.status import request_sync
     try:
-        status, _body = request_sync(sock, "POST", f"/reload/{what}")
+        status, _body = request_sync(sock, "POST", f"/reload/{what}", timeout=15.0)
     except OSError:
         return False
     return status == 200

@@ -176,6 +176,10 @@ class Config:
     # agent page: one event stream each) may hold; the rest always answer other requests
     web_threads: Annotated[Int, Field(ge=4, le=512)] = 24
     web_live_streams: Annotated[Int, Field(ge=1, le=500)] = 16
+    # serve's Prometheus endpoint http://metrics_host:metrics_port/metrics (no auth: keep it
+    # on loopback or behind a proxy); port 0 = none
+    metrics_host: str = "127.0.0.1"
+    metrics_port: Annotated[Int, Field(ge=0, le=65535)] = 9464
     tts_voice: str = "en-us"
     tts_rate: Annotated[Int, Field(ge=80, le=450)] = 160
     # Speech engine per language (ivr.speech.engines): "pocketsphinx" (packaged en-us),
@@ -224,6 +228,7 @@ _ENV_KEYS: dict[str, tuple[str | None, str]] = {
     "CALLPILOT_AGI_PORT": (None, "agi_port"),
     "CALLPILOT_WEB_PORT": (None, "web_port"),
     "CALLPILOT_WEB_BEHIND_TLS": (None, "web_behind_tls"),
+    "CALLPILOT_METRICS_PORT": (None, "metrics_port"),
     "CALLPILOT_SPEECH_MODEL": (None, "speech_model"),
     "CALLPILOT_ASTERISK_BINARY": ("asterisk", "binary"),
     "CALLPILOT_ASTERISK_ROOTFS": ("asterisk", "rootfs"),
@@ -343,6 +348,8 @@ def _validate(config: Config) -> None:
     a = config.asterisk
     ports = {"sip_port": a.sip_port, "ari_port": a.ari_port, "ami_port": a.ami_port,
              "agi_port": config.agi_port, "web_port": config.web_port}
+    if config.metrics_port:
+        ports["metrics_port"] = config.metrics_port
     if len(set(ports.values())) != len(ports):
         raise ConfigError(f"ports must differ: {ports}")
     if config.web_live_streams > config.web_threads - 2:
