@@ -9,6 +9,7 @@ Names follow the Prometheus conventions: ``callpilot_`` prefix, base units (``_s
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -27,6 +28,7 @@ AGENT_STATES = ("logged_out", "available", "ringing", "on_call", "wrap_up", "pau
 DECISION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 # queue entry -> the agent's phone dialled: includes the wait for a free agent
 ORIGINATE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+IDLE_DEVICE_STATE = "NOT_INUSE"     # what AMI reports for a registered phone not in a call
 LOOP_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 Snapshot = Callable[[], Mapping[str, Any]]
@@ -112,13 +114,16 @@ def link_states(live: Mapping[str, Any]) -> Iterator[GaugeMetricFamily]:
 class RoutingLatency:
     """Histograms fed by the ACD's hooks (``CallHooks.offered`` / ``originated``).
 
-    *decision*: from the later of the call's queue entry and the agent's becoming available
-    to the offer, for a call's first offer (a call back in line after a ring failed keeps its
-    entry time, so its later offers are not a routing decision's latency).
+    *decision*: from the latest of the call's queue entry, the agent's becoming available and
+    its phone's becoming idle (AMI device state, :meth:`device_changed`) to the offer, for a
+    call's first offer (a call back in line after a ring failed keeps its entry time, so its
+    later offers are not a routing decision's latency).
     *enqueue -> originate*: from queue entry to the first dial of an agent's phone sent to
     Asterisk (includes the wait for a free agent)."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock                 # the dispatcher's monotonic clock (the same in serve)
+        self.phone_idle_since: dict[str, float] = {}
         self.decision = Histogram(
             "callpilot_routing_decision_seconds",
             "call routable or agent free -> offer decided (first offers)",
@@ -127,10 +132,20 @@ class RoutingLatency:
             "callpilot_routing_enqueue_to_originate_seconds",
             "queue entry -> first agent originate sent", buckets=ORIGINATE_BUCKETS, registry=registry)
 
+    def device_changed(self, device: str, state: str) -> None:
+        """AMI device state of an agent's phone: when it became idle (free to ring)."""
+        extension = device.split("/", 1)[-1]
+        if state == IDLE_DEVICE_STATE:
+            self.phone_idle_since.setdefault(extension, self.clock())
+        else:
+            self.phone_idle_since.pop(extension, None)
+
     def offered(self, call: Any, agent: Any, now: float) -> None:
         try:
             if call.attempts == 1:
-                self.decision.observe(max(0.0, now - max(call.enqueued_mono, agent.idle_since)))
+                ready = max(call.enqueued_mono, agent.idle_since,
+                            self.phone_idle_since.get(agent.extension, float("-inf")))
+                self.decision.observe(max(0.0, now - ready))
         except Exception:       # a metric must never break an offer
             logger.exception("routing decision metric failed")
 

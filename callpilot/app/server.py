@@ -119,7 +119,7 @@ class Server:
         self.acd_stasis = AcdStasis(self.acd)
         self.acd_stasis.subscribe(self.router)
         self.ami = AmiMonitor("127.0.0.1", a.ami_port, config.secrets.ami_user,
-                              config.secrets.ami_secret, self.dispatcher.device_state_changed)
+                              config.secrets.ami_secret, self._device_state)
         self.agent_reload = AgentReload(config, self.sessions, self.bands, self.dispatcher.refresh_roster,
                                         self.ami.reload_module)     # the web changed agents
 
@@ -145,6 +145,10 @@ class Server:
                                 cb.offer_key, self.control.hangup)
         self.callback_stasis = CallbackStasis(self.callbacks, offers, self.dispatcher)
         self.callback_stasis.subscribe(self.router)
+
+    def _device_state(self, device: str, state: str) -> None:
+        self.metrics.routing.device_changed(device, state)     # a phone free: routing latency
+        self.dispatcher.device_state_changed(device, state)
 
     def _callable_number(self, caller_id: str) -> str | None:
         cb = self.config.callbacks

@@ -165,3 +165,19 @@ async def test_a_busy_port_is_logged_not_fatal(caplog):
     finally:
         await first.stop()
     assert not await MetricsHttp("127.0.0.1", 0, metrics.registry).start()   # 0 = off
+
+
+def test_a_phone_becoming_idle_is_when_the_agent_became_free():
+    registry, now = CollectorRegistry(), [50.0]
+    latency = RoutingLatency(registry, clock=lambda: now[0])
+    call = type("Call", (), {"attempts": 1, "enqueued_mono": 10.0})()
+    one = type("Agent", (), {"extension": "1001", "idle_since": 5.0})()
+    latency.device_changed("PJSIP/1001", "UNAVAILABLE")
+    latency.device_changed("PJSIP/1001", "NOT_INUSE")          # registered at t=50
+    now[0] = 60.0
+    latency.device_changed("PJSIP/1001", "NOT_INUSE")          # a repeat keeps the first time
+    latency.offered(call, one, 50.125)
+    assert _histogram(registry, "callpilot_routing_decision_seconds") == (1, 0.125)
+    latency.device_changed("PJSIP/1001", "INUSE")
+    latency.offered(call, one, 70.0)                            # back to entry / availability
+    assert _histogram(registry, "callpilot_routing_decision_seconds") == (2, 60.125)
