@@ -23,13 +23,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from admin_web import accounts, db
 from admin_web.app import create_app
-from callpilot.app import demo
 from callpilot.app.web import build_services
-from callpilot.infra.asterisk import runner
 from callpilot.infra.db import session as dbs
 from testkit import sipua
-from tests.e2e.conftest import make_e2e_config
-from tests.e2e.serve_proc import ServeProcess, wait_record
+from tests.e2e.conftest import instance_of_its_own
+from tests.e2e.serve_proc import wait_record
 from tests.e2e.test_web import caller, caller_number
 from tests.web.conftest import AuthActions
 
@@ -46,17 +44,8 @@ QUEUE_FORM = {"title": "acd", "sl_target_seconds": "20", "sl_target_percent": "8
 async def own_instance(tmp_path):
     """An instance of the test's own (agents it creates stay out of other tests): demo data,
     queue DID 803 -> queue 'acd', Asterisk up, serve ready, its metrics port free."""
-    cfg = make_e2e_config(tmp_path / "state", queue_dids={"803": "acd"})
-    cfg.acd.ring_timeout, cfg.acd.wrapup_seconds = 6, 1
-    passwords = demo.seed(cfg)
-    runner.up(cfg)
-    serve = ServeProcess(cfg).start()
-    try:
-        await serve.wait_ready()
-        yield cfg, serve, passwords
-    finally:
-        serve.stop()
-        runner.down(cfg)
+    async with instance_of_its_own(tmp_path / "state", queue_dids={"803": "acd"}) as parts:
+        yield parts
 
 
 def scrape(cfg) -> dict[tuple[str, tuple], float]:
