@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import http.client
 import itertools
-import threading
 import time
 
 import pytest
-from waitress import wasyncore
-from waitress.server import create_server
 
 from admin_web import streams
 from callpilot.infra.config import Config, ConfigError, _build, _validate
+from tests.web.browser import LiveServer
 
 
 def _changing_board(services):
@@ -72,16 +70,13 @@ THREADS, CAP = 4, 2
 
 @pytest.fixture
 def server(app, services):
+    """waitress with 4 threads (``LiveServer``: stops without closing a descriptor a stream's
+    thread still writes to)."""
     _changing_board(services)
     app.extensions[streams.GATE] = streams.StreamGate(CAP)
-    srv = create_server(app, host="127.0.0.1", port=0, threads=THREADS)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    yield srv
-    wasyncore.close_all(srv._map)        # every connection and the listener: the loop ends,
-    srv.task_dispatcher.shutdown()       # streams fail their next write and their threads end
-    thread.join(10)
-    assert not thread.is_alive()
+    with LiveServer(app) as live:
+        assert live._server.adj.threads == THREADS
+        yield live
 
 
 def _session_cookie(client, auth) -> str:
@@ -90,7 +85,7 @@ def _session_cookie(client, auth) -> str:
 
 
 def _get(srv, path: str, cookie: str) -> http.client.HTTPResponse:
-    conn = http.client.HTTPConnection("127.0.0.1", srv.effective_port, timeout=10)
+    conn = http.client.HTTPConnection(srv.url.removeprefix("http://"), timeout=10)
     conn.request("GET", path, headers={"Cookie": cookie})
     response = conn.getresponse()
     close_body = response.close
