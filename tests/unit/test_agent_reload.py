@@ -120,3 +120,10 @@ async def test_status_socket_awaits_an_async_reload(tmp_path):
         assert await post(tmp_path / "serve.sock", "/reload/agents") == (200, {"reloaded": "agents"})
     finally:
         await server.stop()
+
+
+async def test_no_reload_asked_while_ami_is_not_logged_in(caplog):
+    from callpilot.infra.asterisk.ami import AmiMonitor
+    monitor = AmiMonitor("127.0.0.1", 1, "u", "s", lambda device, state: None)
+    assert await monitor.reload_module("res_pjsip.so") is False
+    assert "not reloaded" in caplog.text

@@ -28,7 +28,7 @@ class AmiState(enum.Enum):
 
 
 LOGIN_TIMEOUT = 10.0               # seconds a login may wait for Asterisk's answer
-ACTION_TIMEOUT = 10.0              # seconds any other action may wait for its answer
+ACTION_TIMEOUT = 5.0               # seconds any other action may wait for its answer
 
 
 def login_verdict(future: asyncio.Future) -> tuple[AmiState, str]:
