@@ -99,7 +99,8 @@ class CallControl:
             await self.ari.post(f"/bridges/{bridge_id}/addChannel", channel=f"{call_id},{agent_channel}")
         except AriError as exc:
             # 400 "Channel not found" names neither leg; 404: the bridge itself went away
-            self._call_bridges.discard(bridge_id)
+            if isinstance(exc, AriNotFound):
+                self._call_bridges.discard(bridge_id)
             return await self._who_left(call_id, agent_channel, exc)
         return Bridged.CONNECTED
 
