@@ -8,10 +8,15 @@ phrase:
   cough, a click, breathing.  Every spoken option has a vowel.
 * ``TOO_LONG`` — the speech lasted far longer than the phrase takes to say: a sentence that
   is not an option, decoded to a short one.
+* ``UNCOVERED`` — the decoder's alignment of the phrase leaves loud audio outside its words
+  (it had to call speech "silence" to fit the phrase): "pay my bill" aligned as
+  ``<sil> billing <sil>``.  Engines that give word timings check it (:func:`uncovered_frames`).
 """
 from __future__ import annotations
 
 import enum
+
+import numpy as np
 
 from ivr.speech.vad import EnergyVad
 
@@ -19,11 +24,18 @@ MIN_VOICED_MS = 60
 SLACK_SECONDS = 0.6          # added to the phrase's expected length
 HANGUL_SECONDS = 0.32        # per Hangul syllable block (slow speakers included)
 LETTER_SECONDS = 0.11        # per Latin letter
+# Loud 10 ms frames (LOUD_DB above the line's level before the speech) that the phrase's
+# words may leave outside themselves.  Tuned on the dev split of bench.asr (voices en-us,
+# en-gb-scotland, en-gb-x-rp; EN_OFF_MENU_DEV): see docs/decisions.md D22.
+LOUD_DB = 6.0
+FLOOR_FRAMES = 20            # the first 200 ms of what the decoder heard: before the speech
+MAX_UNCOVERED_FRAMES = 12
 
 
 class Rejection(enum.Enum):
     NOT_VOICED = "not_voiced"
     TOO_LONG = "too_long"
+    UNCOVERED = "speech_outside_phrase"
 
 
 def longest_plausible(phrase: str) -> float:
@@ -39,4 +51,28 @@ def plausible(phrase: str, vad: EnergyVad) -> Rejection | None:
         return Rejection.NOT_VOICED
     if vad.speech_seconds > longest_plausible(phrase):
         return Rejection.TOO_LONG
+    return None
+
+
+def loud_frames(levels_db: np.ndarray) -> np.ndarray:
+    """Which frames are louder than the line before the speech (its first ``FLOOR_FRAMES``)."""
+    if levels_db.size == 0:
+        return np.zeros(0, dtype=bool)
+    floor = float(np.median(levels_db[:FLOOR_FRAMES]))
+    return levels_db > floor + LOUD_DB
+
+
+def uncovered_frames(levels_db: np.ndarray, words: list[tuple[int, int]]) -> int:
+    """Loud frames outside every word span (``(first, last)`` frame, inclusive)."""
+    loud = loud_frames(levels_db)
+    inside = np.zeros(loud.size, dtype=bool)
+    for first, last in words:
+        inside[max(first, 0):last + 1] = True
+    return int(np.count_nonzero(loud & ~inside))
+
+
+def covered(levels_db: np.ndarray, words: list[tuple[int, int]]) -> Rejection | None:
+    """None when the phrase's words cover the speech, else ``UNCOVERED``."""
+    if uncovered_frames(levels_db, words) > MAX_UNCOVERED_FRAMES:
+        return Rejection.UNCOVERED
     return None

@@ -115,6 +115,7 @@ class Utterance:
         if not self.vad.started:
             return None
         heard = self.recognizer.result()
+        self.rejected = getattr(self.recognizer, "rejected", None)
         if heard is None or not heard.text:
             return heard
         self.rejected = plausible(heard.text, self.vad)

@@ -9,9 +9,10 @@ import pytest
 from ivr.speech.engine import complete_phrase
 from ivr.speech.engines import SpeechEngines, engine_for, load
 from ivr.speech.model import SpeechModel, SpeechUnavailable
-from ivr.speech.rejection import Rejection, longest_plausible, plausible
-from ivr.speech.sphinx import SphinxEngine, jsgf
-from ivr.speech.utterance import final_phrases, recognize_pcm
+from ivr.speech.rejection import (Rejection, covered, longest_plausible, plausible,
+                                  uncovered_frames)
+from ivr.speech.sphinx import SphinxEngine, jsgf, non_rhotic, pronunciation_variants
+from ivr.speech.utterance import Utterance, final_phrases, recognize_pcm
 from ivr.speech.vad import EnergyVad
 from ivr.tts import Audio, resample
 from testkit.ivr_fakes import alaw_decode, alaw_encode, speech_samples
@@ -123,6 +124,74 @@ def test_off_menu_sentence_is_rejected_not_routed(sphinx) -> None:
                                                  "tomorrow morning"), ("silence", 1.0)]),
                           16000, MENU)
     assert heard is not None and heard.text == ""
+
+
+def test_non_rhotic_drops_r_after_a_vowel_only() -> None:
+    assert non_rhotic("K AA R D Z") == "K AA D Z"                 # cards, British
+    assert non_rhotic("AA P ER EY T ER") == "AA P ER EY T AH"     # operator: final ER only
+    assert non_rhotic("R EH D") == "R EH D"                       # R before a vowel stays
+    assert non_rhotic("B IH L IH NG") == "B IH L IH NG"
+    assert pronunciation_variants("K AA R D") == ["K AA R D", "K AA D"]
+    assert pronunciation_variants("N OW") == ["N OW"]
+
+
+def test_decoders_know_the_non_rhotic_variant(sphinx) -> None:
+    slot = sphinx.take()
+    try:
+        slot.use(["cards", "no"])
+        assert slot.decoder.lookup_word("cards(2)") == "K AA D Z"
+        assert slot.decoder.lookup_word("no(2)") is None
+    finally:
+        sphinx.give(slot)
+
+
+def test_uncovered_counts_loud_frames_outside_the_words() -> None:
+    quiet, loud = -70.0, -30.0
+    levels = np.array([quiet] * 20 + [loud] * 30 + [quiet] * 5 + [loud] * 20 + [quiet] * 10)
+    assert uncovered_frames(levels, [(20, 49)]) == 20               # the second burst is outside
+    assert uncovered_frames(levels, [(20, 49), (55, 74)]) == 0
+    assert uncovered_frames(levels, []) == 50
+    assert covered(levels, [(20, 49), (55, 74)]) is None
+    assert covered(levels, [(20, 49)]) is Rejection.UNCOVERED
+    assert uncovered_frames(np.zeros(0), [(0, 3)]) == 0
+
+
+def test_the_floor_is_the_line_before_the_speech() -> None:
+    noisy = np.array([-40.0] * 20 + [-37.0] * 40 + [-20.0] * 30)   # 3 dB over a noisy line
+    assert uncovered_frames(noisy, [(60, 89)]) == 0
+
+
+def hear(engine, pcm: bytes, grammar: list[str]) -> Utterance:
+    utterance = Utterance(engine, grammar, 16000)
+    for start in range(0, len(pcm), 640):
+        utterance.hear(pcm[start:start + 640])
+        if utterance.speaking and (utterance.batch_ready() or utterance.complete):
+            utterance._decode()
+        if utterance.complete:
+            break
+    utterance.finish()
+    return utterance
+
+
+@pytest.mark.parametrize("voice", ["en-gb", "en-us"])
+@pytest.mark.parametrize("said", ["billing address please", "the billing department",
+                                  "cards for my daughter"])
+def test_an_option_inside_a_longer_answer_is_rejected(sphinx, voice, said) -> None:
+    """The grammar fits "billing" and calls the rest silence: the loud audio its words leave
+    out rejects it (a plain grammar routed these to billing / cards)."""
+    utterance = hear(sphinx, phone([("silence", 1.0), ("say", said), ("silence", 1.0)],
+                                   voice=voice), MENU)
+    assert utterance.rejected is Rejection.UNCOVERED
+    assert utterance.recognizer.result().text == ""
+
+
+@pytest.mark.parametrize("voice", ["en-gb", "en-us"])
+@pytest.mark.parametrize("said", ["billing", "cards", "lost card"])
+def test_an_option_alone_is_covered(sphinx, voice, said) -> None:
+    utterance = hear(sphinx, phone([("silence", 1.0), ("say", said), ("silence", 1.0)],
+                                   voice=voice), MENU)
+    assert utterance.rejected is None
+    assert utterance.recognizer.result().text == said
 
 
 # ------------------------------------------------------------------ engine per language
