@@ -18,7 +18,7 @@ import enum
 
 import numpy as np
 
-from ivr.speech.vad import EnergyVad
+from ivr.speech.vad import EnergyVad, VadSettings
 
 MIN_VOICED_MS = 60
 SLACK_SECONDS = 0.6          # added to the phrase's expected length
@@ -29,7 +29,14 @@ LETTER_SECONDS = 0.11        # per Latin letter
 # en-gb-scotland, en-gb-x-rp; EN_OFF_MENU_DEV): see docs/decisions.md D22.
 LOUD_DB = 6.0
 FLOOR_FRAMES = 20            # the first 200 ms of what the decoder heard: before the speech
-MAX_UNCOVERED_FRAMES = 12
+# Never louder than this is "quiet" (the VAD's floor): a line that is digital silence before
+# the answer (Asterisk's snoop) would otherwise make G.711's idle pattern after it "speech".
+QUIET_DBFS = VadSettings().floor_db
+# The decoder's word boundaries are loose: a first vowel aligned as silence (up to 11 frames
+# seen with en-gb "agent" through Asterisk), a final release after the word's end.
+MARGIN_BEFORE_FRAMES = 12
+MARGIN_AFTER_FRAMES = 5
+MAX_UNCOVERED_FRAMES = 6
 
 
 class Rejection(enum.Enum):
@@ -55,19 +62,21 @@ def plausible(phrase: str, vad: EnergyVad) -> Rejection | None:
 
 
 def loud_frames(levels_db: np.ndarray) -> np.ndarray:
-    """Which frames are louder than the line before the speech (its first ``FLOOR_FRAMES``)."""
+    """Which frames are louder than the line before the speech (its first ``FLOOR_FRAMES``),
+    and than ``QUIET_DBFS``."""
     if levels_db.size == 0:
         return np.zeros(0, dtype=bool)
     floor = float(np.median(levels_db[:FLOOR_FRAMES]))
-    return levels_db > floor + LOUD_DB
+    return levels_db > max(floor + LOUD_DB, QUIET_DBFS)
 
 
 def uncovered_frames(levels_db: np.ndarray, words: list[tuple[int, int]]) -> int:
-    """Loud frames outside every word span (``(first, last)`` frame, inclusive)."""
+    """Loud frames outside every word span (``(first, last)`` frame, inclusive, widened by
+    the margins)."""
     loud = loud_frames(levels_db)
     inside = np.zeros(loud.size, dtype=bool)
     for first, last in words:
-        inside[max(first, 0):last + 1] = True
+        inside[max(first - MARGIN_BEFORE_FRAMES, 0):last + 1 + MARGIN_AFTER_FRAMES] = True
     return int(np.count_nonzero(loud & ~inside))
 
 

@@ -161,6 +161,13 @@ def test_the_floor_is_the_line_before_the_speech() -> None:
     assert uncovered_frames(noisy, [(60, 89)]) == 0
 
 
+def test_a_digitally_silent_line_does_not_make_the_idle_pattern_speech() -> None:
+    """Asterisk's snoop may start with true zeros; G.711's idle pattern after the answer
+    (~-72 dBFS) is still not speech."""
+    levels = np.array([-120.0] * 20 + [-25.0] * 40 + [-72.0] * 40)
+    assert uncovered_frames(levels, [(20, 59)]) == 0
+
+
 def hear(engine, pcm: bytes, grammar: list[str]) -> Utterance:
     utterance = Utterance(engine, grammar, 16000)
     for start in range(0, len(pcm), 640):
