@@ -126,6 +126,22 @@ def test_off_menu_sentence_is_rejected_not_routed(sphinx) -> None:
     assert heard is not None and heard.text == ""
 
 
+def test_an_answer_does_not_depend_on_what_the_decoder_heard_before() -> None:
+    """Pooled decoders: the CMN and the front end's noise estimate start afresh per answer,
+    so a used decoder aligns each clip exactly as a new one does (without the new front end
+    the word boundaries moved by a few frames, and 2 of the bench's 96 answers changed)."""
+    grammar = MENU + ["no"]
+    clips = [phone([("silence", 1.0), ("say", word), ("silence", 1.0)], voice=voice, rate=rate)
+             for word, voice, rate in (("billing", "en-us", 190), ("cards", "en-us", 140),
+                                       ("no", "en-gb", 190), ("lost card", "en-gb", 190))]
+    used_engine = SphinxEngine()
+    used = [hear(used_engine, clip, grammar).recognizer for clip in clips]
+    fresh = [hear(SphinxEngine(), clip, grammar).recognizer for clip in clips]
+    assert used_engine.created == 1
+    assert [r.words for r in used] == [r.words for r in fresh]
+    assert [r.result() for r in used] == [r.result() for r in fresh]
+
+
 def test_non_rhotic_drops_r_after_a_vowel_only() -> None:
     assert non_rhotic("K AA R D Z") == "K AA D Z"                 # cards, British
     assert non_rhotic("AA P ER EY T ER") == "AA P ER EY T AH"     # operator: final ER only
