@@ -234,3 +234,46 @@ def test_engine_settings() -> None:
         load({"de": "vosk:/nonexistent/model"})
     assert load({"de": "vosk"}).languages == set()       # no packaged German model: keys only
     assert not SpeechEngines()
+
+
+# ------------------------------------------------------------------ early endpoint
+
+class _BlinkingRecognizer:
+    """Partial results as pocketsphinx gives them in a trailing silence: the phrase, then
+    nothing for a few batches."""
+
+    def __init__(self, grammar: list[str], sample_rate: int) -> None:
+        self.grammar, self.sample_rate = grammar, sample_rate
+        self.partials = iter(["", "billing", "billing", "billing"])
+
+    def accept(self, pcm: bytes) -> bool:
+        return False
+
+    def partial(self) -> str:
+        return next(self.partials, "")
+
+    def result(self):
+        return None
+
+
+class _BlinkingEngine:
+    name, language = "fake", "en"
+
+    def recognizer(self, grammar, sample_rate):
+        return _BlinkingRecognizer(grammar, sample_rate)
+
+
+def test_a_phrase_that_blinks_out_in_the_silence_still_ends_the_answer_early() -> None:
+    t = np.arange(16000 * 4 // 10) / 16000
+    tone = (np.sin(2 * np.pi * 200 * t) * 8000).astype(np.int16)            # 0.4 s, voiced
+    pcm = np.concatenate([np.zeros(4800, np.int16), tone, np.zeros(16000, np.int16)])
+    utterance = Utterance(_BlinkingEngine(), ["billing", "cards"], 16000)
+    for start in range(0, len(pcm), 640):
+        utterance.hear(pcm[start:start + 640].tobytes())
+        if utterance.speaking and (utterance.batch_ready() or utterance.complete):
+            utterance._decode()
+        if utterance.complete:
+            break
+    assert utterance.partial == "billing"
+    assert not utterance.vad.ended                       # ended on the phrase, not at 450 ms
+    assert 0.2 <= utterance.vad.silence_seconds < 0.3
