@@ -33,6 +33,7 @@ BRIDGE_PREFIX = "cp-listen-"
 SAMPLE_RATE = 16000
 FORMAT = "slin16"
 STASIS_WAIT = 3.0
+MEDIA_EVENTS = ("StasisStart",)     # all this application reads (its AriClient's event filter)
 
 
 class CallGone(Exception):
