@@ -60,7 +60,8 @@ def frame_db(pcm: np.ndarray) -> float:
     """Mean power of 16-bit samples in dBFS (digital silence gives -120)."""
     if pcm.size == 0:
         return -120.0
-    power = float(np.mean(pcm.astype(np.float64) ** 2)) / (32768.0 ** 2)
+    x = pcm.astype(np.float64)
+    power = float(np.dot(x, x)) / pcm.size / (32768.0 ** 2)   # dot: no temporary, 50 frames/s
     return 10 * math.log10(power) if power > 1e-12 else -120.0
 
 
