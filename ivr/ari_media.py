@@ -72,6 +72,19 @@ class MediaTap:
         """The next 20 ms frame, or None after ``timeout`` seconds without one."""
         return await self.receiver.next_frame(timeout)
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def hold(self) -> None:
+        """Keep the tap for the call's next listen, ignoring the audio until then."""
+        self.receiver.mute()
+
+    def reuse(self) -> None:
+        """Listen again on a held tap: only audio from now on."""
+        self.setup_ms = 0.0
+        self.receiver.unmute()
+
     async def close(self) -> None:
         if self._closed:
             return
