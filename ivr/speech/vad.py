@@ -88,7 +88,9 @@ class EnergyVad:
         return max(self.settings.floor_db, self.noise_db + self.settings.margin_db)
 
     def feed(self, pcm: bytes) -> None:
-        samples = np.concatenate([self._rest, np.frombuffer(pcm, dtype="<i2")])
+        samples = np.frombuffer(pcm, dtype="<i2")
+        if self._rest.size:                   # RTP frames are whole VAD frames: usually none
+            samples = np.concatenate([self._rest, samples])
         whole = len(samples) - len(samples) % self.frame_samples
         for start in range(0, whole, self.frame_samples):
             self._frame(samples[start:start + self.frame_samples])
