@@ -103,7 +103,9 @@ def screen_pop(session: Session, extension: str,
             "ivr_path": list(record.menu_path or []),
             "said": [{"node": i.get("node"), "kind": i.get("kind"), "value": i.get("value"),
                       "confidence": i.get("confidence")}
-                     for i in journey.get("inputs", []) if i.get("kind") in ("speech", "dtmf")]}
+                     for i in journey.get("inputs", []) if i.get("kind") in ("speech", "dtmf")],
+            # for admin_web.pop_context: a campaign call's context; when the call came
+            "outbound": journey.get("outbound"), "since": record.enqueued_at or record.started_at}
 
 
 def _profile(customer: Customer | None, age_band: Callable[[int], str] | None) -> dict[str, Any] | None:
