@@ -73,6 +73,5 @@ def test_agent_page_pops_the_callback_context(app, store, browser):
         assert fields["reason"] == "card declined abroad" and fields["reference"] == "TX-88121"
         assert fields["callback"] == "asked while waiting in line" and fields["attempt"] == "1"
         assert fields["in line since"] == (NOW - timedelta(minutes=4)).astimezone().strftime("%Y-%m-%d %H:%M")
-        screenshot(browser, "agent-callback-pop.png")
         errors = console_errors(browser)
         assert errors == [], errors
