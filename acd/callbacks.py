@@ -516,7 +516,10 @@ class CallbackService:
             agent.call_id = attempt.agent_channel
 
     def snapshot(self) -> dict:
-        return {"pending": len(self.pending),
+        by_queue: dict[str, int] = {}
+        for callback in self.pending.values():
+            by_queue[callback.queue] = by_queue.get(callback.queue, 0) + 1
+        return {"pending": len(self.pending), "pending_by_queue": by_queue,
                 "attempts": {str(a.id): {"callback": a.callback.id, "state": a.state.value, "agent": a.agent}
                              for a in self.live.values()}}
 

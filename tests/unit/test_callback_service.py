@@ -334,3 +334,13 @@ async def test_the_queues_own_customer_first_setting_wins_over_the_configuration
                               sound, Events(), hooks, played)
     await placed(service, store, roster)
     assert control.kinds()[0] == first
+
+
+async def test_snapshot_counts_pending_callbacks_per_queue(parts):
+    service, store, *_ = parts
+    add(store)
+    now = datetime.now(timezone.utc)
+    store.create(NewCallback(number="+821099990000", queue="other", entered_at=now, source=CallbackSource.WEB,
+                             expires_at=now + timedelta(hours=1)), now)
+    await service.refresh(force=True)
+    assert service.snapshot()["pending_by_queue"] == {"cbq": 1, "other": 1}
