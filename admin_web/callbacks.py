@@ -75,16 +75,22 @@ def index():
 @bp.post("/<callback_id>/cancel")
 @require("callbacks.cancel")
 def cancel(callback_id: str):
-    store = _store()
-    before = store.get(callback_id)
+    session = db.get()
+    before = _snapshot(session.get(Callback, callback_id))
     if before is None:
         abort(404)
+    session.rollback()     # end the read: the close's transaction starts with its write (SQLite
+    #                        would refuse a write after a read that serve's commit made stale)
     detail = f"cancelled in the web by {g.user.username}"
-    if store.close(callback_id, CallbackState.CANCELLED, now(), detail, only_from=(CallbackState.PENDING,)):
-        _audit(callback_id, before, store.get(callback_id))
-        flash(f"Callback to {before.number} ({before.queue}) cancelled.", "ok")
+    if CallbackStore.close_in(session, callback_id, CallbackState.CANCELLED, now(), detail,
+                              only_from=(CallbackState.PENDING,)):
+        session.expire_all()
+        audit.record(session, "callback", callback_id, "cancel", before, _snapshot(session.get(Callback, callback_id)))
+        session.commit()                     # the close and its audit entry: one transaction
+        flash(f"Callback to {before['number']} ({before['queue']}) cancelled.", "ok")
     else:
-        flash(_refusal(store.get(callback_id) or before), "error")
+        session.rollback()
+        flash(_refusal(session.get(Callback, callback_id)), "error")
     return redirect(url_for("callbacks.index", **{k: v for k, v in _filters().items() if v}))
 
 
@@ -93,12 +99,6 @@ def _refusal(callback: Callback) -> str:
         return (f"Callback to {callback.number} is being dialled right now: it cannot be cancelled. "
                 f"If it fails and goes back to the line, cancel it then.")
     return f"Callback to {callback.number} is already {callback.state}: nothing to cancel."
-
-
-def _audit(callback_id: str, before: Callback, after: Callback | None) -> None:
-    session = db.get()
-    audit.record(session, "callback", callback_id, "cancel", _snapshot(before), _snapshot(after))
-    session.commit()
 
 
 def _snapshot(callback: Callback | None) -> dict | None:

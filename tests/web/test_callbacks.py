@@ -123,3 +123,31 @@ def test_agents_neither_see_nor_cancel(store, client, auth, callbacks):
 def test_unknown_callback(client, auth, callbacks):
     auth.login()
     assert auth.post("/callbacks/nope/cancel").status_code == 404
+
+
+def test_cancels_racing_serves_claims_never_both_win(store, client, auth):
+    """serve (a thread claiming, as its dispatcher does) and a supervisor cancelling the same 20
+    callbacks at the same time: each one is either claimed or cancelled, never both."""
+    import threading
+    ids = [_new(store, f"+8210555{n:05d}").id for n in range(20)]
+    auth.login("super")
+    token_page = client.get("/callbacks/").get_data(as_text=True)
+    assert all(f"/callbacks/{cid}/cancel" in token_page for cid in ids)
+    claimed: dict[str, bool] = {}
+    start = threading.Barrier(2)
+
+    def serve():
+        start.wait()
+        for cid in reversed(ids):
+            claimed[cid] = store.claim(cid, "1001", NOW) is not None
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    start.wait()
+    refused = {cid: b"being dialled right now" in auth.post(f"/callbacks/{cid}/cancel", follow_redirects=True).data
+               for cid in ids}
+    thread.join()
+    states = {cid: store.get(cid).state for cid in ids}
+    for cid in ids:
+        assert claimed[cid] == (states[cid] == "dialling") == refused[cid], (cid, claimed[cid], states[cid])
+        assert states[cid] in ("dialling", "cancelled")

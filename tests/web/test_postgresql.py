@@ -7,7 +7,8 @@ import pytest
 from tests.web.test_agents import test_edit_skills_languages_queues_and_audit  # noqa: F401
 from tests.web.test_api import test_patch_queue_validated_and_audited, test_token_reads_and_publishes_flows  # noqa: F401
 from tests.web.test_callbacks import (test_a_callback_being_dialled_is_not_cancelled,  # noqa: F401
-                                      test_cancel_pending_is_audited, test_list_filters_and_attempts)
+                                      test_cancel_pending_is_audited, test_cancels_racing_serves_claims_never_both_win,
+                                      test_list_filters_and_attempts)
 from tests.web.test_pop_context import (test_a_campaign_transfer_pops_the_campaign_and_the_reply,  # noqa: F401
                                         test_an_ivr_callback_pops_its_reason_entry_time_and_the_callers_profile)
 from tests.web.test_auth import test_first_admin_is_generated_once, test_login_logout  # noqa: F401

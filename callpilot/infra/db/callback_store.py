@@ -257,12 +257,19 @@ class CallbackStore:
     def close(self, callback_id: str, state: CallbackState, now: datetime, detail: str = "",
               *, only_from: Iterable[CallbackState] = (CallbackState.PENDING,)) -> bool:
         """Close a callback (cancelled, expired, merged, failed) if it is in ``only_from``."""
+        with self.sessions.begin() as s:
+            return self.close_in(s, callback_id, state, now, detail, only_from=only_from)
+
+    @classmethod
+    def close_in(cls, s: Session, callback_id: str, state: CallbackState, now: datetime, detail: str = "",
+                 *, only_from: Iterable[CallbackState] = (CallbackState.PENDING,)) -> bool:
+        """:meth:`close` inside the caller's transaction (the admin web commits its audit
+        entry with it); the caller commits."""
         if state in OPEN_STATES:
             raise ValueError(f"close: {state.value} is not a closed state")
         sources = [source.value for source in only_from]
-        with self.sessions.begin() as s:
-            done = s.execute(update(Callback).where(Callback.id == callback_id, Callback.state.in_(sources))
-                             .values(**self._state_values(state, now, detail)))
+        done = s.execute(update(Callback).where(Callback.id == callback_id, Callback.state.in_(sources))
+                         .values(**cls._state_values(state, now, detail)))
         if done.rowcount:
             logger.info("callback %s: -> %s (%s)", callback_id, state.value, detail)
         return bool(done.rowcount)
