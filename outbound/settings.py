@@ -25,7 +25,7 @@ FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 RETRYABLE = tuple(DEFAULT_RETRY_DELAYS)           # outcomes that may be tried again
 # (low, high) of the numbers, inclusive
 BOUNDS = {"max_attempts": (1, 20), "max_concurrent": (1, 500), "ring_seconds": (5, 120),
-          "abandon_cap_percent": (0.0, 100.0), "max_dial_level": (1.0, 5.0), "retry_seconds": (60, 30 * 86400)}
+          "abandon_cap_percent": (0.0, 100.0), "max_dial_level": (1.0, 5.0), "retry_seconds": (1, 30 * 86400)}
 
 
 def check_name(name: str) -> str:

@@ -149,7 +149,7 @@ def test_create_campaign_is_checked_stored_and_audited(app, db_file, client, aut
     ({"key_agent": "1"}, "1 is given to both confirm and agent"),
     ({"key_repeat": "x"}, "not a phone key"),
     ({"say": "yes=maybe"}, "reply &#39;maybe&#39; is not one of"),
-    ({"retry_busy": "5"}, "retry seconds must be within 60"),
+    ({"retry_busy": "0"}, "retry seconds must be within 1"),
     ({"name": "no spaces"}, "a campaign name is 1-64 letters"),
 ])
 def test_invalid_campaigns_are_refused_with_outbounds_message(db_file, auth, general_queue, change, message):
