@@ -41,7 +41,8 @@ from callpilot.infra.asterisk import runner as asterisk_runner
 from callpilot.infra.asterisk.agi import AgiServer
 from callpilot.infra.asterisk.ami import AmiMonitor
 from callpilot.infra.asterisk.ari import AriClient
-from callpilot.infra.asterisk.channel_events import ChannelInboxes, StasisRouter, lane_of, wait_playback
+from callpilot.infra.asterisk.channel_events import (HANDLED_EVENTS, ChannelInboxes, StasisRouter, lane_of,
+                                                    wait_playback)
 from callpilot.infra.config import Config
 from callpilot.infra.db import session as db
 from callpilot.infra.db.calendars import CalendarBook, CalendarStore
@@ -96,7 +97,7 @@ class Server:
         self.bands = AgeBands(tuple(config.acd.age_bands))
         self.records = RecordWriter(CallRecordStore(self.sessions))
         self.ari = AriClient(config.ari_client_url, secrets.ari_user, secrets.ari_password,
-                             a.app_name, lane_of=lane_of)
+                             a.app_name, lane_of=lane_of, events=HANDLED_EVENTS)
         self.router = StasisRouter(ChannelInboxes())
         self.prompts = PromptCache(config.prompts_dir, config.tts_voice, config.tts_rate)
         self.agi = AgiServer(config.agi_host, config.agi_port)
