@@ -18,7 +18,8 @@ from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 
 from admin_web import (agent_page, agents, api, audit, auth, calendars, callme, campaigns, customers, db, dnc,
-                       flows, metrics, queues, reports, tokens, users, wallboard)
+                       flows, metrics, queues, reports, streams, tokens, users, wallboard)
+from admin_web import callbacks
 from admin_web.security import add_security_headers, can, session_user_id
 from admin_web.services import WebServices
 from callpilot.infra.config import Config
@@ -27,7 +28,8 @@ from callpilot.infra.db.web_users import WebUser
 logger = logging.getLogger(__name__)
 
 BLUEPRINTS = (auth.bp, flows.bp, queues.bp, calendars.bp, agents.bp, customers.bp, campaigns.bp, dnc.bp,
-              wallboard.bp, agent_page.bp, reports.bp, tokens.bp, users.bp, audit.bp, metrics.bp)
+              wallboard.bp, agent_page.bp, reports.bp, tokens.bp, users.bp, audit.bp, metrics.bp,
+              callbacks.bp)
 SECRET_KEY_FILE = "web-secret-key"
 
 csrf = CSRFProtect()
@@ -55,6 +57,7 @@ def create_app(config: Config | None = None, services: WebServices | None = None
     app.register_blueprint(callme_bp)
     api.init_app(app, csrf)
     metrics.init_app(app)
+    streams.init_app(app, app.config["LIVE_STREAMS_MAX"])
     _hooks(app)
     return app
 
@@ -71,6 +74,7 @@ def _defaults(config: Config) -> dict[str, Any]:
         "LOGIN_RATE_LIMIT": "5 per minute;30 per hour",
         "WTF_CSRF_TIME_LIMIT": None,          # the token lives as long as the session
         "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
+        "LIVE_STREAMS_MAX": config.web_live_streams,   # open live pages (admin_web.streams)
     }
 
 

@@ -65,6 +65,19 @@ class CampaignsAdapter:
         self.store.set_state(name, STATE_OF[action])
         return STATE_OF[action].value
 
+    def create(self, name: str, template: str, fields: dict) -> int:
+        from outbound.settings import campaign_settings, check_name
+        from callpilot.infra.db.records import utcnow
+        return self.store.create(check_name(name), template, utcnow(), **campaign_settings(template=template, **fields))
+
+    def preview(self, template: str, sample: dict, keys: dict) -> tuple[str, list[str]]:
+        from outbound.settings import preview, replies_from, template_fields
+        return preview(template, sample, replies_from(keys, ())), sorted(template_fields(template))
+
+    def defaults(self) -> dict:
+        from outbound.model import DEFAULT_REPLIES, DEFAULT_RETRY_DELAYS
+        return {"keys": {reply: key for key, reply in DEFAULT_REPLIES.items()}, "retry": dict(DEFAULT_RETRY_DELAYS)}
+
     def import_csv(self, name: str, text: str, region: str) -> dict:
         import io
         from outbound.contacts_csv import import_contacts
@@ -74,9 +87,11 @@ class CampaignsAdapter:
 
 
 def _notify(sock: Path, what: str) -> bool:
+    """True when serve took the change (agents: roster, PJSIP config and Asterisk's reload
+    done, hence the longer deadline)."""
     from callpilot.app.status import request_sync
     try:
-        status, _body = request_sync(sock, "POST", f"/reload/{what}")
+        status, _body = request_sync(sock, "POST", f"/reload/{what}", timeout=15.0)
     except OSError:
         return False
     return status == 200
@@ -136,8 +151,9 @@ def make_app(config: Config):
 def run(config: Config) -> None:
     from waitress import serve
     app = make_app(config)
-    logger.info("admin web on http://%s:%d", config.web_host, config.web_port)
-    serve(app, host=config.web_host, port=config.web_port, threads=8, ident="callpilot")
+    logger.info("admin web on http://%s:%d (%d threads, at most %d live pages)", config.web_host,
+                config.web_port, config.web_threads, config.web_live_streams)
+    serve(app, host=config.web_host, port=config.web_port, threads=config.web_threads, ident="callpilot")
 
 
 def bootstrap_admin(config: Config) -> str | None:

@@ -141,10 +141,10 @@ async def phones(cfg, demo_passwords):
     await pool.close()
 
 
-@pytest.fixture
-async def own_instance(tmp_path):
-    """An instance of the test's own: demo data, Asterisk up, serve ready; short ACD timers."""
-    cfg = make_e2e_config(tmp_path / "state")
+@contextlib.asynccontextmanager
+async def instance_of_its_own(state_dir, **asterisk_overrides):
+    """Demo data, Asterisk up, serve ready; short ACD timers: ``(cfg, serve, passwords)``."""
+    cfg = make_e2e_config(state_dir, **asterisk_overrides)
     cfg.acd.ring_timeout, cfg.acd.wrapup_seconds = 6, 1
     passwords = demo.seed(cfg)
     runner.up(cfg)
@@ -155,3 +155,10 @@ async def own_instance(tmp_path):
     finally:
         serve.stop()
         runner.down(cfg)
+
+
+@pytest.fixture
+async def own_instance(tmp_path):
+    """An instance of the test's own (see :func:`instance_of_its_own`)."""
+    async with instance_of_its_own(tmp_path / "state") as parts:
+        yield parts

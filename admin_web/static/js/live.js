@@ -63,6 +63,29 @@
     dl.appendChild(dd);
   }
 
+  var KINDS = {callback: "callback to ", campaign: "campaign contact "};
+  var SOURCES = {ivr: "asked while waiting in line", web: "'call me' on the web site", app: "'call me' in the app"};
+
+  // A callback's or a campaign call's context (admin_web/pop_context.py), before the profile.
+  function renderContext(dl, context) {
+    if (!context) { return; }
+    if (context.kind === "callback") {
+      term(dl, "callback", SOURCES[context.source] || context.source);
+      term(dl, "reason", context.reason);
+      term(dl, "requested at", context.requested_at);
+      term(dl, "requested window", context.window);
+      term(dl, "in line since", context.in_line_since);
+      term(dl, "attempt", context.attempt);
+    } else if (context.kind === "campaign") {
+      term(dl, "campaign", context.campaign + (context.purpose ? " (" + context.purpose + ")" : ""));
+      term(dl, "reply", context.reply);
+      term(dl, "contact", context.contact);
+    }
+    Object.keys(context.details || {}).sort().forEach(function (key) {
+      term(dl, key, context.details[key]);
+    });
+  }
+
   function renderAgent(view) {
     var state = view.state ? view.state.state + (view.state.pause_reason ? " (" + view.state.pause_reason + ")" : "")
                            : (view.serve === "up" ? "not in serve" : "serve is not running");
@@ -74,7 +97,8 @@
     if (!call) { document.getElementById("pop-title").textContent = "No call"; return; }
     var who = call.customer ? call.customer.name || call.caller_id : call.caller_id;
     document.getElementById("pop-title").textContent =
-      (call.state === "ringing" ? "Ringing: " : "On call: ") + who;
+      (call.state === "ringing" ? "Ringing: " : "On call: ") + (KINDS[call.kind] || "") + who;
+    renderContext(dl, call.context);
     term(dl, "caller", call.caller_id);
     if (call.customer) {
       term(dl, "name", call.customer.name);
@@ -93,21 +117,47 @@
     }).join(", "));
   }
 
-  function listen(element, render) {
+  // The server caps open streams (503 + Retry-After beyond it): EventSource gives up on a
+  // non-200 answer, so the page opens a new one after a while (jittered, growing to 60 s).
+  // A page left (pagehide, also into the back-forward cache) closes its stream at once: the
+  // server's slot is free for another page; coming back (pageshow) opens it again.
+  var live = { source: null, timer: null };
+
+  function stop() {
+    if (live.timer !== null) { window.clearTimeout(live.timer); live.timer = null; }
+    if (live.source !== null) { live.source.close(); live.source = null; }
+  }
+
+  function listen(element, render, delay) {
     var source = new EventSource(element.dataset.stream);
+    var wait = delay || 5000;
+    live.source = source;
+    source.onopen = function () { wait = 5000; element.dataset.streamState = "open"; };
     source.onmessage = function (event) {
       render(JSON.parse(event.data));
       element.dataset.updated = String(Date.now());
+    };
+    source.onerror = function () {
+      if (source.readyState !== EventSource.CLOSED || live.source !== source) { return; }
+      element.dataset.streamState = "retrying";     // the browser retries other errors itself
+      live.timer = window.setTimeout(function () {
+        live.timer = null;
+        listen(element, render, Math.min(wait * 2, 60000));
+      }, wait + Math.floor(Math.random() * 2000));
     };
     window.callpilotStream = source;
   }
 
   function start() {
+    stop();
     var board = document.getElementById("wallboard");
     if (board) { listen(board, renderBoard); }
     var pop = document.getElementById("screen-pop");
     if (pop) { listen(pop, renderAgent); }
   }
+
+  window.addEventListener("pagehide", stop);
+  window.addEventListener("pageshow", function (event) { if (event.persisted) { start(); } });
 
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", start);
