@@ -259,6 +259,9 @@ class _BlinkingRecognizer:
 class _BlinkingEngine:
     name, language = "fake", "en"
 
+    def known_phrases(self, phrases: list[str]) -> list[str]:
+        return phrases
+
     def recognizer(self, grammar, sample_rate):
         return _BlinkingRecognizer(grammar, sample_rate)
 
