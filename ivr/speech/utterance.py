@@ -121,13 +121,18 @@ class Utterance:
         audio, self._pending = bytes(self._pending), bytearray()
         if audio and not self.vosk_final:
             self.vosk_final = self.recognizer.accept(audio)
-            self.partial = self.recognizer.partial()
+            partial = self.recognizer.partial()
+            # pocketsphinx's partial result blinks out for a batch or two in the trailing
+            # silence ("balance", None, "balance"): keep the phrase until speech resumes.
+            if partial or not self.vad.silence_seconds:
+                self.partial = partial
 
     def _finish(self) -> Recognition | None:
         self._decode()
         if not self.vad.started:
             return None
         heard = self.recognizer.result()
+        self.rejected = getattr(self.recognizer, "rejected", None)
         if heard is None or not heard.text:
             return heard
         self.rejected = plausible(heard.text, self.vad)
