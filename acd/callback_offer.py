@@ -21,9 +21,10 @@ import enum
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 
+from acd.queues import QueueBook
 from acd.state import CallState, LiveCall
 from callpilot.infra.asterisk.channel_events import ChannelInbox, ChannelInboxes
 from callpilot.infra.phone_numbers import InvalidNumber, spoken_digits, to_e164
@@ -48,6 +49,27 @@ class OfferStep(enum.Enum):
 class OfferSettings:
     default_country: str = "KR"
     allowed_countries: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OfferRules:
+    """When a waiting caller is offered a callback and with which key: the queue's own
+    settings (edited in the admin web, reloaded live with the queues), else the
+    configuration's ``[callbacks]`` (``offer_after`` per queue, then ``offer_after_seconds``)."""
+    queues: QueueBook
+    offer_after_seconds: float = 120.0
+    offer_key_default: str = "5"
+    offer_after_by_queue: Mapping[str, float] = field(default_factory=dict)
+
+    def offer_after(self, queue: str) -> float:
+        own = self.queues.get(queue).callback_offer_after
+        return float(own) if own is not None else float(self.offer_after_by_queue.get(queue, self.offer_after_seconds))
+
+    def offer_key(self, queue: str) -> str:
+        return self.queues.get(queue).callback_offer_key or self.offer_key_default
+
+    def offer_text(self, queue: str) -> str:
+        return f"To be called back without losing your place in line, press {self.offer_key(queue)}."
 
 
 Play = Callable[[str, str, str], Awaitable[bool]]        # (channel, text, playback id) -> started
@@ -179,13 +201,13 @@ class CallbackOffers:
     """Starts at most one offer per waiting caller, on the offer key."""
 
     def __init__(self, inboxes: ChannelInboxes, play: Play, accept: Accept, settings: OfferSettings,
-                 offer_key: str, hangup: Callable[[str], Awaitable[None]]):
+                 offer_key: Callable[[str], str], hangup: Callable[[str], Awaitable[None]]):
         self.inboxes, self.play, self.accept, self.hangup = inboxes, play, accept, hangup
-        self.settings, self.offer_key = settings, offer_key
+        self.settings, self.offer_key = settings, offer_key     # queue -> its offer key
         self.running: dict[str, CallbackOffer] = {}
 
     async def key(self, call: LiveCall, digit: str) -> None:
-        if digit != self.offer_key or call.id in self.running or call.state is not CallState.QUEUED:
+        if digit != self.offer_key(call.queue or "") or call.id in self.running or call.state is not CallState.QUEUED:
             return
         inbox = self.inboxes.open(call.id)
         inbox.digits.clear()

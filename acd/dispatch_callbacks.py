@@ -7,6 +7,7 @@ the dispatcher's; this module only groups the callback role (D18, D20).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from acd import routing
@@ -23,7 +24,7 @@ class CallbackGlue:
     """Callback methods of the dispatcher (``self`` is the Dispatcher, which holds
     ``callbacks``, ``number_of`` and ``offer_key``)."""
 
-    def attach_callbacks(self, service, number_of, offer_key: str) -> None:
+    def attach_callbacks(self, service, number_of, offer_key: Callable[[str], str]) -> None:
         """Pending callbacks join the line; ``number_of`` normalises caller IDs to E.164
         (None when not a callable number); ``offer_key`` is the key that takes a callback."""
         self.callbacks, self.number_of, self.offer_key = service, number_of, offer_key
@@ -107,7 +108,7 @@ class CallbackGlue:
             self.lines.leave(call.id)
             call.move(CallState.ENDED, f"took callback {callback.id}")
             self._routing_changed(call)
-            self.events.exit_with_key(call.id, call.queue or "", self.offer_key, position,
+            self.events.exit_with_key(call.id, call.queue or "", self.offer_key(call.queue or ""), position,
                                       call.orig_position, call.waited(self._now()))
             self.kick()
             await self._act("unpark", call.id, self.control.unpark(call.id, call.queue or ""), None)

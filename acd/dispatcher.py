@@ -86,7 +86,7 @@ class Dispatcher(CallbackGlue):
         self._tasks: set[asyncio.Task] = set()
         self.callbacks = None      # acd.callbacks.CallbackService, attached by the composition root
         self.number_of = lambda caller_id: None   # caller ID -> E.164 (for merging callbacks)
-        self.offer_key = ""
+        self.offer_key: Callable[[str], str] = lambda queue: ""   # queue -> its callback key
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:

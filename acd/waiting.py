@@ -37,7 +37,7 @@ class WaitingRoom:
         self.announced: dict[str, int] = {}       # call id -> announcements played
         # set by the composition root when callbacks are on: the callback offer
         self.offer_after: Callable[[str], float] = lambda queue: 0.0    # 0: never offered by EWT
-        self.offer_text = ""
+        self.offer_text: Callable[[str], str] = lambda queue: ""        # queue -> "press 5" sentence
 
     def watch(self, call: LiveCall) -> None:
         self.forget(call.id)
@@ -86,7 +86,8 @@ class WaitingRoom:
         wait = self.estimated_wait(call)
         extra = settings.periodic_announce
         threshold = self.offer_after(call.queue or "")
-        if threshold and wait is not None and wait > threshold and self.offer_text:
-            extra = f"{extra} {self.offer_text}".strip()
+        offer = self.offer_text(call.queue or "")
+        if threshold and wait is not None and wait > threshold and offer:
+            extra = f"{extra} {offer}".strip()
         return announcement_text(self.position(call), wait, say_position=settings.announce_position,
                                  language=language_of(call), extra=extra)

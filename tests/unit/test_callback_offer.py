@@ -21,7 +21,7 @@ def _call(caller_id="01055501234") -> LiveCall:
 def _room(threshold: float) -> WaitingRoom:
     room = WaitingRoom(QueueBook({"cbq": QueueSettings("cbq")}), None, None, lambda call: 1, lambda q: 1)
     room.offer_after = lambda queue: threshold
-    room.offer_text = "To be called back, press 5."
+    room.offer_text = lambda queue: "To be called back, press 5."
     for _ in range(3):
         room.record_handle_time("cbq", 300.0)
     return room
@@ -122,3 +122,28 @@ def test_eta_wording():
     assert eta_text(None) == "We will call you back as soon as an agent is free."
     assert eta_text(30) == "We will call you back in about a minute."
     assert eta_text(400) == "We will call you back in about 7 minutes."
+
+
+def test_offer_rules_queue_settings_first_then_the_configuration():
+    from acd.callback_offer import OfferRules
+    book = QueueBook({"own": QueueSettings("own", callback_offer_after=30, callback_offer_key="7"),
+                      "never": QueueSettings("never", callback_offer_after=0),
+                      "cfg": QueueSettings("cfg"), "plain": QueueSettings("plain")})
+    rules = OfferRules(book, offer_after_seconds=120, offer_key_default="5", offer_after_by_queue={"cfg": 60})
+    assert [rules.offer_after(q) for q in ("own", "never", "cfg", "plain")] == [30.0, 0.0, 60.0, 120.0]
+    assert [rules.offer_key(q) for q in ("own", "plain")] == ["7", "5"]
+    assert rules.offer_text("own").endswith("press 7.")
+    # the admin web saved the queue and serve reloaded the book: the same rules see it
+    book.replace(QueueBook({"plain": QueueSettings("plain", callback_offer_after=10, callback_offer_key="#")}))
+    assert (rules.offer_after("plain"), rules.offer_key("plain")) == (10.0, "#")
+
+
+def test_the_announcement_names_the_queues_own_key():
+    from acd.callback_offer import OfferRules
+    book = QueueBook({"cbq": QueueSettings("cbq", callback_offer_key="7", callback_offer_after=60)})
+    room = WaitingRoom(book, None, None, lambda call: 1, lambda q: 1)
+    rules = OfferRules(book)
+    room.offer_after, room.offer_text = rules.offer_after, rules.offer_text
+    for _ in range(3):
+        room.record_handle_time("cbq", 300.0)
+    assert "press 7" in room.announcement(_call())
