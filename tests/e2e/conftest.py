@@ -20,7 +20,7 @@ import contextlib
 import logging
 import os
 from dataclasses import dataclass
-from typing import AsyncIterator
+from typing import AsyncIterator, Iterator
 
 import pytest
 
@@ -40,6 +40,19 @@ E2E_DATABASE_ENV = "CALLPILOT_E2E_DATABASE"    # "sqlite" (default) or "postgres
 
 # Extra instances (a second Asterisk, a fresh one for a check of its own log):
 make_e2e_config = isolated_config
+
+
+@contextlib.contextmanager
+def demo_instance(state_dir) -> Iterator[Config]:
+    """A `make run`-style instance of a module's own: default configuration, demo data,
+    Asterisk up (down again after)."""
+    config = make_e2e_config(state_dir)
+    demo.seed(config)
+    runner.up(config)
+    try:
+        yield config
+    finally:
+        runner.down(config)
 
 
 @dataclass

@@ -10,6 +10,7 @@ from acd.queues import QueueBook, QueueSettings
 from acd.state import CallState, LiveCall
 from acd.waiting import WaitingRoom
 from callpilot.infra.asterisk.channel_events import ChannelInboxes
+from callpilot.infra.messages import SpokenMessages, builtin_messages
 
 
 def _call(caller_id="01055501234") -> LiveCall:
@@ -19,25 +20,27 @@ def _call(caller_id="01055501234") -> LiveCall:
 
 
 def _room(threshold: float) -> WaitingRoom:
-    room = WaitingRoom(QueueBook({"cbq": QueueSettings("cbq")}), None, None, lambda call: 1, lambda q: 1)
+    room = WaitingRoom(QueueBook({"cbq": QueueSettings("cbq")}), None, None, lambda call: 1, lambda q: 1,
+                       builtin_messages())
     room.offer_after = lambda queue: threshold
-    room.offer_text = "To be called back, press 5."
+    room.offer_key = "5"
     for _ in range(3):
         room.record_handle_time("cbq", 300.0)
     return room
 
 
 def test_offer_announced_only_when_the_wait_passes_the_threshold():
-    assert "press 5" in _room(120).announcement(_call())          # EWT 300 s > 120 s
-    assert "press 5" not in _room(600).announcement(_call())
-    assert "press 5" not in _room(0).announcement(_call())          # 0: never by EWT
+    assert "press 5" in _room(120).announcement(_call()).text          # EWT 300 s > 120 s
+    assert "press 5" not in _room(600).announcement(_call()).text
+    assert "press 5" not in _room(0).announcement(_call()).text          # 0: never by EWT
 
 
 def test_the_announced_position_is_the_dispatchers_callbacks_ahead_included():
     """The dispatcher passes its position (line + callbacks ahead, see
     Dispatcher._position); the e2e callback test checks B hears A's callback counted."""
-    room = WaitingRoom(QueueBook({"cbq": QueueSettings("cbq")}), None, None, lambda call: 1 + 2, lambda q: 1)
-    assert "caller number 3" in room.announcement(_call())
+    room = WaitingRoom(QueueBook({"cbq": QueueSettings("cbq")}), None, None, lambda call: 1 + 2, lambda q: 1,
+                       builtin_messages())
+    assert "caller number 3" in room.announcement(_call()).text
 
 
 class Ari:
@@ -60,6 +63,13 @@ class Ari:
         self.inboxes.route({"type": "ChannelDtmfReceived", "channel": {"id": "c1"}, "digit": digit})
 
 
+def spoken() -> SpokenMessages:
+    """The real catalogue; the "sound" is the text itself, so the test reads what was said."""
+    async def render(text, language):
+        return text
+    return SpokenMessages(builtin_messages(), render)
+
+
 async def _offer(call):
     inboxes = ChannelInboxes()
     ari, accepted = Ari(inboxes), []
@@ -67,7 +77,7 @@ async def _offer(call):
     async def accept(c, number):
         accepted.append(number)
         return 400.0
-    offer = CallbackOffer(call, inboxes.open("c1"), ari.play, accept, OfferSettings("KR"))
+    offer = CallbackOffer(call, inboxes.open("c1"), ari.play, accept, OfferSettings("KR"), spoken())
     return offer, ari, accepted
 
 
@@ -119,6 +129,8 @@ def test_read_aloud():
 
 
 def test_eta_wording():
-    assert eta_text(None) == "We will call you back as soon as an agent is free."
-    assert eta_text(30) == "We will call you back in about a minute."
-    assert eta_text(400) == "We will call you back in about 7 minutes."
+    m = builtin_messages()
+    assert eta_text(None, m, None).text == "We will call you back as soon as an agent is free."
+    assert eta_text(30, m, "en").text == "We will call you back in about a minute."
+    assert eta_text(400, m, "en-us").text == "We will call you back in about 7 minutes."
+    assert eta_text(400, m, "ko").text == "약 7분 후에 전화드리겠습니다."

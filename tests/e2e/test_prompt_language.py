@@ -1,0 +1,114 @@
+"""The system's own prompts in the caller's language, end to end: real Asterisk 22, a real
+``callpilot serve``, sipp callers from the carrier side, no agent registered (callers wait).
+
+A Korean caller (DID 802, flow ``main_ko``: "1" = talk to an agent) waits in ``general`` and
+presses the callback offer key: the read-back of their number is the Korean message of the
+catalogue, in the Korean voice.  An English caller (DID 800, ``main``: "1" = billing) hears the
+English one.  What was played is seen by a WebSocket of the test's own ARI application with
+``subscribeAll=true``: the PlaybackStarted ``media_uri`` is the rendered file of exactly that
+text and voice (files are named by a hash of text, voice and rate).
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+
+import pytest
+
+from acd.callback_offer import OTHER_NUMBER_KEY, CONFIRM_KEY, read_aloud
+from callpilot.infra.config import Config
+from callpilot.infra.messages import builtin_messages
+from callpilot.infra.phone_numbers import spoken_digits, to_e164
+from ivr.tts import PromptCache, sound_uri_for
+from testkit.sipua import Caller
+from tests.e2e.conftest import demo_instance
+from tests.e2e.helpers import AriTestClient
+from tests.e2e.serve_proc import running_serve, wait_record
+
+pytestmark = pytest.mark.e2e
+
+HANGUL = re.compile(r"[\uac00-\ud7a3]")
+
+
+@pytest.fixture(scope="module")
+def cfg(tmp_path_factory) -> Config:
+    with demo_instance(tmp_path_factory.mktemp("prompt-language") / "state") as config:
+        assert config.asterisk.dids == {"800": "main", "802": "main_ko"}
+        assert config.callbacks.offer_key == "5" and config.callbacks.default_country == "KR"
+        yield config
+
+
+@pytest.fixture(scope="module")
+def serve(cfg: Config):
+    with running_serve(cfg, timeout=90) as proc:
+        yield proc
+
+
+@pytest.fixture
+async def observer(cfg: Config):
+    """An ARI application of the test's own that sees every event of the instance; the
+    channels left by a killed caller are hung up after the test."""
+    async with AriTestClient(cfg, "cp-lang-observer", subscribe_all=True) as ari:
+        yield ari
+        for channel in await ari.channels():
+            await ari.request("DELETE", f"/channels/{channel['id']}")
+
+
+def played(ari: AriTestClient) -> list[str]:
+    return [e["playback"]["media_uri"] for e in ari.seen if e.get("type") == "PlaybackStarted"]
+
+
+def korean_mobile() -> str:
+    return "0105" + str(uuid.uuid4().int)[:7]
+
+
+def read_back(number: str, language: str | None) -> str:
+    """The catalogue's read-back of ``number`` in ``language``, as serve says it."""
+    messages = builtin_messages()
+    digits = read_aloud(spoken_digits(to_e164(number, "KR"), "KR"), messages.say("number.plus", language).text)
+    return messages.say("callback.read_back", language, number=digits, confirm=CONFIRM_KEY,
+                        other=OTHER_NUMBER_KEY).text
+
+
+def uri_of(cfg: Config, text: str, voice: str) -> str:
+    return sound_uri_for(PromptCache(cfg.prompts_dir, cfg.tts_voice, cfg.tts_rate).path_for(text, voice))
+
+
+async def wait_until(predicate, timeout: float, what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
+def caller(cfg: Config, did: str, number: str) -> Caller:
+    """Key 1 while the flow asks (to an agent / billing), then the offer key while waiting."""
+    a = cfg.asterisk
+    return Caller(did, a.sip_host, a.sip_port, local_ip=a.trunk_ips[0], from_number=number,
+                  dtmf="1" + cfg.callbacks.offer_key, dtmf_delay=4.0, dtmf_gap=8.0, hold_seconds=30)
+
+
+@pytest.mark.parametrize("did,language,voice,queue", [
+    ("802", "ko", "ko", "general"),          # main_ko: the flow's language is ko
+    ("800", "en", "en-us", "billing"),       # main: en-us
+])
+async def test_a_waiting_caller_hears_the_callback_offer_in_the_calls_language(
+        cfg, serve, observer, did, language, voice, queue):
+    number = korean_mobile()
+    expected_text = read_back(number, language)
+    assert bool(HANGUL.search(expected_text)) == (language == "ko")
+    expected = uri_of(cfg, expected_text, voice)
+    # what the other language's caller hears (before this catalogue: English, default voice)
+    other = (uri_of(cfg, read_back(number, None), cfg.tts_voice) if language == "ko"
+             else uri_of(cfg, read_back(number, "ko"), "ko"))
+    call = asyncio.create_task(caller(cfg, did, number).run())
+    await wait_until(lambda: expected in played(observer) or other in played(observer) or call.done(),
+                     45, "the callback read-back")
+    call.cancel()
+    uris = played(observer)
+    record = await wait_record(cfg, number, state="queued", timeout=10)
+    assert record.queue == queue and record.did == did
+    assert expected in uris, f"read-back in {language} not played; played: {uris}"
+    assert other not in uris
