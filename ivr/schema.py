@@ -69,12 +69,27 @@ class Flow:
                 pairs.update(dict.fromkeys(found))
         return list(pairs)
 
+    def speaks(self, language: str) -> bool:
+        """Can every prompt be said in ``language``?  Catalogue messages and sounds can; a
+        single text only in the flow's own language; per-language texts when they have it."""
+        lang = language.lower()
+        own = (self.language or "").lower()
+        return all(_speaks(prompt, lang, own) for node in self.nodes.values() for prompt in node.prompts())
+
     def languages(self) -> list[str | None]:
         """The flow language and every language a node may switch to."""
         found: dict[str | None, None] = {self.language: None}
         for node in self.nodes.values():
             found.update(dict.fromkeys(node.languages()))
         return list(found)
+
+
+def _speaks(prompt: Prompt, language: str, own: str) -> bool:
+    if prompt.message or prompt.audio:
+        return True
+    if prompt.text is not None:
+        return primary(own) == primary(language)
+    return primary(language) in {primary(lang) for lang in prompt.texts}
 
 
 def _message_languages(languages: list[str | None], messages: MessageCatalogue | None) -> list[str | None]:

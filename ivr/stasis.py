@@ -272,7 +272,13 @@ class InboundIvr:
                       variables: dict[str, str]) -> None:
         driver = AriCallDriver(self.ari, self.inboxes.open(call_id), caller_id=caller_id, did=did,
                                speech=self.speech)
-        result = await self.runner.run(self.flows(flow_name), driver, variables)
+        flow = self.flows(flow_name)
+        language = variables.get("language")
+        if language and not flow.speaks(language):
+            logger.info("call %s: survey %s has prompts only in %s; not run in %s", call_id, flow_name,
+                        flow.language, language)
+            variables = {k: v for k, v in variables.items() if k != "language"}
+        result = await self.runner.run(flow, driver, variables)
         agent, queue = variables["agent"] or None, variables["queue"] or None
         answers = result.variables.get("survey") or {}
         logger.info("call %s: survey %s answered %s (agent %s)", call_id, flow_name, answers, agent)

@@ -272,3 +272,13 @@ def test_message_prompts_are_rendered_before_any_call_in_every_catalogue_languag
     thanks = {lang: builtin_messages().say("survey.thanks", lang).text for lang in ("en", "ko")}
     assert (thanks["en"], "en-us") in pairs and (thanks["ko"], "ko") in pairs
     assert survey.static_prompts() == [], "without a catalogue nothing is known to render"
+
+
+def test_a_survey_runs_in_the_callers_language_only_when_it_can_be_said_in_it() -> None:
+    from ivr.schema import parse
+    assert parse(load_builtin("survey")).speaks("ko") and parse(load_builtin("survey")).speaks("en-us")
+    old = load_builtin("survey")                  # as stored by an install before the catalogue
+    old["nodes"]["nps"]["prompt"] = "How likely are you to recommend us? Press 0 to 10."
+    assert not parse(old).speaks("ko") and parse(old).speaks("en")
+    old["nodes"]["nps"]["prompt"] = {"text": {"en": "Press 0 to 10.", "ko": "0부터 10까지 누르세요."}}
+    assert parse(old).speaks("ko-KR") and not parse(old).speaks("ja")
