@@ -35,6 +35,31 @@ class AgentDesk:
             if agent.state is not AgentState.LOGGED_OUT:
                 self.events.agent_login(agent.extension, sorted(agent.queues))
 
+    def refresh_roster(self, agents: list[LiveAgent]) -> list[str]:
+        """The database's agents again (the admin web changed them); the extensions changed.
+
+        A known agent takes the new profile (queues, skills, languages, age band, wrap-up)
+        and keeps its state, device state and call; a new one joins as at start.  An agent
+        no longer in the database stays until serve restarts (it may be on a call)."""
+        changed = []
+        for fresh in agents:
+            known = self.roster.get(fresh.extension)
+            if known is None:
+                self.adopt_roster([fresh])
+            elif _profile(known) != _profile(fresh):
+                known.queues, known.skills, known.languages = fresh.queues, fresh.skills, fresh.languages
+                known.language = fresh.language
+                known.age_band, known.wrapup_seconds = fresh.age_band, fresh.wrapup_seconds
+                self.roster.touch(known.extension)
+            else:
+                continue
+            changed.append(fresh.extension)
+            logger.info("agent %s (re)loaded: queues=%s skills=%s", fresh.extension,
+                        sorted(fresh.queues), fresh.skills)
+        if changed:
+            self.changed()
+        return changed
+
     def command(self, extension: str, action: str, reason: str = "") -> LiveAgent:
         """Raises AgentCommandError with a message fit for the person who asked."""
         agent = self.roster.get(extension)
@@ -65,6 +90,10 @@ class AgentDesk:
             self.events.agent_pause(agent.extension, queues, agent.pause_reason)
         elif previous is AgentState.PAUSED:
             self.events.agent_unpause(agent.extension, queues)
+
+
+def _profile(agent: LiveAgent) -> tuple:
+    return (agent.queues, agent.skills, agent.languages, agent.language, agent.age_band, agent.wrapup_seconds)
 
 
 def check_command(agent: LiveAgent, action: str) -> None:

@@ -427,6 +427,8 @@ class Dispatcher:
         self._ringing[channel_id] = call.id
         self._ring_started[channel_id] = self._now()
         self.records.post(call.id, state=CallState.RINGING, agent=agent.extension)
+        if self.hooks.offered is not None:
+            self.hooks.offered(call, agent, self._now())
         self._spawn(self._ring(call, agent, channel_id), f"ring-{channel_id}")
 
     async def _ring(self, call: LiveCall, agent: LiveAgent, channel_id: str) -> None:
@@ -434,6 +436,8 @@ class Dispatcher:
                              self.control.ring(call.id, agent.endpoint, channel_id,
                                                timeout=self.ring_timeout, caller_id=call.caller_id),
                              False)
+        if ok and self.hooks.originated is not None:
+            self.hooks.originated(call, self._now())
         if not ok and channel_id in self._ringing:
             await self._act("cancel ring", call.id, self.control.cancel_ring(channel_id), None)
             await self._ring_failed(channel_id, cause=0)
@@ -654,6 +658,10 @@ class Dispatcher:
     def adopt_roster(self, agents: list[LiveAgent]) -> None:
         self.desk.adopt_roster(agents)
 
+    def refresh_roster(self, agents: list[LiveAgent]) -> list[str]:
+        """Agents re-read from the database (see ``AgentDesk.refresh_roster``)."""
+        return self.desk.refresh_roster(agents)
+
     def device_state_changed(self, device: str, state: str) -> None:
         if self.roster.set_device_state(device, state) is not None:
             self.kick()
@@ -673,6 +681,13 @@ class Dispatcher:
                  "priority": c.priority, "skills": dict(c.skills), "position": places[c.id], "waited": round(c.waited(now), 1),
                  "announcements": self.waiting.announced.get(c.id, 0)}
                 for c in self.calls.values() if c.id in places]
+
+    def call_states(self) -> dict[str, int]:
+        """How many of the ACD's calls are in each state (queued, ringing, connected)."""
+        counts: dict[str, int] = {}
+        for call in self.calls.values():
+            counts[call.state.value] = counts.get(call.state.value, 0) + 1
+        return counts
 
     def snapshot(self) -> dict[str, dict[str, int]]:
         """Per queue: waiting calls (a counter) and routable agents (a walk of the agents,

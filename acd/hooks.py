@@ -7,6 +7,9 @@ returns at once: the dispatcher may be inside the serial ARI event dispatch.
 * ``queue_open(calendar)`` - is the named calendar open now?  (opening hours of a queue)
 * ``closed(call_id, said)`` - tell a caller the queue is closed (in the call's language), then hang up.
 * ``survey(call, flow)`` - the agent hung up first: the caller (still in Stasis) runs ``flow``.
+* ``offered(call, agent, now)`` / ``originated(call, now)`` - an offer was decided / its
+  originate was accepted by Asterisk (``now``: the dispatcher's monotonic clock); for
+  metrics, must return at once and never raise.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from acd.agents import LiveAgent
 from acd.state import LiveCall
 from callpilot.infra.messages import Said
 
@@ -29,3 +33,5 @@ class CallHooks:
     queue_open: Callable[[str], bool] = always_open
     closed: Callable[[str, Said], None] | None = None
     survey: Callable[[LiveCall, str], None] | None = None
+    offered: Callable[[LiveCall, LiveAgent, float], None] | None = None
+    originated: Callable[[LiveCall, float], None] | None = None

@@ -1,15 +1,16 @@
 """Agents: name, birth year, languages, skills and levels, queues; new agents get a SIP
 password generated here and shown once (only its digest hash is stored, docs/decisions.md D3).
 
-serve loads agents when it starts; a new agent's SIP account exists in Asterisk after
-``callpilot asterisk render`` (the web never drives Asterisk).
+Every change is written to the database, then serve is told (``notify_serve("agents")``):
+serve re-reads the roster, renders the PJSIP accounts and has Asterisk reload them.  The web
+itself never drives Asterisk.  When serve is down, it picks the change up at its start.
 """
 from __future__ import annotations
 
 import logging
 import re
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import BooleanField, IntegerField, SelectMultipleField, StringField
@@ -106,7 +107,7 @@ def save(extension: str):
     session.flush()
     audit.record(session, "agent", extension, "update", before, _snapshot(agent))
     session.commit()
-    flash(f"Agent {extension} saved (serve uses it from its next start).", "ok")
+    flash(f"Agent {extension} saved; {notify_serve()}", "ok")
     return redirect(url_for("agents.edit", extension=extension))
 
 
@@ -141,7 +142,7 @@ def new():
     session.flush()
     audit.record(session, "agent", extension, "create", None, _snapshot(agent))
     session.commit()
-    return _show_password(agent, password)
+    return _show_password(agent, password, notify_serve())
 
 
 @bp.post("/<extension>/sip-password")
@@ -153,11 +154,19 @@ def new_sip_password(extension: str):
     session = db.get()
     audit.record(session, "agent", extension, "new_sip_password", detail="SIP password replaced")
     session.commit()
-    return _show_password(agent, password)
+    return _show_password(agent, password, notify_serve())
 
 
-def _show_password(agent: Agent, password: str):
+def notify_serve() -> str:
+    """Ask serve to reload the agents (roster and SIP accounts); what the user should know."""
+    notify = current_app.extensions["callpilot_services"].notify_serve
+    if notify is not None and notify("agents"):
+        return "serve and the phones use it now."
+    return "serve did not confirm: it uses it when it starts (or run `callpilot asterisk render`)."
+
+
+def _show_password(agent: Agent, password: str, serve_note: str = ""):
     """Rendered in the POST's own response, never flashed: a flash would sit in the cookie."""
     response = render_template("agents/password.html", agent=agent, password=password,
-                               realm=SIP_REALM)
+                               realm=SIP_REALM, serve_note=serve_note)
     return response, 200, {"Cache-Control": "no-store"}

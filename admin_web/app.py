@@ -18,7 +18,7 @@ from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 
 from admin_web import (agent_page, agents, api, audit, auth, calendars, callme, campaigns, customers, db, dnc,
-                       flows, metrics, queues, reports, tokens, users, wallboard)
+                       flows, metrics, queues, reports, streams, tokens, users, wallboard)
 from admin_web.security import add_security_headers, can, session_user_id
 from admin_web.services import WebServices
 from callpilot.infra.config import Config
@@ -55,6 +55,7 @@ def create_app(config: Config | None = None, services: WebServices | None = None
     app.register_blueprint(callme_bp)
     api.init_app(app, csrf)
     metrics.init_app(app)
+    streams.init_app(app, app.config["LIVE_STREAMS_MAX"])
     _hooks(app)
     return app
 
@@ -71,6 +72,7 @@ def _defaults(config: Config) -> dict[str, Any]:
         "LOGIN_RATE_LIMIT": "5 per minute;30 per hour",
         "WTF_CSRF_TIME_LIMIT": None,          # the token lives as long as the session
         "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
+        "LIVE_STREAMS_MAX": config.web_live_streams,   # open live pages (admin_web.streams)
     }
 
 

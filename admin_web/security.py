@@ -26,10 +26,12 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset({"flows.view", "flows.edit", "flows.publish", "queues.view", "queues.edit",
                         "agents.view", "agents.edit", "agents.create", "customers.view",
                         "customers.edit", "audit.view", "users.manage", "wallboard.view",
-                        "reports.view", "dnc.view", "dnc.edit", "campaigns.view", "campaigns.edit"}),
+                        "reports.view", "dnc.view", "dnc.edit", "campaigns.view", "campaigns.edit",
+                        "calendars.edit"}),
     "supervisor": frozenset({"flows.view", "queues.view", "queues.edit", "agents.view",
                              "agents.edit", "customers.view", "audit.view", "wallboard.view",
-                             "reports.view", "dnc.view", "dnc.edit", "campaigns.view", "campaigns.edit"}),
+                             "reports.view", "dnc.view", "dnc.edit", "campaigns.view", "campaigns.edit",
+                             "calendars.edit"}),
     "agent": frozenset({"agent.page"}),
 }
 

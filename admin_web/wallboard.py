@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 from flask import Blueprint, Response, current_app, jsonify, render_template
 
-from admin_web import live
+from admin_web import live, streams
 from admin_web.security import require
 
 logger = logging.getLogger(__name__)
@@ -58,5 +58,5 @@ def stream():
 
 
 def sse(events) -> Response:
-    return Response(events, mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    """The stream, if the cap on open streams allows one more (``admin_web.streams``)."""
+    return streams.event_stream_response(events)

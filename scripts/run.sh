@@ -9,6 +9,7 @@ $STEP "demo data (queues, agents, customers)" "$CP demo" $CP demo
 # The first admin's password is generated at install and printed this once (no default).
 ADMIN=$($CP users bootstrap)
 WEB_URL=$(.venv/bin/python -c 'from callpilot.infra.config import load; c = load(); print(f"http://{c.web_host}:{c.web_port}/")')
+METRICS_URL=$(.venv/bin/python -c 'from callpilot.infra.config import load; c = load(); print(f"http://{c.metrics_host}:{c.metrics_port}/metrics" if c.metrics_port else "off (metrics_port = 0)")')
 $STEP "Asterisk up" "$CP asterisk up  (logs: var/asterisk/log)" $CP asterisk up
 $CP web &
 WEB_PID=$!
@@ -24,6 +25,7 @@ CallPilot is up on loopback.
   say "billing", "cards", "lost card" or "agent" (English, pocketsphinx), or press keys;
   802 is the Korean demo (네 / 아니요, 상담원).
   Live status:                      .venv/bin/callpilot status --json
+  Prometheus (serve):               $METRICS_URL
   Stop: Ctrl-C (Asterisk and the web are stopped too).
 
 TXT

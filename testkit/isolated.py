@@ -54,6 +54,7 @@ def isolated_config(state_dir: Path, *, rtp_block: int = 200, **asterisk_overrid
         "CALLPILOT_AMI_PORT": str(free_port(taken=taken)),
         "CALLPILOT_AGI_PORT": str(free_port(taken=taken)),
         "CALLPILOT_WEB_PORT": str(free_port(taken=taken)),
+        "CALLPILOT_METRICS_PORT": str(free_port(taken=taken)),
         "CALLPILOT_RTP_START": str(rtp_start),
         "CALLPILOT_RTP_END": str(rtp_end),
     }

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from callpilot.infra.calendar import Calendar, CalendarFileError, hours_text, parse_csv, parse_ics
+from callpilot.infra.calendar import Calendar, CalendarFileError, describe, read_calendar
 from callpilot.infra.config import Config
 from callpilot.infra.db import session as db
 from callpilot.infra.db.calendars import CalendarStore
@@ -46,17 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def read_file(name: str, path: Path, zone: str) -> Calendar:
     """A calendar from an iCalendar (.ics) or CSV file (by its content, not its name)."""
-    data = path.read_bytes()
-    if data.lstrip().upper().startswith(b"BEGIN:VCALENDAR"):
-        return Calendar(name, zone, parse_ics(data))
-    closed, hours = parse_csv(data.decode("utf-8-sig"))
-    return Calendar(name, zone, closed, hours)
-
-
-def describe(calendar: Calendar) -> dict:
-    return {"name": calendar.name, "timezone": calendar.timezone,
-            "closed": {d.isoformat(): n for d, n in sorted(calendar.closed.items())},
-            "hours": hours_text(calendar.hours)}
+    return read_calendar(name, path.read_bytes(), zone)
 
 
 def run(config: Config, args: argparse.Namespace) -> int:

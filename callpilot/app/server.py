@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Awaitable
 from typing import Any
 
 from acd.actions import CallControl
@@ -32,8 +33,11 @@ from acd.service import AcdService
 from acd.stasis import AcdStasis
 from acd.waiting import language_of
 from callpilot.app import outbound_wiring
+from callpilot.app.agent_reload import AgentReload
+from callpilot.app.serve_metrics import ServeMetrics
 from callpilot.app.status import StatusServer
 from callpilot.infra.loop_health import LoopLag
+from callpilot.infra.metrics_http import MetricsHttp
 from callpilot.infra.asterisk import runner as asterisk_runner
 from callpilot.infra.asterisk.agi import AgiServer
 from callpilot.infra.asterisk.ami import AmiMonitor
@@ -71,6 +75,10 @@ class Server:
         self.status = StatusServer(config.state_dir / "serve.sock", self.snapshot, self.agent_command,
                                    reload=self.reload)
         self.loop_lag = LoopLag()
+        self.metrics = ServeMetrics(self.snapshot)           # Prometheus, on serve's loop
+        self.hooks.offered, self.hooks.originated = self.metrics.routing.offered, self.metrics.routing.originated
+        self.loop_lag.observers.append(self.metrics.loop_lag.observe)
+        self.metrics_http = MetricsHttp(config.metrics_host, config.metrics_port, self.metrics.registry)
         self.ari.on_event(self.router.on_event)
         self.ari.on_connect(self.ivr.resume_open_calls)     # callers in the menu first,
         self.ari.on_connect(self.readoption.resync)         # then the ACD takes the rest,
@@ -117,7 +125,9 @@ class Server:
         self.acd_stasis = AcdStasis(self.acd)
         self.acd_stasis.subscribe(self.router)
         self.ami = AmiMonitor("127.0.0.1", a.ami_port, config.secrets.ami_user,
-                              config.secrets.ami_secret, self.dispatcher.device_state_changed)
+                              config.secrets.ami_secret, self._device_state)
+        self.agent_reload = AgentReload(config, self.sessions, self.bands, self.dispatcher.refresh_roster,
+                                        self.ami.reload_module)     # the web changed agents
 
     def _callbacks(self, config: Config) -> None:
         cb, a = config.callbacks, config.asterisk
@@ -140,6 +150,10 @@ class Server:
                                 cb.offer_key, self.control.hangup, self.messages)
         self.callback_stasis = CallbackStasis(self.callbacks, offers, self.dispatcher)
         self.callback_stasis.subscribe(self.router)
+
+    def _device_state(self, device: str, state: str) -> None:
+        self.metrics.routing.device_changed(device, state)     # a phone free: routing latency
+        self.dispatcher.device_state_changed(device, state)
 
     def _callable_number(self, caller_id: str) -> str | None:
         cb = self.config.callbacks
@@ -180,6 +194,7 @@ class Server:
         self.dispatcher.adopt_roster(load_roster(self.sessions, bands=self.bands))
         await self.flows.start()         # seed built-ins, load live versions, poll; prompts
         await self.status.start()        # render in the background: ARI registers at once
+        await self.metrics_http.start()
         await self.ami.start()
         self.dispatcher.start()
         self.loop_lag.start()
@@ -226,6 +241,7 @@ class Server:
         self.ami.close()
         await self.agi.stop()
         await self.status.stop()
+        await self.metrics_http.stop()
         self.records.close()
 
     # -- agents and status --------------------------------------------------------------
@@ -233,8 +249,10 @@ class Server:
         agent = self.dispatcher.agent_command(extension, action, reason)
         return {"agent": agent.extension, "state": agent.state.value, "pause_reason": agent.pause_reason}
 
-    def reload(self, what: str) -> dict[str, Any]:
-        """The admin web changed ``what`` in the database (status socket ``POST /reload/queues``)."""
+    def reload(self, what: str) -> dict[str, Any] | Awaitable[dict[str, Any]]:
+        """The admin web changed ``what`` in the database (status socket ``POST /reload/<what>``)."""
+        if what == "agents":
+            return self.agent_reload()
         if what != "queues":
             raise ValueError(f"cannot reload {what!r}")
         self.dispatcher.queues.replace(load_queues(self.sessions))
@@ -246,6 +264,7 @@ class Server:
             "ari_connects": self.ari.connects,
             "ami": self.ami.state.value,
             "calls": len(self.dispatcher.calls) + len(self.ivr.active),
+            "call_states": {"ivr": len(self.ivr.active), **self.dispatcher.call_states()},
             "loop_lag": self.loop_lag.figures(),
             "queues": self.dispatcher.snapshot(),
             "waiting": self.dispatcher.waiting_calls(),

@@ -6,10 +6,11 @@ from the network, and only the owner of the state dir can command agents.
 from __future__ import annotations
 
 import http.client
+import inspect
 import json
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ logger = logging.getLogger(__name__)
 class StatusServer:
     def __init__(self, path: Path, snapshot: Callable[[], dict[str, Any]],
                  agent_command: Callable[[str, str, str], dict[str, Any]] | None = None,
-                 reload: Callable[[str], dict[str, Any]] | None = None):
+                 reload: Callable[[str], dict[str, Any] | Awaitable[dict[str, Any]]] | None = None):
         self.path = path
         self.snapshot = snapshot
         self.agent_command = agent_command
@@ -58,7 +59,10 @@ class StatusServer:
         if self.reload is None:
             return web.json_response({"error": "reload not available"}, status=404)
         try:
-            return web.json_response(self.reload(request.match_info["what"]))
+            result = self.reload(request.match_info["what"])
+            if inspect.isawaitable(result):      # agents: render + Asterisk reload
+                result = await result
+            return web.json_response(result)
         except ValueError as exc:
             return web.json_response({"error": str(exc)}, status=404)
 

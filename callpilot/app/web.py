@@ -74,9 +74,11 @@ class CampaignsAdapter:
 
 
 def _notify(sock: Path, what: str) -> bool:
+    """True when serve took the change (agents: roster, PJSIP config and Asterisk's reload
+    done, hence the longer deadline)."""
     from callpilot.app.status import request_sync
     try:
-        status, _body = request_sync(sock, "POST", f"/reload/{what}")
+        status, _body = request_sync(sock, "POST", f"/reload/{what}", timeout=15.0)
     except OSError:
         return False
     return status == 200
@@ -136,8 +138,9 @@ def make_app(config: Config):
 def run(config: Config) -> None:
     from waitress import serve
     app = make_app(config)
-    logger.info("admin web on http://%s:%d", config.web_host, config.web_port)
-    serve(app, host=config.web_host, port=config.web_port, threads=8, ident="callpilot")
+    logger.info("admin web on http://%s:%d (%d threads, at most %d live pages)", config.web_host,
+                config.web_port, config.web_threads, config.web_live_streams)
+    serve(app, host=config.web_host, port=config.web_port, threads=config.web_threads, ident="callpilot")
 
 
 def bootstrap_admin(config: Config) -> str | None:

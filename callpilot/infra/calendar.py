@@ -149,3 +149,20 @@ def _hhmm(text: str, number: int) -> time:
 def hours_text(hours: Iterable[Hours]) -> list[str]:
     """``["mon 09:00-18:00", ...]`` for listings."""
     return [f"{WEEKDAYS[h.weekday]} {h.opens:%H:%M}-{h.closes:%H:%M}" for h in hours]
+
+
+def read_calendar(name: str, data: bytes, zone: str) -> Calendar:
+    """A calendar from the bytes of an iCalendar or CSV file (told apart by content, not by
+    file name): the one reader behind ``callpilot calendars import`` and the web's upload.
+    Raises :class:`CalendarFileError` (or ``UnicodeDecodeError`` for a CSV not in UTF-8)."""
+    if data.lstrip().upper().startswith(b"BEGIN:VCALENDAR"):
+        return Calendar(name, zone, parse_ics(data))
+    closed, hours = parse_csv(data.decode("utf-8-sig"))
+    return Calendar(name, zone, closed, hours)
+
+
+def describe(calendar: Calendar) -> dict:
+    """JSON-able: name, time zone, closed days by ISO date, opening hours as text."""
+    return {"name": calendar.name, "timezone": calendar.timezone,
+            "closed": {d.isoformat(): n for d, n in sorted(calendar.closed.items())},
+            "hours": hours_text(calendar.hours)}

@@ -172,6 +172,14 @@ class Config:
     web_port: Port = 8080
     # the admin web is reached over HTTPS (a TLS proxy in front): session cookie marked Secure
     web_behind_tls: bool = False
+    # waitress threads of `callpilot web`, and how many of them open live pages (wallboard,
+    # agent page: one event stream each) may hold; the rest always answer other requests
+    web_threads: Annotated[Int, Field(ge=4, le=512)] = 24
+    web_live_streams: Annotated[Int, Field(ge=1, le=500)] = 16
+    # serve's Prometheus endpoint http://metrics_host:metrics_port/metrics (no auth: keep it
+    # on loopback or behind a proxy); port 0 = none
+    metrics_host: str = "127.0.0.1"
+    metrics_port: Annotated[Int, Field(ge=0, le=65535)] = 9464
     tts_voice: str = "en-us"
     tts_rate: Annotated[Int, Field(ge=80, le=450)] = 160
     # Speech engine per language (ivr.speech.engines): "pocketsphinx" (packaged en-us),
@@ -220,6 +228,7 @@ _ENV_KEYS: dict[str, tuple[str | None, str]] = {
     "CALLPILOT_AGI_PORT": (None, "agi_port"),
     "CALLPILOT_WEB_PORT": (None, "web_port"),
     "CALLPILOT_WEB_BEHIND_TLS": (None, "web_behind_tls"),
+    "CALLPILOT_METRICS_PORT": (None, "metrics_port"),
     "CALLPILOT_SPEECH_MODEL": (None, "speech_model"),
     "CALLPILOT_ASTERISK_BINARY": ("asterisk", "binary"),
     "CALLPILOT_ASTERISK_ROOTFS": ("asterisk", "rootfs"),
@@ -339,8 +348,13 @@ def _validate(config: Config) -> None:
     a = config.asterisk
     ports = {"sip_port": a.sip_port, "ari_port": a.ari_port, "ami_port": a.ami_port,
              "agi_port": config.agi_port, "web_port": config.web_port}
+    if config.metrics_port:
+        ports["metrics_port"] = config.metrics_port
     if len(set(ports.values())) != len(ports):
         raise ConfigError(f"ports must differ: {ports}")
+    if config.web_live_streams > config.web_threads - 2:
+        raise ConfigError(f"web_live_streams ({config.web_live_streams}) must leave at least 2 of "
+                          f"web_threads ({config.web_threads}) for other requests")
     bands = config.acd.age_bands
     if not bands or any(b <= a_ for a_, b in zip(bands, bands[1:])) or bands[0] <= 0:
         raise ConfigError(f"acd.age_bands {bands}: increasing positive ages, e.g. [25, 35, 45, 55]")

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 from collections import deque
+from collections.abc import Callable
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ class LoopLag:
         self.worst = 0.0
         self.ticks = 0
         self._task: asyncio.Task | None = None
+        self.observers: list[Callable[[float], None]] = []   # each lateness (s), e.g. a histogram
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._tick(), name="loop-lag")
@@ -42,6 +44,8 @@ class LoopLag:
             self.lags.append(lag)
             self.ticks += 1
             self.worst = max(self.worst, lag)
+            for observe in self.observers:
+                observe(lag)
 
     def figures(self) -> dict[str, float]:
         """Milliseconds over the window: p50, p99, max; ``worst_ms`` since start or reset."""

@@ -43,14 +43,17 @@ make_e2e_config = isolated_config
 
 
 @contextlib.contextmanager
-def demo_instance(state_dir) -> Iterator[Config]:
-    """A `make run`-style instance of a module's own: default configuration, demo data,
-    Asterisk up (down again after)."""
-    config = make_e2e_config(state_dir)
-    demo.seed(config)
+def demo_instance(state_dir, *, short_acd_timers: bool = False,
+                  **asterisk_overrides) -> Iterator[tuple[Config, dict[str, str]]]:
+    """A `make run`-style instance of a test's (or module's) own: default configuration,
+    demo data, Asterisk up (down again after): ``(config, agent passwords)``."""
+    config = make_e2e_config(state_dir, **asterisk_overrides)
+    if short_acd_timers:
+        config.acd.ring_timeout, config.acd.wrapup_seconds = 6, 1
+    passwords = demo.seed(config)
     runner.up(config)
     try:
-        yield config
+        yield config, passwords
     finally:
         runner.down(config)
 
@@ -154,17 +157,20 @@ async def phones(cfg, demo_passwords):
     await pool.close()
 
 
+@contextlib.asynccontextmanager
+async def instance_of_its_own(state_dir, **asterisk_overrides):
+    """Demo data, Asterisk up, serve ready; short ACD timers: ``(cfg, serve, passwords)``."""
+    with demo_instance(state_dir, short_acd_timers=True, **asterisk_overrides) as (cfg, passwords):
+        serve = ServeProcess(cfg).start()
+        try:
+            await serve.wait_ready()
+            yield cfg, serve, passwords
+        finally:
+            serve.stop()
+
+
 @pytest.fixture
 async def own_instance(tmp_path):
-    """An instance of the test's own: demo data, Asterisk up, serve ready; short ACD timers."""
-    cfg = make_e2e_config(tmp_path / "state")
-    cfg.acd.ring_timeout, cfg.acd.wrapup_seconds = 6, 1
-    passwords = demo.seed(cfg)
-    runner.up(cfg)
-    serve = ServeProcess(cfg).start()
-    try:
-        await serve.wait_ready()
-        yield cfg, serve, passwords
-    finally:
-        serve.stop()
-        runner.down(cfg)
+    """An instance of the test's own (see :func:`instance_of_its_own`)."""
+    async with instance_of_its_own(tmp_path / "state") as parts:
+        yield parts

@@ -33,7 +33,7 @@ HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory) -> Config:
-    with demo_instance(tmp_path_factory.mktemp("prompt-language") / "state") as config:
+    with demo_instance(tmp_path_factory.mktemp("prompt-language") / "state") as (config, _passwords):
         assert config.asterisk.dids == {"800": "main", "802": "main_ko"}
         assert config.callbacks.offer_key == "5" and config.callbacks.default_country == "KR"
         yield config

@@ -34,7 +34,7 @@ KO_OFF_MENU = "내일 아침 날씨가 어떨지 알려 주실 수 있나요"
 
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory) -> Config:
-    with demo_instance(tmp_path_factory.mktemp("speech-otb") / "state") as config:
+    with demo_instance(tmp_path_factory.mktemp("speech-otb") / "state") as (config, _passwords):
         assert config.speech_model == "" and config.asterisk.dids == {"800": "main", "802": "main_ko"}
         yield config
 

@@ -98,3 +98,35 @@ def test_agent_role_cannot_edit_agents(client, auth):
     auth.login("agent")
     assert client.get("/agents/").status_code == 403
     assert auth.post("/agents/1001", FORM).status_code == 403
+
+
+@pytest.fixture
+def notified(services):
+    """serve's reload endpoint, recorded (the e2e test drives the real one)."""
+    calls: list[str] = []
+    services.notify_serve = lambda what: calls.append(what) or True
+    return calls
+
+
+def test_every_agent_change_notifies_serve(client, auth, notified):
+    auth.login("admin")
+    saved = auth.post("/agents/1001", FORM, follow_redirects=True)
+    assert b"serve and the phones use it now" in saved.data
+    created = auth.post("/agents/new", {"extension": "1012", "name": "Han"}).get_data(as_text=True)
+    assert "serve and the phones use it now" in created
+    auth.post("/agents/1012/sip-password")
+    assert notified == ["agents", "agents", "agents"]
+
+
+def test_a_refused_create_does_not_notify(client, auth, notified):
+    auth.login("admin")
+    auth.post("/agents/new", {"extension": "1001"})          # taken
+    auth.post("/agents/1001", {**FORM, "skills": "billing:9"})  # invalid
+    assert notified == []
+
+
+def test_serve_down_is_said(client, auth, services):
+    services.notify_serve = lambda what: False
+    auth.login("admin")
+    saved = auth.post("/agents/1001", FORM, follow_redirects=True)
+    assert b"serve did not confirm" in saved.data

@@ -7,6 +7,7 @@ import pytest
 from tests.web.test_agents import test_edit_skills_languages_queues_and_audit  # noqa: F401
 from tests.web.test_api import test_patch_queue_validated_and_audited, test_token_reads_and_publishes_flows  # noqa: F401
 from tests.web.test_auth import test_first_admin_is_generated_once, test_login_logout  # noqa: F401
+from tests.web.test_calendars import test_create_then_import_ics_and_csv, test_delete_a_closed_day  # noqa: F401
 from tests.web.test_customers import test_import_reports_every_row  # noqa: F401
 from tests.web.test_flows import test_versions_rollback_and_diff  # noqa: F401
 from tests.web.test_live import test_screen_pop_of_the_ringing_call  # noqa: F401

@@ -93,21 +93,47 @@
     }).join(", "));
   }
 
-  function listen(element, render) {
+  // The server caps open streams (503 + Retry-After beyond it): EventSource gives up on a
+  // non-200 answer, so the page opens a new one after a while (jittered, growing to 60 s).
+  // A page left (pagehide, also into the back-forward cache) closes its stream at once: the
+  // server's slot is free for another page; coming back (pageshow) opens it again.
+  var live = { source: null, timer: null };
+
+  function stop() {
+    if (live.timer !== null) { window.clearTimeout(live.timer); live.timer = null; }
+    if (live.source !== null) { live.source.close(); live.source = null; }
+  }
+
+  function listen(element, render, delay) {
     var source = new EventSource(element.dataset.stream);
+    var wait = delay || 5000;
+    live.source = source;
+    source.onopen = function () { wait = 5000; element.dataset.streamState = "open"; };
     source.onmessage = function (event) {
       render(JSON.parse(event.data));
       element.dataset.updated = String(Date.now());
+    };
+    source.onerror = function () {
+      if (source.readyState !== EventSource.CLOSED || live.source !== source) { return; }
+      element.dataset.streamState = "retrying";     // the browser retries other errors itself
+      live.timer = window.setTimeout(function () {
+        live.timer = null;
+        listen(element, render, Math.min(wait * 2, 60000));
+      }, wait + Math.floor(Math.random() * 2000));
     };
     window.callpilotStream = source;
   }
 
   function start() {
+    stop();
     var board = document.getElementById("wallboard");
     if (board) { listen(board, renderBoard); }
     var pop = document.getElementById("screen-pop");
     if (pop) { listen(pop, renderAgent); }
   }
+
+  window.addEventListener("pagehide", stop);
+  window.addEventListener("pageshow", function (event) { if (event.persisted) { start(); } });
 
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", start);

@@ -28,6 +28,7 @@ class AmiState(enum.Enum):
 
 
 LOGIN_TIMEOUT = 10.0               # seconds a login may wait for Asterisk's answer
+ACTION_TIMEOUT = 5.0               # seconds any other action may wait for its answer
 
 
 def login_verdict(future: asyncio.Future) -> tuple[AmiState, str]:
@@ -75,6 +76,22 @@ class AmiMonitor:
         self._cancel_deadline()
         self.manager.close()
         self._set(AmiState.DISCONNECTED)
+
+    async def reload_module(self, module: str, timeout: float = ACTION_TIMEOUT) -> bool:
+        """``Reload`` one module (e.g. ``res_pjsip.so`` after its config was rendered);
+        False when AMI is not logged in, Asterisk refused, or no answer came in time."""
+        if self.state is not AmiState.LOGGED_IN:
+            logger.warning("AMI not logged in: %s not reloaded", module)
+            return False
+        try:
+            reply = await asyncio.wait_for(
+                self.manager.send_action({"Action": "Reload", "Module": module}), timeout)
+        except (asyncio.TimeoutError, OSError) as exc:
+            logger.warning("AMI reload of %s failed: %r", module, exc)
+            return False
+        if not reply.success:
+            logger.warning("AMI reload of %s refused: %s", module, reply.get("Message", ""))
+        return bool(reply.success)
 
     def _connected(self, manager) -> None:
         if self.state is not AmiState.AUTH_FAILED:   # a refused secret stays reported

@@ -15,7 +15,7 @@ from typing import Callable
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Date, ForeignKey, Integer, String, Text, delete, select
-from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from callpilot.infra.calendar import Calendar, Hours
 from callpilot.infra.db.base import Base
@@ -62,20 +62,7 @@ class CalendarStore:
     def save(self, calendar: Calendar, *, source: str = "", now: datetime) -> None:
         """Create or replace ``calendar`` (its days and hours) in one transaction."""
         with self.sessions.begin() as s:
-            row = s.get(CalendarRow, calendar.name)
-            if row is None:
-                s.add(CalendarRow(name=calendar.name, timezone=calendar.timezone, source=source,
-                                  updated_at=now))
-            else:
-                row.timezone, row.source, row.updated_at = calendar.timezone, source, now
-            s.flush()
-            s.execute(delete(CalendarDay).where(CalendarDay.calendar == calendar.name))
-            s.execute(delete(CalendarHours).where(CalendarHours.calendar == calendar.name))
-            s.add_all(CalendarDay(calendar=calendar.name, day=d, name=n)
-                      for d, n in sorted(calendar.closed.items()))
-            s.add_all(CalendarHours(calendar=calendar.name, weekday=h.weekday,
-                                    opens=f"{h.opens:%H:%M}", closes=f"{h.closes:%H:%M}")
-                      for h in calendar.hours)
+            replace(s, calendar, source=source, now=now)
 
     def names(self) -> list[str]:
         with self.sessions() as s:
@@ -100,6 +87,35 @@ class CalendarStore:
                                                      time.fromisoformat(closes)))
         return {r.name: Calendar(r.name, r.timezone, closed[r.name], tuple(windows[r.name]))
                 for r in rows}
+
+
+def replace(s: Session, calendar: Calendar, *, source: str = "", now: datetime) -> None:
+    """Create or replace ``calendar`` in the caller's transaction (the web commits it with its
+    audit entry)."""
+    row = s.get(CalendarRow, calendar.name)
+    if row is None:
+        s.add(CalendarRow(name=calendar.name, timezone=calendar.timezone, source=source, updated_at=now))
+    else:
+        row.timezone, row.source, row.updated_at = calendar.timezone, source, now
+    s.flush()
+    s.execute(delete(CalendarDay).where(CalendarDay.calendar == calendar.name))
+    s.execute(delete(CalendarHours).where(CalendarHours.calendar == calendar.name))
+    s.add_all(CalendarDay(calendar=calendar.name, day=d, name=n) for d, n in sorted(calendar.closed.items()))
+    s.add_all(CalendarHours(calendar=calendar.name, weekday=h.weekday,
+                            opens=f"{h.opens:%H:%M}", closes=f"{h.closes:%H:%M}")
+              for h in calendar.hours)
+
+
+def remove_day(s: Session, name: str, day: date, *, now: datetime) -> str | None:
+    """Drop one closed day in the caller's transaction; its holiday name, or None if the
+    calendar has no such day."""
+    row = s.get(CalendarDay, (name, day))
+    if row is None:
+        return None
+    holiday = row.name
+    s.delete(row)
+    s.get(CalendarRow, name).updated_at = now
+    return holiday
 
 
 class CalendarBook:
