@@ -1,6 +1,9 @@
 """The system's own prompts in the caller's language, end to end: real Asterisk 22, a real
 ``callpilot serve``, sipp callers from the carrier side, no agent registered (callers wait).
 
+An agent who dials a feature code (*23 pause) is answered in its first language: 1003 is
+set to "ko, en", 1004 keeps the default "en".
+
 A Korean caller (DID 802, flow ``main_ko``: "1" = talk to an agent) waits in ``general`` and
 presses the callback offer key: the read-back of their number is the Korean message of the
 catalogue, in the Korean voice.  An English caller (DID 800, ``main``: "1" = billing) hears the
@@ -18,6 +21,8 @@ import pytest
 
 from acd.callback_offer import OTHER_NUMBER_KEY, CONFIRM_KEY, read_aloud
 from callpilot.infra.config import Config
+from callpilot.infra.db import session as db
+from callpilot.infra.db.models import Agent
 from callpilot.infra.messages import builtin_messages
 from callpilot.infra.phone_numbers import spoken_digits, to_e164
 from ivr.tts import PromptCache, sound_uri_for
@@ -32,11 +37,21 @@ HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
 
 @pytest.fixture(scope="module")
-def cfg(tmp_path_factory) -> Config:
-    with demo_instance(tmp_path_factory.mktemp("prompt-language") / "state") as (config, _passwords):
+def instance(tmp_path_factory):
+    """Agent 1003 speaks Korean first (as typed in the web: "ko, en"); 1004 keeps ["en"]."""
+    with demo_instance(tmp_path_factory.mktemp("prompt-language") / "state") as (config, passwords):
         assert config.asterisk.dids == {"800": "main", "802": "main_ko"}
         assert config.callbacks.offer_key == "5" and config.callbacks.default_country == "KR"
-        yield config
+        engine = db.make_engine(config.db_url)
+        with db.make_sessionmaker(engine).begin() as s:
+            s.get(Agent, "1003").languages = ["ko", "en"]
+        engine.dispose()
+        yield config, passwords
+
+
+@pytest.fixture(scope="module")
+def cfg(instance) -> Config:
+    return instance[0]
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +127,24 @@ async def test_a_waiting_caller_hears_the_callback_offer_in_the_calls_language(
     assert record.queue == queue and record.did == did
     assert expected in uris, f"read-back in {language} not played; played: {uris}"
     assert other not in uris
+
+
+@pytest.mark.parametrize("extension,text,voice", [
+    ("1003", "상담원 1 0 0 3, 휴식 상태입니다.", "ko"),      # languages ["ko", "en"]
+    ("1004", "Agent 1 0 0 4, you are paused.", "en"),       # the default ["en"]
+])
+async def test_an_agents_feature_code_is_answered_in_the_agents_first_language(
+        cfg, instance, serve, observer, extension, text, voice):
+    assert builtin_messages().say("agent.paused", voice, agent=" ".join(extension)).text == text
+    a, passwords = cfg.asterisk, instance[1]
+
+    async def dial(code: str):
+        return await Caller(code, a.sip_host, a.sip_port, local_ip="127.0.0.1", from_number=extension,
+                            dtmf="", hold_seconds=4, auth_user=extension,
+                            auth_password=passwords[extension]).run()
+    expected = uri_of(cfg, text, voice)
+    assert (await dial("*23")).answered
+    await serve.wait_for(lambda st: st["agents"][extension]["state"] == "paused", what="paused")
+    await wait_until(lambda: played(observer), 10, "the feature-code prompt")   # the only playback
+    assert played(observer) == [expected]
+    assert (await dial("*24")).answered
