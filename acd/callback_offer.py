@@ -22,9 +22,10 @@ import enum
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 
+from acd.queues import QueueBook
 from acd.state import CallState, LiveCall
 from acd.waiting import language_of
 from callpilot.infra.asterisk.channel_events import ChannelInbox, ChannelInboxes
@@ -52,6 +53,23 @@ class OfferSettings:
     default_country: str = "KR"
     allowed_countries: tuple[str, ...] = ()
 
+
+@dataclass(frozen=True)
+class OfferRules:
+    """When a waiting caller is offered a callback and with which key: the queue's own
+    settings (edited in the admin web, reloaded live with the queues), else the
+    configuration's ``[callbacks]`` (``offer_after`` per queue, then ``offer_after_seconds``)."""
+    queues: QueueBook
+    offer_after_seconds: float = 120.0
+    offer_key_default: str = "5"
+    offer_after_by_queue: Mapping[str, float] = field(default_factory=dict)
+
+    def offer_after(self, queue: str) -> float:
+        own = self.queues.get(queue).callback_offer_after
+        return float(own) if own is not None else float(self.offer_after_by_queue.get(queue, self.offer_after_seconds))
+
+    def offer_key(self, queue: str) -> str:
+        return self.queues.get(queue).callback_offer_key or self.offer_key_default
 
 Play = Callable[[str, str, str], Awaitable[bool]]        # (channel, sound URI, playback id) -> started
 Accept = Callable[[LiveCall, str], Awaitable[float | None]]   # (call, E.164) -> ETA seconds
@@ -189,14 +207,15 @@ class CallbackOffers:
     """Starts at most one offer per waiting caller, on the offer key."""
 
     def __init__(self, inboxes: ChannelInboxes, play: Play, accept: Accept, settings: OfferSettings,
-                 offer_key: str, hangup: Callable[[str], Awaitable[None]], messages: SpokenMessages):
+                 offer_key: Callable[[str], str], hangup: Callable[[str], Awaitable[None]],
+                 messages: SpokenMessages):
         self.inboxes, self.play, self.accept, self.hangup = inboxes, play, accept, hangup
         self.messages = messages
-        self.settings, self.offer_key = settings, offer_key
+        self.settings, self.offer_key = settings, offer_key     # queue -> its offer key
         self.running: dict[str, CallbackOffer] = {}
 
     async def key(self, call: LiveCall, digit: str) -> None:
-        if digit != self.offer_key or call.id in self.running or call.state is not CallState.QUEUED:
+        if digit != self.offer_key(call.queue or "") or call.id in self.running or call.state is not CallState.QUEUED:
             return
         inbox = self.inboxes.open(call.id)
         inbox.digits.clear()

@@ -292,9 +292,14 @@ class CallbackService:
         if not ok:
             await self._agent_failed(attempt, "originate failed")
 
+    def _customer_first(self, queue: str) -> bool:
+        """The queue's own setting (admin web), else the configuration's list."""
+        own = self.queues.get(queue).callback_customer_first
+        return own if own is not None else queue in self.settings.customer_first
+
     def _adopt_claim(self, claim: Claim, agent: LiveAgent) -> LiveAttempt:
         attempt = LiveAttempt(claim.attempt_id, claim.callback, agent.extension,
-                              customer_first=claim.callback.queue in self.settings.customer_first)
+                              customer_first=self._customer_first(claim.callback.queue))
         self.live[attempt.id] = attempt
         if agent.state is not AgentState.RINGING:
             agent.move(AgentState.RINGING, "callback offered", call_id=attempt.agent_channel)
@@ -489,7 +494,7 @@ class CallbackService:
         agent_up = agent_channel_id(row.id) in live
         customer = live.get(customer_channel_id(row.id))
         attempt = LiveAttempt(row.id, callback, row.agent,
-                              customer_first=callback.queue in self.settings.customer_first)
+                              customer_first=self._customer_first(callback.queue))
         self.live[row.id] = attempt
         if customer is not None and agent_up:
             self._reserve_recovered(attempt)
@@ -514,7 +519,10 @@ class CallbackService:
             agent.call_id = attempt.agent_channel
 
     def snapshot(self) -> dict:
-        return {"pending": len(self.pending),
+        by_queue: dict[str, int] = {}
+        for callback in self.pending.values():
+            by_queue[callback.queue] = by_queue.get(callback.queue, 0) + 1
+        return {"pending": len(self.pending), "pending_by_queue": by_queue,
                 "attempts": {str(a.id): {"callback": a.callback.id, "state": a.state.value, "agent": a.agent}
                              for a in self.live.values()}}
 

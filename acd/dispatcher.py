@@ -92,9 +92,9 @@ class Dispatcher:
         self._tasks: set[asyncio.Task] = set()
         self.callbacks = None      # acd.callbacks.CallbackService, attached by the composition root
         self.number_of = lambda caller_id: None   # caller ID -> E.164 (for merging callbacks)
-        self.offer_key = ""
+        self.offer_key: Callable[[str], str] = lambda queue: ""
 
-    def attach_callbacks(self, service, number_of, offer_key: str) -> None:
+    def attach_callbacks(self, service, number_of, offer_key: Callable[[str], str]) -> None:
         """Pending callbacks join the line; ``number_of`` normalises caller IDs to E.164
         (None when not a callable number); ``offer_key`` is the key that takes a callback."""
         self.callbacks, self.number_of, self.offer_key = service, number_of, offer_key
@@ -367,7 +367,7 @@ class Dispatcher:
             self.lines.leave(call.id)
             call.move(CallState.ENDED, f"took callback {callback.id}")
             self._routing_changed(call)
-            self.events.exit_with_key(call.id, call.queue or "", self.offer_key, position,
+            self.events.exit_with_key(call.id, call.queue or "", self.offer_key(call.queue or ""), position,
                                       call.orig_position, call.waited(self._now()))
             self.kick()
             await self._act("unpark", call.id, self.control.unpark(call.id, call.queue or ""), None)

@@ -79,7 +79,7 @@ class QueueEventRecorder:
         self.store = QueueEventStore(sessions)
         self.queue_log = QueueLogFile(queue_log_path)
         self.clock = clock
-        self._writer = WriteBehind("queue-events")
+        self._writer: WriteBehind[list[dict[str, Any]]] = WriteBehind("queue-events", self._insert_all)
         self._orig_position: dict[tuple[str, str], int] = {}
         self._closed = False
 
@@ -213,7 +213,16 @@ class QueueEventRecorder:
         if self._closed:
             logger.error("queue events %s after close: not stored", [e.event.value for e in entries])
             return
-        self._writer.post(self._insert, [entry.row(at) for entry in entries])
+        self._writer.post([entry.row(at) for entry in entries])
+
+    def _insert_all(self, posts: list[list[dict[str, Any]]]) -> None:
+        """One flush: every post's rows in one insert; if that fails, post by post, so one
+        bad event cannot drop the others."""
+        try:
+            self.store.add([row for rows in posts for row in rows])
+        except Exception:  # noqa: BLE001  (each post retried and logged below)
+            for rows in posts:
+                self._insert(rows)
 
     def _insert(self, rows: list[dict[str, Any]]) -> None:
         try:

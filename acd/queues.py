@@ -27,6 +27,10 @@ class QueueSettings:
     closed_queue: str | None = None      # where a call goes while closed (else the message)
     closed_message: str = ""             # said before hanging up a call that came while closed
     survey_flow: str | None = None       # IVR flow for the caller when the agent hangs up first
+    # callbacks (admin web); None = the configuration's ``callbacks`` setting
+    callback_offer_after: int | None = None    # offer when the estimated wait exceeds it; 0 = never
+    callback_offer_key: str | None = None      # the key that asks for a callback
+    callback_customer_first: bool | None = None  # ring the customer before the agent
 
     @property
     def queue_skill(self) -> str:

@@ -57,7 +57,8 @@ def queue_settings(row: Queue) -> QueueSettings:
         announce_frequency=row.announce_frequency, announce_position=row.announce_position,
         periodic_announce=row.periodic_announce, calendar=row.calendar,
         closed_queue=row.closed_queue, closed_message=row.closed_message or "",
-        survey_flow=row.survey_flow,
+        survey_flow=row.survey_flow, callback_offer_after=row.callback_offer_after,
+        callback_offer_key=row.callback_offer_key, callback_customer_first=row.callback_customer_first,
         steps=None if row.steps is None else steps_from_list(row.steps, where=f"queue {row.name}.steps"))
 
 

@@ -40,7 +40,7 @@ class WaitingRoom:
         self.announced: dict[str, int] = {}       # call id -> announcements played
         # set by the composition root when callbacks are on: the callback offer
         self.offer_after: Callable[[str], float] = lambda queue: 0.0    # 0: never offered by EWT
-        self.offer_key = ""
+        self.offer_key: Callable[[str], str] = lambda queue: ""         # queue -> its offer key
 
     def watch(self, call: LiveCall) -> None:
         self.forget(call.id)
@@ -96,6 +96,7 @@ class WaitingRoom:
         if settings.periodic_announce:          # the queue's own words, in the call's voice
             said = said.then(Said(settings.periodic_announce, said.language or language))
         threshold = self.offer_after(call.queue or "")
-        if threshold and wait is not None and wait > threshold and self.offer_key:
-            said = said.then(self.messages.say("callback.offer", language, digit=self.offer_key))
+        key = self.offer_key(call.queue or "")
+        if threshold and wait is not None and wait > threshold and key:
+            said = said.then(self.messages.say("callback.offer", language, digit=key))
         return said

@@ -6,7 +6,7 @@ import logging
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 
-from admin_web import db, live
+from admin_web import db, live, pop_context
 from admin_web.security import require
 from admin_web.wallboard import sse
 
@@ -32,6 +32,7 @@ def _producer(app, extension: str):
         state = (snapshot or {}).get("agents", {}).get(extension)
         with sessions() as session:
             pop = live.screen_pop(session, extension, services.age_band)
+        pop = pop_context.with_context(sessions, extension, pop, services.age_band)
         return {"serve": "up" if snapshot else "down", "agent": extension, "state": state, "call": pop}
     return produce
 

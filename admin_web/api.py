@@ -149,6 +149,10 @@ class QueueSchema(Schema):
     closed_queue = fields.String(allow_none=True)
     closed_message = fields.String()
     survey_flow = fields.String(allow_none=True)
+    callback_offer_after = fields.Integer(allow_none=True, validate=validate.Range(0, 86400),
+                                          metadata={"description": "seconds of estimated wait; null = configuration"})
+    callback_offer_key = fields.String(allow_none=True, validate=validate.OneOf(list(queues.KEYS)))
+    callback_customer_first = fields.Boolean(allow_none=True)
 
 
 class QueuePatchSchema(QueueSchema):

@@ -19,6 +19,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from admin_web import (agent_page, agents, api, audit, auth, calendars, callme, campaigns, customers, db, dnc,
                        flows, metrics, queues, reports, streams, tokens, users, wallboard)
+from admin_web import callbacks
 from admin_web.security import add_security_headers, can, session_user_id
 from admin_web.services import WebServices
 from callpilot.infra.config import Config
@@ -27,7 +28,8 @@ from callpilot.infra.db.web_users import WebUser
 logger = logging.getLogger(__name__)
 
 BLUEPRINTS = (auth.bp, flows.bp, queues.bp, calendars.bp, agents.bp, customers.bp, campaigns.bp, dnc.bp,
-              wallboard.bp, agent_page.bp, reports.bp, tokens.bp, users.bp, audit.bp, metrics.bp)
+              wallboard.bp, agent_page.bp, reports.bp, tokens.bp, users.bp, audit.bp, metrics.bp,
+              callbacks.bp)
 SECRET_KEY_FILE = "web-secret-key"
 
 csrf = CSRFProtect()

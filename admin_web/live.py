@@ -61,7 +61,9 @@ def _queues(live: Mapping[str, Any], stats: Mapping[str, Mapping[str, Any]]) -> 
     waiting: dict[str, list[float]] = {}
     for call in live.get("waiting", []):
         waiting.setdefault(call.get("queue") or "?", []).append(float(call.get("waited", 0.0)))
-    names = sorted(set(waiting) | set(live.get("queues", {})) | set(stats))
+    # serve's pending callbacks per queue; None when serve does not say (down, or an older serve)
+    callbacks = (live.get("callbacks") or {}).get("pending_by_queue")
+    names = sorted(set(waiting) | set(live.get("queues", {})) | set(stats) | set(callbacks or {}))
     rows = []
     for name in names:
         day = stats.get(name, {})
@@ -71,7 +73,7 @@ def _queues(live: Mapping[str, Any], stats: Mapping[str, Mapping[str, Any]]) -> 
                      "agents_available": live.get("queues", {}).get(name, {}).get("agents_available"),
                      "offered": day.get("offered", 0), "service_level": day.get("service_level"),
                      "asa": day.get("asa"), "abandon_rate": day.get("abandon_rate"),
-                     "callbacks_pending": None})
+                     "callbacks_pending": None if callbacks is None else callbacks.get(name, 0)})
     return rows
 
 
@@ -103,7 +105,9 @@ def screen_pop(session: Session, extension: str,
             "ivr_path": list(record.menu_path or []),
             "said": [{"node": i.get("node"), "kind": i.get("kind"), "value": i.get("value"),
                       "confidence": i.get("confidence")}
-                     for i in journey.get("inputs", []) if i.get("kind") in ("speech", "dtmf")]}
+                     for i in journey.get("inputs", []) if i.get("kind") in ("speech", "dtmf")],
+            # for admin_web.pop_context: a campaign call's context; when the call came
+            "outbound": journey.get("outbound"), "since": record.enqueued_at or record.started_at}
 
 
 def _profile(customer: Customer | None, age_band: Callable[[int], str] | None) -> dict[str, Any] | None:

@@ -2,7 +2,8 @@
 
 serve reads the queues table when it starts (``acd.roster_store.load_queues``) and again
 when the web tells it a queue changed (status socket ``POST /reload/queues``).  Opening hours are a calendar (imported with the CLI,
-listed on the calendars page); the callback threshold arrives with the callbacks issue.
+listed on the calendars page).  The callback offer (estimated-wait threshold, offer key,
+customer first) is per queue here, an empty field meaning the configuration's ``[callbacks]``.
 """
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("queues", __name__, url_prefix="/queues")
 
 NAME = r"[A-Za-z0-9_-]{1,64}"
+KEYS = "0123456789*#"
+CUSTOMER_FIRST = (("yes", "the customer, then the agent"), ("no", "the agent (whisper), then the customer"))
 
 
 class QueueForm(FlaskForm):
@@ -45,6 +48,10 @@ class QueueForm(FlaskForm):
     closed_queue = SelectField("When closed, send callers to", choices=[])
     closed_message = TextAreaField("When closed (and no queue above), say")
     survey_flow = SelectField("Post-call survey flow", choices=[], description="run when the agent hangs up")
+    callback_offer_after = IntegerField("Offer a callback when the estimated wait exceeds (s)",
+                                        validators=[Optional(), NumberRange(0, 86400)])
+    callback_offer_key = SelectField("Callback offer key", choices=[])
+    callback_customer_first = SelectField("Callback: who is rung first", choices=[])
 
     def validate_steps(self, field) -> None:
         if not (field.data or "").strip():
@@ -108,10 +115,32 @@ def _form(queue: Queue) -> QueueForm:
     form.calendar.choices = _choices(db.get().scalars(select(CalendarRow.name).order_by(CalendarRow.name)))
     flows = _services().flows
     form.survey_flow.choices = _choices(flows.names() if flows else [])
+    _callback_defaults(form, queue.name)
+    if "callback_offer_key" not in request.form:           # the page, or a post without it: unchanged
+        form.callback_offer_key.data = queue.callback_offer_key or ""
+    if "callback_customer_first" not in request.form:
+        form.callback_customer_first.data = _tristate(queue.callback_customer_first)
     for field in OPTIONAL_NAMES:             # NULL in the table = "(none)" in the form
         if getattr(form, field).data is None:
             getattr(form, field).data = ""
     return form
+
+
+def _callback_defaults(form: QueueForm, name: str) -> None:
+    """Say what an empty callback field means: the configuration's value for this queue."""
+    from flask import current_app
+    cb = current_app.extensions["callpilot_config"].callbacks
+    after = cb.offer_after.get(name, cb.offer_after_seconds)
+    first = name in cb.customer_first_queues
+    form.callback_offer_after.description = (f"empty: the configuration's {after} s; 0: never offered by the "
+                                             f"wait (the key still works)")
+    form.callback_offer_key.choices = [("", f"(configuration: {cb.offer_key})")] + [(k, k) for k in KEYS]
+    form.callback_customer_first.choices = [("", f"(configuration: {dict(CUSTOMER_FIRST)['yes' if first else 'no']})"),
+                                            *CUSTOMER_FIRST]
+
+
+def _tristate(value: bool | None) -> str:
+    return "" if value is None else ("yes" if value else "no")
 
 
 def notify_serve() -> str:
@@ -138,6 +167,9 @@ def _apply(queue: Queue, form: QueueForm) -> None:
     for field in OPTIONAL_NAMES:
         setattr(queue, field, getattr(form, field).data or None)
     queue.steps = json.loads(form.steps.data) if (form.steps.data or "").strip() else None
+    queue.callback_offer_after = form.callback_offer_after.data
+    queue.callback_offer_key = form.callback_offer_key.data or None
+    queue.callback_customer_first = {"yes": True, "no": False}.get(form.callback_customer_first.data)
     session = db.get()
     audit.record(session, "queue", queue.name, "update", before, audit.snapshot(queue))
     session.commit()

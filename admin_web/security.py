@@ -27,11 +27,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
                         "agents.view", "agents.edit", "agents.create", "customers.view",
                         "customers.edit", "audit.view", "users.manage", "wallboard.view",
                         "reports.view", "dnc.view", "dnc.edit", "campaigns.view", "campaigns.edit",
-                        "calendars.edit"}),
+                        "calendars.edit", "callbacks.view", "callbacks.cancel"}),
     "supervisor": frozenset({"flows.view", "queues.view", "queues.edit", "agents.view",
                              "agents.edit", "customers.view", "audit.view", "wallboard.view",
                              "reports.view", "dnc.view", "dnc.edit", "campaigns.view", "campaigns.edit",
-                             "calendars.edit"}),
+                             "calendars.edit", "callbacks.view", "callbacks.cancel"}),
     "agent": frozenset({"agent.page"}),
 }
 

@@ -51,6 +51,11 @@ class Campaigns(Protocol):
     def report(self, name: str) -> dict[str, Any]: ...
     def set_state(self, name: str, action: str) -> str: ...       # start|pause|resume|finish -> state
     def import_csv(self, name: str, text: str, region: str) -> dict[str, Any]: ...   # {imported, rejected, errors}
+    # a new campaign (state draft) from the form's fields, checked like ``campaigns create``
+    def create(self, name: str, template: str, fields: dict[str, Any]) -> int: ...
+    # the message as a contact hears it, with sample values; the template's variables
+    def preview(self, template: str, sample: dict[str, str], keys: dict[str, str]) -> tuple[str, list[str]]: ...
+    def defaults(self) -> dict[str, Any]: ...    # the form's initial values
 
 
 @dataclass

@@ -25,6 +25,8 @@ import base64
 import os
 import platform
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -120,7 +122,8 @@ class CallOutcome:
     flow_ms: float | None
 
 
-async def calls_bench(calls: int, concurrency: int, keep: bool) -> tuple[dict, dict]:
+async def calls_bench(calls: int, concurrency: int, keep: bool,
+                      profile: Path | None = None) -> tuple[dict, dict]:
     from tests.e2e.serve_proc import ServeProcess, records_for
     work = Path(tempfile.mkdtemp(prefix="callpilot-bench-ivr-"))
     config = make_config(work / "state", {"800": "main_ko"}, {})
@@ -140,12 +143,16 @@ async def calls_bench(calls: int, concurrency: int, keep: bool) -> tuple[dict, d
         await asyncio.sleep(3)
         idle_rate_s = (cpu_seconds(spid) - idle_s) / (time.monotonic() - t_idle)
         idle_rate_a = (cpu_seconds(apid) - idle_a) / (time.monotonic() - t_idle)
+        spy = _py_spy(spid, profile) if profile else None
         start_s, start_a, started = cpu_seconds(spid), cpu_seconds(apid), time.monotonic()
         outcomes = await _place_calls(config, pcap, greet + 4.5, calls, concurrency)
         outcomes = await _check_records(config, outcomes, records_for)
         wall = time.monotonic() - started
         serve_cpu = cpu_seconds(spid) - start_s - idle_rate_s * wall
         ast_cpu = cpu_seconds(apid) - start_a - idle_rate_a * wall
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)      # py-spy writes its samples on SIGINT
+            spy.wait(30)
     finally:
         serve.stop()
         runner.down(config)
@@ -161,6 +168,14 @@ async def calls_bench(calls: int, concurrency: int, keep: bool) -> tuple[dict, d
                "wall_s": round(wall, 1), "serve_idle_pct": round(idle_rate_s * 100, 2),
                "asterisk_idle_pct": round(idle_rate_a * 100, 2)}
     return figures, details
+
+
+def _py_spy(pid: int, out: Path) -> subprocess.Popen:
+    """Sample serve (all threads, no pausing) over the measured window: ``--profile``."""
+    exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    return subprocess.Popen([exe, "record", "-p", str(pid), "-r", "200", "-t", "-f", "raw",
+                             "--nonblocking", "-o", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 async def _place_calls(config: Config, pcap: Path, hold: float, calls: int,
@@ -387,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE)
     p.add_argument("--save-baseline", action="store_true")
     p.add_argument("--keep", action="store_true", help="keep the temp state dir")
+    p.add_argument("--profile", type=Path, metavar="OUT",
+                   help="calls: py-spy samples of serve over the measured window (raw format)")
     args = p.parse_args(argv)
     import logging
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -394,7 +411,8 @@ def main(argv: list[str] | None = None) -> int:
         figures, details = asyncio.run(media_bench(args.streams, args.keep))
         params = {"streams": args.streams}
     else:
-        figures, details = asyncio.run(calls_bench(args.calls, args.concurrency, args.keep))
+        figures, details = asyncio.run(calls_bench(args.calls, args.concurrency, args.keep,
+                                                       args.profile))
         params = {"calls": args.calls, "concurrency": args.concurrency, "flow": "main_ko",
                   "keys": "2 during the question, 1 during the menu"}
     host = {"machine": platform.machine(), "python": platform.python_version(),

@@ -4,7 +4,10 @@ Speech (:meth:`AriCallDriver.listen`): the caller's audio arrives through a
 :class:`~ivr.ari_media.MediaTap` (snoop + externalMedia RTP, slin16); an energy VAD stops the
 prompt as soon as the caller speaks (barge-in) and ends the answer after a short trailing
 silence (endpointing); the grammar recogniser decodes off the event loop.  The tap is removed
-after every answer.  If the tap cannot be built the question is still asked, by keys only.
+after every answer, unless the driver keeps it (``keep_tap``: a caller's flow asks question
+after question, and a tap costs seven ARI requests to build and remove; held between listens,
+its audio dropped on arrival, removed by :meth:`AriCallDriver.close` or before a transfer;
+docs/decisions.md D21).  If the tap cannot be built the question is still asked, by keys only.
 """
 from __future__ import annotations
 
@@ -42,8 +45,11 @@ class AriCallDriver:
     _ids = itertools.count(1)
 
     def __init__(self, ari: AriClient, inbox: ChannelInbox, *, caller_id: str, did: str,
-                 speech: AriSpeech | None = None, transfer: AriTransfer | None = None):
+                 speech: AriSpeech | None = None, transfer: AriTransfer | None = None,
+                 keep_tap: bool = False):
         self.ari = ari
+        self.keep_tap = keep_tap
+        self._tap: MediaTap | None = None
         self.transfer = transfer
         self.inbox = inbox
         self.call_id = inbox.channel_id
@@ -118,6 +124,7 @@ class AriCallDriver:
         self._check()
         if self.transfer is None:
             return "failed"
+        await self.close()            # no tap on a caller talking to someone else
         result = await self.transfer.connect(self.inbox, endpoint, timeout=timeout,
                                              caller_id=self.caller_id, label=label)
         return result.value
@@ -132,7 +139,7 @@ class AriCallDriver:
         if engine is None:
             return await self._keys_only(timeout, barge_in_sounds)
         try:
-            tap = await self.speech.media.open(self.call_id)
+            tap = await self._open_tap()
         except CallGone as exc:
             raise CallerHangup(self.call_id) from exc
         except Exception:
@@ -142,6 +149,28 @@ class AriCallDriver:
             utterance = Utterance(engine, grammar, tap.sample_rate, self.speech.settings)
             return await _Listening(self, tap, utterance, timeout).run(barge_in_sounds)
         finally:
+            await self._done_with(tap)
+
+    async def _open_tap(self) -> MediaTap:
+        if self._tap is not None and not self._tap.closed:
+            self._tap.reuse()
+            return self._tap
+        tap = await self.speech.media.open(self.call_id)
+        if self.keep_tap:
+            self._tap = tap
+        return tap
+
+    async def _done_with(self, tap: MediaTap) -> None:
+        if tap is self._tap and not self.inbox.gone:
+            tap.hold()
+        else:
+            self._tap = None
+            await tap.close()
+
+    async def close(self) -> None:
+        """Remove a kept tap (the flow is over, or the caller goes elsewhere)."""
+        tap, self._tap = self._tap, None
+        if tap is not None:
             await tap.close()
 
     async def _keys_only(self, timeout: float, sounds: list[str]) -> DTMF | None:

@@ -33,6 +33,7 @@ BRIDGE_PREFIX = "cp-listen-"
 SAMPLE_RATE = 16000
 FORMAT = "slin16"
 STASIS_WAIT = 3.0
+MEDIA_EVENTS = ("StasisStart",)     # all this application reads (its AriClient's event filter)
 
 
 class CallGone(Exception):
@@ -70,6 +71,19 @@ class MediaTap:
     async def next_frame(self, timeout: float) -> bytes | None:
         """The next 20 ms frame, or None after ``timeout`` seconds without one."""
         return await self.receiver.next_frame(timeout)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def hold(self) -> None:
+        """Keep the tap for the call's next listen, ignoring the audio until then."""
+        self.receiver.mute()
+
+    def reuse(self) -> None:
+        """Listen again on a held tap: only audio from now on."""
+        self.setup_ms = 0.0
+        self.receiver.unmute()
 
     async def close(self) -> None:
         if self._closed:

@@ -153,10 +153,13 @@ class InboundIvr:
             return
         flow = await self._flow_for(call.flow_name, place)   # kept for the whole call
         driver = AriCallDriver(self.ari, inbox, caller_id=call.caller_id, did=call.did,
-                               speech=self.speech, transfer=self.transfer)
+                               speech=self.speech, transfer=self.transfer, keep_tap=True)
         resume = Resume(place.node, place.path, place.inputs) if place is not None else None
-        result = await self.runner.run(flow, driver, dict(place.variables) if place else {},
-                                       resume=resume, on_progress=self._recorder(call.id, flow))
+        try:
+            result = await self.runner.run(flow, driver, dict(place.variables) if place else {},
+                                           resume=resume, on_progress=self._recorder(call.id, flow))
+        finally:
+            await driver.close()
         await self.records.update(call.id, menu_path=menu_path(result), journey=result.journey())
         await self._finish(call, result.outcome, inbox)
 

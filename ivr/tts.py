@@ -38,6 +38,7 @@ WIDEBAND_RATE = 16000
 WIDEBAND_SUFFIX = ".wav16"
 # Unused prompts younger than this stay (dynamic prompts, calls still in an old version).
 GRACE_SECONDS = 3600.0
+MAX_REMEMBERED_PATHS = 10_000      # prompt -> file name, kept in memory
 
 
 class TtsError(RuntimeError):
@@ -237,6 +238,7 @@ class PromptCache:
         self.default_rate = default_rate
         self._synthesizer = synthesizer
         self._pending: dict[Path, asyncio.Future] = {}
+        self._paths: dict[tuple[str, str, int], Path] = {}    # every play asks: no sha256 each time
         self.directory.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -252,7 +254,13 @@ class PromptCache:
 
     def path_for(self, text: str, voice: str | None = None, rate: int | None = None) -> Path:
         """Where the 8 kHz file for this prompt lives (rendered or not)."""
-        return self.directory / f"{self.key(text, voice, rate)}.wav"
+        voice, rate = self._defaults(voice, rate)
+        path = self._paths.get((text, voice, rate))
+        if path is None:
+            if len(self._paths) >= MAX_REMEMBERED_PATHS:
+                self._paths.clear()
+            path = self._paths[text, voice, rate] = self.directory / f"{self.key(text, voice, rate)}.wav"
+        return path
 
     def is_cached(self, text: str, voice: str | None = None, rate: int | None = None,
                   *, wideband: bool = False) -> bool:

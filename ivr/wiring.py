@@ -22,7 +22,7 @@ from callpilot.infra.messages import MessageCatalogue, builtin_messages
 from ivr import schema
 from ivr.agi_driver import AgiSpeech
 from ivr.ari_driver import AriSpeech
-from ivr.ari_media import AriMedia
+from ivr.ari_media import MEDIA_EVENTS, AriMedia
 from ivr.errors import FlowError
 from ivr.nodes.transfer import TransferNode
 from ivr.published import PublishedFlows
@@ -100,7 +100,7 @@ def build(config: Config, sessions: Any, prompts: PromptCache, *,
     if engines:
         s, a = config.secrets, config.asterisk
         media_ari = AriClient(config.ari_client_url, s.ari_user, s.ari_password,
-                              f"{a.app_name}{MEDIA_APP_SUFFIX}")
+                              f"{a.app_name}{MEDIA_APP_SUFFIX}", events=MEDIA_EVENTS)
         ari_speech = AriSpeech(engines, AriMedia(media_ari))
         agi_speech = AgiSpeech(engines, config.state_dir.resolve() / "speech")
         for language, engine in sorted(engines.by_language.items()):

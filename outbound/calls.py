@@ -114,7 +114,7 @@ class OutboundCalls:
     def _attempt(self, claim: Claim, campaign: Campaign) -> LiveAttempt:
         texts = texts_for(campaign.template, campaign.voicemail_template, campaign.callback_number,
                           campaign.purpose or campaign.name, claim.name, claim.variables,
-                          has_menu=bool(campaign.replies))
+                          has_menu=bool(campaign.replies), replies=campaign.replies)
         return LiveAttempt(claim, campaign, texts)
 
     async def originate(self, claim: Claim, campaign: Campaign) -> bool:

@@ -11,7 +11,8 @@ from callpilot.infra.db.campaigns import GLOBAL_DNC
 from callpilot.infra.db.records import utcnow
 from outbound import report as campaign_report
 from outbound.contacts_csv import import_file
-from outbound.model import DEFAULT_REPLIES, DEFAULT_RETRY_DELAYS, CampaignMode, CampaignState, Reply
+from outbound.model import CampaignMode, CampaignState
+from outbound.settings import campaign_settings, check_name
 from outbound.store import CampaignError, CampaignStore
 
 STATE_OF = {"start": CampaignState.RUNNING, "resume": CampaignState.RUNNING,
@@ -58,27 +59,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _settings(args) -> dict:
+    """The flags through the same checks as the admin web's form (outbound.settings)."""
     start, _, end = args.window.partition("-")
-    delays = dict(DEFAULT_RETRY_DELAYS)
-    for item in args.retry:
-        outcome, _, seconds = item.partition("=")
-        delays[outcome.strip()] = int(seconds)
-    replies = dict(DEFAULT_REPLIES)
-    for item in args.say:
-        phrase, _, reply = item.partition("=")
-        replies[phrase.strip()] = Reply(reply.strip()).value
-    return {"replies": replies, "purpose": args.purpose, "mode": args.mode, "caller_id": args.caller_id,
-            "callback_number": args.callback_number, "agent_queue": args.queue,
-            "language": args.language, "window_start": start, "window_end": end,
-            "excluded_dates": args.exclude, "calendar": args.calendar, "max_attempts": args.max_attempts, "retry_delays": delays,
-            "max_concurrent": args.max_concurrent, "amd": not args.no_amd,
-            "voicemail_template": args.voicemail, "abandon_cap_percent": args.abandon_cap,
-            "max_dial_level": args.max_dial_level, "ring_seconds": args.ring_seconds}
+    return campaign_settings(template=args.template, purpose=args.purpose, mode=args.mode,
+                             caller_id=args.caller_id, callback_number=args.callback_number, queue=args.queue,
+                             language=args.language, window_start=start, window_end=end,
+                             excluded=args.exclude, calendar=args.calendar, max_attempts=args.max_attempts,
+                             retry=args.retry, max_concurrent=args.max_concurrent, amd=not args.no_amd,
+                             voicemail=args.voicemail, abandon_cap=args.abandon_cap,
+                             max_dial_level=args.max_dial_level, ring_seconds=args.ring_seconds, say=args.say)
 
 
 def _do(store: CampaignStore, engine, args) -> dict:
     now = utcnow()
     if args.action == "create":
+        check_name(args.name)
         return {"created": args.name, "id": store.create(args.name, args.template, now, **_settings(args))}
     if args.action == "import":
         return import_file(engine, args.name, args.csv, now, args.region).as_dict()

@@ -18,6 +18,10 @@ logger = logging.getLogger(__name__)
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The format shows no source line, thread or process: skip collecting them for every
+    # record (the logging HOWTO's "Optimization"; findCaller walks the stack each time).
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
 
 
 def cmd_serve(config: Config, _args) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 
 from acd.actions import CallControl
 from acd.callback_actions import CallbackControl
-from acd.callback_offer import CallbackOffers, OfferSettings
+from acd.callback_offer import CallbackOffers, OfferRules, OfferSettings
 from acd.callback_stasis import CallbackStasis
 from acd.callbacks import CallbackService, CallbackSettings, retry_rules
 from acd.agents import AgentRoster
@@ -42,7 +42,8 @@ from callpilot.infra.asterisk import runner as asterisk_runner
 from callpilot.infra.asterisk.agi import AgiServer
 from callpilot.infra.asterisk.ami import AmiMonitor
 from callpilot.infra.asterisk.ari import AriClient
-from callpilot.infra.asterisk.channel_events import ChannelInboxes, StasisRouter, lane_of, wait_playback
+from callpilot.infra.asterisk.channel_events import (HANDLED_EVENTS, ChannelInboxes, StasisRouter, lane_of,
+                                                    wait_playback)
 from callpilot.infra.config import Config
 from callpilot.infra.db import session as db
 from callpilot.infra.db.calendars import CalendarBook, CalendarStore
@@ -98,7 +99,7 @@ class Server:
         self.bands = AgeBands(tuple(config.acd.age_bands))
         self.records = RecordWriter(CallRecordStore(self.sessions))
         self.ari = AriClient(config.ari_client_url, secrets.ari_user, secrets.ari_password,
-                             a.app_name, lane_of=lane_of)
+                             a.app_name, lane_of=lane_of, events=HANDLED_EVENTS)
         self.router = StasisRouter(ChannelInboxes())
         self.prompts = PromptCache(config.prompts_dir, config.tts_voice, config.tts_rate)
         # what the system says by itself, per language, in the call's voice (checked now: a
@@ -142,12 +143,13 @@ class Server:
             CallbackStore(self.sessions, f"serve-{a.sip_port}"), self.callback_control, self.roster,
             self.dispatcher.queues, settings, self.messages, self.queue_events,
             self.dispatcher, lambda ch, pb, t: wait_playback(self.router.inboxes, ch, pb, t))
-        self.dispatcher.attach_callbacks(self.callbacks, self._callable_number, cb.offer_key)
-        self.dispatcher.waiting.offer_after = lambda queue: cb.offer_after.get(queue, cb.offer_after_seconds)
-        self.dispatcher.waiting.offer_key = cb.offer_key
+        rules = OfferRules(self.dispatcher.queues, cb.offer_after_seconds, cb.offer_key, dict(cb.offer_after))
+        self.dispatcher.attach_callbacks(self.callbacks, self._callable_number, rules.offer_key)
+        self.dispatcher.waiting.offer_after = rules.offer_after
+        self.dispatcher.waiting.offer_key = rules.offer_key
         offers = CallbackOffers(self.router.inboxes, self.callback_control.play, self.dispatcher.take_callback,
                                 OfferSettings(cb.default_country, tuple(cb.allowed_countries)),
-                                cb.offer_key, self.control.hangup, self.messages)
+                                rules.offer_key, self.control.hangup, self.messages)
         self.callback_stasis = CallbackStasis(self.callbacks, offers, self.dispatcher)
         self.callback_stasis.subscribe(self.router)
 

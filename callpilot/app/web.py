@@ -65,6 +65,19 @@ class CampaignsAdapter:
         self.store.set_state(name, STATE_OF[action])
         return STATE_OF[action].value
 
+    def create(self, name: str, template: str, fields: dict) -> int:
+        from outbound.settings import campaign_settings, check_name
+        from callpilot.infra.db.records import utcnow
+        return self.store.create(check_name(name), template, utcnow(), **campaign_settings(template=template, **fields))
+
+    def preview(self, template: str, sample: dict, keys: dict) -> tuple[str, list[str]]:
+        from outbound.settings import preview, replies_from, template_fields
+        return preview(template, sample, replies_from(keys, ())), sorted(template_fields(template))
+
+    def defaults(self) -> dict:
+        from outbound.model import DEFAULT_REPLIES, DEFAULT_RETRY_DELAYS
+        return {"keys": {reply: key for key, reply in DEFAULT_REPLIES.items()}, "retry": dict(DEFAULT_RETRY_DELAYS)}
+
     def import_csv(self, name: str, text: str, region: str) -> dict:
         import io
         from outbound.contacts_csv import import_contacts

@@ -8,22 +8,41 @@ phrase:
   cough, a click, breathing.  Every spoken option has a vowel.
 * ``TOO_LONG`` — the speech lasted far longer than the phrase takes to say: a sentence that
   is not an option, decoded to a short one.
+* ``UNCOVERED`` — the decoder's alignment of the phrase leaves loud audio outside its words
+  (it had to call speech "silence" to fit the phrase): "pay my bill" aligned as
+  ``<sil> billing <sil>``.  Engines that give word timings check it (:func:`uncovered_frames`).
 """
 from __future__ import annotations
 
 import enum
 
-from ivr.speech.vad import EnergyVad
+import numpy as np
+
+from ivr.speech.vad import EnergyVad, VadSettings
 
 MIN_VOICED_MS = 60
 SLACK_SECONDS = 0.6          # added to the phrase's expected length
 HANGUL_SECONDS = 0.32        # per Hangul syllable block (slow speakers included)
 LETTER_SECONDS = 0.11        # per Latin letter
+# Loud 10 ms frames (LOUD_DB above the line's level before the speech) that the phrase's
+# words may leave outside themselves.  Tuned on the dev split of bench.asr (voices en-us,
+# en-gb-scotland, en-gb-x-rp; EN_OFF_MENU_DEV): see docs/decisions.md D22.
+LOUD_DB = 6.0
+FLOOR_FRAMES = 20            # the first 200 ms of what the decoder heard: before the speech
+# Never louder than this is "quiet" (the VAD's floor): a line that is digital silence before
+# the answer (Asterisk's snoop) would otherwise make G.711's idle pattern after it "speech".
+QUIET_DBFS = VadSettings().floor_db
+# The decoder's word boundaries are loose: a first vowel aligned as silence (up to 11 frames
+# seen with en-gb "agent" through Asterisk), a final release after the word's end.
+MARGIN_BEFORE_FRAMES = 12
+MARGIN_AFTER_FRAMES = 5
+MAX_UNCOVERED_FRAMES = 6
 
 
 class Rejection(enum.Enum):
     NOT_VOICED = "not_voiced"
     TOO_LONG = "too_long"
+    UNCOVERED = "speech_outside_phrase"
 
 
 def longest_plausible(phrase: str) -> float:
@@ -39,4 +58,30 @@ def plausible(phrase: str, vad: EnergyVad) -> Rejection | None:
         return Rejection.NOT_VOICED
     if vad.speech_seconds > longest_plausible(phrase):
         return Rejection.TOO_LONG
+    return None
+
+
+def loud_frames(levels_db: np.ndarray) -> np.ndarray:
+    """Which frames are louder than the line before the speech (its first ``FLOOR_FRAMES``),
+    and than ``QUIET_DBFS``."""
+    if levels_db.size == 0:
+        return np.zeros(0, dtype=bool)
+    floor = float(np.median(levels_db[:FLOOR_FRAMES]))
+    return levels_db > max(floor + LOUD_DB, QUIET_DBFS)
+
+
+def uncovered_frames(levels_db: np.ndarray, words: list[tuple[int, int]]) -> int:
+    """Loud frames outside every word span (``(first, last)`` frame, inclusive, widened by
+    the margins)."""
+    loud = loud_frames(levels_db)
+    inside = np.zeros(loud.size, dtype=bool)
+    for first, last in words:
+        inside[max(first - MARGIN_BEFORE_FRAMES, 0):last + 1 + MARGIN_AFTER_FRAMES] = True
+    return int(np.count_nonzero(loud & ~inside))
+
+
+def covered(levels_db: np.ndarray, words: list[tuple[int, int]]) -> Rejection | None:
+    """None when the phrase's words cover the speech, else ``UNCOVERED``."""
+    if uncovered_frames(levels_db, words) > MAX_UNCOVERED_FRAMES:
+        return Rejection.UNCOVERED
     return None

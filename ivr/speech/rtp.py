@@ -76,6 +76,7 @@ class RtpReceiver(asyncio.DatagramProtocol):
         self._transport: asyncio.DatagramTransport | None = None
         self._sender: tuple | None = None
         self._last_sequence: int | None = None
+        self._muted = False
         self.dropped = 0
 
     @classmethod
@@ -93,7 +94,18 @@ class RtpReceiver(asyncio.DatagramProtocol):
     def connection_made(self, transport) -> None:
         self._transport = transport
 
+    def mute(self) -> None:
+        """Between two listens of one call: packets still arrive, dropped at once."""
+        self._muted = True
+        self._frames.clear()
+
+    def unmute(self) -> None:
+        self._muted = False
+        self._last_sequence = None        # packets were skipped: any sequence is next
+
     def datagram_received(self, data: bytes, addr) -> None:
+        if self._muted:
+            return
         if self._sender is None:
             self._sender = addr
         elif addr != self._sender:

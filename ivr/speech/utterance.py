@@ -4,7 +4,9 @@
 Audio is only decoded once the VAD hears speech (plus ``PREROLL_SECONDS`` before it), so a
 call costs no decoding while the prompt plays or the line is silent; the grammar decoder
 then runs in :data:`DECODER`, a thread pool shared by every call (Vosk releases the GIL),
-never on the event loop.
+never on the event loop.  The engine's recogniser itself (a grammar compiled into a decoding
+graph: the dearest step of a listen) is made on the first decode, so an answer given by
+keys, or silence, never builds one (docs/decisions.md D21).
 
 Times are audio seconds since the first frame; drivers map them to wall-clock time.
 """
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable
 
 from ivr.driver import Recognition
-from ivr.speech.engine import SpeechEngine
+from ivr.speech.engine import Recognizer, SpeechEngine
 from ivr.speech.rejection import Rejection, plausible
 from ivr.speech.vad import EnergyVad, VadSettings
 
@@ -47,9 +49,12 @@ class Utterance:
                  settings: ListenSettings = ListenSettings()) -> None:
         self.settings = settings
         self.sample_rate = sample_rate
-        extra = {"fillers": True} if settings.fillers else {}
-        self.recognizer = engine.recognizer(grammar, sample_rate, **extra)
-        self._final_phrases = final_phrases(self.recognizer.grammar)
+        self._make_recognizer = lambda: engine.recognizer(
+            grammar, sample_rate, **({"fillers": True} if settings.fillers else {}))
+        self._recognizer: Recognizer | None = None
+        self._final_phrases: set[str] = set()
+        if not engine.known_phrases([" ".join(p.split()) for p in grammar]):
+            self._recognizer = self._make_recognizer()       # the engine says why, now
         self.partial = ""
         self.rejected: Rejection | None = None
         self.vad = EnergyVad(sample_rate, settings.vad)
@@ -74,6 +79,14 @@ class Utterance:
         if not was_started:
             return "start"
         return "end" if self.vad.ended and not was_ended else None
+
+    @property
+    def recognizer(self) -> Recognizer:
+        if self._recognizer is None:
+            self._recognizer = self._make_recognizer()
+        if not self._final_phrases:
+            self._final_phrases = final_phrases(self._recognizer.grammar)
+        return self._recognizer
 
     @property
     def speaking(self) -> bool:
@@ -108,13 +121,18 @@ class Utterance:
         audio, self._pending = bytes(self._pending), bytearray()
         if audio and not self.vosk_final:
             self.vosk_final = self.recognizer.accept(audio)
-            self.partial = self.recognizer.partial()
+            partial = self.recognizer.partial()
+            # pocketsphinx's partial result blinks out for a batch or two in the trailing
+            # silence ("balance", None, "balance"): keep the phrase until speech resumes.
+            if partial or not self.vad.silence_seconds:
+                self.partial = partial
 
     def _finish(self) -> Recognition | None:
         self._decode()
         if not self.vad.started:
             return None
         heard = self.recognizer.result()
+        self.rejected = getattr(self.recognizer, "rejected", None)
         if heard is None or not heard.text:
             return heard
         self.rejected = plausible(heard.text, self.vad)

@@ -479,6 +479,41 @@ async def test_web_call_me_reaches_the_customer_with_its_context(cfg, serve, age
         web.wait(10)
 
 
+async def test_offer_key_set_on_the_queue_form_is_used_by_serve_at_once(cfg, serve):
+    """No restart: a supervisor sets cbq's callback offer key to 7 on the queue form; the web
+    tells serve to reload the queues, and a waiting caller's 7 starts the offer (read-back of
+    the caller ID, 1 confirms): the callback is created and the caller leaves with key 7."""
+    from admin_web import accounts
+    from admin_web import db as web_db
+    from admin_web.app import create_app
+    from callpilot.app.web import build_services
+    from tests.web.conftest import AuthActions
+    user, password = f"super-{time.monotonic_ns()}", "e2e-pw-12345"
+    engine = db.make_engine(cfg.db_url)
+    with db.make_sessionmaker(engine)() as s:
+        accounts.create_user(s, user, password, "supervisor")
+    app = create_app(cfg, build_services(cfg, db.make_sessionmaker(engine)), {"SECRET_KEY": "e2e"})
+    auth = AuthActions(app.test_client())
+    form = {"title": "callback tests", "skill": "", "sl_target_seconds": "20", "sl_target_percent": "80",
+            "max_wait_seconds": "0", "overflow_queue": "", "join_empty": "y", "announce_frequency": "0",
+            "periodic_announce": "", "steps": "[]", "calendar": "", "closed_queue": "", "closed_message": "",
+            "survey_flow": "", "callback_offer_after": "", "callback_customer_first": ""}
+    try:
+        await asyncio.to_thread(auth.login, user, password)             # the web blocks: off the loop
+        saved = await asyncio.to_thread(auth.post, "/queues/cbq", {**form, "callback_offer_key": "7"},
+                                        follow_redirects=True)
+        assert b"serve uses it now" in saved.data, saved.data[-1500:]
+        a_call = asyncio.create_task(caller(cfg, A_NUMBER, dtmf="71", hold=60).run())
+        callbacks, _ = await wait_rows(cfg, lambda c, a: len(c) == 1, "A's callback after key 7", timeout=60)
+        assert (callbacks[0].number, callbacks[0].source, callbacks[0].state) == (A_E164, "ivr", "pending")
+        assert (await asyncio.wait_for(a_call, 60)).answered
+        assert "|EXITWITHKEY|7|" in (Path(cfg.state_dir) / "queue_log").read_text()
+    finally:
+        await asyncio.to_thread(auth.post, "/queues/cbq", {**form, "callback_offer_key": ""})
+        web_db.dispose(app)
+        engine.dispose()        # no connection of this process left open (see store() above)
+
+
 async def _post(http, url, body, token):
     async with http.post(url, json=body, headers={"Authorization": f"Bearer {token}"}) as resp:
         return resp.status, await resp.json()

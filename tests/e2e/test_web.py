@@ -2,7 +2,9 @@
 
 * a flow edited and published in the browser is what the next real call runs;
 * the wallboard shows a waiting call within 2 s of the caller entering the queue;
-* the agent page pops the caller's profile while the agent's phone rings.
+* the agent page pops the caller's profile while the agent's phone rings;
+* it pops a web 'call me' callback's context while the agent's phone rings for it, and the
+  callback, back in line after the agent did not answer, is cancelled on the callbacks page.
 """
 from __future__ import annotations
 
@@ -243,6 +245,80 @@ async def test_agent_page_pops_the_profile_while_the_phone_rings(cfg, serve, web
         await set_state_in_page(driver, serve, "available", "")
     finally:
         driver.quit()
+
+
+def pop_details(driver) -> dict[str, str]:
+    return driver.execute_script(   # one read: the pop is re-rendered by each event
+        "var out = {}; document.querySelectorAll('#pop-details dd').forEach("
+        "function (dd) { out[dd.dataset.field] = dd.textContent; }); return out;")
+
+
+async def until(predicate, what: str, timeout: float = 30.0):
+    """Poll ``predicate`` (blocking: run off the loop) until it returns something true."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = await asyncio.to_thread(predicate)
+        if value:
+            return value
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_agent_page_pops_a_callbacks_context_and_it_is_cancelled_in_the_web(cfg, serve, web, agent_phone):
+    """A 'call me' from the web site (the row the callme endpoint writes) is placed by serve:
+    agent first, so the agent's phone rings for it and the page shows its reason, reference
+    and requested window.  The agent does not answer: serve puts the callback back in line
+    (RONA), and the supervisor cancels it on the callbacks page."""
+    from datetime import datetime, timedelta, timezone
+    from callpilot.infra.db.callback_store import CallbackStore, NewCallback
+    from callpilot.infra.db.callbacks import CallbackSource, CallbackState
+    from tests.web.conftest import AuthActions
+    server, username, services = web
+    engine = dbs.make_engine(cfg.db_url)
+    store = CallbackStore(dbs.make_sessionmaker(engine), instance="e2e")
+    app = create_app(cfg, services, {"SECRET_KEY": "e2e"})
+    driver = chromium()
+    callback = None
+    try:
+        log_in(driver, server.url, f"{username}-1001", PASSWORD)
+        phone = await agent_phone("1001", behaviour="no_answer")
+        await serve.wait_for(lambda s: s["agents"]["1001"]["state"] == "available"
+                             and s["agents"]["1001"]["device"] == "NOT_INUSE", what="agent 1001 ready")
+        now = datetime.now(timezone.utc)
+        callback, created = store.create(NewCallback(
+            number="+8210" + caller_number()[-8:], queue="billing", entered_at=now, source=CallbackSource.WEB,
+            expires_at=now + timedelta(hours=1), name="Han Jiwoo", reason="card declined abroad",
+            context={"reference": "TX-4471"}, not_before=now, window_end=now + timedelta(hours=1)), now)
+        assert created
+        await phone.wait_for("ringing", timeout=20)
+        try:
+            await asyncio.to_thread(wait, driver, lambda d: pop_title(d) == "Ringing: callback to Han Jiwoo")
+        except TimeoutException:
+            raise AssertionError(f"page shows {pop_title(driver)!r}; callback {store.get(callback.id).state}") from None
+        details = pop_details(driver)
+        screenshot(driver, "agent-callback-pop.png")
+        assert details["callback"] == "'call me' on the web site" and details["reason"] == "card declined abroad"
+        assert details["reference"] == "TX-4471" and details["queue"] == "billing"
+        assert details["requested window"].startswith(now.astimezone().strftime("%Y-%m-%d %H:%M"))
+        assert [a.agent for a in store.attempts(callback.id)] == ["1001"]
+        # not answered within ring_timeout: the agent is paused, the callback is back in line
+        await serve.wait_for(lambda s: s["agents"]["1001"]["state"] == "paused", what="agent 1001 RONA-paused")
+        await until(lambda: store.get(callback.id).state == CallbackState.PENDING.value, "callback back in line")
+        await asyncio.to_thread(wait, driver, lambda d: pop_title(d) == "No call")
+        auth = AuthActions(app.test_client())
+        await asyncio.to_thread(auth.login, username, PASSWORD)
+        page = await asyncio.to_thread(auth.post, f"/callbacks/{callback.id}/cancel", {}, follow_redirects=True)
+        assert b"cancelled" in page.data, page.data[-2000:]
+        row = store.get(callback.id)
+        assert row.state == CallbackState.CANCELLED.value and row.attempts == 0     # the agent's miss is not counted
+        await set_state_in_page(driver, serve, "available", "")
+    finally:
+        driver.quit()
+        if callback is not None:         # never left open for the next tests' agent 1001
+            store.close(callback.id, CallbackState.CANCELLED, datetime.now(timezone.utc), "e2e cleanup",
+                        only_from=(CallbackState.PENDING,))
+        db.dispose(app)
+        engine.dispose()
 
 
 async def set_state_in_page(driver, serve, button: str, reason: str) -> None:

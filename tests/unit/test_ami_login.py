@@ -29,6 +29,7 @@ class FakeAmi:
     def __init__(self, behaviour: str):
         self.behaviour = behaviour
         self.logins = 0
+        self.actions: list[dict[str, str]] = []
         self.server: asyncio.base_events.Server | None = None
 
     async def __aenter__(self) -> "FakeAmi":
@@ -47,6 +48,9 @@ class FakeAmi:
         with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
             while True:
                 action = _parse(await reader.readuntil(b"\r\n\r\n"))
+                self.actions.append(action)
+                if action.get("action", "").lower() == "filter":
+                    writer.write(f"Response: Success\r\nActionID: {action['actionid']}\r\n\r\n".encode())
                 if action.get("action", "").lower() != "login":
                     continue
                 self.logins += 1
@@ -89,6 +93,22 @@ async def test_accepted_login_is_logged_in():
     async with FakeAmi("accept") as ami:
         seen = await _states_seen(ami.port, 5, stop_at=AmiState.LOGGED_IN)
     assert AmiState.LOGGED_IN in seen and AmiState.AUTH_FAILED not in seen
+
+
+async def test_login_asks_for_device_state_events_only_before_the_resync():
+    """Every channel and dialplan event would otherwise reach serve (docs/decisions.md D21)."""
+    async with FakeAmi("accept") as ami:
+        monitor = AmiMonitor("127.0.0.1", ami.port, "callpilot", "secret", lambda d, s: None)
+        await monitor.start()
+        try:
+            for _ in range(500):
+                if len(ami.actions) >= 3:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            monitor.close()
+    assert [a["action"] for a in ami.actions[:3]] == ["Login", "Filter", "DeviceStateList"]
+    assert (ami.actions[1]["operation"], ami.actions[1]["filter"]) == ("Add", "Event: DeviceStateChange")
 
 
 async def test_refused_credentials_are_auth_failed():

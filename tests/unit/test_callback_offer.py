@@ -23,7 +23,7 @@ def _room(threshold: float) -> WaitingRoom:
     room = WaitingRoom(QueueBook({"cbq": QueueSettings("cbq")}), None, None, lambda call: 1, lambda q: 1,
                        builtin_messages())
     room.offer_after = lambda queue: threshold
-    room.offer_key = "5"
+    room.offer_key = lambda queue: "5"
     for _ in range(3):
         room.record_handle_time("cbq", 300.0)
     return room
@@ -134,3 +134,27 @@ def test_eta_wording():
     assert eta_text(30, m, "en").text == "We will call you back in about a minute."
     assert eta_text(400, m, "en-us").text == "We will call you back in about 7 minutes."
     assert eta_text(400, m, "ko").text == "약 7분 후에 전화드리겠습니다."
+
+
+def test_offer_rules_queue_settings_first_then_the_configuration():
+    from acd.callback_offer import OfferRules
+    book = QueueBook({"own": QueueSettings("own", callback_offer_after=30, callback_offer_key="7"),
+                      "never": QueueSettings("never", callback_offer_after=0),
+                      "cfg": QueueSettings("cfg"), "plain": QueueSettings("plain")})
+    rules = OfferRules(book, offer_after_seconds=120, offer_key_default="5", offer_after_by_queue={"cfg": 60})
+    assert [rules.offer_after(q) for q in ("own", "never", "cfg", "plain")] == [30.0, 0.0, 60.0, 120.0]
+    assert [rules.offer_key(q) for q in ("own", "plain")] == ["7", "5"]
+    # the admin web saved the queue and serve reloaded the book: the same rules see it
+    book.replace(QueueBook({"plain": QueueSettings("plain", callback_offer_after=10, callback_offer_key="#")}))
+    assert (rules.offer_after("plain"), rules.offer_key("plain")) == (10.0, "#")
+
+
+def test_the_announcement_names_the_queues_own_key():
+    from acd.callback_offer import OfferRules
+    book = QueueBook({"cbq": QueueSettings("cbq", callback_offer_key="7", callback_offer_after=60)})
+    room = WaitingRoom(book, None, None, lambda call: 1, lambda q: 1, builtin_messages())
+    rules = OfferRules(book)
+    room.offer_after, room.offer_key = rules.offer_after, rules.offer_key
+    for _ in range(3):
+        room.record_handle_time("cbq", 300.0)
+    assert "press 7" in room.announcement(_call()).text

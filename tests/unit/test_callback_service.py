@@ -317,3 +317,35 @@ async def test_customer_first_the_holding_customer_can_cancel(sessions):
     await service.dtmf(f"callback-{attempt.id}-customer", "9")
     assert store.get(callback.id).state == "cancelled"
     assert ("release", f"callback-{attempt.id}-agent", f"callback-{attempt.id}-customer") in control.done
+
+
+@pytest.mark.parametrize("own, configured, first", [(None, frozenset({"cbq"}), "ring_customer"),
+                                                     (False, frozenset({"cbq"}), "ring_agent"),
+                                                     (True, frozenset(), "ring_customer"),
+                                                     (None, frozenset(), "ring_agent")])
+async def test_the_queues_own_customer_first_setting_wins_over_the_configuration(sessions, own, configured, first):
+    store = CallbackStore(sessions, "test")
+    control, hooks, roster = FakeControl(), Hooks(), AgentRoster()
+    roster.add(LiveAgent("1001", frozenset({"cbq"}), state=AgentState.AVAILABLE, device_state="NOT_INUSE"))
+
+    async def sound(text):
+        return f"sound:{text}"
+
+    async def played(channel, playback, timeout):
+        return True
+
+    book = QueueBook({"cbq": QueueSettings("cbq", steps=(), callback_customer_first=own)})
+    service = CallbackService(store, control, roster, book, CallbackSettings(customer_first=configured),
+                              sound, Events(), hooks, played)
+    await placed(service, store, roster)
+    assert control.kinds()[0] == first
+
+
+async def test_snapshot_counts_pending_callbacks_per_queue(parts):
+    service, store, *_ = parts
+    add(store)
+    now = datetime.now(timezone.utc)
+    store.create(NewCallback(number="+821099990000", queue="other", entered_at=now, source=CallbackSource.WEB,
+                             expires_at=now + timedelta(hours=1)), now)
+    await service.refresh(force=True)
+    assert service.snapshot()["pending_by_queue"] == {"cbq": 1, "other": 1}

@@ -19,6 +19,7 @@ from ivr.ari_media import CallGone, TapIds
 from ivr.driver import DTMF, CallerHangup, Recognition
 from ivr.speech.engines import SpeechEngines
 from ivr.speech import SpeechModel, Utterance, VadSettings
+from ivr.speech.rtp import RtpReceiver
 from ivr.speech.vad import EnergyVad, frame_db
 from testkit.ivr_fakes import speech_samples
 from ivr.tts import Audio, resample
@@ -107,7 +108,7 @@ def test_utterance_decodes_only_after_speech_and_recognises(model) -> None:
         if event:
             events.append((event, round(utterance.seconds, 2)))
         if not utterance.speaking:
-            assert utterance.recognizer.audio_seconds == 0.0    # nothing decoded before speech
+            assert utterance._recognizer is None     # no decoder built (nor fed) before speech
         elif utterance.batch_ready():
             utterance._decode()
         if utterance.complete:
@@ -122,6 +123,12 @@ def test_utterance_without_speech_is_none(model) -> None:
     utterance = Utterance(model, YES_NO, RATE)
     utterance.hear(silence(2.0).tobytes())
     assert not utterance.complete and utterance.finish() is None
+    assert utterance._recognizer is None          # silence never built a decoding graph
+
+
+def test_utterance_of_unknown_words_fails_at_once(model) -> None:
+    with pytest.raises(ValueError, match="vocabulary"):
+        Utterance(model, ["qqqzzz xxyyzz"], RATE)
 
 
 # ------------------------------------------------------------------ ARI driver listen (fakes)
@@ -231,6 +238,67 @@ async def test_no_audio_path_asks_by_keys(model) -> None:
     driver, _ari, _inbox = ari_driver(model, FakeMedia(error=CallGone("call-1")))
     with pytest.raises(CallerHangup):
         await driver.listen(YES_NO, timeout=2, barge_in_sounds=[], language="ko")
+
+
+class HeldTap(FakeTap):
+    """A FakeTap that also records the driver holding and reusing it."""
+
+    def __init__(self, audio: np.ndarray):
+        super().__init__(audio)
+        self.calls: list[str] = []
+
+    def hold(self) -> None:
+        self.calls.append("hold")
+
+    def reuse(self) -> None:
+        self.calls.append("reuse")
+
+
+class CountingMedia(FakeMedia):
+    def __init__(self, tap):
+        super().__init__(tap)
+        self.opened = 0
+
+    async def open(self, call_id: str):
+        self.opened += 1
+        return await super().open(call_id)
+
+
+async def test_a_kept_tap_serves_every_listen_of_the_call_until_close(model) -> None:
+    tap = HeldTap(silence(6))
+    media = CountingMedia(tap)
+    inbox = ChannelInbox("call-1")
+    driver = AriCallDriver(FakeAri(inbox), inbox, caller_id="5551", did="800", keep_tap=True,
+                           speech=AriSpeech(SpeechEngines({"ko": model}), media))
+    for key in ("1", "2"):
+        asyncio.get_running_loop().call_later(0.1, lambda k=key: (inbox.digits.append(k), inbox.poke()))
+        assert await driver.listen(YES_NO, timeout=2, barge_in_sounds=[], language="ko") == DTMF(key)
+    assert media.opened == 1 and tap.calls == ["hold", "reuse", "hold"] and not tap.closed
+    await driver.close()
+    assert tap.closed
+
+
+async def test_a_kept_tap_is_removed_when_the_caller_hangs_up(model) -> None:
+    tap = HeldTap(silence(3))
+    inbox = ChannelInbox("call-1")
+    driver = AriCallDriver(FakeAri(inbox), inbox, caller_id="5551", did="800", keep_tap=True,
+                           speech=AriSpeech(SpeechEngines({"ko": model}), FakeMedia(tap)))
+    asyncio.get_running_loop().call_later(0.1, lambda: (setattr(inbox, "gone", True), inbox.poke()))
+    with pytest.raises(CallerHangup):
+        await driver.listen(YES_NO, timeout=2, barge_in_sounds=[], language="ko")
+    assert tap.closed and tap.calls == []
+
+
+async def test_a_muted_receiver_drops_packets_until_unmuted() -> None:
+    receiver = RtpReceiver()
+    packet = lambda seq: bytes([0x80, 118]) + seq.to_bytes(2, "big") + bytes(8) + bytes(640)  # noqa: E731
+    receiver.datagram_received(packet(1), ("127.0.0.1", 5000))
+    receiver.mute()
+    receiver.datagram_received(packet(2), ("127.0.0.1", 5000))
+    assert await receiver.next_frame(0.01) is None            # queued and later frames dropped
+    receiver.unmute()
+    receiver.datagram_received(packet(900), ("127.0.0.1", 5000))
+    assert await receiver.next_frame(0.01) is not None
 
 
 def test_driver_without_speech_cannot_listen() -> None:

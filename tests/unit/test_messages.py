@@ -131,7 +131,7 @@ def test_the_offer_in_the_announcement_is_in_the_calls_language() -> None:
     from acd.waiting import WaitingRoom
     room = WaitingRoom(QueueBook({"general": QueueSettings("general")}), None, None, lambda call: 2,
                        lambda q: 1, builtin_messages())
-    room.offer_after, room.offer_key = (lambda queue: 60), "5"
+    room.offer_after, room.offer_key = (lambda queue: 60), (lambda queue: "5")
     for _ in range(3):
         room.record_handle_time("general", 300.0)
     said = room.announcement(_waiting("ko"))

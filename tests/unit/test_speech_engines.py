@@ -9,9 +9,10 @@ import pytest
 from ivr.speech.engine import complete_phrase
 from ivr.speech.engines import SpeechEngines, engine_for, load
 from ivr.speech.model import SpeechModel, SpeechUnavailable
-from ivr.speech.rejection import Rejection, longest_plausible, plausible
-from ivr.speech.sphinx import SphinxEngine, jsgf
-from ivr.speech.utterance import final_phrases, recognize_pcm
+from ivr.speech.rejection import (Rejection, covered, longest_plausible, plausible,
+                                  uncovered_frames)
+from ivr.speech.sphinx import SphinxEngine, jsgf, non_rhotic, pronunciation_variants
+from ivr.speech.utterance import Utterance, final_phrases, recognize_pcm
 from ivr.speech.vad import EnergyVad
 from ivr.tts import Audio, resample
 from testkit.ivr_fakes import alaw_decode, alaw_encode, speech_samples
@@ -125,6 +126,97 @@ def test_off_menu_sentence_is_rejected_not_routed(sphinx) -> None:
     assert heard is not None and heard.text == ""
 
 
+def test_an_answer_does_not_depend_on_what_the_decoder_heard_before() -> None:
+    """Pooled decoders: the CMN and the front end's noise estimate start afresh per answer,
+    so a used decoder aligns each clip exactly as a new one does (without the new front end
+    the word boundaries moved by a few frames, and 2 of the bench's 96 answers changed)."""
+    grammar = MENU + ["no"]
+    clips = [phone([("silence", 1.0), ("say", word), ("silence", 1.0)], voice=voice, rate=rate)
+             for word, voice, rate in (("billing", "en-us", 190), ("cards", "en-us", 140),
+                                       ("no", "en-gb", 190), ("lost card", "en-gb", 190))]
+    used_engine = SphinxEngine()
+    used = [hear(used_engine, clip, grammar).recognizer for clip in clips]
+    fresh = [hear(SphinxEngine(), clip, grammar).recognizer for clip in clips]
+    assert used_engine.created == 1
+    assert [r.words for r in used] == [r.words for r in fresh]
+    assert [r.result() for r in used] == [r.result() for r in fresh]
+
+
+def test_non_rhotic_drops_r_after_a_vowel_only() -> None:
+    assert non_rhotic("K AA R D Z") == "K AA D Z"                 # cards, British
+    assert non_rhotic("AA P ER EY T ER") == "AA P ER EY T AH"     # operator: final ER only
+    assert non_rhotic("R EH D") == "R EH D"                       # R before a vowel stays
+    assert non_rhotic("B IH L IH NG") == "B IH L IH NG"
+    assert pronunciation_variants("K AA R D") == ["K AA R D", "K AA D"]
+    assert pronunciation_variants("N OW") == ["N OW"]
+
+
+def test_decoders_know_the_non_rhotic_variant(sphinx) -> None:
+    slot = sphinx.take()
+    try:
+        slot.use(["cards", "no"])
+        assert slot.decoder.lookup_word("cards(2)") == "K AA D Z"
+        assert slot.decoder.lookup_word("no(2)") is None
+    finally:
+        sphinx.give(slot)
+
+
+def test_uncovered_counts_loud_frames_outside_the_words() -> None:
+    quiet, loud = -70.0, -30.0
+    levels = np.array([quiet] * 20 + [loud] * 30 + [quiet] * 5 + [loud] * 20 + [quiet] * 10)
+    assert uncovered_frames(levels, [(20, 49)]) == 20               # the second burst is outside
+    assert uncovered_frames(levels, [(20, 49), (55, 74)]) == 0
+    assert uncovered_frames(levels, []) == 50
+    assert covered(levels, [(20, 49), (55, 74)]) is None
+    assert covered(levels, [(20, 49)]) is Rejection.UNCOVERED
+    assert uncovered_frames(np.zeros(0), [(0, 3)]) == 0
+
+
+def test_the_floor_is_the_line_before_the_speech() -> None:
+    noisy = np.array([-40.0] * 20 + [-37.0] * 40 + [-20.0] * 30)   # 3 dB over a noisy line
+    assert uncovered_frames(noisy, [(60, 89)]) == 0
+
+
+def test_a_digitally_silent_line_does_not_make_the_idle_pattern_speech() -> None:
+    """Asterisk's snoop may start with true zeros; G.711's idle pattern after the answer
+    (~-72 dBFS) is still not speech."""
+    levels = np.array([-120.0] * 20 + [-25.0] * 40 + [-72.0] * 40)
+    assert uncovered_frames(levels, [(20, 59)]) == 0
+
+
+def hear(engine, pcm: bytes, grammar: list[str]) -> Utterance:
+    utterance = Utterance(engine, grammar, 16000)
+    for start in range(0, len(pcm), 640):
+        utterance.hear(pcm[start:start + 640])
+        if utterance.speaking and (utterance.batch_ready() or utterance.complete):
+            utterance._decode()
+        if utterance.complete:
+            break
+    utterance.finish()
+    return utterance
+
+
+@pytest.mark.parametrize("voice", ["en-gb", "en-us"])
+@pytest.mark.parametrize("said", ["billing address please", "the billing department",
+                                  "cards for my daughter"])
+def test_an_option_inside_a_longer_answer_is_rejected(sphinx, voice, said) -> None:
+    """The grammar fits "billing" and calls the rest silence: the loud audio its words leave
+    out rejects it (a plain grammar routed these to billing / cards)."""
+    utterance = hear(sphinx, phone([("silence", 1.0), ("say", said), ("silence", 1.0)],
+                                   voice=voice), MENU)
+    assert utterance.rejected is Rejection.UNCOVERED
+    assert utterance.recognizer.result().text == ""
+
+
+@pytest.mark.parametrize("voice", ["en-gb", "en-us"])
+@pytest.mark.parametrize("said", ["billing", "cards", "lost card"])
+def test_an_option_alone_is_covered(sphinx, voice, said) -> None:
+    utterance = hear(sphinx, phone([("silence", 1.0), ("say", said), ("silence", 1.0)],
+                                   voice=voice), MENU)
+    assert utterance.rejected is None
+    assert utterance.recognizer.result().text == said
+
+
 # ------------------------------------------------------------------ engine per language
 
 def test_default_engines_english_pocketsphinx_korean_vosk() -> None:
@@ -142,3 +234,49 @@ def test_engine_settings() -> None:
         load({"de": "vosk:/nonexistent/model"})
     assert load({"de": "vosk"}).languages == set()       # no packaged German model: keys only
     assert not SpeechEngines()
+
+
+# ------------------------------------------------------------------ early endpoint
+
+class _BlinkingRecognizer:
+    """Partial results as pocketsphinx gives them in a trailing silence: the phrase, then
+    nothing for a few batches."""
+
+    def __init__(self, grammar: list[str], sample_rate: int) -> None:
+        self.grammar, self.sample_rate = grammar, sample_rate
+        self.partials = iter(["", "billing", "billing", "billing"])
+
+    def accept(self, pcm: bytes) -> bool:
+        return False
+
+    def partial(self) -> str:
+        return next(self.partials, "")
+
+    def result(self):
+        return None
+
+
+class _BlinkingEngine:
+    name, language = "fake", "en"
+
+    def known_phrases(self, phrases: list[str]) -> list[str]:
+        return phrases
+
+    def recognizer(self, grammar, sample_rate):
+        return _BlinkingRecognizer(grammar, sample_rate)
+
+
+def test_a_phrase_that_blinks_out_in_the_silence_still_ends_the_answer_early() -> None:
+    t = np.arange(16000 * 4 // 10) / 16000
+    tone = (np.sin(2 * np.pi * 200 * t) * 8000).astype(np.int16)            # 0.4 s, voiced
+    pcm = np.concatenate([np.zeros(4800, np.int16), tone, np.zeros(16000, np.int16)])
+    utterance = Utterance(_BlinkingEngine(), ["billing", "cards"], 16000)
+    for start in range(0, len(pcm), 640):
+        utterance.hear(pcm[start:start + 640].tobytes())
+        if utterance.speaking and (utterance.batch_ready() or utterance.complete):
+            utterance._decode()
+        if utterance.complete:
+            break
+    assert utterance.partial == "billing"
+    assert not utterance.vad.ended                       # ended on the phrase, not at 450 ms
+    assert 0.2 <= utterance.vad.silence_seconds < 0.3

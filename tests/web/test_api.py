@@ -108,6 +108,19 @@ def test_patch_queue_validated_and_audited(app, client, auth):
     assert (entry.actor, entry.before["sl_target_seconds"], entry.after["sl_target_seconds"]) == ("admin", 20, 30)
 
 
+def test_patch_queue_callback_offer(app, client, auth):
+    token = _token(client, auth)
+    for bad in ({"callback_offer_key": "x"}, {"callback_offer_after": -5}, {"callback_customer_first": "maybe"}):
+        assert client.patch("/api/v1/queues/billing", json=bad, headers=_bearer(token)).status_code == 422
+    ok = client.patch("/api/v1/queues/billing", json={"callback_offer_key": "#", "callback_offer_after": 90,
+                                                      "callback_customer_first": True}, headers=_bearer(token))
+    body = ok.get_json()
+    assert ok.status_code == 200
+    assert (body["callback_offer_key"], body["callback_offer_after"], body["callback_customer_first"]) == ("#", 90, True)
+    cleared = client.patch("/api/v1/queues/billing", json={"callback_offer_key": None}, headers=_bearer(token))
+    assert cleared.get_json()["callback_offer_key"] is None
+
+
 def test_session_calls_need_the_csrf_header(client, auth):
     auth.login()
     assert client.get("/api/v1/queues").status_code == 200

@@ -153,3 +153,10 @@ def test_agent_sets_state_through_serve(client, auth, services):
 def test_supervisor_has_no_agent_page(client, auth):
     auth.login("super")
     assert client.get("/agent/").status_code == 403
+
+
+def test_board_counts_pending_callbacks_per_queue():
+    snapshot = {**SNAPSHOT, "callbacks": {"pending": 3, "pending_by_queue": {"billing": 2, "loans": 1},
+                                          "attempts": {}}}
+    board = live.wallboard(snapshot, STATS, live.StateClock(), now=100.0)
+    assert {q["queue"]: q["callbacks_pending"] for q in board["queues"]} == {"billing": 2, "cards": 0, "loans": 1}

@@ -119,3 +119,55 @@ def test_saving_tells_serve_to_reload(app, auth, services):
     services.notify_serve = lambda what: False
     response = auth.post("/queues/billing", FORM, follow_redirects=True)
     assert b"serve is not running" in response.data
+
+
+CALLBACK = {"callback_offer_after": "45", "callback_offer_key": "7", "callback_customer_first": "yes"}
+
+
+def test_callback_offer_settings_saved_audited_and_reloaded(app, client, auth, services):
+    told = []
+    services.notify_serve = lambda what: told.append(what) or True
+    auth.login("super")
+    html = client.get("/queues/billing").get_data(as_text=True)
+    assert "(configuration: 5)" in html and "the configuration&#39;s 120 s" in html
+    assert auth.post("/queues/billing", {**FORM, **CALLBACK}).status_code == 302
+    queue = _queue(app)
+    assert (queue.callback_offer_after, queue.callback_offer_key, queue.callback_customer_first) == (45, "7", True)
+    assert told == ["queues"]
+    with app.app_context():
+        entry = db.get().scalars(select(AuditEntry).where(AuditEntry.entity == "queue")).one()
+    assert entry.before["callback_offer_key"] is None and entry.after["callback_offer_key"] == "7"
+    assert entry.after["callback_offer_after"] == 45 and entry.after["callback_customer_first"] is True
+    html = client.get("/queues/billing").get_data(as_text=True)
+    assert '<option selected value="7">' in html and '<option selected value="yes">' in html
+    # a save without the callback fields keeps them; empty fields give them back to the configuration
+    auth.post("/queues/billing", FORM)
+    assert _queue(app).callback_offer_key == "7"
+    auth.post("/queues/billing", {**FORM, "callback_offer_after": "", "callback_offer_key": "",
+                                  "callback_customer_first": ""})
+    queue = _queue(app)
+    assert (queue.callback_offer_after, queue.callback_offer_key, queue.callback_customer_first) == (None, None, None)
+
+
+@pytest.mark.parametrize("field, value", [("callback_offer_after", "-1"), ("callback_offer_after", "soon"),
+                                          ("callback_offer_key", "x"), ("callback_offer_key", "55"),
+                                          ("callback_customer_first", "maybe")])
+def test_callback_offer_settings_are_validated(app, auth, field, value):
+    auth.login()
+    assert auth.post("/queues/billing", {**FORM, **CALLBACK, field: value}).status_code == 400
+    assert _queue(app).callback_offer_key is None
+
+
+def test_serve_reads_the_queues_callback_settings(app):
+    """What the web saved is what acd's queue loading hands to the offer rules."""
+    from acd.callback_offer import OfferRules
+    from acd.roster_store import load_queues
+    with app.app_context():
+        session = db.get()
+        queue = session.get(Queue, "billing")
+        queue.callback_offer_after, queue.callback_offer_key, queue.callback_customer_first = 0, "#", False
+        session.commit()
+        book = load_queues(db.sessions())
+    rules = OfferRules(book, offer_after_seconds=120, offer_key_default="5")
+    assert (rules.offer_after("billing"), rules.offer_key("billing"), rules.offer_after("general")) == (0.0, "#", 120.0)
+    assert book.get("billing").callback_customer_first is False

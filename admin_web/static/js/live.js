@@ -63,6 +63,29 @@
     dl.appendChild(dd);
   }
 
+  var KINDS = {callback: "callback to ", campaign: "campaign contact "};
+  var SOURCES = {ivr: "asked while waiting in line", web: "'call me' on the web site", app: "'call me' in the app"};
+
+  // A callback's or a campaign call's context (admin_web/pop_context.py), before the profile.
+  function renderContext(dl, context) {
+    if (!context) { return; }
+    if (context.kind === "callback") {
+      term(dl, "callback", SOURCES[context.source] || context.source);
+      term(dl, "reason", context.reason);
+      term(dl, "requested at", context.requested_at);
+      term(dl, "requested window", context.window);
+      term(dl, "in line since", context.in_line_since);
+      term(dl, "attempt", context.attempt);
+    } else if (context.kind === "campaign") {
+      term(dl, "campaign", context.campaign + (context.purpose ? " (" + context.purpose + ")" : ""));
+      term(dl, "reply", context.reply);
+      term(dl, "contact", context.contact);
+    }
+    Object.keys(context.details || {}).sort().forEach(function (key) {
+      term(dl, key, context.details[key]);
+    });
+  }
+
   function renderAgent(view) {
     var state = view.state ? view.state.state + (view.state.pause_reason ? " (" + view.state.pause_reason + ")" : "")
                            : (view.serve === "up" ? "not in serve" : "serve is not running");
@@ -74,7 +97,8 @@
     if (!call) { document.getElementById("pop-title").textContent = "No call"; return; }
     var who = call.customer ? call.customer.name || call.caller_id : call.caller_id;
     document.getElementById("pop-title").textContent =
-      (call.state === "ringing" ? "Ringing: " : "On call: ") + who;
+      (call.state === "ringing" ? "Ringing: " : "On call: ") + (KINDS[call.kind] || "") + who;
+    renderContext(dl, call.context);
     term(dl, "caller", call.caller_id);
     if (call.customer) {
       term(dl, "name", call.customer.name);

@@ -3,6 +3,11 @@
 panoramisk reconnects by itself; after every login we re-read all device states
 (``DeviceStateList``) so nothing missed while disconnected stays stale.  panoramisk's
 ``dispatch`` drops callback exceptions, so every callback here catches and logs its own.
+
+Each login also adds a session filter (``Filter`` action) for ``DeviceStateChange``: the only
+event read here.  Without it Asterisk sends every channel, dialplan and variable event of
+every call, and parsing them cost serve more CPU than its own call handling
+(docs/decisions.md D21).  Action replies (the resync's list) are not filtered.
 """
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ class AmiState(enum.Enum):
 
 LOGIN_TIMEOUT = 10.0               # seconds a login may wait for Asterisk's answer
 ACTION_TIMEOUT = 5.0               # seconds any other action may wait for its answer
+EVENT_FILTER = "Event: DeviceStateChange"   # the one event type this monitor reads
 
 
 def login_verdict(future: asyncio.Future) -> tuple[AmiState, str]:
@@ -141,6 +147,7 @@ class AmiMonitor:
         self._resync_task = asyncio.ensure_future(self._resync())
 
     async def _resync(self) -> None:
+        await self._filter_events()
         try:
             replies = await self.manager.send_action({"Action": "DeviceStateList"}, as_list=True)
             for msg in replies:
@@ -148,6 +155,16 @@ class AmiMonitor:
                     self._report(msg.get("Device", ""), msg.get("State", ""))
         except Exception:
             logger.exception("AMI device state resync failed")
+
+    async def _filter_events(self) -> None:
+        """Only DeviceStateChange events for this session; if refused, all keep coming."""
+        try:
+            reply = await asyncio.wait_for(self.manager.send_action(
+                {"Action": "Filter", "Operation": "Add", "Filter": EVENT_FILTER}), ACTION_TIMEOUT)
+            if not reply.success:
+                logger.warning("AMI event filter refused: %s", reply.get("Message", reply))
+        except Exception:
+            logger.exception("AMI event filter failed: receiving every event")
 
     def _device_event(self, _manager, message) -> None:
         try:

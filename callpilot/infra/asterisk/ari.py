@@ -9,6 +9,11 @@ Events are not handled on the socket reader: they go into lanes (``event_lanes``
 call when the application passes ``lane_of``, so events of one call stay in order while a
 slow handler never holds up another call's events.  Every REST request has a deadline
 (``request_timeout``).
+
+``events``: the event types the application handles.  After every (re)connect Asterisk is
+told to send only those (``PUT /applications/{app}/eventFilter``): an IVR call otherwise
+brings dozens of events nobody reads (variable sets, dialplan steps, bridge and state
+changes), each one serialised by Asterisk, decoded here and routed (docs/decisions.md D21).
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ import base64
 import enum
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 import aiohttp
@@ -52,7 +57,7 @@ class AriClient:
     def __init__(self, base_url: str, user: str, password: str, app: str, *,
                  backoff_initial: float = 0.2, backoff_max: float = 5.0,
                  lane_of: Callable[[dict[str, Any]], str] = lambda _event: "",
-                 request_timeout: float = 10.0):
+                 request_timeout: float = 10.0, events: Collection[str] | None = None):
         self.base_url = base_url.rstrip("/")
         self.app = app
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
@@ -68,6 +73,7 @@ class AriClient:
         self.connected = asyncio.Event()
         self.request_timeout = request_timeout
         self.lanes = EventLanes(self._dispatch, lane_of)
+        self.events = sorted(events) if events is not None else None
 
     # -- wiring -------------------------------------------------------------------------
     def on_event(self, handler: EventHandler) -> None:
@@ -114,6 +120,9 @@ class AriClient:
     async def delete(self, path: str, **params: Any) -> Any:
         return await self.request("DELETE", path, params=params)
 
+    async def put(self, path: str, body: dict | None = None, **params: Any) -> Any:
+        return await self.request("PUT", path, params=params, body=body)
+
     # -- events -------------------------------------------------------------------------
     async def run(self) -> None:
         """Keep the event socket up until ``close()``; never raises on a dropped link."""
@@ -140,6 +149,7 @@ class AriClient:
             self._ws = ws
             self.connects += 1
             self._set_state(AriState.CONNECTED, f"(connect #{self.connects})")
+            await self._filter_events()
             await self._run_connect_handlers()
             async for msg in ws:
                 if msg.type is aiohttp.WSMsgType.TEXT:
@@ -148,6 +158,18 @@ class AriClient:
                     break
         self._ws = None
         logger.warning("ARI event socket closed")
+
+    async def _filter_events(self) -> None:
+        """Ask Asterisk for the handled event types only (a registration resets the filter:
+        re-applied on every connect).  On failure every event keeps coming: logged, harmless."""
+        if self.events is None:
+            return
+        try:
+            await self.put(f"/applications/{self.app}/eventFilter",
+                           {"allowed": [{"type": kind} for kind in self.events]})
+        except (AriError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            logger.warning("ARI %s: event filter not applied (%s): receiving every event",
+                           self.app, exc)
 
     async def _run_connect_handlers(self) -> None:
         for handler in self._connect_handlers:

@@ -23,6 +23,12 @@ from callpilot.infra.asterisk.ari_helpers import call_id_of_agent_channel
 logger = logging.getLogger(__name__)
 
 Event = dict[str, Any]
+
+# Every ARI event type the call-handling application reads (router, inboxes, the ACD's and
+# outbound's listeners).  Asterisk sends only these (``AriClient(events=...)``): a handler
+# that needs another type must add it here, or it never arrives.
+HANDLED_EVENTS = frozenset({"StasisStart", "StasisEnd", "ChannelDestroyed", "ChannelHangupRequest",
+                            "ChannelDtmfReceived", "PlaybackFinished"})
 RoleHandler = Callable[[dict[str, Any], list[str]], Awaitable[None]]   # (channel, args)
 Listener = Callable[[Event], Awaitable[None]]
 

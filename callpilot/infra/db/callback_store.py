@@ -125,6 +125,45 @@ class CallbackStore:
         with self.sessions() as s:
             return list(s.scalars(query))
 
+    def search(self, *, queue: str | None = None, states: Iterable[CallbackState] | None = None,
+               since: datetime | None = None, until: datetime | None = None,
+               limit: int = 500) -> list[Callback]:
+        """Callbacks for people to read (the admin web): newest request first, filtered by
+        queue, states and the time they were requested (``since`` <= created_at < ``until``)."""
+        query = select(Callback).order_by(Callback.created_at.desc(), Callback.id).limit(limit)
+        if queue:
+            query = query.where(Callback.queue == queue)
+        if states is not None:
+            query = query.where(Callback.state.in_([state.value for state in states]))
+        if since is not None:
+            query = query.where(Callback.created_at >= since)
+        if until is not None:
+            query = query.where(Callback.created_at < until)
+        with self.sessions() as s:
+            return list(s.scalars(query))
+
+    def attempts_of(self, callback_ids: Iterable[str]) -> dict[str, list[CallbackAttempt]]:
+        """The attempts of several callbacks at once, oldest first per callback."""
+        ids = list(callback_ids)
+        found: dict[str, list[CallbackAttempt]] = {cid: [] for cid in ids}
+        if not ids:
+            return found
+        with self.sessions() as s:
+            for attempt in s.scalars(select(CallbackAttempt).where(CallbackAttempt.callback_id.in_(ids))
+                                     .order_by(CallbackAttempt.id)):
+                found[attempt.callback_id].append(attempt)
+        return found
+
+    def ringing_agent(self, agent: str) -> tuple[Callback, CallbackAttempt] | None:
+        """The callback whose attempt is under way with ``agent`` (no outcome yet): what the
+        agent's screen shows while their phone rings for it."""
+        query = (select(Callback, CallbackAttempt).join(CallbackAttempt, CallbackAttempt.callback_id == Callback.id)
+                 .where(CallbackAttempt.agent == agent, CallbackAttempt.outcome.is_(None))
+                 .order_by(CallbackAttempt.id.desc()).limit(1))
+        with self.sessions() as s:
+            row = s.execute(query).first()
+        return (row[0], row[1]) if row is not None else None
+
     def attempts(self, callback_id: str) -> list[CallbackAttempt]:
         with self.sessions() as s:
             return list(s.scalars(select(CallbackAttempt).where(CallbackAttempt.callback_id == callback_id)
@@ -218,12 +257,19 @@ class CallbackStore:
     def close(self, callback_id: str, state: CallbackState, now: datetime, detail: str = "",
               *, only_from: Iterable[CallbackState] = (CallbackState.PENDING,)) -> bool:
         """Close a callback (cancelled, expired, merged, failed) if it is in ``only_from``."""
+        with self.sessions.begin() as s:
+            return self.close_in(s, callback_id, state, now, detail, only_from=only_from)
+
+    @classmethod
+    def close_in(cls, s: Session, callback_id: str, state: CallbackState, now: datetime, detail: str = "",
+                 *, only_from: Iterable[CallbackState] = (CallbackState.PENDING,)) -> bool:
+        """:meth:`close` inside the caller's transaction (the admin web commits its audit
+        entry with it); the caller commits."""
         if state in OPEN_STATES:
             raise ValueError(f"close: {state.value} is not a closed state")
         sources = [source.value for source in only_from]
-        with self.sessions.begin() as s:
-            done = s.execute(update(Callback).where(Callback.id == callback_id, Callback.state.in_(sources))
-                             .values(**self._state_values(state, now, detail)))
+        done = s.execute(update(Callback).where(Callback.id == callback_id, Callback.state.in_(sources))
+                         .values(**cls._state_values(state, now, detail)))
         if done.rowcount:
             logger.info("callback %s: -> %s (%s)", callback_id, state.value, detail)
         return bool(done.rowcount)

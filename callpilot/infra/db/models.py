@@ -37,6 +37,10 @@ class Queue(Base):
     closed_queue: Mapped[str | None] = mapped_column(String(64), nullable=True)
     closed_message: Mapped[str] = mapped_column(Text, default="", server_default="")
     survey_flow: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # callback offer (acd.callback_offer.OfferRules); NULL = the configuration's [callbacks]
+    callback_offer_after: Mapped[int | None] = mapped_column(Integer, nullable=True)   # s of EWT, 0 = never
+    callback_offer_key: Mapped[str | None] = mapped_column(String(1), nullable=True)
+    callback_customer_first: Mapped[bool | None] = mapped_column(nullable=True)
     members: Mapped[list["QueueMember"]] = relationship(back_populates="queue", cascade="all, delete-orphan")
 
 
