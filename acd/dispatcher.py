@@ -26,15 +26,16 @@ from acd.agents import AgentRoster, LiveAgent
 from acd.announcements import Lines
 from acd.clock import Clock, SystemClock
 from acd.events import NullEventSink, QueueEventSink
-from acd.hooks import DEFAULT_CLOSED_MESSAGE, CallHooks
+from acd.hooks import CallHooks
 from acd.model import DEFAULT_AGE_BANDS, AgeBands, AgentState, CallView, ModelError, steps_from_list, steps_to_list
 from acd.queues import QueueBook, QueueSettings
 from acd.state import CallEntry, CallOutcome, CallState, LiveCall
-from acd.waiting import Speak, WaitingRoom
+from acd.waiting import Speak, WaitingRoom, language_of
 from callpilot.infra.asterisk.ari_helpers import agent_channel_id
 from callpilot.infra.db.call_vocabulary import RoutingTicket
 from callpilot.infra.db.callbacks import CallbackSource
 from callpilot.infra.db.records import RecordWriter
+from callpilot.infra.messages import MessageCatalogue, Said, builtin_messages
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +58,12 @@ class Dispatcher:
                  events: QueueEventSink | None = None, speak: Speak | None = None,
                  fallback_queue: str = "general", bands: AgeBands = DEFAULT_AGE_BANDS,
                  clock: Clock | None = None, action_deadline: float = ACTION_DEADLINE,
-                 hooks: CallHooks | None = None, give_up: GiveUp | None = None):
+                 hooks: CallHooks | None = None, give_up: GiveUp | None = None,
+                 messages: MessageCatalogue | None = None):
+        """``messages``: what the ACD says by itself, per language (the built-in catalogue
+        when not given)."""
         self.control = control
+        self.messages = messages or builtin_messages()
         self.hooks = hooks or CallHooks()     # opening hours, closed message, survey
         self.roster = roster
         self.records = records
@@ -76,7 +81,8 @@ class Dispatcher:
         self.lines = Lines()                      # waiting calls per queue, in line order
         self._talking: dict[str, str] = {}        # connected agent channel id -> call id
         self.desk = AgentDesk(roster, self.events, self.clock, self.kick)
-        self.waiting = WaitingRoom(self.queues, speak, self._overflow, self._position, self._staffed)
+        self.waiting = WaitingRoom(self.queues, speak, self._overflow, self._position, self._staffed,
+                                   self.messages)
         self._ringing: dict[str, str] = {}        # agent channel id -> call id
         self._ring_started: dict[str, float] = {}
         self._last_ring: dict[str, float] = {}     # call id -> when its answered leg began ringing
@@ -315,7 +321,9 @@ class Dispatcher:
                                   queue=ticket.queue, ended_at=self.clock.utcnow(),
                                   detail=f"queue {ticket.queue} closed")
         if self.hooks.closed is not None:
-            self.hooks.closed(call.id, settings.closed_message or DEFAULT_CLOSED_MESSAGE)
+            language = language_of(call)
+            self.hooks.closed(call.id, Said(settings.closed_message, language) if settings.closed_message
+                              else self.messages.say("queue.closed", language))
         else:
             await self._act("hangup", call.id, self.control.hangup(call.id), None)
         return None
