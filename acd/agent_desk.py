@@ -48,6 +48,7 @@ class AgentDesk:
                 self.adopt_roster([fresh])
             elif _profile(known) != _profile(fresh):
                 known.queues, known.skills, known.languages = fresh.queues, fresh.skills, fresh.languages
+                known.language = fresh.language
                 known.age_band, known.wrapup_seconds = fresh.age_band, fresh.wrapup_seconds
                 self.roster.touch(known.extension)
             else:
@@ -92,7 +93,7 @@ class AgentDesk:
 
 
 def _profile(agent: LiveAgent) -> tuple:
-    return (agent.queues, agent.skills, agent.languages, agent.age_band, agent.wrapup_seconds)
+    return (agent.queues, agent.skills, agent.languages, agent.language, agent.age_band, agent.wrapup_seconds)
 
 
 def check_command(agent: LiveAgent, action: str) -> None:

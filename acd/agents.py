@@ -24,6 +24,7 @@ class LiveAgent:
     skills: dict[str, int] = field(default_factory=dict)
     age_band: str | None = None
     languages: frozenset[str] = frozenset()
+    language: str | None = None             # spoken to in this one: the first of its languages
     state: AgentState = AgentState.LOGGED_OUT
     device_state: str = "UNKNOWN"
     idle_since: float = field(default_factory=time.monotonic)

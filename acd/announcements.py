@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from sortedcontainers import SortedList
 
 from acd.state import CallState, LiveCall
+from callpilot.infra.messages import MessageCatalogue, Said
 
 
 WAITING = (CallState.QUEUED, CallState.RINGING)
@@ -73,25 +74,15 @@ class Lines:
                 for place, key in enumerate(line, start=1)}
 
 
-# The caller's language (primary subtag) -> (next, number n, under a minute, about n minutes).
-PHRASES = {
-    "en": ("You are next in line.", "You are caller number {n}.",
-           "Your estimated wait is less than a minute.", "Your estimated wait is about {n} minutes."),
-    "ko": ("다음 순서입니다.", "대기 순서는 {n}번째입니다.", "예상 대기 시간은 1분 미만입니다.",
-           "예상 대기 시간은 약 {n}분입니다."),
-}
-
-
-def announcement_text(position: int, wait_seconds: float | None, *, say_position: bool = True,
-                      extra: str = "", language: str | None = None) -> str:
-    """Position and wait in the caller's language (English when it has no phrases)."""
-    first, nth, short, about = PHRASES.get((language or "en").lower().split("-")[0], PHRASES["en"])
-    parts = []
+def announcement(messages: MessageCatalogue, position: int, wait_seconds: float | None, *,
+                 say_position: bool = True, language: str | None = None) -> Said:
+    """Position and wait in the caller's language (the catalogue falls back to English)."""
+    said = Said("", language)
     if say_position:
-        parts.append(first if position == 1 else nth.format(n=position))
+        said = said.then(messages.say("queue.next", language) if position == 1
+                         else messages.say("queue.position", language, n=position))
     if wait_seconds is not None:
         minutes = math.ceil(wait_seconds / 60)
-        parts.append(short if minutes <= 1 else about.format(n=minutes))
-    if extra:
-        parts.append(extra)
-    return " ".join(parts)
+        said = said.then(messages.say("queue.wait_under_a_minute", language) if minutes <= 1
+                         else messages.say("queue.wait_minutes", language, n=minutes))
+    return said

@@ -14,6 +14,7 @@ accepted at any time).  Steps, each a named :class:`OfferStep`, every move logge
    (or hang up themselves: the callback stays).
 
 Anything else (no key, another key, hang-up) leaves the caller waiting where they were.
+Every prompt is a message of the injected catalogue, in the call's language and voice.
 """
 from __future__ import annotations
 
@@ -26,7 +27,9 @@ from dataclasses import dataclass, field
 
 from acd.queues import QueueBook
 from acd.state import CallState, LiveCall
+from acd.waiting import language_of
 from callpilot.infra.asterisk.channel_events import ChannelInbox, ChannelInboxes
+from callpilot.infra.messages import MessageCatalogue, Said, SpokenMessages
 from callpilot.infra.phone_numbers import InvalidNumber, spoken_digits, to_e164
 
 logger = logging.getLogger(__name__)
@@ -68,11 +71,7 @@ class OfferRules:
     def offer_key(self, queue: str) -> str:
         return self.queues.get(queue).callback_offer_key or self.offer_key_default
 
-    def offer_text(self, queue: str) -> str:
-        return f"To be called back without losing your place in line, press {self.offer_key(queue)}."
-
-
-Play = Callable[[str, str, str], Awaitable[bool]]        # (channel, text, playback id) -> started
+Play = Callable[[str, str, str], Awaitable[bool]]        # (channel, sound URI, playback id) -> started
 Accept = Callable[[LiveCall, str], Awaitable[float | None]]   # (call, E.164) -> ETA seconds
 
 
@@ -80,8 +79,10 @@ class CallbackOffer:
     """One offer to one caller; :meth:`run` returns the final step."""
 
     def __init__(self, call: LiveCall, inbox: ChannelInbox, play: Play, accept: Accept,
-                 settings: OfferSettings):
+                 settings: OfferSettings, messages: SpokenMessages):
         self.call, self.inbox, self.play, self.accept, self.settings = call, inbox, play, accept, settings
+        self.messages = messages
+        self.language = language_of(call)       # every prompt in the call's language and voice
         self.step: OfferStep | None = None
         self._prompts = 0
 
@@ -106,7 +107,7 @@ class CallbackOffer:
                 break
             number = None
         self.move(OfferStep.DECLINED, "no confirmation")
-        await self._say("No callback was booked. Please stay on the line.")
+        await self._say(self._text("callback.declined"))
         return OfferStep.DECLINED
 
     def _callable(self, raw: str) -> str | None:
@@ -117,16 +118,16 @@ class CallbackOffer:
 
     async def _read_back(self, number: str) -> str | None:
         self.move(OfferStep.READ_BACK, number)
-        await self._say(f"We can call you back on {read_aloud(spoken_digits(number, self.settings.default_country))}. "
-                        "Press 1 to confirm, or 2 to enter another number.")
+        plus = self._text("number.plus").text
+        digits = read_aloud(spoken_digits(number, self.settings.default_country), plus)
+        await self._say(self._text("callback.read_back", number=digits, confirm=CONFIRM_KEY,
+                                   other=OTHER_NUMBER_KEY))
         return await self._key(KEY_TIMEOUT)
 
     async def _keyed(self) -> str | None:
         self.move(OfferStep.KEYING)
         for attempt in range(2):
-            text = "Please enter your phone number, then press hash." if attempt == 0 else \
-                "That number cannot be called back. Please enter it again, then press hash."
-            await self._say(text)
+            await self._say(self._text("callback.enter_number" if attempt == 0 else "callback.number_invalid"))
             typed = await self._until_hash()
             if typed is None:
                 return None
@@ -139,16 +140,20 @@ class CallbackOffer:
     async def _accepted(self, number: str) -> OfferStep:
         eta = await self.accept(self.call, number)
         self.move(OfferStep.ACCEPTED, number)
-        await self._say(f"Thank you. {eta_text(eta)} You keep your place in line. You can hang up now.")
+        eta_said = eta_text(eta, self.messages.catalogue, self.language)
+        await self._say(self._text("callback.accepted", eta=eta_said.text))
         return OfferStep.ACCEPTED
 
     # -- media --------------------------------------------------------------------------
-    async def _say(self, text: str) -> None:
+    def _text(self, key: str, **values: object) -> Said:
+        return self.messages.say(key, self.language, **values)
+
+    async def _say(self, said: Said) -> None:
         """Play and wait for the end; keys pressed meanwhile are dropped (no type-ahead into
         a confirmation)."""
         self._prompts += 1
         playback_id = f"cp-offer-{self.call.id}-{self._prompts}"
-        if await self.play(self.call.id, text, playback_id):
+        if await self.play(self.call.id, await self.messages.sound(said), playback_id):
             await self._until(lambda: playback_id in self.inbox.finished_playbacks, PLAY_DEADLINE)
         self.inbox.digits.clear()
 
@@ -181,28 +186,31 @@ class _Deadline:
         return self.left() <= 0
 
 
-def read_aloud(formatted: str) -> str:
-    """``010-5550-1234`` -> ``0 1 0, 5 5 5 0, 1 2 3 4``: digit by digit, a pause per group."""
-    groups = formatted.replace("-", " ").replace("+", "plus ").split()
-    return ", ".join(group if group == "plus" else " ".join(group) for group in groups)
+def read_aloud(formatted: str, plus: str = "plus") -> str:
+    """``010-5550-1234`` -> ``0 1 0, 5 5 5 0, 1 2 3 4``: digit by digit, a pause per group;
+    ``plus`` is the word said for a leading "+"."""
+    groups = formatted.replace("-", " ").replace("+", "+ ").split()
+    return ", ".join(plus if group == "+" else " ".join(group) for group in groups)
 
 
-def eta_text(seconds: float | None) -> str:
+def eta_text(seconds: float | None, messages: MessageCatalogue, language: str | None) -> Said:
     """Roughly when to expect the call."""
     if seconds is None:
-        return "We will call you back as soon as an agent is free."
+        return messages.say("callback.eta_when_free", language)
     minutes = max(1, math.ceil(seconds / 60))
     if minutes <= 1:
-        return "We will call you back in about a minute."
-    return f"We will call you back in about {minutes} minutes."
+        return messages.say("callback.eta_a_minute", language)
+    return messages.say("callback.eta_minutes", language, n=minutes)
 
 
 class CallbackOffers:
     """Starts at most one offer per waiting caller, on the offer key."""
 
     def __init__(self, inboxes: ChannelInboxes, play: Play, accept: Accept, settings: OfferSettings,
-                 offer_key: Callable[[str], str], hangup: Callable[[str], Awaitable[None]]):
+                 offer_key: Callable[[str], str], hangup: Callable[[str], Awaitable[None]],
+                 messages: SpokenMessages):
         self.inboxes, self.play, self.accept, self.hangup = inboxes, play, accept, hangup
+        self.messages = messages
         self.settings, self.offer_key = settings, offer_key     # queue -> its offer key
         self.running: dict[str, CallbackOffer] = {}
 
@@ -211,7 +219,8 @@ class CallbackOffers:
             return
         inbox = self.inboxes.open(call.id)
         inbox.digits.clear()
-        offer = self.running[call.id] = CallbackOffer(call, inbox, self.play, self.accept, self.settings)
+        offer = self.running[call.id] = CallbackOffer(call, inbox, self.play, self.accept, self.settings,
+                                                             self.messages)
         try:
             if await offer.run() is OfferStep.ACCEPTED:
                 await self.hangup(call.id)

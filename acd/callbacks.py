@@ -47,6 +47,7 @@ from callpilot.infra.db.callbacks import (
     customer_channel_id,
 )
 from callpilot.infra.db.records import utcnow
+from callpilot.infra.messages import MessageCatalogue, Said, SpokenMessages
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +115,6 @@ class CallbackSettings:
     retry: RetryRules = field(default_factory=RetryRules)
     cancel_key: str = "9"
     customer_first: frozenset[str] = frozenset()    # queues whose callbacks ring the customer first
-    hold_text: str = "Thank you. An agent will be with you in a moment. To cancel this callback, press 9."
 
 
 def retry_rules(max_attempts: int, retry_seconds: float, voicemail_seconds: float) -> RetryRules:
@@ -126,9 +126,6 @@ def retry_rules(max_attempts: int, retry_seconds: float, voicemail_seconds: floa
     return RetryRules(max_attempts, delays, frozenset({AttemptOutcome.AGENT_NO_ANSWER}))
 
 
-Whisper = Callable[[str], Awaitable[str]]       # text -> sound URI
-
-
 class AgentHooks:
     """What the service asks of the dispatcher about agents (it owns their wrap-up)."""
 
@@ -138,14 +135,16 @@ class AgentHooks:
 
 class CallbackService:
     def __init__(self, store: CallbackStore, control: CallbackControl, roster: AgentRoster,
-                 queues: QueueBook, settings: CallbackSettings, whisper_sound: Whisper,
+                 queues: QueueBook, settings: CallbackSettings, messages: SpokenMessages,
                  events, agents: AgentHooks, playback_done: Callable[[str, str, float], Awaitable[bool]]):
+        """``messages``: the whisper (in the agent's language) and the customer's hold
+        message (in the language the caller was served in) come from its catalogue."""
         self.store = store
         self.control = control
         self.roster = roster
         self.queues = queues
         self.settings = settings
-        self.whisper_sound = whisper_sound
+        self.messages = messages
         self.events = events
         self.agents = agents
         self.playback_done = playback_done
@@ -328,7 +327,10 @@ class CallbackService:
             await self._ring_customer(attempt)
 
     async def _whisper(self, attempt: LiveAttempt) -> None:
-        sound = await self.whisper_sound(whisper_text(attempt.callback, utcnow()))
+        agent = self.roster.get(attempt.agent or "")
+        said = whisper_text(attempt.callback, utcnow(), self.messages.catalogue,
+                            agent.language if agent is not None else None)
+        sound = await self.messages.sound(said)
         playback_id = f"{attempt.agent_channel}-whisper"
         if await self.control.play(attempt.agent_channel, sound, playback_id):
             await self.playback_done(attempt.agent_channel, playback_id, WHISPER_DEADLINE)
@@ -372,7 +374,8 @@ class CallbackService:
             return
         logger.info("callback %s attempt %d: AMD %s, the customer holds while agent %s is rung",
                     attempt.callback.id, attempt.id, amd_status or "none", attempt.agent)
-        sound = await self.whisper_sound(self.settings.hold_text)
+        sound = await self.messages.sound_of("callback.hold", customer_language(attempt.callback),
+                                             digit=self.settings.cancel_key)
         await self.control.play(attempt.customer_channel, sound, f"{attempt.customer_channel}-hold")
         agent = self.roster.get(attempt.agent or "")
         if agent is None:
@@ -533,11 +536,22 @@ def customer_outcome(cause: int) -> AttemptOutcome:
     return AttemptOutcome.NO_ANSWER
 
 
-def whisper_text(callback: Callback, now: datetime) -> str:
-    """What the agent hears before the customer is dialled."""
+def customer_language(callback: Callback) -> str | None:
+    """The language the caller was served in (the ticket kept with the callback), if any."""
+    language = ((callback.ticket or {}).get("attributes") or {}).get("language")
+    return language if isinstance(language, str) and language else None
+
+
+def whisper_text(callback: Callback, now: datetime, messages: MessageCatalogue,
+                 language: str | None) -> Said:
+    """What the agent hears before the customer is dialled, in the agent's language."""
     minutes = max(1, round((now - callback.entered_at).total_seconds() / 60))
-    who = callback.name or "a customer"
-    reason = f" about {callback.reason}" if callback.reason else ""
+    who = callback.name or messages.say("callback.whisper_someone", language).text
+    said = (messages.say("callback.whisper_reason", language, who=who, reason=callback.reason)
+            if callback.reason else messages.say("callback.whisper", language, who=who))
     reference = (callback.context or {}).get("reference")
-    said = f" Reference {' '.join(str(reference).replace('-', ''))}." if reference else ""
-    return f"Callback for {who}{reason}.{said} Waiting {minutes} minute{'s' if minutes != 1 else ''}."
+    if reference:
+        said = said.then(messages.say("callback.whisper_reference", language,
+                                      reference=" ".join(str(reference).replace("-", ""))))
+    return said.then(messages.say("callback.whisper_a_minute", language) if minutes == 1
+                     else messages.say("callback.whisper_minutes", language, n=minutes))

@@ -26,14 +26,15 @@ from acd.announcements import Lines
 from acd.clock import Clock, SystemClock
 from acd.dispatch_callbacks import CallbackGlue
 from acd.events import NullEventSink, QueueEventSink
-from acd.hooks import DEFAULT_CLOSED_MESSAGE, CallHooks
+from acd.hooks import CallHooks
 from acd.model import DEFAULT_AGE_BANDS, AgeBands, AgentState, ModelError, steps_from_list
 from acd.queues import QueueBook, QueueSettings
 from acd.state import CallEntry, CallOutcome, CallState, LiveCall
-from acd.waiting import Speak, WaitingRoom
+from acd.waiting import Speak, WaitingRoom, language_of
 from callpilot.infra.asterisk.ari_helpers import agent_channel_id
 from callpilot.infra.db.call_vocabulary import RoutingTicket
 from callpilot.infra.db.records import RecordWriter
+from callpilot.infra.messages import MessageCatalogue, Said, builtin_messages
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +57,12 @@ class Dispatcher(CallbackGlue):
                  events: QueueEventSink | None = None, speak: Speak | None = None,
                  fallback_queue: str = "general", bands: AgeBands = DEFAULT_AGE_BANDS,
                  clock: Clock | None = None, action_deadline: float = ACTION_DEADLINE,
-                 hooks: CallHooks | None = None, give_up: GiveUp | None = None):
+                 hooks: CallHooks | None = None, give_up: GiveUp | None = None,
+                 messages: MessageCatalogue | None = None):
+        """``messages``: what the ACD says by itself, per language (the built-in catalogue
+        when not given)."""
         self.control = control
+        self.messages = messages or builtin_messages()
         self.hooks = hooks or CallHooks()     # opening hours, closed message, survey
         self.roster = roster
         self.records = records
@@ -75,7 +80,8 @@ class Dispatcher(CallbackGlue):
         self.lines = Lines()                      # waiting calls per queue, in line order
         self._talking: dict[str, str] = {}        # connected agent channel id -> call id
         self.desk = AgentDesk(roster, self.events, self.clock, self.kick)
-        self.waiting = WaitingRoom(self.queues, speak, self._overflow, self._position, self._staffed)
+        self.waiting = WaitingRoom(self.queues, speak, self._overflow, self._position, self._staffed,
+                                   self.messages)
         self._ringing: dict[str, str] = {}        # agent channel id -> call id
         self._ring_started: dict[str, float] = {}
         self._last_ring: dict[str, float] = {}     # call id -> when its answered leg began ringing
@@ -313,7 +319,9 @@ class Dispatcher(CallbackGlue):
                                   queue=ticket.queue, ended_at=self.clock.utcnow(),
                                   detail=f"queue {ticket.queue} closed")
         if self.hooks.closed is not None:
-            self.hooks.closed(call.id, settings.closed_message or DEFAULT_CLOSED_MESSAGE)
+            language = language_of(call)
+            self.hooks.closed(call.id, Said(settings.closed_message, language) if settings.closed_message
+                              else self.messages.say("queue.closed", language))
         else:
             await self._act("hangup", call.id, self.control.hangup(call.id), None)
         return None

@@ -5,7 +5,7 @@ hook that needs the caller for a while (a message, a survey) only *starts* that 
 returns at once: the dispatcher may be inside the serial ARI event dispatch.
 
 * ``queue_open(calendar)`` - is the named calendar open now?  (opening hours of a queue)
-* ``closed(call_id, message)`` - tell a caller the queue is closed, then hang up.
+* ``closed(call_id, said)`` - tell a caller the queue is closed (in the call's language), then hang up.
 * ``survey(call, flow)`` - the agent hung up first: the caller (still in Stasis) runs ``flow``.
 * ``offered(call, agent, now)`` / ``originated(call, now)`` - an offer was decided / its
   originate was accepted by Asterisk (``now``: the dispatcher's monotonic clock); for
@@ -19,10 +19,9 @@ from dataclasses import dataclass
 
 from acd.agents import LiveAgent
 from acd.state import LiveCall
+from callpilot.infra.messages import Said
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_CLOSED_MESSAGE = "We are closed now. Please call again during our opening hours. Goodbye."
 
 
 def always_open(_calendar: str) -> bool:
@@ -32,7 +31,7 @@ def always_open(_calendar: str) -> bool:
 @dataclass
 class CallHooks:
     queue_open: Callable[[str], bool] = always_open
-    closed: Callable[[str, str], None] | None = None
+    closed: Callable[[str, Said], None] | None = None
     survey: Callable[[LiveCall, str], None] | None = None
     offered: Callable[[LiveCall, LiveAgent, float], None] | None = None
     originated: Callable[[LiveCall, float], None] | None = None

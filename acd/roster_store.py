@@ -31,10 +31,16 @@ def _live(row: Agent, year: int, bands: AgeBands) -> LiveAgent:
     band = bands.band_of(row.birth_year, year) if row.birth_year else None
     agent = LiveAgent(extension=row.extension, queues=queues, age_band=band,
                       skills={k.skill: k.level for k in row.skills},
-                      languages=frozenset(row.languages or ()), wrapup_seconds=row.wrapup_seconds)
+                      languages=frozenset(row.languages or ()), language=first(row.languages),
+                      wrapup_seconds=row.wrapup_seconds)
     if row.auto_login:
         agent.move(AgentState.AVAILABLE, "auto login")
     return agent
+
+
+def first(languages: list | None) -> str | None:
+    """The agent's first language (the list is stored in the agent's order)."""
+    return next((lang for lang in languages or () if isinstance(lang, str) and lang), None)
 
 
 def load_queues(sessions: sessionmaker) -> QueueBook:

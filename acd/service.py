@@ -3,8 +3,10 @@
 * the IVR's handoff (a flow ended with ``enqueue``): the flow's routing ticket, as it is;
 * the dialplan's ``enqueue,<queue>`` (DID straight to a queue, or after a FastAGI flow): the
   ticket the flow stored with the call record, if any, else a plain ticket for the queue;
-* agent feature codes (``feature,<action>``): the agent is the channel's authenticated endpoint;
-* the fallback when something failed: a short apology, then hang up (recorded as ``system``).
+* agent feature codes (``feature,<action>``): the agent is the channel's authenticated endpoint,
+  told its new state in its own (first) language;
+* the fallback when something failed: a short apology in the call's language, then hang up
+  (recorded as ``system``).
 
 Every call reaches the dispatcher through :meth:`Dispatcher.adopt`.
 """
@@ -12,27 +14,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from acd.actions import CallControl
 from acd.clock import Clock
 from acd.dispatcher import Dispatcher
-from acd.model import AgeBands
+from acd.model import AgeBands, AgentState
 from acd.state import CallEntry
 from acd.ticket import caller_attributes
+from acd.waiting import language_of
 from callpilot.infra.db.call_vocabulary import CallOutcome, CallState, RoutingTicket
 from callpilot.infra.db.customers import CustomerDirectory
 from callpilot.infra.db.records import RecordWriter
+from callpilot.infra.messages import Said, SpokenMessages
 
 logger = logging.getLogger(__name__)
 
-Render = Callable[..., Awaitable[str]]   # (text[, language]) -> Asterisk sound URI (TTS, cached)
-
-FEATURE_WORDS = {"available": "you are available", "logged_out": "you are logged out",
-                 "paused": "you are paused"}
+FEATURE_MESSAGES = {AgentState.AVAILABLE: "agent.available", AgentState.LOGGED_OUT: "agent.logged_out",
+                    AgentState.PAUSED: "agent.paused"}
 PROMPT_SECONDS = 2.5
-APOLOGY = "We are sorry, we cannot take your call right now. Please call again later."
 APOLOGY_SECONDS = 5.0
 
 
@@ -43,14 +43,14 @@ def endpoint_of(channel_name: str) -> str:
 
 class AcdService:
     def __init__(self, dispatcher: Dispatcher, control: CallControl, records: RecordWriter, *,
-                 customers: CustomerDirectory, bands: AgeBands, render: Render,
+                 customers: CustomerDirectory, bands: AgeBands, messages: SpokenMessages,
                  fallback_queue: str, clock: Clock):
         self.dispatcher = dispatcher
         self.control = control
         self.records = records
         self.customers = customers
         self.bands = bands
-        self.render = render
+        self.messages = messages
         self.fallback_queue = fallback_queue
         self.clock = clock
 
@@ -96,30 +96,31 @@ class AcdService:
 
     async def speak(self, call_id: str, text: str, language: str | None = None) -> None:
         """Tell one waiting caller something in the call's language and voice (TTS cached)."""
-        uri = await (self.render(text, language) if language else self.render(text))
-        await self.control.play(call_id, uri)
+        await self.control.play(call_id, await self.messages.render(text, language))
 
     # -- agent feature codes ---------------------------------------------------------------
     async def feature_code(self, channel: dict[str, Any], action: str) -> None:
         """An agent dialled a feature code: the agent is the channel's authenticated endpoint."""
         extension = endpoint_of(channel.get("name", ""))
+        known = self.dispatcher.roster.get(extension)
+        language = known.language if known is not None else None
         try:
             agent = self.dispatcher.agent_command(extension, action, "phone")
-            text = f"Agent {' '.join(extension)}, {FEATURE_WORDS[agent.state.value]}."
+            said = self.messages.say(FEATURE_MESSAGES[agent.state], language, agent=" ".join(extension))
         except ValueError as exc:
             logger.info("feature code %s from %s refused: %s", action, extension, exc)
-            text = "That is not possible now."
-        await self.say_then_hang_up(channel["id"], text, PROMPT_SECONDS)
+            said = self.messages.say("agent.refused", language)
+        await self.say_then_hang_up(channel["id"], said, PROMPT_SECONDS)
 
-    async def say_then_hang_up(self, channel_id: str, text: str, seconds: float) -> None:
+    async def say_then_hang_up(self, channel_id: str, said: Said, seconds: float) -> None:
         try:
-            await self._say(channel_id, text, seconds)
+            await self._say(channel_id, said, seconds)
         finally:
             await self.control.hangup(channel_id)
 
-    async def _say(self, channel_id: str, text: str, seconds: float) -> None:
+    async def _say(self, channel_id: str, said: Said, seconds: float) -> None:
         await self.control.answer(channel_id)
-        await self.control.play(channel_id, await self.render(text))
+        await self.control.play(channel_id, await self.messages.sound(said))
         await asyncio.sleep(seconds)
 
     # -- when it failed ----------------------------------------------------------------------
@@ -127,8 +128,10 @@ class AcdService:
         """The safe end for a caller the ACD could not take: an apology, a hang-up, a record
         that says the system (not the caller) ended the call."""
         logger.error("call %s: %s; apologising and hanging up", channel_id, why)
+        call = self.dispatcher.calls.get(channel_id)
+        apology = self.messages.say("call.apology", language_of(call) if call is not None else None)
         try:
-            await asyncio.wait_for(self._say(channel_id, APOLOGY, APOLOGY_SECONDS),
+            await asyncio.wait_for(self._say(channel_id, apology, APOLOGY_SECONDS),
                                    APOLOGY_SECONDS + self.dispatcher.action_deadline)
         except Exception:  # noqa: BLE001  (the hang-up and the record below must still happen)
             logger.exception("call %s: apology failed", channel_id)

@@ -7,10 +7,11 @@ import logging
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 
-from acd.announcements import announcement_text
+from acd.announcements import announcement
 from acd.queues import QueueBook
 from acd.state import CallState, LiveCall
 from acd.stats import estimated_wait
+from callpilot.infra.messages import MessageCatalogue, Said
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +27,10 @@ def language_of(call: LiveCall) -> str | None:
 
 class WaitingRoom:
     def __init__(self, queues: QueueBook, speak: Speak | None, overflow: Overflow,
-                 position: Callable[[LiveCall], int], staffed: Callable[[str], int]):
+                 position: Callable[[LiveCall], int], staffed: Callable[[str], int],
+                 messages: MessageCatalogue):
         self.queues = queues
+        self.messages = messages
         self.speak = speak
         self.overflow = overflow
         self.position = position         # the call's place in its queue's line (O(log n))
@@ -37,7 +40,7 @@ class WaitingRoom:
         self.announced: dict[str, int] = {}       # call id -> announcements played
         # set by the composition root when callbacks are on: the callback offer
         self.offer_after: Callable[[str], float] = lambda queue: 0.0    # 0: never offered by EWT
-        self.offer_text: Callable[[str], str] = lambda queue: ""        # queue -> "press 5" sentence
+        self.offer_key: Callable[[str], str] = lambda queue: ""         # queue -> its offer key
 
     def watch(self, call: LiveCall) -> None:
         self.forget(call.id)
@@ -70,7 +73,8 @@ class WaitingRoom:
                     await self.overflow(call, settings.overflow_queue)
                     return
                 if every and call.state is CallState.QUEUED and self.speak is not None:
-                    await self.speak(call.id, self.announcement(call), language_of(call))
+                    said = self.announcement(call)
+                    await self.speak(call.id, said.text, said.language)
                     self.announced[call.id] = self.announced.get(call.id, 0) + 1
         except asyncio.CancelledError:
             raise
@@ -81,13 +85,18 @@ class WaitingRoom:
         return estimated_wait(self.position(call), list(self.handle_times[call.queue or ""]),
                               self.staffed(call.queue or ""))
 
-    def announcement(self, call: LiveCall) -> str:
+    def announcement(self, call: LiveCall) -> Said:
+        """Position and wait, the queue's own text, and the callback offer when the wait
+        passes the queue's threshold: in the call's language."""
         settings = self.queues.get(call.queue or "")
         wait = self.estimated_wait(call)
-        extra = settings.periodic_announce
+        language = language_of(call)
+        said = announcement(self.messages, self.position(call), wait,
+                            say_position=settings.announce_position, language=language)
+        if settings.periodic_announce:          # the queue's own words, in the call's voice
+            said = said.then(Said(settings.periodic_announce, said.language or language))
         threshold = self.offer_after(call.queue or "")
-        offer = self.offer_text(call.queue or "")
-        if threshold and wait is not None and wait > threshold and offer:
-            extra = f"{extra} {offer}".strip()
-        return announcement_text(self.position(call), wait, say_position=settings.announce_position,
-                                 language=language_of(call), extra=extra)
+        key = self.offer_key(call.queue or "")
+        if threshold and wait is not None and wait > threshold and key:
+            said = said.then(self.messages.say("callback.offer", language, digit=key))
+        return said

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from callpilot.infra.messages import MessageCatalogue, builtin_messages
 from ivr import schema
 from ivr.driver import CallDriver, CallerHangup
 from ivr.nodes.base import CallContext
@@ -68,8 +69,12 @@ class FlowRunner:
     def __init__(self, prompts: PromptCache, *, fallback_queue: str = "general",
                  max_steps: int = 200, services: Any = None, speech: bool = True,
                  speech_languages: set[str] | frozenset[str] | None = None,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+                 clock: Callable[[], datetime] = utc_now,
+                 messages: MessageCatalogue | None = None) -> None:
+        """``messages``: the system's catalogue, for ``{"message": key}`` prompts (the
+        built-in one when not given)."""
         self.prompts = prompts
+        self.messages = messages or builtin_messages()
         self.fallback_queue = fallback_queue
         self.max_steps = max_steps
         self.services = services
@@ -79,10 +84,10 @@ class FlowRunner:
         self.clock = clock
 
     async def prerender(self, flow: Flow | dict[str, Any]) -> int:
-        return await prerender(self.prompts, _as_flow(flow))
+        return await prerender(self.prompts, _as_flow(flow), messages=self.messages)
 
     async def collect(self, flows: list[Flow]) -> int:
-        return await collect_prompts(self.prompts, flows)
+        return await collect_prompts(self.prompts, flows, self.messages)
 
     async def run(self, flow: Flow | dict[str, Any], driver: CallDriver,
                   variables: dict[str, Any] | None = None, *, resume: Resume | None = None,
@@ -116,7 +121,7 @@ class FlowRunner:
         return CallContext(driver, self.prompts, values, language, self.clock,
                            services=self.services, speech=self.speech,
                            speech_languages=self.speech_languages,
-                           timezone=flow.timezone or "UTC")
+                           timezone=flow.timezone or "UTC", messages=self.messages)
 
     async def _walk(self, flow: Flow, ctx: CallContext, start: str) -> Outcome:
         try:
@@ -158,11 +163,11 @@ PROMPTS_MAX_BYTES = 512 * 1024 * 1024
 
 
 async def prerender(prompts: PromptCache, flow: Flow, *, max_seconds: float = PRERENDER_MAX_SECONDS,
-                    max_bytes: int = PROMPTS_MAX_BYTES) -> int:
+                    max_bytes: int = PROMPTS_MAX_BYTES, messages: MessageCatalogue | None = None) -> int:
     """Render the static prompts of ``flow`` (off the event loop), for at most
     ``max_seconds`` and while the prompt directory holds less than ``max_bytes``; returns
     how many are ready.  What is left is rendered by the first call that needs it."""
-    pairs = flow.static_prompts()
+    pairs = flow.static_prompts(messages)
     deadline = time.monotonic() + max_seconds
     done = 0
     for text, language in pairs:
@@ -176,9 +181,10 @@ async def prerender(prompts: PromptCache, flow: Flow, *, max_seconds: float = PR
     return done
 
 
-async def collect_prompts(prompts: PromptCache, flows: list[Flow]) -> int:
+async def collect_prompts(prompts: PromptCache, flows: list[Flow],
+                          messages: MessageCatalogue | None = None) -> int:
     """Delete rendered prompts that none of ``flows`` uses (older than the cache's grace
     period, so prompts of calls in progress and dynamic ones just rendered stay)."""
     keep = {prompts.path_for(text, language) for flow in flows
-            for text, language in flow.static_prompts()}
+            for text, language in flow.static_prompts(messages)}
     return await asyncio.to_thread(prompts.collect, keep)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from callpilot.infra.messages import MessageCatalogue, primary
 from ivr import template
 from ivr.errors import FlowError, FlowInvalid
 from ivr.nodes import NODE_TYPES, Node
@@ -54,15 +55,26 @@ class Flow:
     version: int | None = None          # set by the store for published versions
     doc: dict[str, Any] = field(default_factory=dict, repr=False)
 
-    def static_prompts(self) -> list[tuple[str, str | None]]:
-        """(text, language) pairs that need no call data: rendered before any call."""
+    def static_prompts(self, messages: MessageCatalogue | None = None) -> list[tuple[str, str | None]]:
+        """(text, language) pairs that need no call data: rendered before any call.
+        ``{"message": key}`` prompts (with ``messages``) in the flow's languages and in every
+        language of the catalogue: a follow-up flow such as the survey runs in the caller's."""
         languages = self.languages()
+        spoken = _message_languages(languages, messages)
         pairs: dict[tuple[str, str | None], None] = {}
         for node in self.nodes.values():
             for prompt in node.prompts():
-                for pair in _static_pairs(prompt, languages):
-                    pairs[pair] = None
+                found = (_message_pairs(prompt.message, spoken, messages) if prompt.message
+                         else _static_pairs(prompt, languages))
+                pairs.update(dict.fromkeys(found))
         return list(pairs)
+
+    def speaks(self, language: str) -> bool:
+        """Can every prompt be said in ``language``?  Catalogue messages and sounds can; a
+        single text only in the flow's own language; per-language texts when they have it."""
+        lang = language.lower()
+        own = (self.language or "").lower()
+        return all(_speaks(prompt, lang, own) for node in self.nodes.values() for prompt in node.prompts())
 
     def languages(self) -> list[str | None]:
         """The flow language and every language a node may switch to."""
@@ -70,6 +82,29 @@ class Flow:
         for node in self.nodes.values():
             found.update(dict.fromkeys(node.languages()))
         return list(found)
+
+
+def _speaks(prompt: Prompt, language: str, own: str) -> bool:
+    if prompt.message or prompt.audio:
+        return True
+    if prompt.text is not None:
+        return primary(own) == primary(language)
+    return primary(language) in {primary(lang) for lang in prompt.texts}
+
+
+def _message_languages(languages: list[str | None], messages: MessageCatalogue | None) -> list[str | None]:
+    if messages is None:
+        return []
+    covered = {primary(lang) for lang in languages}
+    return languages + [lang for lang in messages.languages if lang not in covered]
+
+
+def _message_pairs(key: str, languages: list[str | None],
+                   messages: MessageCatalogue | None) -> Iterable[tuple[str, str | None]]:
+    if messages is None or key not in messages.keys:
+        return []
+    said = [messages.template(key, lang) for lang in languages]
+    return [(s.text, s.language) for s in said if template.is_static(s.text)]
 
 
 def _static_pairs(prompt: Prompt, languages: list[str | None]) -> Iterable[tuple[str, str | None]]:

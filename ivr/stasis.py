@@ -236,13 +236,18 @@ class InboundIvr:
 
     # -- follow-ups the ACD hands back ------------------------------------------------------
     def start_survey(self, call_id: str, caller_id: str, did: str, flow_name: str, *,
-                     agent: str | None, queue: str | None) -> None:
-        """The agent hung up first: the caller answers ``flow_name`` (scores stored)."""
-        self._follow_up(call_id, self._survey(call_id, caller_id, did, flow_name, agent, queue),
+                     agent: str | None, queue: str | None, language: str | None = None) -> None:
+        """The agent hung up first: the caller answers ``flow_name`` (scores stored), in the
+        language the call was served in (``None``: the survey flow's own)."""
+        variables = {"agent": agent or "", "queue": queue or ""}
+        if language:
+            variables["language"] = language
+        self._follow_up(call_id, self._survey(call_id, caller_id, did, flow_name, variables),
                         SURVEY_SECONDS)
 
-    def say_and_hangup(self, call_id: str, text: str) -> None:
-        self._follow_up(call_id, self._say(call_id, text), MESSAGE_SECONDS)
+    def say_and_hangup(self, call_id: str, text: str, language: str | None = None) -> None:
+        """``text`` in ``language``'s voice (None: the default voice), then hang up."""
+        self._follow_up(call_id, self._say(call_id, text, language), MESSAGE_SECONDS)
 
     def _follow_up(self, call_id: str, work: Coroutine[Any, Any, None], deadline: float) -> None:
         task = asyncio.create_task(self._guarded(call_id, work, deadline), name=f"ivr-after-{call_id}")
@@ -262,16 +267,22 @@ class InboundIvr:
             self.inboxes.close(call_id)
             await safe_hangup(self.ari, call_id)
 
-    async def _say(self, call_id: str, text: str) -> None:
+    async def _say(self, call_id: str, text: str, language: str | None) -> None:
         driver = AriCallDriver(self.ari, self.inboxes.open(call_id), caller_id="", did="")
-        await driver.play([await self.runner.prompts.sound_uri_async(text)], barge_in=False)
+        await driver.play([await self.runner.prompts.sound_uri_async(text, language)], barge_in=False)
 
     async def _survey(self, call_id: str, caller_id: str, did: str, flow_name: str,
-                      agent: str | None, queue: str | None) -> None:
+                      variables: dict[str, str]) -> None:
         driver = AriCallDriver(self.ari, self.inboxes.open(call_id), caller_id=caller_id, did=did,
                                speech=self.speech)
-        result = await self.runner.run(self.flows(flow_name), driver,
-                                       {"agent": agent or "", "queue": queue or ""})
+        flow = self.flows(flow_name)
+        language = variables.get("language")
+        if language and not flow.speaks(language):
+            logger.info("call %s: survey %s has prompts only in %s; not run in %s", call_id, flow_name,
+                        flow.language, language)
+            variables = {k: v for k, v in variables.items() if k != "language"}
+        result = await self.runner.run(flow, driver, variables)
+        agent, queue = variables["agent"] or None, variables["queue"] or None
         answers = result.variables.get("survey") or {}
         logger.info("call %s: survey %s answered %s (agent %s)", call_id, flow_name, answers, agent)
         for question, score in answers.items():

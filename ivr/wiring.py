@@ -18,6 +18,7 @@ from callpilot.infra.asterisk.ari import AriClient
 from callpilot.infra.calendar import Calendar
 from callpilot.infra.config import Config, route_dial_strings
 from callpilot.infra.db.customers import CustomerDirectory
+from callpilot.infra.messages import MessageCatalogue, builtin_messages
 from ivr import schema
 from ivr.agi_driver import AgiSpeech
 from ivr.ari_driver import AriSpeech
@@ -47,15 +48,18 @@ class IvrParts:
     agi_speech: AgiSpeech | None
 
 
-def validator(engines: SpeechEngines | None,
-              routes: Collection[str] | None = None) -> Callable[[dict], list[FlowError]]:
+def validator(engines: SpeechEngines | None, routes: Collection[str] | None = None,
+              messages: MessageCatalogue | None = None) -> Callable[[dict], list[FlowError]]:
     """Flow validation for publishing: phrases must be in their language's engine vocabulary;
-    with ``routes`` (the configured outbound route names), transfer nodes may name only those."""
+    with ``routes`` (the configured outbound route names), transfer nodes may name only those;
+    ``{"message": key}`` prompts must name a message of the catalogue (the built-in one when
+    not given)."""
     known = {lang: engine.knows for lang, engine in engines.by_language.items()} if engines else {}
+    keys = (messages or builtin_messages()).keys
 
     def check(doc: dict) -> list[FlowError]:
         errors = schema.check(doc, vocabularies=known) if known else schema.check(doc)
-        return errors or _unknown_routes(doc, routes)
+        return errors or _unknown_routes(doc, routes) + _unknown_messages(doc, keys)
     return check
 
 
@@ -72,17 +76,25 @@ def _unknown_routes(doc: dict, routes: Collection[str] | None) -> list[FlowError
             if isinstance(node, TransferNode) and node.kind == "route" and node.name not in routes]
 
 
+def _unknown_messages(doc: dict, keys: Collection[str]) -> list[FlowError]:
+    return [FlowError(node.id, f"message {prompt.message!r} is not in the message catalogue")
+            for node in schema.parse(doc).nodes.values() for prompt in node.prompts()
+            if prompt.message and prompt.message not in keys]
+
+
 def build(config: Config, sessions: Any, prompts: PromptCache, *,
           customers: CustomerDirectory | None, age_band: Callable[[int, int], str],
-          calendars: Callable[[str], Calendar | None] | None = None) -> IvrParts:
+          calendars: Callable[[str], Calendar | None] | None = None,
+          messages: MessageCatalogue | None = None) -> IvrParts:
     """``calendars``: name -> stored calendar (branch conditions); outbound routes for
-    transfer nodes come from ``config.routes`` (fixed numbers only)."""
+    transfer nodes come from ``config.routes`` (fixed numbers only); ``messages``: the
+    system's catalogue (``{"message": key}`` prompts, e.g. the built-in survey's)."""
     engines = load_engines(config)
-    store = FlowStore(sessions, validate=validator(engines, set(config.routes)))
+    store = FlowStore(sessions, validate=validator(engines, set(config.routes), messages))
     services = DefaultServices(customers, age_band=age_band, calendars=calendars,
                                routes=route_dial_strings(config))
     runner = FlowRunner(prompts, fallback_queue=config.acd.general_queue, services=services,
-                        speech_languages=engines.languages)
+                        speech_languages=engines.languages, messages=messages)
     flows = PublishedFlows(store, runner.prerender, collect=runner.collect)
     ari_speech = agi_speech = None
     if engines:

@@ -171,11 +171,12 @@ def _render(store, config: Config) -> int:
     from ivr import flows as builtin
     from ivr.runner import prerender
     from ivr.tts import PromptCache
+    from callpilot.infra.messages import builtin_messages
     for name in builtin.builtin_names():
         store.seed(name, builtin.load_builtin(name))
     prompts = PromptCache(config.prompts_dir, config.tts_voice, config.tts_rate)
     for name, number in sorted(store.latest_versions().items()):
-        count = asyncio.run(prerender(prompts, store.version(name, number)))
+        count = asyncio.run(prerender(prompts, store.version(name, number), messages=builtin_messages()))
         print(f"flow {name} v{number}: {count} prompts ready")
     return 0
 

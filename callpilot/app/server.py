@@ -32,6 +32,7 @@ from acd.readoption import Readoption
 from acd.roster_store import load_queues, load_roster
 from acd.service import AcdService
 from acd.stasis import AcdStasis
+from acd.waiting import language_of
 from callpilot.app import outbound_wiring
 from callpilot.app.agent_reload import AgentReload
 from callpilot.app.serve_metrics import ServeMetrics
@@ -51,6 +52,7 @@ from callpilot.infra.db.callback_store import CallbackStore
 from callpilot.infra.db.customers import CustomerDirectory
 from callpilot.infra.db.records import CallRecordStore, RecordWriter
 from callpilot.infra.db.surveys import SurveyStore
+from callpilot.infra.messages import MessageCatalogue, SpokenMessages
 from callpilot.infra.phone_numbers import InvalidNumber, to_e164
 from ivr.agi_entry import AgiFlowHandler
 from ivr.stasis import InboundIvr
@@ -101,6 +103,9 @@ class Server:
                              a.app_name, lane_of=lane_of, events=HANDLED_EVENTS)
         self.router = StasisRouter(ChannelInboxes())
         self.prompts = PromptCache(config.prompts_dir, config.tts_voice, config.tts_rate)
+        # what the system says by itself, per language, in the call's voice (checked now: a
+        # broken catalogue stops serve here, not in a call)
+        self.messages = SpokenMessages(MessageCatalogue.builtin().validate(), self.prompts.sound_uri_async)
         self.agi = AgiServer(config.agi_host, config.agi_port)
         self.calendars = CalendarBook(CalendarStore(self.sessions))   # ivr branches, queue hours
 
@@ -114,9 +119,10 @@ class Server:
                                      ring_timeout=acd.ring_timeout, wrapup_seconds=acd.wrapup_seconds,
                                      queues=load_queues(self.sessions), speak=self._speak,
                                      events=self.queue_events, fallback_queue=acd.general_queue,
-                                     bands=self.bands, clock=self.clock, give_up=self._apologise)
+                                     bands=self.bands, clock=self.clock, give_up=self._apologise,
+                                     messages=self.messages.catalogue)
         self.acd = AcdService(self.dispatcher, self.control, self.records, customers=self.customers,
-                              bands=self.bands, render=self.prompts.sound_uri_async,
+                              bands=self.bands, messages=self.messages,
                               fallback_queue=acd.general_queue, clock=self.clock)
         self.acd_stasis = AcdStasis(self.acd)
         self.acd_stasis.subscribe(self.router)
@@ -136,15 +142,15 @@ class Server:
             retry=retry_rules(cb.max_attempts, cb.retry_seconds, cb.voicemail_retry_seconds))
         self.callbacks = CallbackService(
             CallbackStore(self.sessions, f"serve-{a.sip_port}"), self.callback_control, self.roster,
-            self.dispatcher.queues, settings, self.prompts.sound_uri_async, self.queue_events,
+            self.dispatcher.queues, settings, self.messages, self.queue_events,
             self.dispatcher, lambda ch, pb, t: wait_playback(self.router.inboxes, ch, pb, t))
         rules = OfferRules(self.dispatcher.queues, cb.offer_after_seconds, cb.offer_key, dict(cb.offer_after))
         self.dispatcher.attach_callbacks(self.callbacks, self._callable_number, rules.offer_key)
         self.dispatcher.waiting.offer_after = rules.offer_after
-        self.dispatcher.waiting.offer_text = rules.offer_text
-        offers = CallbackOffers(self.router.inboxes, self._play_text, self.dispatcher.take_callback,
+        self.dispatcher.waiting.offer_key = rules.offer_key
+        offers = CallbackOffers(self.router.inboxes, self.callback_control.play, self.dispatcher.take_callback,
                                 OfferSettings(cb.default_country, tuple(cb.allowed_countries)),
-                                rules.offer_key, self.control.hangup)
+                                rules.offer_key, self.control.hangup, self.messages)
         self.callback_stasis = CallbackStasis(self.callbacks, offers, self.dispatcher)
         self.callback_stasis.subscribe(self.router)
 
@@ -159,10 +165,6 @@ class Server:
         except InvalidNumber:
             return None
 
-    async def _play_text(self, channel_id: str, text: str, playback_id: str) -> bool:
-        sound = await self.prompts.sound_uri_async(text)
-        return await self.callback_control.play(channel_id, sound, playback_id)
-
     async def _speak(self, call_id: str, text: str, language: str | None = None) -> None:
         await self.acd.speak(call_id, text, language)
 
@@ -171,7 +173,8 @@ class Server:
 
     def _ivr(self, config: Config) -> None:
         parts = ivr_wiring.build(config, self.sessions, self.prompts, customers=self.customers,
-                                 age_band=self.bands.band_of, calendars=self.calendars.get)
+                                 age_band=self.bands.band_of, calendars=self.calendars.get,
+                                 messages=self.messages.catalogue)
         self.runner, self.flows, self.ari_speech = parts.runner, parts.flows, parts.ari_speech
         self.ivr = InboundIvr(self.ari, self.router.inboxes, self.records, self.runner, self.flows,
                               self.acd.handoff, fallback_queue=config.acd.general_queue,
@@ -180,9 +183,10 @@ class Server:
                               surveys=SurveyStore(self.sessions))
         self.router.role("inbound", self.ivr.on_stasis_start)
         self.router.role(TRANSFER_ROLE, self.ivr.on_transfer_leg)
-        self.hooks.closed = self.ivr.say_and_hangup
+        self.hooks.closed = lambda call_id, said: self.ivr.say_and_hangup(call_id, said.text, said.language)
         self.hooks.survey = lambda call, flow: self.ivr.start_survey(
-            call.id, call.caller_id, call.did, flow, agent=call.agent, queue=call.queue)
+            call.id, call.caller_id, call.did, flow, agent=call.agent, queue=call.queue,
+            language=language_of(call))
         self.readoption = Readoption(self.acd, busy=lambda call_id: call_id in self.ivr.active)
         agi_handler = AgiFlowHandler(self.runner, self.flows, self.records, speech=parts.agi_speech)
         for name in set(config.asterisk.agi_dids.values()):

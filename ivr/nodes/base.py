@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, ClassVar
 
+from callpilot.infra.messages import MessageCatalogue, builtin_messages
 from ivr import template
 from ivr.driver import CallDriver
 from ivr.nodes.fields import Fields, Prompt
@@ -36,6 +37,7 @@ class CallContext:
     inputs: list[dict[str, Any]] = field(default_factory=list)
     pending_digit: str | None = None  # a key pressed during a say node (type-ahead)
     on_progress: Callable[[], None] | None = None   # told of every node entered and input given
+    messages: MessageCatalogue = field(default_factory=builtin_messages)   # {"message": key} prompts
 
     def record(self, node_id: str, kind: str, value: str = "",
                confidence: float | None = None, timing: dict[str, Any] | None = None) -> None:
@@ -75,6 +77,9 @@ class CallContext:
     async def sound(self, prompt: Prompt) -> str:
         if prompt.audio:
             return prompt.audio
+        if prompt.message:
+            said = self.messages.template(prompt.message, self.language)
+            return await self.prompts.sound_uri_async(self.format(said.text), said.language, self.rate)
         text = self.format(prompt.text_for(self.language) or "")
         return await self.prompts.sound_uri_async(text, self.language, self.rate)
 

@@ -12,11 +12,13 @@ FREE_KEYS = frozenset({"type", "label", "description", "comment", "ui"})
 
 @dataclass(frozen=True)
 class Prompt:
-    """What to play: TTS text (one string, or language -> text) or an Asterisk sound."""
+    """What to play: TTS text (one string, or language -> text), an Asterisk sound, or a
+    message of the system's catalogue by key (spoken in the call's language)."""
 
     text: str | None = None
     texts: dict[str, str] = field(default_factory=dict)   # language -> text
     audio: str | None = None
+    message: str | None = None                            # catalogue key, e.g. "survey.thanks"
 
     def text_for(self, language: str) -> str | None:
         """The text to speak in ``language``: exact, then primary subtag, then any."""
@@ -133,13 +135,19 @@ class Fields:
 
 
 def parse_prompt(value: Any, name: str, fields: Fields) -> Prompt | None:
-    """A prompt is "text", {"text": "..."}, {"text": {"en": "...", "ko": "..."}} or {"audio": "..."}."""
+    """A prompt is "text", {"text": "..."}, {"text": {"en": "...", "ko": "..."}}, {"audio": "..."}
+    or {"message": "<catalogue key>"} (the system's message in the call's language)."""
     if isinstance(value, str):
         value = {"text": value}
     if not isinstance(value, dict):
-        fields.error(f"{name} must be a text or an object with text or audio")
+        fields.error(f"{name} must be a text or an object with text, audio or message")
         return None
-    text, audio = value.get("text"), value.get("audio")
+    text, audio, message = value.get("text"), value.get("audio"), value.get("message")
+    if message is not None:
+        if not isinstance(message, str) or not message.strip():
+            fields.error(f"{name} has an empty message key")
+            return None
+        return Prompt(message=message.strip())
     if audio is not None:
         if not isinstance(audio, str) or not audio.strip():
             fields.error(f"{name} has an empty audio")

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import os
 from dataclasses import dataclass
-from typing import AsyncIterator
+from typing import AsyncIterator, Iterator
 
 import pytest
 
@@ -40,6 +40,22 @@ E2E_DATABASE_ENV = "CALLPILOT_E2E_DATABASE"    # "sqlite" (default) or "postgres
 
 # Extra instances (a second Asterisk, a fresh one for a check of its own log):
 make_e2e_config = isolated_config
+
+
+@contextlib.contextmanager
+def demo_instance(state_dir, *, short_acd_timers: bool = False,
+                  **asterisk_overrides) -> Iterator[tuple[Config, dict[str, str]]]:
+    """A `make run`-style instance of a test's (or module's) own: default configuration,
+    demo data, Asterisk up (down again after): ``(config, agent passwords)``."""
+    config = make_e2e_config(state_dir, **asterisk_overrides)
+    if short_acd_timers:
+        config.acd.ring_timeout, config.acd.wrapup_seconds = 6, 1
+    passwords = demo.seed(config)
+    runner.up(config)
+    try:
+        yield config, passwords
+    finally:
+        runner.down(config)
 
 
 @dataclass
@@ -144,17 +160,13 @@ async def phones(cfg, demo_passwords):
 @contextlib.asynccontextmanager
 async def instance_of_its_own(state_dir, **asterisk_overrides):
     """Demo data, Asterisk up, serve ready; short ACD timers: ``(cfg, serve, passwords)``."""
-    cfg = make_e2e_config(state_dir, **asterisk_overrides)
-    cfg.acd.ring_timeout, cfg.acd.wrapup_seconds = 6, 1
-    passwords = demo.seed(cfg)
-    runner.up(cfg)
-    serve = ServeProcess(cfg).start()
-    try:
-        await serve.wait_ready()
-        yield cfg, serve, passwords
-    finally:
-        serve.stop()
-        runner.down(cfg)
+    with demo_instance(state_dir, short_acd_timers=True, **asterisk_overrides) as (cfg, passwords):
+        serve = ServeProcess(cfg).start()
+        try:
+            await serve.wait_ready()
+            yield cfg, serve, passwords
+        finally:
+            serve.stop()
 
 
 @pytest.fixture

@@ -30,10 +30,12 @@ def basic_auth(user: str, password: str) -> dict[str, str]:
 
 
 class AriTestClient:
-    """REST calls plus a queue of events for one Stasis application."""
+    """REST calls plus a queue of events for one Stasis application (``subscribe_all``:
+    the events of every channel, bridge and endpoint of the instance, e.g. to see what
+    another application plays)."""
 
-    def __init__(self, config: Config, app: str):
-        self.config, self.app = config, app
+    def __init__(self, config: Config, app: str, *, subscribe_all: bool = False):
+        self.config, self.app, self.subscribe_all = config, app, subscribe_all
         self.base = f"{config.ari_url}/ari"
         self.events: asyncio.Queue[dict] = asyncio.Queue()
         self.seen: list[dict] = []
@@ -46,7 +48,8 @@ class AriTestClient:
         self._http = aiohttp.ClientSession(headers=basic_auth(s.ari_user, s.ari_password),
                                            timeout=aiohttp.ClientTimeout(total=10))
         self._ws = await self._http.ws_connect(f"{self.base}/events",
-                                               params={"app": self.app})
+                                               params={"app": self.app,
+                                                       "subscribeAll": str(self.subscribe_all).lower()})
         self._reader = asyncio.create_task(self._read())
         return self
 

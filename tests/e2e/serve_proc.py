@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 from sqlalchemy import select
 
@@ -15,6 +17,17 @@ from callpilot.infra.config import Config, to_toml
 from callpilot.infra.db import session as db
 from callpilot.infra.db.models import CallRecord
 from callpilot.app.status import fetch
+
+
+@contextlib.contextmanager
+def running_serve(config: Config, timeout: float = 30.0) -> Iterator["ServeProcess"]:
+    """A serve subprocess for a module's tests (synchronous fixtures), stopped after."""
+    proc = ServeProcess(config).start()
+    try:
+        asyncio.run(proc.wait_ready(timeout=timeout))
+        yield proc
+    finally:
+        proc.stop()
 
 
 class ServeProcess:

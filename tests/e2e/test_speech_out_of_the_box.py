@@ -10,21 +10,18 @@ on 802 (noise and an off-menu sentence re-prompted, 상담원 reaches a person).
 """
 from __future__ import annotations
 
-import asyncio
 import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from callpilot.app import demo
-from callpilot.infra.asterisk import runner
 from callpilot.infra.config import Config
 from ivr.tts import PromptCache, read_wav
 from testkit.ivr_fakes import rtp_pcap, speech_samples
 from testkit.sipua import Caller
-from tests.e2e.conftest import make_e2e_config
-from tests.e2e.serve_proc import ServeProcess, wait_record
+from tests.e2e.conftest import demo_instance
+from tests.e2e.serve_proc import running_serve, wait_record
 
 pytestmark = pytest.mark.e2e
 
@@ -37,24 +34,15 @@ KO_OFF_MENU = "내일 아침 날씨가 어떨지 알려 주실 수 있나요"
 
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory) -> Config:
-    config = make_e2e_config(tmp_path_factory.mktemp("speech-otb") / "state")
-    assert config.speech_model == "" and config.asterisk.dids == {"800": "main", "802": "main_ko"}
-    demo.seed(config)
-    runner.up(config)
-    try:
+    with demo_instance(tmp_path_factory.mktemp("speech-otb") / "state") as (config, _passwords):
+        assert config.speech_model == "" and config.asterisk.dids == {"800": "main", "802": "main_ko"}
         yield config
-    finally:
-        runner.down(config)
 
 
 @pytest.fixture(scope="module")
 def serve(cfg: Config):
-    proc = ServeProcess(cfg).start()
-    try:
-        asyncio.run(proc.wait_ready(timeout=90))
+    with running_serve(cfg, timeout=90) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from acd.readoption import Readoption
 from acd.service import AcdService
 from callpilot.infra.db.call_vocabulary import RoutingTicket
 from callpilot.infra.db.customers import CustomerProfile
+from callpilot.infra.messages import SpokenMessages, builtin_messages
 
 VIP = RoutingTicket("billing", priority=5, skills={"billing": 4},
                     steps=[{"conditions": [], "expiry": 5}], attributes={"segment": "vip"})
@@ -68,9 +69,15 @@ class Clock:
         return 0.0
 
 
+def spoken() -> SpokenMessages:
+    async def render(text, language):
+        return f"sound:{language}:{text}"
+    return SpokenMessages(builtin_messages(), render)
+
+
 def service(record=None) -> AcdService:
     return AcdService(Dispatcher(), Control(), Records(record), customers=Customers(),
-                      bands=DEFAULT_AGE_BANDS, render=None, fallback_queue="general", clock=Clock())
+                      bands=DEFAULT_AGE_BANDS, messages=spoken(), fallback_queue="general", clock=Clock())
 
 
 CHANNEL = {"id": "c1", "state": "Up", "caller": {"number": "5551234"}, "dialplan": {"exten": "801"}}
@@ -123,5 +130,5 @@ async def test_a_failed_handoff_ends_in_an_apology_recorded_as_system():
         return True
     acd.dispatcher.adopt, acd._say, acd.dispatcher.end = broken, say, end
     await acd.handoff("c1", "5551234", "800", RoutingTicket("billing"))
-    assert said and "sorry" in said[0].lower()
+    assert said and "sorry" in said[0].text.lower()
     assert ended == [("c1", "system", "handoff to billing failed")]

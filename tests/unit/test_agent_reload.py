@@ -127,3 +127,15 @@ async def test_no_reload_asked_while_ami_is_not_logged_in(caplog):
     monitor = AmiMonitor("127.0.0.1", 1, "u", "s", lambda device, state: None)
     assert await monitor.reload_module("res_pjsip.so") is False
     assert "not reloaded" in caplog.text
+
+
+async def test_a_reloaded_agent_is_spoken_to_in_its_new_first_language():
+    """Feature-code prompts and the callback whisper use LiveAgent.language (D23)."""
+    known = agent("1")
+    d = _dispatcher(known)
+    d.refresh_roster([LiveAgent(extension="1", queues=known.queues, skills=known.skills,
+                                languages=frozenset({"ko", "en"}), language="ko")])
+    assert known.language == "ko"
+    assert d.refresh_roster([LiveAgent(extension="1", queues=known.queues, skills=known.skills,
+                                       languages=frozenset({"ko", "en"}), language="en")]) == ["1"]
+    assert known.language == "en", "the order changed, the set did not: still a change"

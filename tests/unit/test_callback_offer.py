@@ -10,6 +10,7 @@ from acd.queues import QueueBook, QueueSettings
 from acd.state import CallState, LiveCall
 from acd.waiting import WaitingRoom
 from callpilot.infra.asterisk.channel_events import ChannelInboxes
+from callpilot.infra.messages import SpokenMessages, builtin_messages
 
 
 def _call(caller_id="01055501234") -> LiveCall:
@@ -19,25 +20,27 @@ def _call(caller_id="01055501234") -> LiveCall:
 
 
 def _room(threshold: float) -> WaitingRoom:
-    room = WaitingRoom(QueueBook({"cbq": QueueSettings("cbq")}), None, None, lambda call: 1, lambda q: 1)
+    room = WaitingRoom(QueueBook({"cbq": QueueSettings("cbq")}), None, None, lambda call: 1, lambda q: 1,
+                       builtin_messages())
     room.offer_after = lambda queue: threshold
-    room.offer_text = lambda queue: "To be called back, press 5."
+    room.offer_key = lambda queue: "5"
     for _ in range(3):
         room.record_handle_time("cbq", 300.0)
     return room
 
 
 def test_offer_announced_only_when_the_wait_passes_the_threshold():
-    assert "press 5" in _room(120).announcement(_call())          # EWT 300 s > 120 s
-    assert "press 5" not in _room(600).announcement(_call())
-    assert "press 5" not in _room(0).announcement(_call())          # 0: never by EWT
+    assert "press 5" in _room(120).announcement(_call()).text          # EWT 300 s > 120 s
+    assert "press 5" not in _room(600).announcement(_call()).text
+    assert "press 5" not in _room(0).announcement(_call()).text          # 0: never by EWT
 
 
 def test_the_announced_position_is_the_dispatchers_callbacks_ahead_included():
     """The dispatcher passes its position (line + callbacks ahead, see
     Dispatcher._position); the e2e callback test checks B hears A's callback counted."""
-    room = WaitingRoom(QueueBook({"cbq": QueueSettings("cbq")}), None, None, lambda call: 1 + 2, lambda q: 1)
-    assert "caller number 3" in room.announcement(_call())
+    room = WaitingRoom(QueueBook({"cbq": QueueSettings("cbq")}), None, None, lambda call: 1 + 2, lambda q: 1,
+                       builtin_messages())
+    assert "caller number 3" in room.announcement(_call()).text
 
 
 class Ari:
@@ -60,6 +63,13 @@ class Ari:
         self.inboxes.route({"type": "ChannelDtmfReceived", "channel": {"id": "c1"}, "digit": digit})
 
 
+def spoken() -> SpokenMessages:
+    """The real catalogue; the "sound" is the text itself, so the test reads what was said."""
+    async def render(text, language):
+        return text
+    return SpokenMessages(builtin_messages(), render)
+
+
 async def _offer(call):
     inboxes = ChannelInboxes()
     ari, accepted = Ari(inboxes), []
@@ -67,7 +77,7 @@ async def _offer(call):
     async def accept(c, number):
         accepted.append(number)
         return 400.0
-    offer = CallbackOffer(call, inboxes.open("c1"), ari.play, accept, OfferSettings("KR"))
+    offer = CallbackOffer(call, inboxes.open("c1"), ari.play, accept, OfferSettings("KR"), spoken())
     return offer, ari, accepted
 
 
@@ -119,9 +129,11 @@ def test_read_aloud():
 
 
 def test_eta_wording():
-    assert eta_text(None) == "We will call you back as soon as an agent is free."
-    assert eta_text(30) == "We will call you back in about a minute."
-    assert eta_text(400) == "We will call you back in about 7 minutes."
+    m = builtin_messages()
+    assert eta_text(None, m, None).text == "We will call you back as soon as an agent is free."
+    assert eta_text(30, m, "en").text == "We will call you back in about a minute."
+    assert eta_text(400, m, "en-us").text == "We will call you back in about 7 minutes."
+    assert eta_text(400, m, "ko").text == "약 7분 후에 전화드리겠습니다."
 
 
 def test_offer_rules_queue_settings_first_then_the_configuration():
@@ -132,7 +144,6 @@ def test_offer_rules_queue_settings_first_then_the_configuration():
     rules = OfferRules(book, offer_after_seconds=120, offer_key_default="5", offer_after_by_queue={"cfg": 60})
     assert [rules.offer_after(q) for q in ("own", "never", "cfg", "plain")] == [30.0, 0.0, 60.0, 120.0]
     assert [rules.offer_key(q) for q in ("own", "plain")] == ["7", "5"]
-    assert rules.offer_text("own").endswith("press 7.")
     # the admin web saved the queue and serve reloaded the book: the same rules see it
     book.replace(QueueBook({"plain": QueueSettings("plain", callback_offer_after=10, callback_offer_key="#")}))
     assert (rules.offer_after("plain"), rules.offer_key("plain")) == (10.0, "#")
@@ -141,9 +152,9 @@ def test_offer_rules_queue_settings_first_then_the_configuration():
 def test_the_announcement_names_the_queues_own_key():
     from acd.callback_offer import OfferRules
     book = QueueBook({"cbq": QueueSettings("cbq", callback_offer_key="7", callback_offer_after=60)})
-    room = WaitingRoom(book, None, None, lambda call: 1, lambda q: 1)
+    room = WaitingRoom(book, None, None, lambda call: 1, lambda q: 1, builtin_messages())
     rules = OfferRules(book)
-    room.offer_after, room.offer_text = rules.offer_after, rules.offer_text
+    room.offer_after, room.offer_key = rules.offer_after, rules.offer_key
     for _ in range(3):
         room.record_handle_time("cbq", 300.0)
-    assert "press 7" in room.announcement(_call())
+    assert "press 7" in room.announcement(_call()).text

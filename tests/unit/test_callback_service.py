@@ -12,8 +12,16 @@ from acd.model import AgentState
 from acd.queues import QueueBook, QueueSettings
 from callpilot.infra.db.callback_store import CallbackStore, NewCallback
 from callpilot.infra.db.callbacks import AttemptOutcome, CallbackSource, CallbackState
+from callpilot.infra.messages import SpokenMessages, builtin_messages
 
 NUMBER = "+821055501234"
+
+
+def spoken() -> SpokenMessages:
+    """The real catalogue; a sound URI names the voice and the text (``sound:<voice>:<text>``)."""
+    async def render(text, language):
+        return f"sound:{language}:{text}"
+    return SpokenMessages(builtin_messages(), render)
 
 
 class FakeControl:
@@ -82,8 +90,7 @@ def parts(sessions):
     roster.add(LiveAgent("1001", frozenset({"cbq"}), state=AgentState.AVAILABLE, device_state="NOT_INUSE"))
     settings = CallbackSettings(retry=retry_rules(2, 60, 600))
 
-    async def sound(text):
-        return f"sound:{text}"
+    sound = spoken()
 
     async def played(channel, playback, timeout):
         return True
@@ -212,7 +219,7 @@ async def test_recovery_adopts_live_legs_and_settles_the_rest(parts, sessions):
     assert roster.get("1001").state is AgentState.ON_CALL
 
     gone = CallbackService(store, FakeControl(), roster, service.queues, service.settings,
-                           service.whisper_sound, Events(), Hooks(), service.playback_done)
+                           service.messages, Events(), Hooks(), service.playback_done)
     store.finish_attempt(claim.attempt_id, AttemptOutcome.ANSWERED, now, next_state=row_state("done"))
     dialled = store.create(NewCallback(number="+821055500009", queue="cbq", entered_at=now, source=CallbackSource.IVR,
                                        expires_at=now + timedelta(hours=1)), now)[0]
@@ -239,7 +246,7 @@ async def test_recovery_adopts_live_legs_and_settles_the_rest(parts, sessions):
 def test_outcomes_from_causes_and_the_whisper():
     row = type("Row", (), {"name": "", "reason": "", "context": {"reference": "TX-8"},
                            "entered_at": datetime.now(timezone.utc) - timedelta(minutes=7)})()
-    assert whisper_text(row, datetime.now(timezone.utc)) == \
+    assert whisper_text(row, datetime.now(timezone.utc), builtin_messages(), None).text == \
         "Callback for a customer. Reference T X 8. Waiting 7 minutes."
     assert customer_outcome(17) is AttemptOutcome.BUSY
     assert customer_outcome(1) is AttemptOutcome.INVALID_NUMBER
@@ -270,8 +277,7 @@ async def test_customer_first_rings_the_customer_then_the_agent(sessions):
     control, hooks, roster = FakeControl(), Hooks(), AgentRoster()
     roster.add(LiveAgent("1001", frozenset({"cbq"}), state=AgentState.AVAILABLE, device_state="NOT_INUSE"))
 
-    async def sound(text):
-        return f"sound:{text}"
+    sound = spoken()
 
     async def played(channel, playback, timeout):
         return True
@@ -298,8 +304,7 @@ async def test_customer_first_the_holding_customer_can_cancel(sessions):
     control, roster = FakeControl(), AgentRoster()
     roster.add(LiveAgent("1001", frozenset({"cbq"}), state=AgentState.AVAILABLE, device_state="NOT_INUSE"))
 
-    async def sound(text):
-        return "sound:x"
+    sound = spoken()
 
     async def played(channel, playback, timeout):
         return True

@@ -6,7 +6,8 @@ import pytest
 
 from acd.agents import AgentRoster
 from acd.dispatcher import Dispatcher
-from acd.hooks import DEFAULT_CLOSED_MESSAGE, CallHooks
+from acd.hooks import CallHooks
+from callpilot.infra.messages import builtin_messages
 from acd.model import AgentState
 from acd.queues import QueueBook, QueueSettings
 from tests.unit.test_dispatcher import FakeControl, FakeRecords, agent, enqueue
@@ -41,7 +42,7 @@ async def test_a_call_to_a_closed_queue_hears_the_message_and_ends_closed():
     rec = Recorder()
     d, control, records = build(rec, agent("1"), calendar="bank")
     await enqueue(d, "a")
-    assert rec.closed == [("a", DEFAULT_CLOSED_MESSAGE)]
+    assert rec.closed == [("a", builtin_messages().say("queue.closed", None))]
     assert "a" not in d.calls and control.rung == []
     assert records.writes[-1][1]["outcome"] == "closed"
 

@@ -126,7 +126,7 @@ async def test_per_event_paths_never_walk_the_waiting_calls():
     CountingCalls.walks = 0
     last = d.calls[f"c{WAITING - 1:05d}"]
     assert d._position(last) == WAITING
-    assert "caller number 3000" in d.waiting.announcement(last)
+    assert "caller number 3000" in d.waiting.announcement(last).text
     assert (d._logged_in("q"), d._staffed("q")) == (1, 0)
     assert d.snapshot()["q"] == {"waiting": WAITING, "agents_available": 0}
     await enqueue(d, "late")
