@@ -1,4 +1,4 @@
-"""JSON API (``/api/v1``) for flows, queues, agents and the live board, documented by an
+"""JSON API (``/api/v1``) for flows, queues, agents, callbacks and the live board, documented by an
 OpenAPI file generated from this code by flask-smorest (``/api/openapi.json``).
 
 Authentication: ``Authorization: Bearer <token>`` (see ``admin_web.tokens``), or the browser
@@ -18,8 +18,9 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
-from admin_web import audit, db, flows, queues, tokens
+from admin_web import audit, callbacks, db, flows, queues, tokens
 from admin_web.security import can
+from callpilot.infra.db.callbacks import Callback, CallbackState
 from callpilot.infra.db.models import Agent, Queue
 
 logger = logging.getLogger(__name__)
@@ -294,3 +295,65 @@ def wallboard():
     _need("wallboard.view")
     from admin_web.wallboard import producer
     return json.loads(json.dumps(producer(current_app._get_current_object())(), default=str))
+
+
+# ----------------------------------------------------------------------------- callbacks
+
+
+class CallbackAttemptSchema(Schema):
+    agent = fields.String(allow_none=True)
+    outcome = fields.String(allow_none=True, metadata={"description": "null: in progress"})
+    started_at = fields.DateTime()
+    customer_dialled_at = fields.DateTime(allow_none=True)
+    ended_at = fields.DateTime(allow_none=True)
+
+
+class CallbackSchema(Schema):
+    id = fields.String()
+    number = fields.String()
+    queue = fields.String()
+    name = fields.String()
+    reason = fields.String()
+    context = fields.Dict()
+    source = fields.String()
+    state = fields.String(metadata={"enum": [s.value for s in CallbackState]})
+    attempts = fields.Integer(metadata={"description": "customer attempts so far"})
+    created_at = fields.DateTime()
+    expires_at = fields.DateTime()
+    not_before = fields.DateTime(allow_none=True)
+    closed_at = fields.DateTime(allow_none=True)
+    detail = fields.String()
+
+
+class CallbackListedSchema(CallbackSchema):
+    history = fields.List(fields.Nested(CallbackAttemptSchema), metadata={"description": "every attempt, oldest first"})
+
+
+class CallbackFilterSchema(Schema):
+    queue = fields.String(load_default="")
+    state = fields.String(load_default="", validate=validate.OneOf(["", *(s.value for s in CallbackState)]))
+    day = fields.Date(load_default=None, metadata={"description": "requested that day (server's local time)"})
+
+
+@bp.get("/callbacks")
+@bp.arguments(CallbackFilterSchema, location="query")
+@bp.response(200, CallbackListedSchema(many=True))
+def list_callbacks(filters):
+    """Callbacks, newest request first (at most 500), with their attempts; the page's filters."""
+    _need("callbacks.view")
+    day = filters["day"].isoformat() if filters["day"] else ""
+    rows, attempts = callbacks.find({"queue": filters["queue"], "state": filters["state"], "day": day})
+    columns = [column.key for column in Callback.__table__.columns]
+    return [{**{key: getattr(row, key) for key in columns}, "history": attempts[row.id]} for row in rows]
+
+
+@bp.post("/callbacks/<callback_id>/cancel")
+@bp.response(200, CallbackSchema)
+@bp.alt_response(409, description="not pending any more (serve is dialling it, or it is closed)")
+def cancel_callback(callback_id: str):
+    """Cancel a pending callback: the same conditional close as the page; audited."""
+    _need("callbacks.cancel")
+    result = callbacks.cancel_pending(callback_id, f"cancelled through the API by {g.user.username}")
+    if not result.cancelled:
+        abort(409, message=result.message)
+    return db.get().get(Callback, callback_id)
