@@ -203,6 +203,23 @@ def new_sip_password(extension: str):
     return _show_password(agent, password, notify_serve())
 
 
+def delete(agent: Agent) -> None:
+    """Delete the agent (skills and queue memberships go with it), audited, not committed.
+    serve, once told, takes it out of its roster: now if idle, after its call otherwise."""
+    session = db.get()
+    audit.record(session, "agent", agent.extension, "delete", snapshot(agent), None)
+    session.delete(agent)
+
+
+@bp.post("/<extension>/delete")
+@require("agents.delete")
+def remove(extension: str):
+    delete(_agent(extension))
+    db.get().commit()
+    flash(f"Agent {extension} deleted (after the call it may be on); {notify_serve()}", "ok")
+    return redirect(url_for("agents.index"))
+
+
 def serve_reloaded() -> bool:
     """Ask serve to reload the agents (roster and SIP accounts); True if serve confirmed."""
     notify = current_app.extensions["callpilot_services"].notify_serve

@@ -174,9 +174,13 @@ class AgentSchema(Schema):
     wrapup_seconds = fields.Integer(allow_none=True)
 
 
-class AgentSavedSchema(AgentSchema):
+class ServeNoteSchema(Schema):
     serve_reloaded = fields.Boolean(metadata={"description": "serve confirmed it reloaded the roster and "
                                                               "SIP accounts; false: it uses them at its start"})
+
+
+class AgentSavedSchema(AgentSchema, ServeNoteSchema):
+    pass
 
 
 class AgentCreatedSchema(AgentSavedSchema):
@@ -376,6 +380,19 @@ def patch_agent(body, extension: str):
     audit.record(session, "agent", extension, "update", before, agents.snapshot(agent), "api")
     session.commit()
     return {**_agent_json(agent), "serve_reloaded": agents.serve_reloaded()}
+
+
+@bp.delete("/agents/<extension>")
+@bp.response(200, ServeNoteSchema)
+def delete_agent(extension: str):
+    """Delete an agent; serve takes it out of its roster now, or after the call it is on."""
+    _need("agents.delete")
+    agent = db.get().get(Agent, extension)
+    if agent is None:
+        abort(404, message=f"no agent {extension}")
+    agents.delete(agent)
+    db.get().commit()
+    return {"serve_reloaded": agents.serve_reloaded()}
 
 
 @bp.get("/wallboard")

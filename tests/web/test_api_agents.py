@@ -105,3 +105,20 @@ def test_session_calls_need_the_csrf_header(app, client, auth, notified):
     headers = {"X-CSRFToken": csrf_token(client)}
     assert client.post("/api/v1/agents", json={"extension": "1020"}, headers=headers).status_code == 201
     assert notified == ["agents"]
+
+
+@pytest.mark.parametrize("user, status", [("admin", 200), ("super", 403), ("agent", 403)])
+def test_delete_by_api_is_admin_only_audited_and_notified(app, client, auth, notified, user, status):
+    headers = _bearer(_token(client, auth, user))
+    response = client.delete("/api/v1/agents/1001", headers=headers)
+    assert response.status_code == status
+    with app.app_context():
+        present = db.get().get(Agent, "1001") is not None
+        entries = db.get().scalars(select(AuditEntry).where(AuditEntry.action == "delete")).all()
+    assert present is (status != 200)
+    assert notified == (["agents"] if status == 200 else [])
+    assert [(e.actor, e.before["skills"], e.after) for e in entries] == ([("admin", {"billing": 2}, None)]
+                                                                          if status == 200 else [])
+    if status == 200:
+        assert response.get_json() == {"serve_reloaded": True}
+        assert client.delete("/api/v1/agents/1001", headers=headers).status_code == 404
