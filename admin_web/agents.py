@@ -103,7 +103,7 @@ def apply(agent: Agent, values: dict) -> None:
     if "languages" in values:
         agent.languages = [code.lower() for code in values["languages"]]
     if "skills" in values:
-        agent.skills = [AgentSkill(skill=k, level=v) for k, v in values["skills"].items()]
+        agent.skills = [AgentSkill(skill=k.lower(), level=v) for k, v in values["skills"].items()]
     if "queues" in values:
         agent.queues = [QueueMember(queue_name=q) for q in values["queues"]]
 

@@ -25,7 +25,8 @@ def notified(services):
 
 def test_openapi_documents_create_and_edit(client):
     paths = client.get("/api/openapi.json").get_json()["paths"]
-    assert "post" in paths["/api/v1/agents"] and "patch" in paths["/api/v1/agents/{extension}"]
+    assert "post" in paths["/api/v1/agents"]
+    assert {"patch", "delete"} <= set(paths["/api/v1/agents/{extension}"])
     created = paths["/api/v1/agents"]["post"]["responses"]["201"]["content"]["application/json"]["schema"]
     assert created["$ref"].endswith("/AgentCreated")
 
@@ -33,12 +34,12 @@ def test_openapi_documents_create_and_edit(client):
 def test_create_shows_the_sip_password_once_and_notifies(app, client, auth, notified):
     headers = _bearer(_token(client, auth))
     response = client.post("/api/v1/agents", headers=headers, json={
-        "extension": "1010", "name": "Park", "languages": ["KO", "en"], "skills": {"billing": 4},
+        "extension": "1010", "name": "Park", "languages": ["KO", "en"], "skills": {"Billing": 4},
         "queues": ["billing"], "wrapup_seconds": 15})
     body = response.get_json()
     assert response.status_code == 201 and response.headers["Cache-Control"] == "no-store"
     assert (body["extension"], body["name"], body["languages"], body["skills"], body["queues"]) == (
-        "1010", "Park", ["ko", "en"], {"billing": 4}, ["billing"])
+        "1010", "Park", ["ko", "en"], {"billing": 4}, ["billing"])      # lower case, as the form stores them
     assert body["serve_reloaded"] is True and body["sip_realm"] == "callpilot"
     assert len(body["sip_password"]) >= 16
     assert _agent(app, "1010").sip_md5_cred == sip_md5_cred("1010", body["sip_password"])
