@@ -40,10 +40,12 @@ class AgentDesk:
 
         A known agent takes the new profile (queues, skills, languages, age band, wrap-up)
         and keeps its state, device state and call; a new one joins as at start.  An agent
-        no longer in the database stays until serve restarts (it may be on a call)."""
-        changed = []
+        no longer in the database leaves the roster (logged out in the queue log): now if it
+        is idle, after its call and wrap-up if it is on one (:meth:`AgentRoster.remove_when_idle`)."""
+        changed = self._retire({a.extension for a in agents})
         for fresh in agents:
             known = self.roster.get(fresh.extension)
+            self.roster.keep(fresh.extension)
             if known is None:
                 self.adopt_roster([fresh])
             elif _profile(known) != _profile(fresh):
@@ -59,6 +61,19 @@ class AgentDesk:
         if changed:
             self.changed()
         return changed
+
+    def _retire(self, present: set[str]) -> list[str]:
+        """Agents gone from the database, taken out (or marked to leave after the call)."""
+        gone = [ext for ext in self.roster.agents if ext not in present and not self.roster.leaving(ext)]
+        for extension in gone:
+            self.roster.remove_when_idle(extension, self._left)
+        return gone
+
+    def _left(self, agent: LiveAgent) -> None:
+        if agent.state is not AgentState.LOGGED_OUT:
+            self.events.agent_logout(agent.extension, sorted(agent.queues),
+                                     self.clock.monotonic() - agent.logged_in_at)
+        self.changed()
 
     def command(self, extension: str, action: str, reason: str = "") -> LiveAgent:
         """Raises AgentCommandError with a message fit for the person who asked."""

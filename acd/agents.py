@@ -15,6 +15,8 @@ from acd.model import AgentState, transition
 logger = logging.getLogger(__name__)
 
 IDLE_DEVICE_STATES = frozenset({"NOT_INUSE"})
+#: an agent in these states is in the middle of a call: removing it waits until it leaves them
+BUSY_STATES = frozenset({AgentState.RINGING, AgentState.ON_CALL, AgentState.WRAP_UP})
 
 
 @dataclass
@@ -67,6 +69,7 @@ class AgentRoster:
         self._changed: set[str] = set()
         self._counts: dict[str, Counter[AgentState]] = {}
         self._counted: dict[str, tuple[frozenset[str], AgentState]] = {}   # what the counts hold
+        self._leaving: dict[str, Callable[[LiveAgent], None]] = {}        # removed after the call
 
     def add(self, agent: LiveAgent) -> None:
         self.agents[agent.extension] = agent
@@ -77,6 +80,38 @@ class AgentRoster:
         """Routing must look at this agent again (it moved, or an offer to it failed)."""
         self._changed.add(extension)
         self._recount(extension)
+        agent = self.agents.get(extension)
+        if extension in self._leaving and agent is not None and agent.state not in BUSY_STATES:
+            self._remove(agent, self._leaving.pop(extension))
+
+    def remove_when_idle(self, extension: str, removed: Callable[[LiveAgent], None]) -> bool:
+        """Take the agent out of the roster now if it is not busy (:data:`BUSY_STATES`),
+        otherwise as soon as it moves out of them (the call and its wrap-up end first);
+        ``removed(agent)`` is called then.  True if removed now."""
+        agent = self.agents.get(extension)
+        if agent is None:
+            return False
+        if agent.state in BUSY_STATES:
+            self._leaving[extension] = removed
+            logger.info("agent %s leaves the roster after its call (%s)", extension, agent.state.name)
+            return False
+        self._remove(agent, removed)
+        return True
+
+    def keep(self, extension: str) -> None:
+        """The agent stays after all (it is back in the database before its call ended)."""
+        if self._leaving.pop(extension, None) is not None:
+            logger.info("agent %s stays in the roster", extension)
+
+    def leaving(self, extension: str) -> bool:
+        return extension in self._leaving
+
+    def _remove(self, agent: LiveAgent, removed: Callable[[LiveAgent], None]) -> None:
+        del self.agents[agent.extension]
+        agent.on_change = None
+        self.touch(agent.extension)          # counts drop it; routing forgets it
+        logger.info("agent %s removed from the roster (%s)", agent.extension, agent.state.name)
+        removed(agent)
 
     def _recount(self, extension: str) -> None:
         agent = self.agents.get(extension)

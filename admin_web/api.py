@@ -1,4 +1,4 @@
-"""JSON API (``/api/v1``) for flows, queues, agents and the live board, documented by an
+"""JSON API (``/api/v1``) for flows, queues, agents (list, create, edit), callbacks and the live board, documented by an
 OpenAPI file generated from this code by flask-smorest (``/api/openapi.json``).
 
 Authentication: ``Authorization: Bearer <token>`` (see ``admin_web.tokens``), or the browser
@@ -14,12 +14,14 @@ import logging
 from flask import current_app, g, request
 from flask_smorest import Api, Blueprint, abort
 from flask_wtf.csrf import CSRFError
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
-from admin_web import audit, db, flows, queues, tokens
+from admin_web import agents, audit, callbacks, db, flows, queues, tokens
 from admin_web.security import can
+from callpilot.infra.db.callbacks import Callback, CallbackState
+from callpilot.infra.db.agents import SIP_REALM
 from callpilot.infra.db.models import Agent, Queue
 
 logger = logging.getLogger(__name__)
@@ -80,6 +82,8 @@ def _json_error(exc: HTTPException):
             "message": getattr(exc, "data", {}).get("message") or exc.description}
     if isinstance(exc, CSRFError):
         body["message"] = exc.description
+    if getattr(exc, "data", {}).get("messages"):          # a request schema's errors, per field
+        body["errors"] = exc.data["messages"]
     return body, exc.code
 
 
@@ -166,6 +170,48 @@ class AgentSchema(Schema):
     languages = fields.List(fields.String())
     skills = fields.Dict(keys=fields.String(), values=fields.Integer())
     queues = fields.List(fields.String())
+    auto_login = fields.Boolean()
+    wrapup_seconds = fields.Integer(allow_none=True)
+
+
+class ServeNoteSchema(Schema):
+    serve_reloaded = fields.Boolean(metadata={"description": "serve confirmed it reloaded the roster and "
+                                                              "SIP accounts; false: it uses them at its start"})
+
+
+class AgentSavedSchema(AgentSchema, ServeNoteSchema):
+    pass
+
+
+class AgentCreatedSchema(AgentSavedSchema):
+    sip_password = fields.String(metadata={"description": "shown in this answer only; only its digest is stored"})
+    sip_realm = fields.String()
+
+
+class AgentWriteSchema(Schema):
+    """The agent form's fields and checks (``admin_web.agents``), as JSON."""
+    name = fields.String()
+    birth_year = fields.Integer(allow_none=True, validate=validate.Range(*agents.BIRTH_YEARS))
+    languages = fields.List(fields.String())
+    skills = fields.Dict(keys=fields.String(), values=fields.Integer(),
+                         metadata={"description": "skill -> level 1-5"})
+    queues = fields.List(fields.String())
+    auto_login = fields.Boolean()
+    wrapup_seconds = fields.Integer(allow_none=True, validate=validate.Range(*agents.WRAPUP_SECONDS),
+                                    metadata={"description": "null = the ACD default"})
+
+    @validates_schema
+    def _form_checks(self, data, **kwargs) -> None:
+        if agents.language_errors(data.get("languages", [])):
+            raise ValidationError(f"not language codes: {', '.join(agents.language_errors(data['languages']))}",
+                                  "languages")
+        if agents.skill_errors(data.get("skills", {})):
+            raise ValidationError(f"a skill is [A-Za-z0-9_-] with a level 1-5, not "
+                                  f"{', '.join(agents.skill_errors(data['skills']))}", "skills")
+
+
+class AgentCreateSchema(AgentWriteSchema):
+    extension = fields.String(required=True, metadata={"description": "2-8 digits, unused"})
 
 
 # ----------------------------------------------------------------------------- flows
@@ -277,14 +323,76 @@ def patch_queue(body, name: str):
     return queue
 
 
+def _agent_json(agent: Agent) -> dict:
+    return {"extension": agent.extension, "name": agent.name, "birth_year": agent.birth_year,
+            "languages": agent.languages, "skills": {s.skill: s.level for s in agent.skills},
+            "queues": sorted(m.queue_name for m in agent.queues), "auto_login": agent.auto_login,
+            "wrapup_seconds": agent.wrapup_seconds}
+
+
 @bp.get("/agents")
 @bp.response(200, AgentSchema(many=True))
 def list_agents():
     _need("agents.view")
-    agents = db.get().scalars(select(Agent).order_by(Agent.extension)).all()
-    return [{"extension": a.extension, "name": a.name, "birth_year": a.birth_year,
-             "languages": a.languages, "skills": {s.skill: s.level for s in a.skills},
-             "queues": sorted(m.queue_name for m in a.queues)} for a in agents]
+    return [_agent_json(a) for a in db.get().scalars(select(Agent).order_by(Agent.extension))]
+
+
+def _check_queues(values: dict) -> None:
+    known = set(db.get().scalars(select(Queue.name)))
+    unknown = sorted(set(values.get("queues", [])) - known)
+    if unknown:
+        abort(422, message=f"no such queues: {', '.join(unknown)}")
+
+
+@bp.post("/agents")
+@bp.arguments(AgentCreateSchema)
+@bp.response(201, AgentCreatedSchema)
+@bp.alt_response(409, description="the extension is taken")
+def create_agent(body):
+    """A new agent with a generated SIP password, shown in this answer only; serve is told."""
+    _need("agents.create")
+    extension = body.pop("extension").strip()
+    problem = agents.extension_error(extension)
+    if problem:
+        abort(409 if agents.EXTENSION.fullmatch(extension) else 422, message=problem)
+    _check_queues(body)
+    agent, password = agents.create(extension, body)
+    db.get().commit()
+    created = {**_agent_json(agent), "sip_password": password, "sip_realm": SIP_REALM,
+               "serve_reloaded": agents.serve_reloaded()}
+    return created, 201, {"Cache-Control": "no-store"}
+
+
+@bp.patch("/agents/<extension>")
+@bp.arguments(AgentWriteSchema(partial=True))
+@bp.response(200, AgentSavedSchema)
+def patch_agent(body, extension: str):
+    """Change any subset of an agent's settings (as the agent form); serve is told."""
+    _need("agents.edit")
+    agent = db.get().get(Agent, extension)
+    if agent is None:
+        abort(404, message=f"no agent {extension}")
+    _check_queues(body)
+    before = agents.snapshot(agent)
+    agents.apply(agent, body)
+    session = db.get()
+    session.flush()
+    audit.record(session, "agent", extension, "update", before, agents.snapshot(agent), "api")
+    session.commit()
+    return {**_agent_json(agent), "serve_reloaded": agents.serve_reloaded()}
+
+
+@bp.delete("/agents/<extension>")
+@bp.response(200, ServeNoteSchema)
+def delete_agent(extension: str):
+    """Delete an agent; serve takes it out of its roster now, or after the call it is on."""
+    _need("agents.delete")
+    agent = db.get().get(Agent, extension)
+    if agent is None:
+        abort(404, message=f"no agent {extension}")
+    agents.delete(agent)
+    db.get().commit()
+    return {"serve_reloaded": agents.serve_reloaded()}
 
 
 @bp.get("/wallboard")
@@ -294,3 +402,65 @@ def wallboard():
     _need("wallboard.view")
     from admin_web.wallboard import producer
     return json.loads(json.dumps(producer(current_app._get_current_object())(), default=str))
+
+
+# ----------------------------------------------------------------------------- callbacks
+
+
+class CallbackAttemptSchema(Schema):
+    agent = fields.String(allow_none=True)
+    outcome = fields.String(allow_none=True, metadata={"description": "null: in progress"})
+    started_at = fields.DateTime()
+    customer_dialled_at = fields.DateTime(allow_none=True)
+    ended_at = fields.DateTime(allow_none=True)
+
+
+class CallbackSchema(Schema):
+    id = fields.String()
+    number = fields.String()
+    queue = fields.String()
+    name = fields.String()
+    reason = fields.String()
+    context = fields.Dict()
+    source = fields.String()
+    state = fields.String(metadata={"enum": [s.value for s in CallbackState]})
+    attempts = fields.Integer(metadata={"description": "customer attempts so far"})
+    created_at = fields.DateTime()
+    expires_at = fields.DateTime()
+    not_before = fields.DateTime(allow_none=True)
+    closed_at = fields.DateTime(allow_none=True)
+    detail = fields.String()
+
+
+class CallbackListedSchema(CallbackSchema):
+    history = fields.List(fields.Nested(CallbackAttemptSchema), metadata={"description": "every attempt, oldest first"})
+
+
+class CallbackFilterSchema(Schema):
+    queue = fields.String(load_default="")
+    state = fields.String(load_default="", validate=validate.OneOf(["", *(s.value for s in CallbackState)]))
+    day = fields.Date(load_default=None, metadata={"description": "requested that day (server's local time)"})
+
+
+@bp.get("/callbacks")
+@bp.arguments(CallbackFilterSchema, location="query")
+@bp.response(200, CallbackListedSchema(many=True))
+def list_callbacks(filters):
+    """Callbacks, newest request first (at most 500), with their attempts; the page's filters."""
+    _need("callbacks.view")
+    day = filters["day"].isoformat() if filters["day"] else ""
+    rows, attempts = callbacks.find({"queue": filters["queue"], "state": filters["state"], "day": day})
+    columns = [column.key for column in Callback.__table__.columns]
+    return [{**{key: getattr(row, key) for key in columns}, "history": attempts[row.id]} for row in rows]
+
+
+@bp.post("/callbacks/<callback_id>/cancel")
+@bp.response(200, CallbackSchema)
+@bp.alt_response(409, description="not pending any more (serve is dialling it, or it is closed)")
+def cancel_callback(callback_id: str):
+    """Cancel a pending callback: the same conditional close as the page; audited."""
+    _need("callbacks.cancel")
+    result = callbacks.cancel_pending(callback_id, f"cancelled through the API by {g.user.username}")
+    if not result.cancelled:
+        abort(409, message=result.message)
+    return db.get().get(Callback, callback_id)

@@ -8,7 +8,7 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired
 
-from admin_web import accounts, db
+from admin_web import accounts, db, metrics
 from admin_web.security import can, start_session
 
 logger = logging.getLogger(__name__)
@@ -26,6 +26,7 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         user = accounts.authenticate(db.get(), form.username.data, form.password.data)
+        metrics.count_login("ok" if user is not None else "refused")
         if user is not None:
             start_session(user.id)
             logger.info("user %s (%s) logged in from %s", user.username, user.role, request.remote_addr)

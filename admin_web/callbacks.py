@@ -9,6 +9,7 @@ callback's reason and context reach them on the agent page (screen pop)."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
@@ -18,7 +19,7 @@ from admin_web import audit, db
 from admin_web.accounts import now
 from admin_web.security import require
 from callpilot.infra.db.callback_store import CallbackStore
-from callpilot.infra.db.callbacks import Callback, CallbackState
+from callpilot.infra.db.callbacks import Callback, CallbackAttempt, CallbackState
 from callpilot.infra.db.models import Queue
 
 logger = logging.getLogger(__name__)
@@ -58,16 +59,52 @@ def _states(state: str) -> list[CallbackState] | None:
         abort(400, f"not a callback state: {state!r}")
 
 
+def find(filters: dict[str, str]) -> tuple[list[Callback], dict[str, list[CallbackAttempt]]]:
+    """The callbacks matching the filters (queue, state, day; empty = any), newest first, with
+    their attempts: the page and the JSON API read through here."""
+    since, until = _day_bounds(filters.get("day", ""))
+    store = _store()
+    rows = store.search(queue=filters.get("queue") or None, states=_states(filters.get("state", "")),
+                        since=since, until=until, limit=SHOWN)
+    return rows, store.attempts_of(r.id for r in rows)
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    cancelled: bool
+    message: str
+    callback: dict          # the row after the attempt (audit snapshot columns)
+
+
+def cancel_pending(callback_id: str, detail: str) -> CancelResult:
+    """Cancel a callback if it is still pending (the store's conditional close), with its audit
+    entry in the same transaction; a claimed or closed one is refused with the reason.
+    404 if there is no such callback.  The page and the JSON API cancel through here."""
+    session = db.get()
+    before = _snapshot(session.get(Callback, callback_id))
+    if before is None:
+        abort(404, f"no callback {callback_id}")
+    session.rollback()     # end the read: the close's transaction starts with its write (SQLite
+    #                        would refuse a write after a read that serve's commit made stale)
+    if CallbackStore.close_in(session, callback_id, CallbackState.CANCELLED, now(), detail,
+                              only_from=(CallbackState.PENDING,)):
+        session.expire_all()
+        after = _snapshot(session.get(Callback, callback_id))
+        audit.record(session, "callback", callback_id, "cancel", before, after)
+        session.commit()                     # the close and its audit entry: one transaction
+        return CancelResult(True, f"Callback to {before['number']} ({before['queue']}) cancelled.", after)
+    session.rollback()
+    current = session.get(Callback, callback_id)
+    return CancelResult(False, _refusal(current), _snapshot(current))
+
+
 @bp.get("/")
 @require("callbacks.view")
 def index():
     filters = _filters()
-    since, until = _day_bounds(filters["day"])
-    store = _store()
-    rows = store.search(queue=filters["queue"] or None, states=_states(filters["state"]),
-                        since=since, until=until, limit=SHOWN)
+    rows, attempts = find(filters)
     queues = db.get().scalars(select(Queue.name).order_by(Queue.name)).all()
-    return render_template("callbacks/index.html", rows=rows, attempts=store.attempts_of(r.id for r in rows),
+    return render_template("callbacks/index.html", rows=rows, attempts=attempts,
                            filters=filters, queues=queues, states=[s.value for s in CallbackState],
                            shown=SHOWN)
 
@@ -75,22 +112,8 @@ def index():
 @bp.post("/<callback_id>/cancel")
 @require("callbacks.cancel")
 def cancel(callback_id: str):
-    session = db.get()
-    before = _snapshot(session.get(Callback, callback_id))
-    if before is None:
-        abort(404)
-    session.rollback()     # end the read: the close's transaction starts with its write (SQLite
-    #                        would refuse a write after a read that serve's commit made stale)
-    detail = f"cancelled in the web by {g.user.username}"
-    if CallbackStore.close_in(session, callback_id, CallbackState.CANCELLED, now(), detail,
-                              only_from=(CallbackState.PENDING,)):
-        session.expire_all()
-        audit.record(session, "callback", callback_id, "cancel", before, _snapshot(session.get(Callback, callback_id)))
-        session.commit()                     # the close and its audit entry: one transaction
-        flash(f"Callback to {before['number']} ({before['queue']}) cancelled.", "ok")
-    else:
-        session.rollback()
-        flash(_refusal(session.get(Callback, callback_id)), "error")
+    result = cancel_pending(callback_id, f"cancelled in the web by {g.user.username}")
+    flash(result.message, "ok" if result.cancelled else "error")
     return redirect(url_for("callbacks.index", **{k: v for k, v in _filters().items() if v}))
 
 

@@ -1,18 +1,18 @@
-"""Prometheus metrics at ``/metrics``: serve's live state read at scrape time (calls,
-waiting calls and longest wait per queue, agents by state, ARI/AMI connection) and the web's
-own request counts.  Scraped with a bearer token (``admin_web.tokens``) of a user who may see
-the wallboard, or with such a user's session."""
+"""Prometheus metrics at ``/metrics``: the web's own figures (requests, logins, live-page
+stream slots) and, read from serve's snapshot at scrape time, serve's gauges under serve's own
+names (built by the function serve's endpoint uses, passed in as ``WebServices.serve_gauges``).
+Every name is listed in docs/metrics.md.  Scraped with a bearer token (``admin_web.tokens``)
+of a user who may see the wallboard, or with such a user's session."""
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Iterator
 
 from flask import Blueprint, Flask, Response, abort, current_app, g, request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter as PromCounter, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 
-from admin_web import db, tokens
+from admin_web import db, streams, tokens
 from admin_web.security import can
 
 logger = logging.getLogger(__name__)
@@ -20,74 +20,61 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("metrics", __name__)
 
 REGISTRY = "callpilot_metrics_registry"
-AGENT_STATES = ("logged_out", "available", "ringing", "on_call", "wrap_up", "paused")
+LOGINS = "callpilot_metrics_logins"
 
 
 class ServeCollector:
-    """Gauges from serve's snapshot (``callpilot status --json``), taken when scraped."""
+    """``callpilot_serve_up`` (the web's view: does serve answer on its status socket) and,
+    when it does, serve's gauges from its snapshot, taken when scraped."""
 
     def __init__(self, services: Any) -> None:
         self._services = services      # admin_web.services.WebServices
 
     def collect(self) -> Iterator[Any]:
-        live_status: Callable[[], Mapping[str, Any] | None] | None = self._services.live_status
-        live = live_status() if live_status else None
-        up = GaugeMetricFamily("callpilot_serve_up", "1 when serve answers on its status socket")
+        live = self._services.live_status() if self._services.live_status else None
+        up = GaugeMetricFamily("callpilot_serve_up", "1 when serve answers the web on its status socket")
         up.add_metric([], 1 if live else 0)
         yield up
-        if not live:
+        if live and self._services.serve_gauges is not None:
+            yield from self._services.serve_gauges(live)
+
+
+class StreamSlotCollector:
+    """The live pages' event-stream slots (``admin_web.streams``): open and the cap."""
+
+    def __init__(self, app: Flask) -> None:
+        self._app = app
+
+    def collect(self) -> Iterator[Any]:
+        gate = self._app.extensions.get(streams.GATE)
+        if gate is None:
             return
-        yield from _connections(live)
-        yield from _queues(live)
-        yield _agents(live)
-
-
-def _connections(live: Mapping[str, Any]) -> Iterator[Any]:
-    calls = GaugeMetricFamily("callpilot_calls", "calls in serve (IVR and ACD)")
-    calls.add_metric([], live.get("calls", 0))
-    yield calls
-    for link in ("ari", "ami"):
-        gauge = GaugeMetricFamily(f"callpilot_{link}_connected", f"1 when serve's {link.upper()} link is connected")
-        gauge.add_metric([], 1 if live.get(link) == "connected" else 0)
-        yield gauge
-    connects = CounterMetricFamily("callpilot_ari_connects", "ARI events socket (re)connections since serve started")
-    connects.add_metric([], live.get("ari_connects", 0))
-    yield connects
-
-
-def _queues(live: Mapping[str, Any]) -> Iterator[Any]:
-    waiting = GaugeMetricFamily("callpilot_queue_waiting", "calls waiting in the queue", labels=["queue"])
-    longest = GaugeMetricFamily("callpilot_queue_longest_wait_seconds", "longest current wait", labels=["queue"])
-    available = GaugeMetricFamily("callpilot_queue_agents_available", "routable agents of the queue", labels=["queue"])
-    waits: dict[str, list[float]] = {}
-    for call in live.get("waiting", []):
-        waits.setdefault(call.get("queue") or "?", []).append(float(call.get("waited", 0.0)))
-    for name, queue in sorted(live.get("queues", {}).items()):
-        waiting.add_metric([name], queue.get("waiting", 0))
-        available.add_metric([name], queue.get("agents_available", 0))
-        longest.add_metric([name], max(waits.get(name, [0.0])))
-    yield from (waiting, longest, available)
-
-
-def _agents(live: Mapping[str, Any]) -> GaugeMetricFamily:
-    agents = GaugeMetricFamily("callpilot_agents", "agents by ACD state", labels=["state"])
-    counts = Counter(str(a.get("state")) for a in live.get("agents", {}).values())
-    for state in sorted(set(AGENT_STATES) | set(counts)):
-        agents.add_metric([state], counts.get(state, 0))
-    return agents
+        for name, doc, value in (("callpilot_web_live_streams", "live-page event streams open", gate.open),
+                                 ("callpilot_web_live_streams_limit", "the cap on open live-page streams",
+                                  gate.limit)):
+            family = GaugeMetricFamily(name, doc)
+            family.add_metric([], value)
+            yield family
 
 
 def init_app(app: Flask) -> None:
     registry = CollectorRegistry()
     registry.register(ServeCollector(app.extensions["callpilot_services"]))
-    requests = PromCounter("callpilot_web_requests", "admin web requests", ["blueprint", "status"],
-                           registry=registry)
+    registry.register(StreamSlotCollector(app))
+    requests = Counter("callpilot_web_requests", "admin web requests", ["blueprint", "status"], registry=registry)
+    app.extensions[LOGINS] = Counter("callpilot_web_logins", "login attempts on the admin web", ["outcome"],
+                                     registry=registry)
     app.extensions[REGISTRY] = registry
 
     @app.after_request
     def count(response):
         requests.labels(request.blueprint or "app", str(response.status_code)).inc()
         return response
+
+
+def count_login(outcome: str) -> None:
+    """``ok`` or ``refused`` (wrong username or password)."""
+    current_app.extensions[LOGINS].labels(outcome).inc()
 
 
 @bp.get("/metrics")

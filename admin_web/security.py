@@ -24,7 +24,7 @@ ROLES = ("admin", "supervisor", "agent")
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset({"flows.view", "flows.edit", "flows.publish", "queues.view", "queues.edit",
-                        "agents.view", "agents.edit", "agents.create", "customers.view",
+                        "agents.view", "agents.edit", "agents.create", "agents.delete", "customers.view",
                         "customers.edit", "audit.view", "users.manage", "wallboard.view",
                         "reports.view", "dnc.view", "dnc.edit", "campaigns.view", "campaigns.edit",
                         "calendars.edit", "callbacks.view", "callbacks.cancel"}),

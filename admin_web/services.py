@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Iterable, Protocol, Sequence
 
 
 class FlowProblem(Protocol):
@@ -69,6 +69,9 @@ class WebServices:
     render_prompt: Callable[[str, str | None], Path] | None = None
     # serve's live snapshot (``callpilot status --json``), None when serve is down
     live_status: Callable[[], dict[str, Any] | None] | None = None
+    # a snapshot -> serve's gauges as Prometheus metric families, the very ones serve's own
+    # endpoint builds (``callpilot.app.serve_metrics.snapshot_families``): one set of names
+    serve_gauges: Callable[[dict[str, Any]], Iterable[Any]] | None = None
     # node types the IVR knows (the editor has a form for each)
     node_types: Sequence[str] = ()
     # a queue's routing steps (JSON list) -> None if the ACD accepts them, else why not

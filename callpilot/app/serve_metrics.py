@@ -41,12 +41,18 @@ class SnapshotCollector:
         self.snapshot = snapshot
 
     def collect(self) -> Iterator[Any]:
-        live = self.snapshot()
-        yield calls_by_state(live)
-        yield from queue_families(live)
-        yield agents_by_state(live)
-        yield from single_gauges(live)
-        yield from link_states(live)
+        yield from snapshot_families(self.snapshot())
+
+
+def snapshot_families(live: Mapping[str, Any]) -> Iterator[Any]:
+    """Every gauge read from a snapshot of serve: serve's own endpoint and the admin web's
+    ``/metrics`` (which reads the snapshot over serve's status socket) both build them here,
+    so the names are the same wherever they are scraped (docs/metrics.md)."""
+    yield calls_by_state(live)
+    yield from queue_families(live)
+    yield agents_by_state(live)
+    yield from single_gauges(live)
+    yield from link_states(live)
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
@@ -68,14 +74,19 @@ def queue_families(live: Mapping[str, Any]) -> Iterator[GaugeMetricFamily]:
                                 labels=["queue"])
     longest = GaugeMetricFamily("callpilot_queue_longest_wait_seconds",
                                 "the longest current wait in the queue (0 when nobody waits)", labels=["queue"])
+    available = GaugeMetricFamily("callpilot_queue_agents_available",
+                                  "the queue's agents available with an idle phone (routable)", labels=["queue"])
     waits: dict[str, list[float]] = {}
     for call in live.get("waiting", []):
         waits.setdefault(call.get("queue") or "", []).append(float(call.get("waited", 0.0)))
-    for name in sorted(set(live.get("queues", {})) | set(waits)):
+    queues = live.get("queues", {})
+    for name in sorted(set(queues) | set(waits)):
         waiting.add_metric([name], len(waits.get(name, [])))
         longest.add_metric([name], max(waits.get(name, [0.0])))
+        available.add_metric([name], queues.get(name, {}).get("agents_available", 0))
     yield waiting
     yield longest
+    yield available
 
 
 def agents_by_state(live: Mapping[str, Any]) -> GaugeMetricFamily:

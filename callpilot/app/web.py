@@ -18,6 +18,7 @@ logger = logging.getLogger(__name__)
 
 def build_services(config: Config, sessions=None):
     from admin_web.services import WebServices
+    from callpilot.app.serve_metrics import snapshot_families
     from ivr.nodes import NODE_TYPES
     from ivr.speech.model import load_configured
     from ivr.store import FlowStore
@@ -32,7 +33,7 @@ def build_services(config: Config, sessions=None):
     sock = config.state_dir / "serve.sock"
     return WebServices(flows=FlowStore(sessions, validate=validate), validate_flow=validate,
                        render_prompt=lambda text, language: prompts.render(text, language),
-                       live_status=lambda: _live_status(sock),
+                       live_status=lambda: _live_status(sock), serve_gauges=snapshot_families,
                        node_types=tuple(NODE_TYPES), check_queue_steps=_check_steps,
                        queue_stats=lambda since: _queue_stats(sessions, since),
                        queue_report=lambda start, end, minutes: _queue_report(sessions, start, end, minutes),

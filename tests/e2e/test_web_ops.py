@@ -5,7 +5,9 @@
 * an agent created in the admin web registers its phone with the password the web showed and
   answers a call, without a serve restart or a hand-run render; a skill level changed in the
   web changes who gets the next call; the Asterisk reload that change triggers keeps the call
-  already up (the caller, not Asterisk, ends it).
+  already up (the caller, not Asterisk, ends it);
+* an agent deleted in the web leaves serve's roster at once when idle, after its call when on
+  one (the call survives the reload that drops its PJSIP account).
 
 The web is driven through its own HTTP routes (the Flask client of the app `callpilot web`
 serves, on the instance's database and serve's status socket).
@@ -174,3 +176,30 @@ async def test_agent_created_in_the_web_registers_answers_and_levels_route(own_i
     finally:
         await new.stop()
         await old.stop()
+
+
+async def test_an_agent_deleted_in_the_web_leaves_serve_now_or_after_its_call(own_instance, web_client):
+    """Deleted while idle: gone from serve's roster when the web's notify returns.  Deleted while
+    on a call: the call goes on (the caller ends it, though the reload dropped its PJSIP
+    account), then the agent leaves serve's roster; no restart."""
+    cfg, serve, passwords = own_instance
+    auth = web_client
+    await serve.wait_for(lambda s: {"1001", "1002"} <= set(s["agents"]), what="the demo agents")
+    assert "serve and the phones use it now" in await web_post(auth, "/agents/1002/delete")
+    assert "1002" not in (await serve.status())["agents"]
+
+    phone = sipua.AgentPhone("1001", passwords["1001"], server_host=cfg.asterisk.sip_host,
+                             server_port=cfg.asterisk.sip_port)
+    await phone.start()
+    try:
+        call = asyncio.create_task(caller(cfg, caller_number(), "800", dtmf="1", hold=8).run())
+        await phone.wait_for("answered", timeout=20)
+        await serve.wait_for(lambda s: s["agents"]["1001"]["state"] == "on_call", what="1001 on call")
+        assert "serve and the phones use it now" in await web_post(auth, "/agents/1001/delete")
+        assert (await serve.status())["agents"]["1001"]["state"] == "on_call"     # stays for its call
+        assert "[1001]" not in (cfg.asterisk_dir / "etc" / "pjsip_agents.conf").read_text()
+        result = await call
+        assert result.answered and result.ended_by == "caller", result
+        await serve.wait_for(lambda s: "1001" not in s["agents"], what="1001 gone after its call")
+    finally:
+        await phone.stop()

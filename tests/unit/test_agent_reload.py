@@ -7,8 +7,10 @@ import stat
 
 from acd.agents import AgentRoster, LiveAgent
 from acd.dispatcher import Dispatcher
+from acd.events import NullEventSink
 from acd.model import DEFAULT_AGE_BANDS, AgentState
 from acd.queues import QueueBook, QueueSettings
+from acd.state import CallState
 from callpilot.app.agent_reload import AgentReload
 from callpilot.app.status import StatusServer, post
 from callpilot.infra.db import models
@@ -139,3 +141,74 @@ async def test_a_reloaded_agent_is_spoken_to_in_its_new_first_language():
     assert d.refresh_roster([LiveAgent(extension="1", queues=known.queues, skills=known.skills,
                                        languages=frozenset({"ko", "en"}), language="en")]) == ["1"]
     assert known.language == "en", "the order changed, the set did not: still a change"
+
+
+class Logouts(NullEventSink):
+    def __init__(self):
+        self.logouts: list[str] = []
+
+    def agent_logout(self, extension, queues, seconds):
+        self.logouts.append(extension)
+
+
+def _dispatcher_with_events(*agents: LiveAgent, wrapup: float = 0) -> tuple[Dispatcher, Logouts]:
+    roster, events = AgentRoster(), Logouts()
+    for a in agents:
+        roster.add(a)
+    queues = QueueBook({"q": QueueSettings(name="q", announce_frequency=0, steps=())})
+    return Dispatcher(FakeControl(), roster, FakeRecords(), ring_timeout=5, wrapup_seconds=wrapup,
+                      queues=queues, events=events), events
+
+
+def _profile_of(a: LiveAgent) -> LiveAgent:
+    return LiveAgent(extension=a.extension, queues=a.queues, skills=dict(a.skills))
+
+
+async def test_an_idle_agent_deleted_in_the_database_leaves_now():
+    gone, stays = agent("1"), agent("2")
+    d, events = _dispatcher_with_events(gone, stays)
+    assert d.refresh_roster([_profile_of(stays)]) == ["1"]
+    assert d.roster.get("1") is None and events.logouts == ["1"]
+    assert d.roster.count("q", AgentState.AVAILABLE) == 1
+    await enqueue(d, "a")
+    await enqueue(d, "b")
+    assert d.control.rung == [("a", "PJSIP/2")]            # never offered to the deleted agent
+    assert d.calls["b"].state is CallState.QUEUED
+
+
+async def test_an_agent_on_a_call_leaves_after_the_call():
+    talking = agent("1")
+    d, events = _dispatcher_with_events(talking)
+    await enqueue(d, "a")
+    await d.agent_answered(d.calls["a"].agent_channel, "a")
+    assert d.refresh_roster([]) == ["1"]
+    assert d.roster.get("1") is talking and talking.state is AgentState.ON_CALL
+    assert events.logouts == []                              # the call goes on
+    assert d.refresh_roster([]) == []                        # already leaving: nothing new
+    await d.caller_gone("a")
+    assert d.roster.get("1") is None and events.logouts == ["1"]
+    await enqueue(d, "b")
+    assert d.control.rung == [("a", "PJSIP/1")] and d.calls["b"].state is CallState.QUEUED
+
+
+async def test_an_agent_in_wrap_up_leaves_when_the_wrap_up_ends():
+    d, events = _dispatcher_with_events(agent("1"), wrapup=30)
+    await enqueue(d, "a")
+    await d.agent_answered(d.calls["a"].agent_channel, "a")
+    await d.caller_gone("a")
+    d.refresh_roster([])
+    assert d.roster.get("1").state is AgentState.WRAP_UP and events.logouts == []
+    await d._end_wrapup(d.roster.get("1"), "a")
+    assert d.roster.get("1") is None and events.logouts == ["1"]
+    await d.stop()
+
+
+async def test_an_agent_back_in_the_database_before_its_call_ends_stays():
+    talking = agent("1")
+    d, events = _dispatcher_with_events(talking)
+    await enqueue(d, "a")
+    await d.agent_answered(d.calls["a"].agent_channel, "a")
+    d.refresh_roster([])
+    d.refresh_roster([_profile_of(talking)])
+    await d.caller_gone("a")
+    assert d.roster.get("1") is talking and talking.state is AgentState.AVAILABLE and events.logouts == []

@@ -49,6 +49,8 @@ def test_snapshot_gauges():
     assert value("callpilot_queue_waiting_calls", {"queue": "cards"}) == 0
     assert value("callpilot_queue_longest_wait_seconds", {"queue": "billing"}) == 12.5
     assert value("callpilot_queue_longest_wait_seconds", {"queue": "cards"}) == 0
+    assert value("callpilot_queue_agents_available", {"queue": "cards"}) == 1
+    assert value("callpilot_queue_agents_available", {"queue": "billing"}) == 0
     assert value("callpilot_agents", {"state": "on_call"}) == 2
     assert value("callpilot_agents", {"state": "available"}) == 0
     assert value("callpilot_callbacks_pending") == 4

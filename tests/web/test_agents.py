@@ -130,3 +130,22 @@ def test_serve_down_is_said(client, auth, services):
     auth.login("admin")
     saved = auth.post("/agents/1001", FORM, follow_redirects=True)
     assert b"serve did not confirm" in saved.data
+
+
+def test_delete_page_is_admin_only_audited_and_notified(app, client, auth, notified):
+    auth.login("super")
+    assert 'id="delete-agent"' not in client.get("/agents/1001").get_data(as_text=True)
+    assert auth.post("/agents/1001/delete").status_code == 403
+    assert notified == [] and _agent(app) is not None
+    auth.logout()
+    auth.login("admin")
+    assert 'id="delete-agent"' in client.get("/agents/1001").get_data(as_text=True)
+    assert client.post("/agents/1001/delete").status_code == 400          # no CSRF token
+    deleted = auth.post("/agents/1001/delete", follow_redirects=True)
+    assert b"serve and the phones use it now" in deleted.data
+    assert notified == ["agents"]
+    with app.app_context():
+        assert db.get().get(Agent, "1001") is None
+        assert db.get().scalars(select(QueueMember)).all() == []
+        entry = db.get().scalars(select(AuditEntry).where(AuditEntry.action == "delete")).one()
+    assert (entry.actor, entry.entity_id, entry.before["queues"], entry.after) == ("admin", "1001", ["billing"], None)

@@ -138,7 +138,7 @@ def test_agents_list(app, client, auth):
     token = _token(client, auth, "super")
     agents = client.get("/api/v1/agents", headers=_bearer(token)).get_json()
     assert agents == [{"extension": "1001", "name": "Lee", "birth_year": None, "languages": ["ko"],
-                       "skills": {}, "queues": []}]
+                       "skills": {}, "queues": [], "auto_login": True, "wrapup_seconds": None}]
     assert "sip_md5_cred" not in str(agents)
 
 

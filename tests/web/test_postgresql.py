@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tests.web.test_agents import test_edit_skills_languages_queues_and_audit  # noqa: F401
+from tests.web.test_agents import test_delete_page_is_admin_only_audited_and_notified  # noqa: F401
+from tests.web.test_api_agents import test_create_shows_the_sip_password_once_and_notifies  # noqa: F401
+from tests.web.test_api_callbacks import test_cancel_audited, test_list_with_filters_and_attempts  # noqa: F401
 from tests.web.test_api import test_patch_queue_validated_and_audited, test_token_reads_and_publishes_flows  # noqa: F401
 from tests.web.test_callbacks import (test_a_callback_being_dialled_is_not_cancelled,  # noqa: F401
                                       test_cancel_pending_is_audited, test_cancels_racing_serves_claims_never_both_win,
@@ -20,7 +23,7 @@ from tests.web.test_reports import test_agent_csv, test_interval_csv, test_nps_p
 from tests.web.test_users import test_admin_creates_a_user_with_a_generated_password  # noqa: F401
 
 # the autouse data fixtures of those modules
-from tests.web.test_agents import agents  # noqa: F401
+from tests.web.test_agents import agents, notified  # noqa: F401
 from tests.web.test_api import queue  # noqa: F401
 from tests.web.test_callbacks import callbacks, store  # noqa: F401
 from tests.web.test_reports import events  # noqa: F401
