@@ -4,6 +4,8 @@ Every action tolerates the objects being gone already (a caller may hang up at a
 """
 from __future__ import annotations
 
+import asyncio
+import enum
 import logging
 
 from callpilot.infra.asterisk.ari import AriClient, AriError, AriNotFound
@@ -12,11 +14,21 @@ from callpilot.infra.asterisk import ari_helpers as h
 logger = logging.getLogger(__name__)
 
 
+class Bridged(enum.Enum):
+    """How an attempt to bridge a caller with its agent leg ended."""
+
+    CONNECTED = "connected"
+    CALLER_GONE = "caller gone"        # the caller hung up meanwhile
+    AGENT_GONE = "agent gone"          # the agent's leg vanished between its answer and the bridge
+    FAILED = "failed"                  # both are there: Asterisk failed the bridge
+
+
 class CallControl:
     def __init__(self, ari: AriClient, *, app: str):
         self.ari = ari
         self.app = app
         self._holding_ready: set[str] = set()
+        self._call_bridges: set[str] = set()     # mixing bridges made while the agent rang
 
     async def park(self, call_id: str, queue: str, moh_class: str = "default") -> bool:
         """Put the caller in the queue's holding bridge with music on hold."""
@@ -68,22 +80,46 @@ class CallControl:
     async def cancel_ring(self, channel_id: str) -> None:
         await h.safe_hangup(self.ari, channel_id)
 
-    async def connect(self, call_id: str, agent_channel: str, queue: str) -> bool:
-        """Move the caller from holding into a mixing bridge with the agent."""
+    async def prepare_bridge(self, call_id: str) -> None:
+        """The call's mixing bridge, made while the agent's phone rings, so that the answer
+        finds it ready (one ARI round trip less between the answer and the bridge)."""
         bridge_id = h.call_bridge_id(call_id)
-        await h.ensure_bridge(self.ari, bridge_id, "mixing", f"call {call_id}")
-        await h.safe_remove_from_bridge(self.ari, h.holding_bridge_id(queue), call_id)
+        if bridge_id not in self._call_bridges:
+            await h.ensure_bridge(self.ari, bridge_id, "mixing", f"call {call_id}")
+            self._call_bridges.add(bridge_id)
+
+    async def connect(self, call_id: str, agent_channel: str, queue: str) -> Bridged:
+        """Move the caller from holding into a mixing bridge with the agent.  The bridge (if
+        not made yet) and the caller's leaving the holding bridge are independent requests:
+        sent together."""
+        bridge_id = h.call_bridge_id(call_id)
+        await asyncio.gather(self.prepare_bridge(call_id),
+                             h.safe_remove_from_bridge(self.ari, h.holding_bridge_id(queue), call_id))
         try:
             await self.ari.post(f"/bridges/{bridge_id}/addChannel", channel=f"{call_id},{agent_channel}")
-        except AriNotFound:
-            return False
-        return True
+        except AriError as exc:
+            # 400 "Channel not found" names neither leg; 404: the bridge itself went away
+            if isinstance(exc, AriNotFound):
+                self._call_bridges.discard(bridge_id)
+            return await self._who_left(call_id, agent_channel, exc)
+        return Bridged.CONNECTED
+
+    async def _who_left(self, call_id: str, agent_channel: str, exc: AriError) -> Bridged:
+        caller, agent = await asyncio.gather(h.channel_exists(self.ari, call_id),
+                                             h.channel_exists(self.ari, agent_channel))
+        if not caller:
+            return Bridged.CALLER_GONE
+        if not agent:
+            return Bridged.AGENT_GONE
+        logger.warning("call %s: bridge with %s failed: %s", call_id, agent_channel, exc)
+        return Bridged.FAILED
 
     async def release(self, call_id: str, *channels: str) -> None:
         """Hang up what is left of a call and destroy its bridge."""
         for channel_id in channels:
             if channel_id:
                 await h.safe_hangup(self.ari, channel_id)
+        self._call_bridges.discard(h.call_bridge_id(call_id))
         await h.safe_bridge_destroy(self.ari, h.call_bridge_id(call_id))
 
     async def live_channels(self) -> dict[str, dict]:

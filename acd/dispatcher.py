@@ -19,21 +19,20 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from acd import routing
-from acd.policy.callbacks import due_callbacks
-from acd.actions import CallControl
+from acd.actions import Bridged, CallControl
 from acd.agent_desk import AgentCommandError, AgentDesk
 from acd.agents import AgentRoster, LiveAgent
 from acd.announcements import Lines
 from acd.clock import Clock, SystemClock
+from acd.dispatch_callbacks import CallbackGlue
 from acd.events import NullEventSink, QueueEventSink
 from acd.hooks import CallHooks
-from acd.model import DEFAULT_AGE_BANDS, AgeBands, AgentState, CallView, ModelError, steps_from_list, steps_to_list
+from acd.model import DEFAULT_AGE_BANDS, AgeBands, AgentState, ModelError, steps_from_list
 from acd.queues import QueueBook, QueueSettings
 from acd.state import CallEntry, CallOutcome, CallState, LiveCall
 from acd.waiting import Speak, WaitingRoom, language_of
 from callpilot.infra.asterisk.ari_helpers import agent_channel_id
 from callpilot.infra.db.call_vocabulary import RoutingTicket
-from callpilot.infra.db.callbacks import CallbackSource
 from callpilot.infra.db.records import RecordWriter
 from callpilot.infra.messages import MessageCatalogue, Said, builtin_messages
 
@@ -52,7 +51,7 @@ LOGGED_IN_STATES = tuple(s for s in AgentState if s is not AgentState.LOGGED_OUT
 STAFFED_STATES = tuple(s for s in LOGGED_IN_STATES if s is not AgentState.PAUSED)
 
 
-class Dispatcher:
+class Dispatcher(CallbackGlue):
     def __init__(self, control: CallControl, roster: AgentRoster, records: RecordWriter, *,
                  ring_timeout: int, wrapup_seconds: float, queues: QueueBook | None = None,
                  events: QueueEventSink | None = None, speak: Speak | None = None,
@@ -86,19 +85,14 @@ class Dispatcher:
         self._ringing: dict[str, str] = {}        # agent channel id -> call id
         self._ring_started: dict[str, float] = {}
         self._last_ring: dict[str, float] = {}     # call id -> when its answered leg began ringing
+        self._steps_of: dict[str, tuple[QueueSettings, tuple]] = {}   # queue -> (settings, steps)
         self._kick = asyncio.Event()
         self._pass_lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
         self.callbacks = None      # acd.callbacks.CallbackService, attached by the composition root
         self.number_of = lambda caller_id: None   # caller ID -> E.164 (for merging callbacks)
-        self.offer_key: Callable[[str], str] = lambda queue: ""
-
-    def attach_callbacks(self, service, number_of, offer_key: Callable[[str], str]) -> None:
-        """Pending callbacks join the line; ``number_of`` normalises caller IDs to E.164
-        (None when not a callable number); ``offer_key`` is the key that takes a callback."""
-        self.callbacks, self.number_of, self.offer_key = service, number_of, offer_key
-        service.kick = self.kick
+        self.offer_key: Callable[[str], str] = lambda queue: ""   # queue -> its callback key
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
@@ -159,25 +153,6 @@ class Dispatcher:
                                 call_id, extension)
                     self.routing.handed_back(call_id, extension)
                     self.kick()
-
-    def _due_callbacks(self, now: float) -> dict[str, tuple[str, CallView]]:
-        """Pending callbacks that may be dialled now, as calls of the same matching (view id ->
-        (callback id, view)): ordered by their ORIGINAL entry time among the live callers.  The
-        pending set is the service's copy, refreshed off the routing path."""
-        if self.callbacks is None:
-            return {}
-        pending = self.callbacks.pending_views(now, live_calls=self.calls.keys())
-        due = due_callbacks(pending, now, self.callbacks.dialling_numbers())
-        return {callback.view.id: (callback.id, callback.view) for callback in due}
-
-    def _release_callback(self, callback_id: str, view_id: str, extension: str) -> None:
-        agent = self.roster.get(extension)
-        if agent is not None and agent.routable and self.callbacks.reserve(callback_id, agent):
-            self._spawn(self.callbacks.place(callback_id, agent), f"callback-{callback_id}")
-            return
-        logger.info("callback %s to agent %s no longer holds: handed back", callback_id, extension)
-        self.routing.handed_back(view_id, extension)
-        self.kick()
 
     def _routing_changed(self, call: LiveCall) -> None:
         """The call entered or left QUEUED, or its queue or ticket changed."""
@@ -247,42 +222,65 @@ class Dispatcher:
 
     def _steps(self, call: LiveCall, ticket: RoutingTicket, settings: QueueSettings) -> tuple:
         if ticket.steps is None:
-            return tuple(settings.routing_steps())
+            return self._queue_steps(settings)
         try:
             return steps_from_list(list(ticket.steps))
         except ModelError as exc:
             logger.error("call %s: ticket steps refused (%s): queue %s steps apply", call.id,
                          exc, settings.name)
-            return tuple(settings.routing_steps())
+            return self._queue_steps(settings)
+
+    def _queue_steps(self, settings: QueueSettings) -> tuple:
+        """The queue's steps, built once per settings object (steps are frozen: shared by
+        the calls of the queue; a reload brings new settings, so new steps)."""
+        held = self._steps_of.get(settings.name)
+        if held is None or held[0] is not settings:
+            held = self._steps_of[settings.name] = (settings, tuple(settings.routing_steps()))
+        return held[1]
 
     async def _enter(self, call: LiveCall, ticket: RoutingTicket, enqueued_at: datetime | None,
                      report: bool = True) -> None:
+        """Into ``ticket``'s queue.  The originate comes first: the call joins routing and a
+        pass runs before anything that can come after it (the queue event, the position,
+        the announcements, a pending callback's older place, the holding bridge and music:
+        ``_after_offer``).  D20 has the figures."""
         settings = self.queues.get(ticket.queue)
-        if report and enqueued_at is None:
-            enqueued_at = await self._merge_callback(call, ticket.queue)
+        merge = report and enqueued_at is None
+        if merge and self._callback_known(call, ticket.queue):
+            # merged before routing: its callback must not go to an agent in this pass
+            enqueued_at, merge = await self._merged_entry(call, ticket.queue), False
         call.ticket, call.queue, call.priority = ticket, ticket.queue, ticket.priority
         call.skill, call.skills = settings.queue_skill, dict(ticket.skills)
         call.steps = self._steps(call, ticket, settings)
-        now = self.clock.utcnow()
-        call.enqueued_at = enqueued_at or now
-        call.enqueued_mono = self._now() - (now - call.enqueued_at).total_seconds()
-        call.view = None
+        self._set_entry(call, enqueued_at or self.clock.utcnow())
         self.calls[call.id] = call
-        self.lines.join(call)
-        self._routing_changed(call)
-        call.orig_position = self._position(call)
-        if report:  # a re-adopted call already has its ENTERQUEUE
-            self.events.enter_queue(call.id, call.queue, call.caller_id, call.orig_position)
         self.records.post(call.id, state=CallState.QUEUED, queue=call.queue,
                           enqueued_at=call.enqueued_at, ticket=ticket.to_json())
-        # route first, then park: the agent's phone starts ringing before the caller's music
-        # does (agent_answered waits for the park, never longer than the action deadline)
+        # agent_answered waits for the park (never longer than the action deadline)
         call.parked = asyncio.get_running_loop().create_future()
-        self.waiting.watch(call)
         await self._dispatch_once()
+        await asyncio.sleep(0)     # the offer's originate goes out before anything else
+        await self._after_offer(call, settings, merge=merge, report=report)
+
+    def _set_entry(self, call: LiveCall, entered: datetime) -> None:
+        """The call's entry time (its place in line and its step clock)."""
+        call.enqueued_at = entered
+        call.enqueued_mono = self._now() - (self.clock.utcnow() - entered).total_seconds()
+        call.view = None
+        self.lines.join(call)
+        self._routing_changed(call)
+
+    async def _after_offer(self, call: LiveCall, settings: QueueSettings, *, merge: bool,
+                           report: bool) -> None:
+        """What a queue entry does once its offer (if any) has gone out."""
+        call.orig_position = self._position(call)
+        if report:  # a re-adopted call already has its ENTERQUEUE
+            self.events.enter_queue(call.id, call.queue or "", call.caller_id, call.orig_position)
+        self.waiting.watch(call)
         self.kick()                # the loop re-plans its next wake-up (step expiries) with this call
-        await asyncio.sleep(0)     # the offer's originate goes out before the park request
         await self._park(call, settings)
+        if merge:
+            await self._merge_late(call, call.queue or "")
 
     async def _park(self, call: LiveCall, settings: QueueSettings) -> None:
         """Holding bridge and music.  Gone (404): the caller left.  A fault: the caller keeps
@@ -331,69 +329,6 @@ class Dispatcher:
     def _position(self, call: LiveCall) -> int:
         return self.lines.position(call) + self.callbacks_ahead(call)
 
-    # -- callbacks ----------------------------------------------------------------------
-    async def _merge_callback(self, call: LiveCall, queue: str) -> datetime | None:
-        """A caller whose callback is pending in this queue called in: one entry, the older place."""
-        number = self.number_of(call.caller_id) if self.callbacks is not None else None
-        if number is None:
-            return None
-        older = await self.callbacks.merge_call_in(queue, number, call.id)
-        if older is not None:
-            logger.info("call %s: pending callback of %s merged, keeps entry %s", call.id, number,
-                        older.isoformat())
-        return older
-
-    def callbacks_ahead(self, call: LiveCall) -> int:
-        if self.callbacks is None or call.queue is None:
-            return 0
-        return self.callbacks.ahead_of(routing.call_view(call), self._now())
-
-    async def take_callback(self, call: LiveCall, number: str) -> float | None:
-        """The caller confirmed a callback to ``number``: the callback takes the call's place
-        (its ORIGINAL entry time and ticket) and the call leaves the line.  Returns the
-        estimated wait, for the caller to hear roughly when to expect the call."""
-        eta = self.waiting.estimated_wait(call)
-        position = self._position(call)
-        ticket = {"priority": call.priority, "skills": dict(call.skills), "attributes": dict(call.attributes),
-                  "steps": steps_to_list(call.steps)}
-        callback, _ = await self.callbacks.request(
-            number=number, queue=call.queue or self.fallback_queue,
-            entered_at=call.enqueued_at or self.clock.utcnow(), ticket=ticket,
-            name=str(call.attributes.get("name", "")), reason=str(call.attributes.get("reason", "")),
-            call_id=call.id, source=CallbackSource.IVR)
-        if call.state is CallState.QUEUED:
-            self.waiting.forget(call.id)
-            self.calls.pop(call.id, None)
-            self.lines.leave(call.id)
-            call.move(CallState.ENDED, f"took callback {callback.id}")
-            self._routing_changed(call)
-            self.events.exit_with_key(call.id, call.queue or "", self.offer_key(call.queue or ""), position,
-                                      call.orig_position, call.waited(self._now()))
-            self.kick()
-            await self._act("unpark", call.id, self.control.unpark(call.id, call.queue or ""), None)
-            await self.records.update(call.id, state=CallState.ENDED, outcome=CallOutcome.CALLBACK,
-                                      ended_at=self.clock.utcnow(), detail=f"callback {callback.id}")
-        return eta
-
-    # -- agents lent to callbacks (acd.callbacks.AgentHooks) ----------------------------
-    def not_responding(self, agent: LiveAgent, why: str) -> None:
-        """A callback's agent leg was not answered: RONA, like a live call's."""
-        agent.move(AgentState.PAUSED, why)
-        agent.pause_reason = "not responding"
-        self.events.agent_pause(agent.extension, sorted(agent.queues), "not responding")
-        self.kick()
-
-    def done(self, agent: LiveAgent, call_id: str, talked: bool) -> None:
-        """A callback attempt released its agent: wrap-up after talking, else available."""
-        wrapup = self.wrapup_seconds if agent.wrapup_seconds is None else agent.wrapup_seconds
-        if talked and wrapup > 0:
-            agent.move(AgentState.WRAP_UP, "callback ended", call_id=call_id)
-            self._later(wrapup, lambda: self._end_wrapup(agent, call_id), f"later-wrapup-{call_id}")
-        else:
-            agent.move(AgentState.AVAILABLE, "callback ended" if talked else "callback not connected",
-                       call_id=call_id, at=self._now())
-        self.kick()
-
     def _logged_in(self, queue: str) -> int:
         return self.roster.count(queue, *LOGGED_IN_STATES)
 
@@ -441,6 +376,14 @@ class Dispatcher:
         if not ok and channel_id in self._ringing:
             await self._act("cancel ring", call.id, self.control.cancel_ring(channel_id), None)
             await self._ring_failed(channel_id, cause=0)
+        elif ok:
+            await self._prepare_bridge(call)
+
+    async def _prepare_bridge(self, call: LiveCall) -> None:
+        """While the agent's phone rings: the call's mixing bridge, ready for the answer."""
+        await self._act("prepare bridge", call.id, self.control.prepare_bridge(call.id), None)
+        if call.state is CallState.ENDED:        # the caller left meanwhile: no bridge left behind
+            await self._act("release", call.id, self.control.release(call.id), None)
 
     def _ring_start_of(self, call: LiveCall) -> float:
         return self._last_ring.pop(call.id, self._now())
@@ -456,17 +399,18 @@ class Dispatcher:
             await self._act("hang up stray agent leg", call_id, self.control.hangup(channel_id), None)
             return
         await self._parked(call)      # never move the caller before the holding bridge has it
-        connected = await self._act("connect", call.id,
-                                    self.control.connect(call.id, channel_id, call.queue or ""), None)
+        bridged = await self._act("connect", call.id,
+                                  self.control.connect(call.id, channel_id, call.queue or ""),
+                                  Bridged.FAILED)
         if self._offered(call_id, channel_id) is None:       # the caller left meanwhile
             await self._act("hang up agent leg", call_id, self.control.hangup(channel_id), None)
-        elif connected:
+        elif bridged is Bridged.CONNECTED:
             self._connected(call, channel_id)
-        elif connected is False:                            # 404: the caller is gone
+        elif bridged is Bridged.CALLER_GONE:
             await self._act("hang up agent leg", call_id, self.control.hangup(channel_id), None)
             await self.caller_gone(call.id)
         else:
-            await self._connect_failed(call, channel_id)
+            await self._connect_failed(call, channel_id, agent_gone=bridged is Bridged.AGENT_GONE)
 
     def _offered(self, call_id: str, channel_id: str) -> LiveCall | None:
         call = self.calls.get(call_id)
@@ -499,23 +443,34 @@ class Dispatcher:
         self.records.post(call.id, state=CallState.CONNECTED, agent=call.agent,
                           answered_at=self.clock.utcnow())
 
-    async def _connect_failed(self, call: LiveCall, channel_id: str) -> None:
-        """Asterisk failed the bridge: the agent is released (not blamed), the caller goes
-        back in line at its place and back to the music."""
+    async def _connect_failed(self, call: LiveCall, channel_id: str, *, agent_gone: bool) -> None:
+        """No bridge: the agent is released (not blamed), the caller goes back in line at its
+        place (its original entry time: the head of the line if it is the oldest) and back to
+        the music.  ``agent_gone``: the agent's leg vanished between its answer and the bridge
+        (the agent hung up at once): not Asterisk's fault, so not counted against the call."""
         await self._act("hang up agent leg", call.id, self.control.hangup(channel_id), None)
         agent = self.roster.get(call.agent or "")
-        if agent is not None and agent.state is AgentState.RINGING and agent.call_id == call.id:
-            agent.move(AgentState.AVAILABLE, "bridge failed", call_id=call.id, at=self._now())
+        why = "hung up before the bridge" if agent_gone else "bridge failed"
         call.agent, call.agent_channel = None, None
-        call.bridge_failures += 1
+        if not agent_gone:
+            call.bridge_failures += 1
         if call.bridge_failures >= MAX_BRIDGE_FAILURES:
+            self._release_agent(agent, call, why)
             await self._give_up(call, f"Asterisk failed the bridge {call.bridge_failures} times")
             return
-        call.move(CallState.QUEUED, "bridge failed: back in line")
+        call.move(CallState.QUEUED, f"{why}: back in line")
         self._routing_changed(call)
         self.records.post(call.id, state=CallState.QUEUED, agent=None)
-        self.kick()
+        call.parked = asyncio.get_running_loop().create_future()   # the next answer waits for this park
+        await self._dispatch_once()     # back in the router before the agent is free again: a
+        self._release_agent(agent, call, why)   # pass applies agents before entering calls, so
+        self.kick()                     # the freed agent would not see this (older) caller
         await self._park(call, self.queues.get(call.queue or ""))
+
+    def _release_agent(self, agent: LiveAgent | None, call: LiveCall, why: str) -> None:
+        """The agent rung for ``call`` is available again (not blamed)."""
+        if agent is not None and agent.state is AgentState.RINGING and agent.call_id == call.id:
+            agent.move(AgentState.AVAILABLE, why, call_id=call.id, at=self._now())
 
     async def _give_up(self, call: LiveCall, why: str) -> None:
         """A call no agent can be given: offered no more (it stays out of the line while it

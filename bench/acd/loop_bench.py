@@ -31,6 +31,7 @@ from datetime import timedelta
 from typing import Any
 
 from acd import routing
+from acd.actions import Bridged
 from acd.agents import AgentRoster, LiveAgent
 from acd.dispatcher import Dispatcher
 from acd.model import AgentState
@@ -83,8 +84,11 @@ class PhoneFloor:
         await asyncio.sleep(self.rng.uniform(*self.talk))
         await self.dispatcher.agent_leg_gone(channel_id)
 
+    async def prepare_bridge(self, call_id):
+        return None
+
     async def connect(self, call_id, agent_channel, queue):
-        return True
+        return Bridged.CONNECTED
 
     async def release(self, call_id, *channels):
         return True

@@ -10,6 +10,7 @@ mixing bridge).  The ACD's own roles (``enqueue``, ``agent``, ``feature``) are s
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Awaitable
@@ -205,6 +206,7 @@ class Server:
         ari_task = asyncio.create_task(self.ari.run(), name="ari")
         await self.agi.start()
         self._background(self.degraded.run(), "degraded-calls")
+        gc.freeze()    # what start-up built lives as long as serve: full collections skip it (D20)
         self._install_signals()
         logger.info("serve up: %d agents, flows %s", len(self.roster.agents), sorted(self.flows))
         await self._stop.wait()

@@ -20,8 +20,10 @@ DEFAULT_INTERVAL = 0.1
 
 
 class LoopLag:
-    def __init__(self, interval: float | None = None, window_seconds: float = 60.0) -> None:
+    def __init__(self, interval: float | None = None, window_seconds: float = 60.0, *,
+                 clock: Callable[[], float] | None = None) -> None:
         self.interval = interval if interval is not None else _env_interval()
+        self.clock = clock              # None: the loop's own clock (tests pass a scripted one)
         self.lags: deque[float] = deque(maxlen=max(1, int(window_seconds / self.interval)))
         self.worst = 0.0
         self.ticks = 0
@@ -36,11 +38,11 @@ class LoopLag:
             self._task.cancel()
 
     async def _tick(self) -> None:
-        loop = asyncio.get_running_loop()
+        now = self.clock or asyncio.get_running_loop().time
         while True:
-            expected = loop.time() + self.interval
+            expected = now() + self.interval
             await asyncio.sleep(self.interval)
-            lag = max(0.0, loop.time() - expected)
+            lag = max(0.0, now() - expected)
             self.lags.append(lag)
             self.ticks += 1
             self.worst = max(self.worst, lag)

@@ -394,3 +394,36 @@ async def test_bridge_that_always_fails(cfg, proxy, serve, agents):
 def _channel_of(proxy: AriFaultProxy, caller_number: str) -> str | None:
     return next((cid for cid, seen in proxy.stasis_starts().items()
                  if seen.event["channel"].get("caller", {}).get("number") == caller_number), None)
+
+
+async def test_agents_who_hang_up_before_the_bridge_never_cost_the_caller(cfg, proxy, serve, instance):
+    """An agent answers and hangs up at once (BYE right after the ACK), before serve's bridge
+    reaches Asterisk (the proxy holds every call-bridge addChannel 1.5 s, so the leg is surely
+    gone: Asterisk answers 400 "Channel not found", as under load).  It happens more often than
+    MAX_BRIDGE_FAILURES: the caller is never given up (before the fix it was, after three),
+    stays in line and reaches the next agent, who talks to it; the vanishing agent is available
+    again, not paused."""
+    _, passwords = instance
+    a = cfg.asterisk
+    proxy.add(Rule("POST", CALL_BRIDGE, Delay(1.5)))
+    quitter = AgentPhone("3001", passwords["3001"], a.sip_host, a.sip_port, behaviour="hangup",
+                         talk_seconds=0, answer_delay=0.2, calls=100)
+    keeper = AgentPhone("3002", passwords["3002"], a.sip_host, a.sip_port, answer_delay=0.2, calls=10)
+    await quitter.start()
+    try:
+        await serve.wait_for(lambda s: s["agents"]["3001"]["routable"], what="3001 routable")
+        call = place(cfg, hold=60)
+        await quitter.wait_for("hungup", timeout=60, count=MAX_BRIDGE_FAILURES + 1)
+        await keeper.start()
+        record = await wait_record(cfg, call.number, state="connected", timeout=60)
+        assert record.agent == "3002" and record.outcome is None
+        status = await serve.status()
+        assert status["agents"]["3001"]["state"] in ("available", "ringing"), status["agents"]["3001"]
+        assert status["agents"]["3001"]["pause_reason"] == ""
+        failed = [x for x in proxy.exchanges if re.fullmatch(CALL_BRIDGE, x.path) and x.status == 400]
+        assert len(failed) >= MAX_BRIDGE_FAILURES + 1, [x.status for x in proxy.exchanges
+                                                         if re.fullmatch(CALL_BRIDGE, x.path)]
+    finally:
+        for phone in (quitter, keeper):
+            await phone.unregister()
+            await phone.stop()

@@ -39,10 +39,23 @@ def test_a_database_failure_is_not_an_unknown_caller(engine):
 
     def broken(*_a, **_k):
         raise OperationalError("SELECT", {}, Exception("db down"))
-    directory.engine = type("E", (), {"connect": broken})()
+    dialect = engine.dialect
+    directory.engine = type("E", (), {"connect": broken, "raw_connection": broken, "dialect": dialect})()
     with pytest.raises(LookupFailed):
         directory.lookup("5550100")
     assert directory.lookup_or_none("5550100") is None
+
+
+def test_a_driver_error_is_a_lookup_failure_too(engine):
+    """The select runs on a driver connection: the driver's own errors count as well."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE customers RENAME TO customers_gone")
+    try:
+        with pytest.raises(LookupFailed):
+            CustomerDirectory(engine).lookup("5550100")
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE customers_gone RENAME TO customers")
 
 
 def test_ticket_and_place_round_trip_through_a_record(engine):

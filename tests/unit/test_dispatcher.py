@@ -5,6 +5,7 @@ import asyncio
 
 import pytest
 
+from acd.actions import Bridged
 from acd.agents import AgentRoster, LiveAgent
 from acd.dispatcher import AgentCommandError, CallEntry, Dispatcher
 from acd.model import AgentState
@@ -17,6 +18,7 @@ class FakeControl:
     def __init__(self):
         self.rung: list[tuple[str, str]] = []
         self.hung_up: list[str] = []
+        self.bridges_made: list[str] = []
 
     async def park(self, call_id, queue, moh_class="default"):
         return True
@@ -29,8 +31,11 @@ class FakeControl:
         await asyncio.sleep(0)
         return True
 
+    async def prepare_bridge(self, call_id):
+        self.bridges_made.append(call_id)
+
     async def connect(self, call_id, agent_channel, queue):
-        return True
+        return Bridged.CONNECTED
 
     async def release(self, call_id, *channels):
         self.hung_up.extend(c for c in channels if c)

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from acd.actions import Bridged
 from acd.agents import AgentRoster
 from acd.dispatcher import MAX_BRIDGE_FAILURES, CallEntry, Dispatcher
 from acd.model import AgentState
@@ -50,7 +51,7 @@ class FaultyControl(FakeControl):
     async def connect(self, call_id, agent_channel, queue):
         await self._maybe_fail("connect")
         self.connected.append(call_id)
-        return True
+        return Bridged.CONNECTED
 
 
 class FakeClock:
@@ -260,3 +261,68 @@ async def test_a_park_that_failed_once_is_tried_again_for_a_waiting_caller(monke
 async def _until(predicate) -> None:
     while not predicate():
         await asyncio.sleep(0.01)
+
+
+class VanishingAgents(FaultyControl):
+    """The first ``vanish`` agent legs hang up between their answer and the bridge (under
+    load Asterisk then answers the bridge's addChannel 400 "Channel not found"): connect
+    reports AGENT_GONE."""
+
+    def __init__(self, vanish: int):
+        super().__init__()
+        self.vanish = vanish
+
+    async def connect(self, call_id, agent_channel, queue):
+        if self.vanish > 0:
+            self.vanish -= 1
+            return Bridged.AGENT_GONE
+        return await super().connect(call_id, agent_channel, queue)
+
+
+async def test_agents_that_vanish_before_the_bridge_never_cost_the_caller_the_call():
+    """More vanished agent legs than MAX_BRIDGE_FAILURES: not Asterisk's fault, so never
+    counted against the call; the caller reaches the next agent, no agent is paused."""
+    agents = [agent(str(n)) for n in range(1, MAX_BRIDGE_FAILURES + 3)]
+    control = VanishingAgents(vanish=MAX_BRIDGE_FAILURES + 1)
+    d, records = build(control, *agents)
+    d.start()
+    try:
+        await within(d.adopt(entry("a")))
+        for _ in range(MAX_BRIDGE_FAILURES + 2):
+            await within(_until(lambda: d.calls["a"].state is CallState.RINGING))
+            await d.settle()
+            await within(d.agent_answered(d.calls["a"].agent_channel, "a"))
+    finally:
+        await d.stop()
+    call = d.calls["a"]
+    assert call.state is CallState.CONNECTED and control.connected == ["a"]
+    assert call.bridge_failures == 0
+    assert len(control.rung) == MAX_BRIDGE_FAILURES + 2
+    assert not any(w[1].get("outcome") for w in records.writes)          # never ended
+    vanished = [a for a in agents if a.extension != call.agent]
+    assert all(a.state is AgentState.AVAILABLE and a.pause_reason == "" for a in vanished)
+    assert all(f"cp-agent-a-{n}" in control.hung_up for n in range(1, MAX_BRIDGE_FAILURES + 2))
+
+
+async def test_a_caller_whose_agent_vanished_is_back_at_the_head_of_the_line():
+    """One agent; the older caller's agent leg vanishes before the bridge: the caller keeps
+    its original entry time, so the freed agent is offered it again before the newer one."""
+    clock = FakeClock()
+    only = agent("1")
+    control = VanishingAgents(vanish=1)
+    d, _ = build(control, only, clock=clock)
+    await within(d.adopt(entry("old")))
+    await d.settle()
+    entered = d.calls["old"].enqueued_at
+    clock.advance(5)
+    await within(d.adopt(entry("new")))
+    await d.settle()
+    assert d.calls["new"].state is CallState.QUEUED
+    await within(d.agent_answered(d.calls["old"].agent_channel, "old"))
+    await within(d._dispatch_once())
+    await d.settle()
+    old = d.calls["old"]
+    assert old.enqueued_at == entered and old.state is CallState.RINGING and old.agent == "1"
+    assert old.agent_channel == "cp-agent-old-2" and d.calls["new"].state is CallState.QUEUED
+    assert {c["id"]: c["position"] for c in d.waiting_calls()} == {"old": 1, "new": 2}
+    assert control.parks == 3                      # both callers parked, the old one again

@@ -31,6 +31,8 @@ from callpilot.infra.asterisk.event_lanes import EventLanes
 
 logger = logging.getLogger(__name__)
 
+POOL_SIZE = 100           # REST connections at most: aiohttp's default, Asterisk's session_limit
+KEEPALIVE_SECONDS = 10.0  # below Asterisk's session_keep_alive (15 s)
 EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
 ConnectHandler = Callable[[], Awaitable[None]]
 
@@ -93,9 +95,17 @@ class AriClient:
 
     # -- REST ---------------------------------------------------------------------------
     async def _http(self) -> aiohttp.ClientSession:
+        """One session, kept-alive connections: independent requests (``asyncio.gather``)
+        go out side by side on connections of the pool, none waits for a TCP handshake.
+        Idle connections are dropped before Asterisk's ``session_keep_alive`` (15 s) would
+        close them under a request in flight.  The size stays aiohttp's 100: with 64,
+        bench.load (300 calls at 20/s) used all 64 while serve was busy, requests queued for
+        a connection, answers reached the bridge after the agent had hung up (D20)."""
         if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=POOL_SIZE, keepalive_timeout=KEEPALIVE_SECONDS)
             self._session = aiohttp.ClientSession(
-                headers=self._headers, timeout=aiohttp.ClientTimeout(total=self.request_timeout))
+                connector=connector, headers=self._headers,
+                timeout=aiohttp.ClientTimeout(total=self.request_timeout))
         return self._session
 
     async def request(self, method: str, path: str, *, params: dict | None = None,
