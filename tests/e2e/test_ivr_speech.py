@@ -144,8 +144,12 @@ async def test_spoken_yes_barges_in_and_routes_to_the_yes_branch(cfg, serve, sec
     print(f"\nbarge-in: wire speech onset -> last prompt audio {wire_ms:.0f} ms; serve: "
           f"VAD {timing['vad_ms']} ms, speech start -> playback stopped {timing['barge_in_ms']} ms, "
           f"end of speech -> decision {timing['eos_ms']} ms, tap set-up {timing['tap_setup_ms']} ms")
-    assert timing["barge_in_ms"] < 300
-    assert 0 <= wire_ms < 400, f"prompt kept playing {wire_ms:.0f} ms after speech started"
+    # Barge-in is shown causally: the prompt stopped after the caller began and long before its
+    # own end (half of what was left of it).  How fast is printed above for the record, not
+    # asserted: speed belongs to bench/, the suite holds no timed assertion (issue 10).
+    left_ms = (seconds(QUESTION) - 1.5) * 1000
+    assert 0 <= wire_ms < left_ms / 2, f"prompt kept playing {wire_ms:.0f} of its last {left_ms:.0f} ms"
+    assert timing["barge_in_ms"] < left_ms / 2, timing
     assert wire.loud_to_caller_between(onset - 1.0, onset) > 20, "the prompt was playing before"
 
 
