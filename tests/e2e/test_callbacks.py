@@ -100,16 +100,6 @@ def clear_callbacks(config) -> None:
 
 
 @pytest.fixture
-async def serve(cfg):
-    proc = ServeProcess(cfg).start()
-    try:
-        await proc.wait_ready()
-        yield proc
-    finally:
-        proc.stop()
-
-
-@pytest.fixture
 async def agent(instance):
     config, passwords, _ = instance
     pool = sipua.PhonePool(config, passwords)
