@@ -78,9 +78,20 @@ def fill_form(form, queue: Queue, languages: Iterable[str]) -> None:
             getattr(form, form_field(field, lang)).data = stored.get(lang, "")
 
 
-def from_form(form, languages: Iterable[str]) -> dict[str, dict[str, str]]:
-    """Column -> translations as typed; an empty text area means no text for that language."""
-    languages = list(languages)
-    return {translations_column(field): {lang: text for lang in languages
-                                         if (text := (getattr(form, form_field(field, lang)).data or "")).strip()}
-            for field in TEXT_FIELDS}
+def from_form(form, queue: Queue, languages: Iterable[str], posted: Iterable[str]) -> dict[str, dict[str, str]]:
+    """Column -> translations as typed: an empty text area means no text for that language;
+    a box the post did not carry (``posted``: the form's field names) keeps the stored text."""
+    languages, posted = list(languages), set(posted)
+    changed = {}
+    for field in TEXT_FIELDS:
+        texts = dict(getattr(queue, translations_column(field)) or {})
+        for lang in languages:
+            if form_field(field, lang) not in posted:
+                continue
+            text = getattr(form, form_field(field, lang)).data or ""
+            if text.strip():
+                texts[lang] = text
+            else:
+                texts.pop(lang, None)
+        changed[translations_column(field)] = texts
+    return changed

@@ -185,7 +185,7 @@ def _apply(queue: Queue, form: QueueForm) -> None:
     queue.callback_offer_after = form.callback_offer_after.data
     queue.callback_offer_key = form.callback_offer_key.data or None
     queue.callback_customer_first = {"yes": True, "no": False}.get(form.callback_customer_first.data)
-    for column, translations in queue_texts.from_form(form, form.text_languages).items():
+    for column, translations in queue_texts.from_form(form, queue, form.text_languages, request.form).items():
         setattr(queue, column, translations)
     session = db.get()
     audit.record(session, "queue", queue.name, "update", before, audit.snapshot(queue))

@@ -51,9 +51,12 @@ def test_supervisor_saves_texts_per_language_audited_and_reloaded(app, client, a
         "ko": KO_CLOSED}
     html = client.get("/queues/billing").get_data(as_text=True)
     assert KO_WAIT in html and KO_CLOSED in html
-    # emptying a box takes the language's text away
+    # a post without the boxes (an older script) keeps the texts; emptying a box takes one away
+    assert auth.post("/queues/billing", FORM).status_code == 302
+    assert _queue(app).closed_message_translations == {"ko": KO_CLOSED}
     assert auth.post("/queues/billing", {**FORM, **TEXTS, "closed_message_ko": "  "}).status_code == 302
     assert _queue(app).closed_message_translations == {}
+    assert _queue(app).periodic_announce_translations["ko"] == KO_WAIT
 
 
 def test_a_language_the_queue_already_has_stays_offered(app, client, auth):
