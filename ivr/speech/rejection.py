@@ -11,10 +11,15 @@ phrase:
 * ``UNCOVERED`` — the decoder's alignment of the phrase leaves loud audio outside its words
   (it had to call speech "silence" to fit the phrase): "pay my bill" aligned as
   ``<sil> billing <sil>``.  Engines that give word timings check it (:func:`uncovered_frames`).
+* ``LOW_SCORE`` — the engine's acoustic score of the phrase is below its threshold: the
+  sound fits the phrase worse than the right answers it was tuned on ever did.  The same
+  score, mapped by :func:`confidence`, is the answer's confidence (a menu's
+  ``confirm_below`` acts on it).
 """
 from __future__ import annotations
 
 import enum
+import math
 
 import numpy as np
 
@@ -43,6 +48,14 @@ class Rejection(enum.Enum):
     NOT_VOICED = "not_voiced"
     TOO_LONG = "too_long"
     UNCOVERED = "speech_outside_phrase"
+    LOW_SCORE = "low_acoustic_score"
+
+
+def confidence(score: float, reject_below: float, scale: float) -> float:
+    """An engine's score mapped to 0..1: 0.5 at its rejection threshold (a menu's default
+    ``min_confidence``), rising logistically by ``scale`` score units per e-fold of odds."""
+    z = max(-50.0, min(50.0, (score - reject_below) / scale))
+    return 1.0 / (1.0 + math.exp(-z))
 
 
 def longest_plausible(phrase: str) -> float:
