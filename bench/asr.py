@@ -54,6 +54,7 @@ from ivr.tts import Audio, EspeakSynthesizer, resample  # noqa: E402
 
 RATE = 16000
 FRAME = RATE // 50
+MIN_CONFIDENCE = 0.5       # a menu's default min_confidence: less is "no match" (re-prompt)
 CONFIRM_BELOW = 0.7        # a menu's confirm_below: figures of what it would confirm
 SNRS = (None, 20, 10)
 
@@ -191,7 +192,7 @@ def frames(audio: np.ndarray) -> list[bytes]:
 
 @dataclass(frozen=True)
 class Decoded:
-    text: str                  # heard phrase, '' = no match / rejected
+    text: str                  # phrase a menu takes ('' = no match: rejected, < MIN_CONFIDENCE)
     confidence: float
     score: float | None        # the engine's raw score when it keeps one (pocketsphinx)
     rejected: str              # why a decoded phrase was refused ('' = not refused)
@@ -218,7 +219,8 @@ def decode_clip(engine: SpeechEngine, grammar: list[str], clip: Clip) -> Decoded
     heard = utterance.finish()
     decode_cpu += time.thread_time() - t
     speech = utterance.seconds - (utterance.vad.speech_at or utterance.seconds)
-    return Decoded(heard.text if heard else "", heard.confidence if heard else 0.0,
+    taken = heard is not None and heard.confidence >= MIN_CONFIDENCE
+    return Decoded(heard.text if taken else "", heard.confidence if heard else 0.0,
                    getattr(utterance._recognizer, "score", None),
                    utterance.rejected.value if utterance.rejected else "",
                    getattr(utterance._recognizer, "phrase", heard.text if heard else ""),
@@ -243,7 +245,7 @@ def dev_scores(engine: SpeechEngine, suite: Suite) -> int:
                     clip = Clip(text if expected else "",
                                 phone_path(_framed(sound, 1.0, 1.0), snr, rng), 0.0)
                     d = decode_clip(engine, grammar, clip)
-                    if d.score is None or d.rejected not in ("", "low_acoustic_score"):
+                    if d.score is None or d.rejected:
                         continue
                     (right if expected and d.phrase == text else other).append(
                         (round(d.score, 2), text, d.phrase))
@@ -358,7 +360,8 @@ async def caller(engine: SpeechEngine, suite: Suite, turns: list[Clip], stop_at:
                 end_wall = loop.time() - (utterance.seconds - (utterance.vad.last_voice_at or 0.0))
                 heard = await utterance.finish_async()
                 result.eos_ms.append((loop.time() - end_wall) * 1000)
-                result.wrong += heard is None or heard.text not in suite.accepted(clip.word)
+                result.wrong += (heard is None or heard.text not in suite.accepted(clip.word)
+                                 or heard.confidence < MIN_CONFIDENCE)
                 break
         due = max(due, loop.time())
 

@@ -11,10 +11,10 @@ phrase:
 * ``UNCOVERED`` — the decoder's alignment of the phrase leaves loud audio outside its words
   (it had to call speech "silence" to fit the phrase): "pay my bill" aligned as
   ``<sil> billing <sil>``.  Engines that give word timings check it (:func:`uncovered_frames`).
-* ``LOW_SCORE`` — the engine's acoustic score of the phrase is below its threshold: the
-  sound fits the phrase worse than the right answers it was tuned on ever did.  The same
-  score, mapped by :func:`confidence`, is the answer's confidence (a menu's
-  ``confirm_below`` acts on it).
+
+An engine's own score of how well the phrase fits the sound is not a rejection here: it is
+mapped by :func:`confidence` to the answer's confidence, and the menu decides with its
+``min_confidence`` (default 0.5: the engine's threshold) and ``confirm_below``.
 """
 from __future__ import annotations
 
@@ -48,12 +48,11 @@ class Rejection(enum.Enum):
     NOT_VOICED = "not_voiced"
     TOO_LONG = "too_long"
     UNCOVERED = "speech_outside_phrase"
-    LOW_SCORE = "low_acoustic_score"
 
 
 def confidence(score: float, reject_below: float, scale: float) -> float:
-    """An engine's score mapped to 0..1: 0.5 at its rejection threshold (a menu's default
-    ``min_confidence``), rising logistically by ``scale`` score units per e-fold of odds."""
+    """An engine's score mapped to 0..1: 0.5 at the engine's threshold ``reject_below`` (a
+    menu's default ``min_confidence``), the odds growing e-fold every ``scale`` above it."""
     z = max(-50.0, min(50.0, (score - reject_below) / scale))
     return 1.0 / (1.0 + math.exp(-z))
 

@@ -7,8 +7,9 @@ but are off: they cost more right answers than the wrong ones they stop, D15).  
 also gets its non-rhotic pronunciation (the CMU dictionary is American; callers are not).
 Only a complete grammar phrase whose words cover the speech is an answer: "speak to an" for
 "speak to an agent" is not, nor "billing" out of "billing address please"
-(:func:`ivr.speech.rejection.covered`), nor a phrase whose acoustic score (:func:`path_score`)
-is below what right answers reach; that score is also the answer's confidence (D28).
+(:func:`ivr.speech.rejection.covered`).  The answer's confidence comes from its acoustic score
+(:func:`path_score`): below 0.5, a menu's default ``min_confidence``, the phrase fits the sound
+worse than right answers did; a menu's ``confirm_below`` confirms the middle band (D28).
 
 The model does not initialise at 8 kHz (its filter bank reaches 6800 Hz): 8 kHz audio is
 resampled to 16 kHz.  A decoder holds ~6 MB with a dictionary of the grammar's words only
@@ -101,8 +102,8 @@ BESTPATH = False
 # Chosen on the dev split only (voices en-us, en-gb-scotland, en-gb-x-rp x 2 rates, clean and
 # 10 dB; bench.asr.EN_OFF_MENU_DEV): right answers ranged -4.96 .. -0.71 (2.5th percentile
 # -4.26, median -3.0), accepted off-menu phrases -6.69 .. -1.94 (median -4.17).
-# REJECT_SCORE keeps 81/83 right dev answers; SCORE_SCALE puts the dev median of right
-# answers at confidence 0.9.  A second pass through a phone loop (allphone, flat or with the
+# REJECT_SCORE (confidence 0.5: a menu's default min_confidence rejects below it) keeps 81/83
+# right dev answers; SCORE_SCALE puts the dev median of right answers at confidence 0.9.  A second pass through a phone loop (allphone, flat or with the
 # packaged phone LM) as the background separated worse and costs a second decode (D28).
 REJECT_SCORE = -4.3
 SCORE_SCALE = 0.6
@@ -292,16 +293,18 @@ class SphinxRecognizer:
         self.score = path_score(segments)
         self.phrase = phrase = complete_phrase(text, self.grammar)
         if phrase:
-            self.rejected = self._judge()
-        self._final = Recognition(phrase, round(confidence(self.score, REJECT_SCORE, SCORE_SCALE), 3)) \
-            if phrase and not self.rejected else Recognition("", 0.0)
+            self.rejected = covered(self._levels.levels(), self.words)
+        self._final = Recognition(phrase, self.confidence) if phrase and not self.rejected \
+            else Recognition("", 0.0)
         return self._final
 
-    def _judge(self) -> Rejection | None:
-        uncovered = covered(self._levels.levels(), self.words)
-        if uncovered is not None:
-            return uncovered
-        return Rejection.LOW_SCORE if self.score is None or self.score < REJECT_SCORE else None
+    @property
+    def confidence(self) -> float:
+        """0..1 from :func:`path_score`; below 0.5 (a menu's default ``min_confidence``) the
+        phrase fits the sound worse than right answers did on the dev split."""
+        if self.score is None:
+            return 0.0
+        return round(confidence(self.score, REJECT_SCORE, SCORE_SCALE), 3)
 
 
 def word_segments(decoder) -> list[tuple[int, int, float]]:
