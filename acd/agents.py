@@ -17,6 +17,8 @@ logger = logging.getLogger(__name__)
 IDLE_DEVICE_STATES = frozenset({"NOT_INUSE"})
 #: an agent in these states is in the middle of a call: removing it waits until it leaves them
 BUSY_STATES = frozenset({AgentState.RINGING, AgentState.ON_CALL, AgentState.WRAP_UP})
+#: moving into these starts the count of missed offers again (answered, paused, logged out)
+FRESH_COUNT_STATES = frozenset({AgentState.ON_CALL, AgentState.PAUSED, AgentState.LOGGED_OUT})
 
 
 @dataclass
@@ -34,6 +36,7 @@ class LiveAgent:
     call_id: str | None = None
     logged_in_at: float = field(default_factory=time.monotonic)
     wrapup_seconds: float | None = None     # None: the ACD's default
+    missed_offers: int = 0                  # offers missed in a row (acd.autopause)
     # the roster's change log (set by AgentRoster.add): routing re-reads only changed agents
     on_change: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
 
@@ -56,6 +59,8 @@ class LiveAgent:
             self.idle_since = time.monotonic() if at is None else at
             self.call_id = None
             self.pause_reason = ""
+        elif new in FRESH_COUNT_STATES:
+            self.missed_offers = 0
         if self.on_change is not None:
             self.on_change(self.extension)
 

@@ -22,6 +22,7 @@ from acd import routing
 from acd.actions import Bridged, CallControl
 from acd.agent_desk import AgentCommandError, AgentDesk
 from acd.agents import AgentRoster, LiveAgent
+from acd.autopause import DEFAULT_AFTER, AutoPause
 from acd.announcements import Lines
 from acd.clock import Clock, SystemClock
 from acd.dispatch_callbacks import CallbackGlue
@@ -53,14 +54,16 @@ STAFFED_STATES = tuple(s for s in LOGGED_IN_STATES if s is not AgentState.PAUSED
 
 class Dispatcher(CallbackGlue):
     def __init__(self, control: CallControl, roster: AgentRoster, records: RecordWriter, *,
-                 ring_timeout: int, wrapup_seconds: float, queues: QueueBook | None = None,
+                 ring_timeout: int, wrapup_seconds: float, autopause_after: int = DEFAULT_AFTER,
+                 queues: QueueBook | None = None,
                  events: QueueEventSink | None = None, speak: Speak | None = None,
                  fallback_queue: str = "general", bands: AgeBands = DEFAULT_AGE_BANDS,
                  clock: Clock | None = None, action_deadline: float = ACTION_DEADLINE,
                  hooks: CallHooks | None = None, give_up: GiveUp | None = None,
                  messages: MessageCatalogue | None = None):
         """``messages``: what the ACD says by itself, per language (the built-in catalogue
-        when not given)."""
+        when not given).  ``autopause_after``: offers an agent may miss in a row before it is
+        paused (``acd.autopause``; 0 = never)."""
         self.control = control
         self.messages = messages or builtin_messages()
         self.hooks = hooks or CallHooks()     # opening hours, closed message, survey
@@ -75,6 +78,7 @@ class Dispatcher(CallbackGlue):
         self.clock = clock or SystemClock()
         self.action_deadline = action_deadline
         self.give_up = give_up             # None: end the call without a word
+        self.autopause = AutoPause(autopause_after, self.events, self.clock)
         self.calls: dict[str, LiveCall] = {}
         self.routing = routing.LiveRouting(roster, bands=bands)
         self.lines = Lines()                      # waiting calls per queue, in line order
@@ -463,14 +467,23 @@ class Dispatcher(CallbackGlue):
         self.records.post(call.id, state=CallState.QUEUED, agent=None)
         call.parked = asyncio.get_running_loop().create_future()   # the next answer waits for this park
         await self._dispatch_once()     # back in the router before the agent is free again: a
-        self._release_agent(agent, call, why)   # pass applies agents before entering calls, so
-        self.kick()                     # the freed agent would not see this (older) caller
+        if agent_gone:                  # pass applies agents before entering calls, so the
+            self._missed(agent, call, why)   # freed agent would not see this (older) caller
+        else:
+            self._release_agent(agent, call, why)
+        self.kick()
         await self._park(call, self.queues.get(call.queue or ""))
 
     def _release_agent(self, agent: LiveAgent | None, call: LiveCall, why: str) -> None:
         """The agent rung for ``call`` is available again (not blamed)."""
-        if agent is not None and agent.state is AgentState.RINGING and agent.call_id == call.id:
+        if _rung_for(agent, call):
             agent.move(AgentState.AVAILABLE, why, call_id=call.id, at=self._now())
+
+    def _missed(self, agent: LiveAgent | None, call: LiveCall, why: str) -> None:
+        """The agent rung for ``call`` missed it: available again, or paused after too many
+        in a row (``acd.autopause``)."""
+        if _rung_for(agent, call):
+            self.autopause.missed(agent, call.id, why)
 
     async def _give_up(self, call: LiveCall, why: str) -> None:
         """A call no agent can be given: offered no more (it stays out of the line while it
@@ -499,15 +512,14 @@ class Dispatcher(CallbackGlue):
         agent = self.roster.get(call.agent or "")
         rang = self._now() - started
         self.events.ring_no_answer(call.id, call.queue or "", call.agent or "", int(rang * 1000))
-        if agent is not None and agent.call_id == call.id:  # no answer, rejected, unreachable: RONA
-            agent.move(AgentState.PAUSED, f"not responding (cause={cause}, rang {rang:.1f}s)",
-                       call_id=call.id)
-            agent.pause_reason = "not responding"
-            self.events.agent_pause(agent.extension, sorted(agent.queues), "not responding")
         call.agent, call.agent_channel = None, None
         call.move(CallState.QUEUED, f"ring failed cause={cause}")
         self._routing_changed(call)
-        await self.records.update(call.id, state=CallState.QUEUED, agent=None)
+        self.records.post(call.id, state=CallState.QUEUED, agent=None)
+        # no answer, rejected, unreachable: the caller is back in the router before the agent
+        # can be free again, so another free agent takes it first (see _connect_failed)
+        await self._dispatch_once()
+        self._missed(agent, call, f"not answered (cause={cause}, rang {rang:.1f}s)")
         self.kick()
 
     # -- leaving ------------------------------------------------------------------------
@@ -656,3 +668,8 @@ class Dispatcher(CallbackGlue):
             if queue:
                 queues.setdefault(queue, {"waiting": 0, "agents_available": 0})["waiting"] = waiting
         return queues
+
+
+def _rung_for(agent: LiveAgent | None, call: LiveCall) -> bool:
+    """The agent is still the one ringing for ``call`` (not moved on by anything else)."""
+    return agent is not None and agent.state is AgentState.RINGING and agent.call_id == call.id

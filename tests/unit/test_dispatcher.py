@@ -76,14 +76,14 @@ def agent(ext: str, queues=("q",), wrapup=None) -> LiveAgent:
 
 @pytest.fixture
 def make():
-    def build(*agents: LiveAgent, wrapup: float = 0.0):
+    def build(*agents: LiveAgent, wrapup: float = 0.0, **options):
         roster = AgentRoster()
         for a in agents:
             roster.add(a)
         control, records = FakeControl(), FakeRecords()
         queues = QueueBook({"q": QueueSettings(name="q", announce_frequency=0, steps=())})
         return Dispatcher(control, roster, records, ring_timeout=5, wrapup_seconds=wrapup,
-                          queues=queues), control, records
+                          queues=queues, **options), control, records
     return build
 
 
@@ -124,12 +124,12 @@ async def test_default_wrapup_applies_without_an_override(make):
     await d.stop()
 
 
-async def test_ring_failure_pauses_agent_and_requeues_call(make):
+async def test_ring_failure_requeues_call_and_counts_a_missed_offer(make):
     deaf = agent("1")
     d, _, records = make(deaf)
     await enqueue(d, "a")
     await d.agent_leg_gone(d.calls["a"].agent_channel, cause=19)
-    assert deaf.state is AgentState.PAUSED and deaf.pause_reason == "not responding"
+    assert deaf.state is AgentState.AVAILABLE and deaf.missed_offers == 1   # autopause: after 3
     assert d.calls["a"].state is CallState.QUEUED and d.calls["a"].agent is None
     assert ("a", {"state": "queued", "agent": None}) in records.writes
 
