@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from acd.log_later import NOW, LogLater
 from acd.model import AgentState, transition
 
 logger = logging.getLogger(__name__)
@@ -49,11 +50,12 @@ class LiveAgent:
         return self.state is AgentState.AVAILABLE and self.device_state in IDLE_DEVICE_STATES
 
     def move(self, new: AgentState, why: str = "", *, call_id: str | None = None,
-             at: float | None = None) -> None:
-        """``at``: the mover's monotonic clock (the dispatcher passes its injected one)."""
+             at: float | None = None, log: LogLater | None = None) -> None:
+        """``at``: the mover's monotonic clock (the dispatcher passes its injected one);
+        ``log``: the line goes there (written a moment later) instead of out now."""
         transition(self.state, new)
-        logger.info("agent %s call=%s: %s -> %s %s", self.extension, call_id or self.call_id,
-                    self.state.name, new.name, why)
+        (NOW if log is None else log).info(logger, "agent %s call=%s: %s -> %s %s", self.extension,
+                                           call_id or self.call_id, self.state.name, new.name, why)
         self.state = new
         if new is AgentState.AVAILABLE:
             self.idle_since = time.monotonic() if at is None else at

@@ -28,6 +28,7 @@ from acd.clock import Clock, SystemClock
 from acd.dispatch_callbacks import CallbackGlue
 from acd.events import NullEventSink, QueueEventSink
 from acd.hooks import CallHooks
+from acd.log_later import LogLater
 from acd.model import DEFAULT_AGE_BANDS, AgeBands, AgentState, ModelError, steps_from_list
 from acd.queues import QueueBook, QueueSettings
 from acd.state import CallEntry, CallOutcome, CallState, LiveCall
@@ -91,6 +92,7 @@ class Dispatcher(CallbackGlue):
         self._last_ring: dict[str, float] = {}     # call id -> when its answered leg began ringing
         self._steps_of: dict[str, tuple[QueueSettings, tuple]] = {}   # queue -> (settings, steps)
         self._kick = asyncio.Event()
+        self._log_later = LogLater()              # transitions on the way to an originate
         self._pass_lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -157,6 +159,8 @@ class Dispatcher(CallbackGlue):
                                 call_id, extension)
                     self.routing.handed_back(call_id, extension)
                     self.kick()
+            if len(self._log_later):    # after the originates' first steps (scheduled before)
+                asyncio.get_running_loop().call_soon(self._log_later.flush)
 
     def _routing_changed(self, call: LiveCall) -> None:
         """The call entered or left QUEUED, or its queue or ticket changed."""
@@ -221,7 +225,8 @@ class Dispatcher(CallbackGlue):
             logger.info("call %s: queue %s has no agent logged in: joining %s", call.id,
                         ticket.queue, settings.overflow_queue)
             ticket = ticket.to_queue(settings.overflow_queue)
-        call.move(CallState.QUEUED, "re-adopted" if readopted else f"enqueue {ticket.queue}")
+        call.move(CallState.QUEUED, "re-adopted" if readopted else f"enqueue {ticket.queue}",
+                  log=self._log_later)       # written after the originate (_enter's pass)
         await self._enter(call, ticket, enqueued_at, report=not readopted)
 
     def _steps(self, call: LiveCall, ticket: RoutingTicket, settings: QueueSettings) -> tuple:
@@ -359,10 +364,10 @@ class Dispatcher(CallbackGlue):
         as a task of its own."""
         call.attempts += 1
         channel_id = agent_channel_id(call.id, call.attempts)
-        agent.move(AgentState.RINGING, "offered", call_id=call.id)
+        agent.move(AgentState.RINGING, "offered", call_id=call.id, log=self._log_later)
         agent.call_id = call.id
         call.agent, call.agent_channel = agent.extension, channel_id
-        call.move(CallState.RINGING, f"ring {agent.extension}")
+        call.move(CallState.RINGING, f"ring {agent.extension}", log=self._log_later)
         self._ringing[channel_id] = call.id
         self._ring_started[channel_id] = self._now()
         self.records.post(call.id, state=CallState.RINGING, agent=agent.extension)

@@ -202,3 +202,23 @@ def test_positions_in_one_pass_agree_with_one_call_at_a_time():
         calls.append(c)
     waiting = [c for c in calls if c.state is not CallState.CONNECTED]
     assert positions(calls) == {c.id: position_of(c, calls) for c in waiting}
+
+
+async def test_the_offer_path_logs_its_transitions_after_the_originate_and_none_is_lost(make, caplog):
+    """The call's queued and ringing moves and the agent's ringing move are written once
+    the originate has gone out (D29), all of them, in order."""
+    caplog.set_level("INFO")
+    d, control, _ = make(agent("1"))
+    caplog.clear()
+    seen_at_ring: list[str] = []
+    ring = control.ring
+
+    async def ring_and_look(*args, **kwargs):
+        seen_at_ring.extend(r.getMessage() for r in caplog.records)
+        return await ring(*args, **kwargs)
+    control.ring = ring_and_look
+    await enqueue(d, "a")
+    moves = [r.getMessage() for r in caplog.records if r.name in ("acd.state", "acd.agents")]
+    assert [m.split(": ", 1)[1].split(" ", 3)[:3] for m in moves] == [
+        ["ivr", "->", "queued"], ["AVAILABLE", "->", "RINGING"], ["queued", "->", "ringing"]]
+    assert not any("->" in line for line in seen_at_ring), seen_at_ring
