@@ -201,7 +201,7 @@ def _cpu(pid: int | None) -> float | None:
 
 
 def _delta(before: float | None, after: float | None) -> float | None:
-    return None if before is None or after is None else after - before
+    return None if before is None or after is None else round(after - before, 2)   # ticks: 0.01 s
 
 
 async def _peak_rss(pid: int) -> float:
