@@ -252,6 +252,7 @@ async def test_failed_add_channel_while_routing(cfg, proxy, serve, agents, bridg
     result = await faulted.result()
     record = await wait_record(cfg, faulted.number, timeout=30)
     assert hit.status == 500 and len(proxy.faulted()) == 1
+    assert hit.transport == "websocket", "serve's requests must ride the events socket (D26)"
     assert_safe_end(record, result)
     await assert_agents_released(serve, agents)
 
