@@ -139,19 +139,22 @@ class AriClient:
                 try:
                     return await self._over_ws(channel, method, path, clean, body)
                 except WsLinkLost:
-                    if method != "GET":       # never twice: it may have been done
-                        raise
+                    if method != "GET" or self.rest_transport is not RestTransport.AUTO:
+                        raise                 # never twice: it may have been done
                     logger.info("ARI GET %s: events socket lost, asking over HTTP", path)
         return await self._over_http(method, path, clean, body)
 
     async def _ws_channel(self) -> WsRestChannel | None:
-        """The socket's REST channel; ``websocket`` mode waits for it (within the deadline)."""
+        """The socket's REST channel, None for HTTP; ``websocket`` mode waits for the socket
+        (up to ``request_timeout``) and never falls back."""
         if self._ws_rest is not None or self.rest_transport is RestTransport.AUTO:
             return self._ws_rest
         try:
             await asyncio.wait_for(self._ws_rest_up.wait(), self.request_timeout)
         except asyncio.TimeoutError:
-            raise WsLinkLost("ARI events socket down (ari_rest_transport = websocket)") from None
+            pass
+        if self._ws_rest is None:
+            raise WsLinkLost("ARI events socket down (ari_rest_transport = websocket)")
         return self._ws_rest
 
     async def _over_ws(self, channel: WsRestChannel, method: str, path: str,
