@@ -363,7 +363,7 @@ class AriFaultProxy:
         headers = {k: request.headers[k] for k in PASSED_HEADERS if k in request.headers}
         url = URL(self.upstream.replace("http", "ws", 1) + request.raw_path, encoded=True)
         try:
-            return await self._session.ws_connect(url, headers=headers, autoping=True)
+            return await self._session.ws_connect(url, headers=headers, autoping=True, max_msg_size=0)
         except aiohttp.WSServerHandshakeError as exc:
             return self._reply(exchange, exc.status, str(exc.message).encode(), "text/plain")
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:

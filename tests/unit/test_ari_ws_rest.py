@@ -37,6 +37,8 @@ class ScriptedAri(FakeAri):
             return 500, {"message": "Internal Server Error"}
         elif path == "/ari/never":
             await asyncio.Event().wait()
+        elif path == "/ari/channels":
+            return 200, [{"id": f"c{n}", "name": "PJSIP/x" * 20} for n in range(40_000)]
         self.answered.append(path)
         return 200, {"path": path, "query": query, "body": body}
 
@@ -96,6 +98,13 @@ async def test_404_and_other_errors_map_as_over_http(client):
         await client.delete("/broken")
     assert gone.value.status == 404 and "Channel not found" in str(gone.value)
     assert broken.value.status == 500 and not isinstance(broken.value, AriNotFound)
+
+
+async def test_an_answer_bigger_than_aiohttps_default_frame_limit(client):
+    """A resync's GET /channels at thousands of calls: one frame of several MB."""
+    channels = await client.get("/channels")
+    assert len(channels) == 40_000 and client.transport_in_use == "websocket"
+    assert client.connects == 1
 
 
 async def test_a_request_never_answered_meets_its_deadline_alone(fake, client):

@@ -205,7 +205,9 @@ class AriClient:
         session = await self._http()
         url = f"{self.base_url}/ari/events"
         params = {"app": self.app, "subscribeAll": "false"}
-        async with session.ws_connect(url, params=params, heartbeat=10,
+        # no size limit (aiohttp's default is 4 MB): a resync's GET /channels with thousands
+        # of calls comes back as one frame, and a frame too big would drop the socket forever
+        async with session.ws_connect(url, params=params, heartbeat=10, max_msg_size=0,
                                       timeout=aiohttp.ClientWSTimeout(ws_close=5)) as ws:
             self._ws = ws
             channel = WsRestChannel(ws)
