@@ -405,11 +405,8 @@ def _unmask(data: bytes, key: bytes) -> bytes:
 
 def _rest_request(ts: float, text: str, requests: dict[str, tuple[float, str, str]]) -> None:
     """A RESTRequest sent over the events socket (D26): its uri with the query rebuilt."""
-    if '"RESTRequest"' not in text:
-        return
-    try:
-        frame = json.loads(text)
-    except ValueError:
+    frame = _json_of_type(text, "RESTRequest")
+    if frame is None:
         return
     query = "&".join(f"{q.get('name', '')}={q.get('value', '')}"
                      for q in frame.get("query_strings") or [])
@@ -417,14 +414,20 @@ def _rest_request(ts: float, text: str, requests: dict[str, tuple[float, str, st
     requests[str(frame.get("request_id", ""))] = (ts, frame.get("method", ""), uri)
 
 
-def _rest_response(ts: float, text: str, replies: dict[str, float]) -> None:
-    if '"RESTResponse"' not in text:
-        return
+def _json_of_type(text: str, kind: str) -> dict | None:
+    if f'"{kind}"' not in text:
+        return None
     try:
         frame = json.loads(text)
     except ValueError:
-        return
-    replies[str(frame.get("request_id", ""))] = ts
+        return None
+    return frame if isinstance(frame, dict) else None
+
+
+def _rest_response(ts: float, text: str, replies: dict[str, float]) -> None:
+    frame = _json_of_type(text, "RESTResponse")
+    if frame is not None:
+        replies[str(frame.get("request_id", ""))] = ts
 
 
 def _stasis_event(ts: float, text: str, calls: dict[str, AriTimes]) -> None:
