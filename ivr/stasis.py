@@ -136,9 +136,9 @@ class InboundIvr:
     async def _serve(self, call: IvrCall, place: IvrPlace | None) -> None:
         inbox = self.inboxes.open(call.id)
         try:
-            if place is None:     # posted: written with the flow's first steps (D27)
-                self.records.post_open(call.id, caller_id=call.caller_id, did=call.did,
-                                       flow=call.flow_name, state=CallState.IVR, started_at=utcnow())
+            if place is None:
+                await self.records.open(call.id, caller_id=call.caller_id, did=call.did,
+                                        flow=call.flow_name, state=CallState.IVR, started_at=utcnow())
             await self._run_flow(call, inbox, place)
         except Exception:
             logger.exception("call %s: IVR failed; sending to %s", call.id, self.fallback_queue)
@@ -160,9 +160,7 @@ class InboundIvr:
                                            resume=resume, on_progress=self._recorder(call.id, flow))
         finally:
             await driver.close()
-        # posted, not awaited: one transaction with the last node's place, before the
-        # hand-off's own writes (the writer keeps their order); a failure is logged
-        self.records.post(call.id, menu_path=menu_path(result), journey=result.journey())
+        await self.records.update(call.id, menu_path=menu_path(result), journey=result.journey())
         await self._finish(call, result.outcome, inbox)
 
     async def _flow_for(self, name: str, place: IvrPlace | None) -> Flow:
