@@ -1,5 +1,7 @@
 """Fixtures for end-to-end tests against a real Asterisk and real SIP user agents (sipp).
 
+* ``e2e_database``    session: ``"sqlite"`` or ``"postgresql"``, the database of the
+                      instance; ``--e2e-postgresql FILE`` runs a file's tests on both.
 * ``e2e_config``      session Config: tmp state dir, free ports, demo data seeded.
 * ``demo_passwords``  ``{"1001": "...", ...}`` clear SIP passwords of the demo agents.
 * ``asterisk``        session: ``runner.up`` once (errors loudly if it cannot start),
@@ -30,13 +32,14 @@ from testkit import sipua
 from callpilot.infra.asterisk import runner
 from callpilot.infra.config import Config
 from testkit.isolated import isolated_config
-from tests import pg
+from tests import pg, scheduling
 from tests.e2e.helpers import AriTestClient
 from tests.e2e.serve_proc import ServeProcess
 
 logger = logging.getLogger(__name__)
 
 E2E_DATABASE_ENV = "CALLPILOT_E2E_DATABASE"    # "sqlite" (default) or "postgresql"
+DATABASES = ("sqlite", scheduling.POSTGRESQL_ID)
 
 # Extra instances (a second Asterisk, a fresh one for a check of its own log):
 make_e2e_config = isolated_config
@@ -58,6 +61,27 @@ def demo_instance(state_dir, *, short_acd_timers: bool = False,
         runner.down(config)
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A file named by ``--e2e-postgresql`` runs on both databases, as items of their own
+    (ids ``sqlite``, ``postgresql``) that the scheduler may give to different workers."""
+    if "e2e_database" in metafunc.fixturenames and _on_both_databases(metafunc):
+        metafunc.parametrize("e2e_database", DATABASES, indirect=True)
+
+
+def _on_both_databases(metafunc: pytest.Metafunc) -> bool:
+    config = metafunc.config
+    named = {(config.invocation_params.dir / f).resolve() for f in config.getoption("e2e_postgresql")}
+    return metafunc.definition.path.resolve() in named
+
+
+@pytest.fixture(scope="session")
+def e2e_database(request) -> str:
+    """The item's database parameter, else ``CALLPILOT_E2E_DATABASE`` (default sqlite).
+    A worker that goes on to items of the other database tears down what depends on it
+    (the session's instance, a module's own instance that asks for it) and makes it anew."""
+    return getattr(request, "param", None) or os.environ.get(E2E_DATABASE_ENV, "sqlite")
+
+
 @dataclass
 class E2EEnv:
     config: Config
@@ -65,12 +89,12 @@ class E2EEnv:
 
 
 @pytest.fixture(scope="session")
-def e2e_env(request, tmp_path_factory) -> E2EEnv:
-    """With ``CALLPILOT_E2E_DATABASE=postgresql`` the instance's serve, CLI and tests use a
-    fresh database on the session's PostgreSQL server instead of the SQLite file."""
+def e2e_env(request, tmp_path_factory, e2e_database: str) -> E2EEnv:
+    """On ``postgresql`` the instance's serve, CLI and tests use a fresh database on the
+    session's PostgreSQL server instead of the SQLite file."""
     config = make_e2e_config(tmp_path_factory.mktemp("callpilot-e2e") / "state",
                              queue_dids={"803": "acd", "804": "acd_overflow"})  # ACD tests
-    if os.environ.get(E2E_DATABASE_ENV, "sqlite") == "postgresql":
+    if e2e_database == "postgresql":
         server = request.getfixturevalue("pg_server")
         url = pg.create_database(server, pg.unique_name("cp_e2e"))
         config.database_url = url.render_as_string(hide_password=False)
