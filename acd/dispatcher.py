@@ -34,7 +34,7 @@ from acd.waiting import Speak, WaitingRoom, language_of
 from callpilot.infra.asterisk.ari_helpers import agent_channel_id
 from callpilot.infra.db.call_vocabulary import RoutingTicket
 from callpilot.infra.db.records import RecordWriter
-from callpilot.infra.messages import MessageCatalogue, Said, builtin_messages
+from callpilot.infra.messages import MessageCatalogue, builtin_messages
 
 logger = logging.getLogger(__name__)
 
@@ -320,8 +320,8 @@ class Dispatcher(CallbackGlue):
                                   detail=f"queue {ticket.queue} closed")
         if self.hooks.closed is not None:
             language = language_of(call)
-            self.hooks.closed(call.id, Said(settings.closed_message, language) if settings.closed_message
-                              else self.messages.say("queue.closed", language))
+            self.hooks.closed(call.id, settings.closed_announcement(language)
+                              or self.messages.say("queue.closed", language))
         else:
             await self._act("hangup", call.id, self.control.hangup(call.id), None)
         return None

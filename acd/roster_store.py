@@ -9,7 +9,7 @@ from sqlalchemy.orm import selectinload, sessionmaker
 
 from acd.agents import LiveAgent
 from acd.model import DEFAULT_AGE_BANDS, AgeBands, AgentState, steps_from_list
-from acd.queues import QueueBook, QueueSettings
+from acd.queues import QueueBook, QueueSettings, translations_of
 from callpilot.infra.db.models import Agent, Queue
 
 logger = logging.getLogger(__name__)
@@ -57,6 +57,8 @@ def queue_settings(row: Queue) -> QueueSettings:
         announce_frequency=row.announce_frequency, announce_position=row.announce_position,
         periodic_announce=row.periodic_announce, calendar=row.calendar,
         closed_queue=row.closed_queue, closed_message=row.closed_message or "",
+        periodic_announce_translations=translations_of(row.periodic_announce_translations),
+        closed_message_translations=translations_of(row.closed_message_translations),
         survey_flow=row.survey_flow, callback_offer_after=row.callback_offer_after,
         callback_offer_key=row.callback_offer_key, callback_customer_first=row.callback_customer_first,
         steps=None if row.steps is None else steps_from_list(row.steps, where=f"queue {row.name}.steps"))

@@ -93,8 +93,9 @@ class WaitingRoom:
         language = language_of(call)
         said = announcement(self.messages, self.position(call), wait,
                             say_position=settings.announce_position, language=language)
-        if settings.periodic_announce:          # the queue's own words, in the call's voice
-            said = said.then(Said(settings.periodic_announce, said.language or language))
+        own = settings.periodic_announcement(language)   # the queue's words, in the call's language
+        if own is not None:
+            said = said.then(own)
         threshold = self.offer_after(call.queue or "")
         key = self.offer_key(call.queue or "")
         if threshold and wait is not None and wait > threshold and key:

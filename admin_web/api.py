@@ -18,7 +18,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
-from admin_web import agents, audit, callbacks, db, flows, queues, tokens
+from admin_web import agents, audit, callbacks, db, flows, queue_texts, queues, tokens
 from admin_web.security import can
 from callpilot.infra.db.callbacks import Callback, CallbackState
 from callpilot.infra.db.agents import SIP_REALM
@@ -136,6 +136,12 @@ class VersionSchema(Schema):
     version = fields.Integer()
 
 
+def _translations(what: str) -> fields.Dict:
+    return fields.Dict(keys=fields.String(), values=fields.String(), metadata={"description": (
+        f"language (primary subtag, e.g. ko) -> {what} for calls in that language, in its voice; "
+        "the others hear the default text.  A PATCH replaces them all")})
+
+
 class QueueSchema(Schema):
     name = fields.String(dump_only=True)
     title = fields.String()
@@ -147,11 +153,15 @@ class QueueSchema(Schema):
     join_empty = fields.Boolean()
     announce_frequency = fields.Integer(validate=validate.Range(0, 3600))
     announce_position = fields.Boolean()
-    periodic_announce = fields.String()
+    periodic_announce = fields.String(validate=validate.Length(max=queue_texts.MAX_TEXT),
+                                      metadata={"description": "the default text (languages without their own)"})
+    periodic_announce_translations = _translations("the text said with each announcement")
     steps = fields.Raw(allow_none=True, metadata={"description": "routing steps, null = default"})
     calendar = fields.String(allow_none=True, metadata={"description": "opening hours; null = always open"})
     closed_queue = fields.String(allow_none=True)
-    closed_message = fields.String()
+    closed_message = fields.String(validate=validate.Length(max=queue_texts.MAX_TEXT),
+                                   metadata={"description": "default text; empty: the built-in closed message"})
+    closed_message_translations = _translations("the closed message")
     survey_flow = fields.String(allow_none=True)
     callback_offer_after = fields.Integer(allow_none=True, validate=validate.Range(0, 86400),
                                           metadata={"description": "seconds of estimated wait; null = configuration"})
@@ -313,6 +323,7 @@ def patch_queue(body, name: str):
         problem = check(body["steps"]) if check else None
         if problem:
             abort(422, message=problem)
+    _check_texts(body, queue)
     before = audit.snapshot(queue)
     for key, value in body.items():
         setattr(queue, key, value)
@@ -321,6 +332,15 @@ def patch_queue(body, name: str):
     session.commit()
     queues.notify_serve()
     return queue
+
+
+def _check_texts(body: dict, queue: Queue) -> None:
+    """The translations given: offered languages, no empty text, not too long (422)."""
+    languages = queue_texts.offered_languages(queue)
+    for field in queue_texts.TEXT_FIELDS:
+        column = queue_texts.translations_column(field)
+        if column in body and (errors := queue_texts.translation_errors(body[column], languages)):
+            abort(422, message=f"{column}: " + "; ".join(errors))
 
 
 def _agent_json(agent: Agent) -> dict:

@@ -4,6 +4,8 @@ serve reads the queues table when it starts (``acd.roster_store.load_queues``) a
 when the web tells it a queue changed (status socket ``POST /reload/queues``).  Opening hours are a calendar (imported with the CLI,
 listed on the calendars page).  The callback offer (estimated-wait threshold, offer key,
 customer first) is per queue here, an empty field meaning the configuration's ``[callbacks]``.
+The periodic announcement and the closed message have a text per language besides their
+default (``admin_web.queue_texts``, D31).
 """
 from __future__ import annotations
 
@@ -15,9 +17,9 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, NumberRange, Optional, Regexp, ValidationError
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp, ValidationError
 
-from admin_web import audit, db
+from admin_web import audit, db, queue_texts
 from admin_web.security import require
 from callpilot.infra.db.calendars import CalendarRow
 from callpilot.infra.db.models import Queue
@@ -42,11 +44,15 @@ class QueueForm(FlaskForm):
     join_empty = BooleanField("Callers may join with no agent logged in")
     announce_frequency = IntegerField("Announcement every (s), 0 = off", validators=[NumberRange(0, 3600)])
     announce_position = BooleanField("Announce position and expected wait")
-    periodic_announce = TextAreaField("Periodic announcement text")
+    periodic_announce = TextAreaField("Periodic announcement text", validators=[Length(max=queue_texts.MAX_TEXT)],
+                                      description="the default: for callers whose language has no text below")
     steps = TextAreaField("Routing steps (JSON; empty = default: the queue's skill, then anyone)")
     calendar = SelectField("Opening hours (calendar)", choices=[], description="none: always open")
     closed_queue = SelectField("When closed, send callers to", choices=[])
-    closed_message = TextAreaField("When closed (and no queue above), say")
+    closed_message = TextAreaField("When closed (and no queue above), say",
+                                   validators=[Length(max=queue_texts.MAX_TEXT)],
+                                   description="the default for languages with no text below; "
+                                               "empty: the built-in closed message")
     survey_flow = SelectField("Post-call survey flow", choices=[], description="run when the agent hangs up")
     callback_offer_after = IntegerField("Offer a callback when the estimated wait exceeds (s)",
                                         validators=[Optional(), NumberRange(0, 86400)])
@@ -93,7 +99,8 @@ def edit(name: str):
     for field in OPTIONAL_NAMES:
         getattr(form, field).data = getattr(queue, field) or ""
     form.steps.data = json.dumps(queue.steps, indent=1) if queue.steps is not None else ""
-    return render_template("queues/edit.html", queue=queue, form=form)
+    queue_texts.fill_form(form, queue, form.text_languages)
+    return _page(queue, form)
 
 
 @bp.post("/<name>")
@@ -102,14 +109,22 @@ def save(name: str):
     queue = _queue(name)
     form = _form(queue)
     if not form.validate_on_submit():
-        return render_template("queues/edit.html", queue=queue, form=form), 400
+        return _page(queue, form), 400
     _apply(queue, form)
     flash(f"Queue {name} saved; " + notify_serve(), "ok")
     return redirect(url_for("queues.edit", name=name))
 
 
+def _page(queue: Queue, form: QueueForm) -> str:
+    text_fields = [queue_texts.form_field(f, lang) for lang in form.text_languages for f in queue_texts.TEXT_FIELDS]
+    return render_template("queues/edit.html", queue=queue, form=form, text_fields=text_fields)
+
+
 def _form(queue: Queue) -> QueueForm:
-    form = QueueForm(obj=queue)
+    languages = queue_texts.offered_languages(queue)
+    form_class = type("QueueTextsForm", (QueueForm,), queue_texts.form_fields(languages))
+    form = form_class(obj=queue)
+    form.text_languages = languages
     others = [q for q in db.get().scalars(select(Queue.name).order_by(Queue.name)) if q != queue.name]
     form.overflow_queue.choices = form.closed_queue.choices = _choices(others)
     form.calendar.choices = _choices(db.get().scalars(select(CalendarRow.name).order_by(CalendarRow.name)))
@@ -170,6 +185,8 @@ def _apply(queue: Queue, form: QueueForm) -> None:
     queue.callback_offer_after = form.callback_offer_after.data
     queue.callback_offer_key = form.callback_offer_key.data or None
     queue.callback_customer_first = {"yes": True, "no": False}.get(form.callback_customer_first.data)
+    for column, translations in queue_texts.from_form(form, queue, form.text_languages, request.form).items():
+        setattr(queue, column, translations)
     session = db.get()
     audit.record(session, "queue", queue.name, "update", before, audit.snapshot(queue))
     session.commit()

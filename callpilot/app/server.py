@@ -29,6 +29,7 @@ from acd.hooks import CallHooks
 from acd.model import AgeBands
 from acd.queue_events import QueueEventRecorder
 from acd.readoption import Readoption
+from acd.queues import prerender as prerender_queue_texts
 from acd.roster_store import load_queues, load_roster
 from acd.service import AcdService
 from acd.stasis import AcdStasis
@@ -197,6 +198,7 @@ class Server:
         self.dispatcher.adopt_roster(load_roster(self.sessions, bands=self.bands))
         await self.flows.start()         # seed built-ins, load live versions, poll; prompts
         await self.status.start()        # render in the background: ARI registers at once
+        self._render_queue_texts()
         await self.metrics_http.start()
         await self.ami.start()
         self.dispatcher.start()
@@ -260,7 +262,16 @@ class Server:
         if what != "queues":
             raise ValueError(f"cannot reload {what!r}")
         self.dispatcher.queues.replace(load_queues(self.sessions))
+        self._render_queue_texts()
         return {"reloaded": what, "queues": len(self.dispatcher.queues.queues)}
+
+    def _render_queue_texts(self) -> None:
+        """The queues' own texts, rendered in the background in every voice a call may have:
+        the catalogue's languages, the live flows' and the default voice (D31)."""
+        voices = {None, *self.messages.catalogue.languages,
+                  *(lang for name in self.flows for lang in self.flows(name).languages())}
+        self._background(prerender_queue_texts(self.dispatcher.queues, voices, self.messages.render),
+                         "queue-texts")
 
     def snapshot(self) -> dict[str, Any]:
         return {

@@ -30,12 +30,16 @@ class Queue(Base):
     announce_frequency: Mapped[int] = mapped_column(Integer, default=30, server_default=text("30"))
     announce_position: Mapped[bool] = mapped_column(default=True, server_default=true())
     periodic_announce: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # the admin's texts per language (primary subtag -> text, D31); the plain column is the
+    # default for a call whose language has none
+    periodic_announce_translations: Mapped[dict] = mapped_column(JSON, default=dict, server_default="{}")
     steps: Mapped[list | None] = mapped_column(JSON, nullable=True)   # None: default steps
     # opening hours: a named calendar (callpilot.infra.db.calendars); closed -> closed_queue,
     # else closed_message then hang up.  survey_flow: where a caller goes when the agent hangs up
     calendar: Mapped[str | None] = mapped_column(String(64), nullable=True)
     closed_queue: Mapped[str | None] = mapped_column(String(64), nullable=True)
     closed_message: Mapped[str] = mapped_column(Text, default="", server_default="")
+    closed_message_translations: Mapped[dict] = mapped_column(JSON, default=dict, server_default="{}")
     survey_flow: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # callback offer (acd.callback_offer.OfferRules); NULL = the configuration's [callbacks]
     callback_offer_after: Mapped[int | None] = mapped_column(Integer, nullable=True)   # s of EWT, 0 = never
