@@ -1,11 +1,15 @@
 """Fixtures for end-to-end tests against a real Asterisk and real SIP user agents (sipp).
 
-* ``e2e_database``    session: ``"sqlite"`` or ``"postgresql"``, the database of the
-                      instance; ``--e2e-postgresql FILE`` runs a file's tests on both.
-* ``e2e_config``      session Config: tmp state dir, free ports, demo data seeded.
+* ``e2e_database``    ``"sqlite"`` or ``"postgresql"``, the database of the instance;
+                      ``--e2e-postgresql FILE`` runs a file's tests on both.
+* ``e2e_config``      module Config: tmp state dir, free ports, demo data seeded.
 * ``demo_passwords``  ``{"1001": "...", ...}`` clear SIP passwords of the demo agents.
-* ``asterisk``        session: ``runner.up`` once (errors loudly if it cannot start),
-                      ``runner.down`` at the end; yields the Config.
+* ``asterisk``        module: ``runner.up`` once (errors loudly if it cannot start),
+                      ``runner.down`` after the module's tests; yields the Config.
+
+The shared instance is one per test file, not per worker: a call a file leaves in Asterisk
+(serve's stop parks calls in Stasis for its next start) cannot reach the next file, whatever
+the order the scheduler gives files in (D30).
 * ``agent_phone``     factory: ``await agent_phone("1001", behaviour="answer")`` -> started
                       :class:`AgentPhone`; stopped and unregistered after the test.
 * ``make_caller``     factory: ``make_caller("800", dtmf="1")`` -> :class:`Caller` aimed at
@@ -77,8 +81,8 @@ def _on_both_databases(metafunc: pytest.Metafunc) -> bool:
 @pytest.fixture(scope="session")
 def e2e_database(request) -> str:
     """The item's database parameter, else ``CALLPILOT_E2E_DATABASE`` (default sqlite).
-    A worker that goes on to items of the other database tears down what depends on it
-    (the session's instance, a module's own instance that asks for it) and makes it anew."""
+    Going on to items of the other database tears down what depends on it (the module's
+    shared instance, a module's own instance that asks for it) and makes it anew."""
     return getattr(request, "param", None) or os.environ.get(E2E_DATABASE_ENV, "sqlite")
 
 
@@ -88,7 +92,7 @@ class E2EEnv:
     passwords: dict[str, str]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def e2e_env(request, tmp_path_factory, e2e_database: str) -> E2EEnv:
     """On ``postgresql`` the instance's serve, CLI and tests use a fresh database on the
     session's PostgreSQL server instead of the SQLite file."""
@@ -102,19 +106,19 @@ def e2e_env(request, tmp_path_factory, e2e_database: str) -> E2EEnv:
     return E2EEnv(config, demo.seed(config))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def e2e_config(e2e_env: E2EEnv) -> Config:
     return e2e_env.config
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def demo_passwords(e2e_env: E2EEnv) -> dict[str, str]:
     return dict(e2e_env.passwords)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def asterisk(e2e_config: Config):
-    """The session's Asterisk.  No skip: if it cannot start, every e2e test errors."""
+    """The module's Asterisk.  No skip: if it cannot start, every e2e test errors."""
     runner.up(e2e_config)
     try:
         yield e2e_config
