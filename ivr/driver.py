@@ -17,9 +17,10 @@ class CallerHangup(Exception):
 class Recognition:
     """A spoken answer: ``text`` is one entry of the grammar ('' = heard, no match).
 
-    ``confidence`` is in 0..1 (mean word confidence from the recogniser).  ``timing``: what
-    the driver measured (ms), e.g. ``barge_in_ms`` (speech start -> prompt stopped) and
-    ``eos_ms`` (end of speech -> decision); it goes into the call's journey.
+    ``confidence`` is in 0..1: Vosk's mean word confidence, or pocketsphinx's path score per
+    frame mapped to 0..1 (docs/decisions.md D28).  ``timing``: what the driver measured (ms),
+    e.g. ``barge_in_ms`` (speech start -> prompt stopped) and ``eos_ms`` (end of speech ->
+    decision); it goes into the call's journey.
     """
 
     text: str

@@ -101,7 +101,8 @@ class Server:
         self.bands = AgeBands(tuple(config.acd.age_bands))
         self.records = RecordWriter(CallRecordStore(self.sessions))
         self.ari = AriClient(config.ari_client_url, secrets.ari_user, secrets.ari_password,
-                             a.app_name, lane_of=lane_of, events=HANDLED_EVENTS)
+                             a.app_name, lane_of=lane_of, events=HANDLED_EVENTS,
+                             rest_transport=a.ari_rest_transport)
         self.router = StasisRouter(ChannelInboxes())
         self.prompts = PromptCache(config.prompts_dir, config.tts_voice, config.tts_rate)
         # what the system says by itself, per language, in the call's voice (checked now: a
@@ -118,7 +119,7 @@ class Server:
         self.hooks = CallHooks(queue_open=self.calendars.open_now)   # + ivr follow-ups: _ivr()
         self.dispatcher = Dispatcher(self.control, self.roster, self.records, hooks=self.hooks,
                                      ring_timeout=acd.ring_timeout, wrapup_seconds=acd.wrapup_seconds,
-                                     queues=load_queues(self.sessions), speak=self._speak,
+                                     autopause_after=acd.autopause_after, queues=load_queues(self.sessions), speak=self._speak,
                                      events=self.queue_events, fallback_queue=acd.general_queue,
                                      bands=self.bands, clock=self.clock, give_up=self._apologise,
                                      messages=self.messages.catalogue)
@@ -277,6 +278,7 @@ class Server:
         return {
             "ari": self.ari.state.value,
             "ari_connects": self.ari.connects,
+            "ari_rest": {"transport": self.ari.transport_in_use, "requests": dict(self.ari.requests)},
             "ami": self.ami.state.value,
             "calls": len(self.dispatcher.calls) + len(self.ivr.active),
             "call_states": {"ivr": len(self.ivr.active), **self.dispatcher.call_states()},

@@ -11,10 +11,15 @@ phrase:
 * ``UNCOVERED`` — the decoder's alignment of the phrase leaves loud audio outside its words
   (it had to call speech "silence" to fit the phrase): "pay my bill" aligned as
   ``<sil> billing <sil>``.  Engines that give word timings check it (:func:`uncovered_frames`).
+
+An engine's own score of how well the phrase fits the sound is not a rejection here: it is
+mapped by :func:`confidence` to the answer's confidence, and the menu decides with its
+``min_confidence`` (default 0.5: the engine's threshold) and ``confirm_below``.
 """
 from __future__ import annotations
 
 import enum
+import math
 
 import numpy as np
 
@@ -43,6 +48,13 @@ class Rejection(enum.Enum):
     NOT_VOICED = "not_voiced"
     TOO_LONG = "too_long"
     UNCOVERED = "speech_outside_phrase"
+
+
+def confidence(score: float, reject_below: float, scale: float) -> float:
+    """An engine's score mapped to 0..1: 0.5 at the engine's threshold ``reject_below`` (a
+    menu's default ``min_confidence``), the odds growing e-fold every ``scale`` above it."""
+    z = max(-50.0, min(50.0, (score - reject_below) / scale))
+    return 1.0 / (1.0 + math.exp(-z))
 
 
 def longest_plausible(phrase: str) -> float:

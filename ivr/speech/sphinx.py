@@ -7,7 +7,9 @@ but are off: they cost more right answers than the wrong ones they stop, D15).  
 also gets its non-rhotic pronunciation (the CMU dictionary is American; callers are not).
 Only a complete grammar phrase whose words cover the speech is an answer: "speak to an" for
 "speak to an agent" is not, nor "billing" out of "billing address please"
-(:func:`ivr.speech.rejection.covered`).
+(:func:`ivr.speech.rejection.covered`).  The answer's confidence comes from its acoustic score
+(:func:`path_score`): below 0.5, a menu's default ``min_confidence``, the phrase fits the sound
+worse than right answers did; a menu's ``confirm_below`` confirms the middle band (D28).
 
 The model does not initialise at 8 kHz (its filter bank reaches 6800 Hz): 8 kHz audio is
 resampled to 16 kHz.  A decoder holds ~6 MB with a dictionary of the grammar's words only
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import re
 import tempfile
 import threading
@@ -30,7 +33,7 @@ import numpy as np
 from ivr.driver import Recognition
 from ivr.speech.engine import complete_phrase
 from ivr.speech.model import SpeechUnavailable
-from ivr.speech.rejection import Rejection, covered
+from ivr.speech.rejection import Rejection, confidence, covered
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +93,20 @@ def pronunciation_variants(phones: str) -> list[str]:
 # on the bench's audio (D22): right answers clean / 20 dB / 10 dB 81 / 85 / 77 -> 84 / 88 / 83
 # of 96, and the "partial path" outcomes went from 11 to 0.
 BESTPATH = False
+
+# Confidence (D28).  pocketsphinx scores each frame's senones against the best senone of that
+# frame, so the Viterbi path's acoustic score per frame of its words is already a likelihood
+# ratio against an unconstrained background (every frame free to take any senone): near 0
+# when the words fit the sound as well as anything could, lower the worse they fit.  Units:
+# 1000 x the natural log of the segment probabilities the Python API gives, per 10 ms frame.
+# Chosen on the dev split only (voices en-us, en-gb-scotland, en-gb-x-rp x 2 rates, clean and
+# 10 dB; bench.asr.EN_OFF_MENU_DEV): right answers ranged -4.96 .. -0.71 (2.5th percentile
+# -4.26, median -3.0), accepted off-menu phrases -6.69 .. -1.94 (median -4.17).
+# REJECT_SCORE (confidence 0.5: a menu's default min_confidence rejects below it) keeps 81/83
+# right dev answers; SCORE_SCALE puts the dev median of right answers at confidence 0.9.  A second pass through a phone loop (allphone, flat or with the
+# packaged phone LM) as the background separated worse and costs a second decode (D28).
+REJECT_SCORE = -4.3
+SCORE_SCALE = 0.6
 
 
 class SphinxUnavailable(SpeechUnavailable):
@@ -238,6 +255,8 @@ class SphinxRecognizer:
         self.audio_seconds = 0.0
         self.rejected: Rejection | None = None
         self.words: list[tuple[int, int]] = []     # frames of the decoded words, at the end
+        self.score: float | None = None             # path_score of the answer, at the end
+        self.phrase = ""                            # the complete phrase, before the checks
         self._levels = _FrameLevels()
 
     def accept(self, pcm: bytes) -> bool:
@@ -264,25 +283,42 @@ class SphinxRecognizer:
             decoder.end_utt()
             hyp = decoder.hyp()
             text = hyp.hypstr.strip() if hyp is not None else ""
-            self.words = words = phrase_words(decoder) if text else []
+            segments = word_segments(decoder) if text else []
         finally:
             self.engine.give(self._slot)
             self._slot = None
         if not text:
             return None
-        phrase = complete_phrase(text, self.grammar)
+        self.words = [(first, last) for first, last, _ in segments]
+        self.score = path_score(segments)
+        self.phrase = phrase = complete_phrase(text, self.grammar)
         if phrase:
-            self.rejected = covered(self._levels.levels(), words)
-        self._final = Recognition(phrase, 1.0) if phrase and not self.rejected \
+            self.rejected = covered(self._levels.levels(), self.words)
+        self._final = Recognition(phrase, self.confidence) if phrase and not self.rejected \
             else Recognition("", 0.0)
         return self._final
 
+    @property
+    def confidence(self) -> float:
+        """0..1 from :func:`path_score`; below 0.5 (a menu's default ``min_confidence``) the
+        phrase fits the sound worse than right answers did on the dev split."""
+        if self.score is None:
+            return 0.0
+        return round(confidence(self.score, REJECT_SCORE, SCORE_SCALE), 3)
 
-def phrase_words(decoder) -> list[tuple[int, int]]:
-    """(first, last) frame (10 ms, from the start of the audio given to the decoder) of each
-    word of the best path; silences, fillers and null transitions left out."""
-    return [(seg.start_frame, seg.end_frame) for seg in (decoder.seg() or ())
-            if not seg.word.startswith(("<", "[", "("))]
+
+def word_segments(decoder) -> list[tuple[int, int, float]]:
+    """(first frame, last frame, acoustic log probability) of each word of the best path;
+    frames are 10 ms from the start of the audio given to the decoder; silences, fillers and
+    null transitions left out."""
+    return [(seg.start_frame, seg.end_frame, math.log(max(seg.ascore, 1e-300)))
+            for seg in (decoder.seg() or ()) if not seg.word.startswith(("<", "[", "("))]
+
+
+def path_score(segments: list[tuple[int, int, float]]) -> float | None:
+    """The words' acoustic score per frame (x 1000), see REJECT_SCORE; None without words."""
+    frames = sum(last - first + 1 for first, last, _ in segments)
+    return 1000.0 * sum(ascore for _, _, ascore in segments) / frames if frames > 0 else None
 
 
 class _FrameLevels:

@@ -190,11 +190,17 @@ def recognize_pcm(engine: SpeechEngine, pcm: bytes, sample_rate: int, grammar: l
     """A whole recording through the live path (VAD, decoder, rejection); blocking.
     None: no speech in it."""
     utterance = Utterance(engine, grammar, sample_rate, settings)
-    step = sample_rate // 50 * SAMPLE_WIDTH
+    hear_recording(utterance, pcm)
+    return utterance.finish()
+
+
+def hear_recording(utterance: Utterance, pcm: bytes) -> None:
+    """Feed a whole recording in 20 ms frames, decoding as live, up to its endpoint (blocking;
+    then call :meth:`Utterance.finish`)."""
+    step = utterance.sample_rate // 50 * SAMPLE_WIDTH
     for start in range(0, len(pcm), step):
         utterance.hear(pcm[start:start + step])
         if utterance.speaking and (utterance.batch_ready() or utterance.complete):
             utterance._decode()
         if utterance.complete:
             break
-    return utterance.finish()

@@ -12,7 +12,7 @@ from ivr.speech.model import SpeechModel, SpeechUnavailable
 from ivr.speech.rejection import (Rejection, covered, longest_plausible, plausible,
                                   uncovered_frames)
 from ivr.speech.sphinx import SphinxEngine, jsgf, non_rhotic, pronunciation_variants
-from ivr.speech.utterance import Utterance, final_phrases, recognize_pcm
+from ivr.speech.utterance import Utterance, final_phrases, hear_recording, recognize_pcm
 from ivr.speech.vad import EnergyVad
 from ivr.tts import Audio, resample
 from testkit.ivr_fakes import alaw_decode, alaw_encode, speech_samples
@@ -186,12 +186,7 @@ def test_a_digitally_silent_line_does_not_make_the_idle_pattern_speech() -> None
 
 def hear(engine, pcm: bytes, grammar: list[str]) -> Utterance:
     utterance = Utterance(engine, grammar, 16000)
-    for start in range(0, len(pcm), 640):
-        utterance.hear(pcm[start:start + 640])
-        if utterance.speaking and (utterance.batch_ready() or utterance.complete):
-            utterance._decode()
-        if utterance.complete:
-            break
+    hear_recording(utterance, pcm)
     utterance.finish()
     return utterance
 
