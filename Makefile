@@ -57,7 +57,8 @@ e2e: deps venv asterisk-install
 # Benchmarks: what they need (Debian packages incl. dumpcap from wireshark-common, sipp, the
 # Asterisk rootfs), then each one, printing its figures beside bench/baselines/.  Needs root
 # (Asterisk rootfs, packet capture on lo).  BENCH_ARGS is passed to each, e.g. --quick.
-BENCHES ?= acd ivr
+# bench.load (300 calls at 20/s per path, 40 agents) adds about 50 s.
+BENCHES ?= acd ivr load
 bench: deps venv asterisk-install
 	@command -v dumpcap >/dev/null || { echo "dumpcap missing after make deps (wireshark-common)"; exit 2; }
 	@command -v sipp >/dev/null || { echo "sipp missing after make deps (sip-tester)"; exit 2; }

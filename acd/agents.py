@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from acd.log_later import NOW, LogLater
 from acd.model import AgentState, transition
 
 logger = logging.getLogger(__name__)
@@ -17,6 +18,8 @@ logger = logging.getLogger(__name__)
 IDLE_DEVICE_STATES = frozenset({"NOT_INUSE"})
 #: an agent in these states is in the middle of a call: removing it waits until it leaves them
 BUSY_STATES = frozenset({AgentState.RINGING, AgentState.ON_CALL, AgentState.WRAP_UP})
+#: moving into these starts the count of missed offers again (answered, paused, logged out)
+FRESH_COUNT_STATES = frozenset({AgentState.ON_CALL, AgentState.PAUSED, AgentState.LOGGED_OUT})
 
 
 @dataclass
@@ -34,6 +37,7 @@ class LiveAgent:
     call_id: str | None = None
     logged_in_at: float = field(default_factory=time.monotonic)
     wrapup_seconds: float | None = None     # None: the ACD's default
+    missed_offers: int = 0                  # offers missed in a row (acd.autopause)
     # the roster's change log (set by AgentRoster.add): routing re-reads only changed agents
     on_change: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
 
@@ -46,16 +50,19 @@ class LiveAgent:
         return self.state is AgentState.AVAILABLE and self.device_state in IDLE_DEVICE_STATES
 
     def move(self, new: AgentState, why: str = "", *, call_id: str | None = None,
-             at: float | None = None) -> None:
-        """``at``: the mover's monotonic clock (the dispatcher passes its injected one)."""
+             at: float | None = None, log: LogLater | None = None) -> None:
+        """``at``: the mover's monotonic clock (the dispatcher passes its injected one);
+        ``log``: the line goes there (written a moment later) instead of out now."""
         transition(self.state, new)
-        logger.info("agent %s call=%s: %s -> %s %s", self.extension, call_id or self.call_id,
-                    self.state.name, new.name, why)
+        (NOW if log is None else log).info(logger, "agent %s call=%s: %s -> %s %s", self.extension,
+                                           call_id or self.call_id, self.state.name, new.name, why)
         self.state = new
         if new is AgentState.AVAILABLE:
             self.idle_since = time.monotonic() if at is None else at
             self.call_id = None
             self.pause_reason = ""
+        elif new in FRESH_COUNT_STATES:
+            self.missed_offers = 0
         if self.on_change is not None:
             self.on_change(self.extension)
 

@@ -430,7 +430,7 @@ class CallbackService:
         agent = self.roster.get(attempt.agent or "")
         if attempt.state is AttemptState.AGENT_RINGING and agent is not None:
             self.agents.not_responding(agent, f"callback: {why}")
-            attempt.agent = None      # the agent is paused, not freed
+            attempt.agent = None      # moved on already (available or autopaused): not freed twice
         await self._retry_or_fail(attempt, AttemptOutcome.AGENT_NO_ANSWER, why)
 
     async def _customer_failed(self, attempt: LiveAttempt, outcome: AttemptOutcome, why: str) -> None:

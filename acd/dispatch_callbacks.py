@@ -118,10 +118,9 @@ class CallbackGlue:
 
     # -- agents lent to callbacks (acd.callbacks.AgentHooks) ----------------------------
     def not_responding(self, agent: LiveAgent, why: str) -> None:
-        """A callback's agent leg was not answered: RONA, like a live call's."""
-        agent.move(AgentState.PAUSED, why)
-        agent.pause_reason = "not responding"
-        self.events.agent_pause(agent.extension, sorted(agent.queues), "not responding")
+        """A callback's agent leg was not answered: a missed offer, like a live call's
+        (available again, or autopaused after too many in a row)."""
+        self.autopause.missed(agent, agent.call_id or "", why)
         self.kick()
 
     def done(self, agent: LiveAgent, call_id: str, talked: bool) -> None:

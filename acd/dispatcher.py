@@ -22,11 +22,13 @@ from acd import routing
 from acd.actions import Bridged, CallControl
 from acd.agent_desk import AgentCommandError, AgentDesk
 from acd.agents import AgentRoster, LiveAgent
+from acd.autopause import DEFAULT_AFTER, AutoPause
 from acd.announcements import Lines
 from acd.clock import Clock, SystemClock
 from acd.dispatch_callbacks import CallbackGlue
 from acd.events import NullEventSink, QueueEventSink
 from acd.hooks import CallHooks
+from acd.log_later import LogLater
 from acd.model import DEFAULT_AGE_BANDS, AgeBands, AgentState, ModelError, steps_from_list
 from acd.queues import QueueBook, QueueSettings
 from acd.state import CallEntry, CallOutcome, CallState, LiveCall
@@ -53,14 +55,16 @@ STAFFED_STATES = tuple(s for s in LOGGED_IN_STATES if s is not AgentState.PAUSED
 
 class Dispatcher(CallbackGlue):
     def __init__(self, control: CallControl, roster: AgentRoster, records: RecordWriter, *,
-                 ring_timeout: int, wrapup_seconds: float, queues: QueueBook | None = None,
+                 ring_timeout: int, wrapup_seconds: float, autopause_after: int = DEFAULT_AFTER,
+                 queues: QueueBook | None = None,
                  events: QueueEventSink | None = None, speak: Speak | None = None,
                  fallback_queue: str = "general", bands: AgeBands = DEFAULT_AGE_BANDS,
                  clock: Clock | None = None, action_deadline: float = ACTION_DEADLINE,
                  hooks: CallHooks | None = None, give_up: GiveUp | None = None,
                  messages: MessageCatalogue | None = None):
         """``messages``: what the ACD says by itself, per language (the built-in catalogue
-        when not given)."""
+        when not given).  ``autopause_after``: offers an agent may miss in a row before it is
+        paused (``acd.autopause``; 0 = never)."""
         self.control = control
         self.messages = messages or builtin_messages()
         self.hooks = hooks or CallHooks()     # opening hours, closed message, survey
@@ -75,6 +79,7 @@ class Dispatcher(CallbackGlue):
         self.clock = clock or SystemClock()
         self.action_deadline = action_deadline
         self.give_up = give_up             # None: end the call without a word
+        self.autopause = AutoPause(autopause_after, self.events, self.clock)
         self.calls: dict[str, LiveCall] = {}
         self.routing = routing.LiveRouting(roster, bands=bands)
         self.lines = Lines()                      # waiting calls per queue, in line order
@@ -87,6 +92,7 @@ class Dispatcher(CallbackGlue):
         self._last_ring: dict[str, float] = {}     # call id -> when its answered leg began ringing
         self._steps_of: dict[str, tuple[QueueSettings, tuple]] = {}   # queue -> (settings, steps)
         self._kick = asyncio.Event()
+        self._log_later = LogLater()              # transitions on the way to an originate
         self._pass_lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -153,6 +159,8 @@ class Dispatcher(CallbackGlue):
                                 call_id, extension)
                     self.routing.handed_back(call_id, extension)
                     self.kick()
+            if len(self._log_later):    # after the originates' first steps (scheduled before)
+                asyncio.get_running_loop().call_soon(self._log_later.flush)
 
     def _routing_changed(self, call: LiveCall) -> None:
         """The call entered or left QUEUED, or its queue or ticket changed."""
@@ -217,7 +225,8 @@ class Dispatcher(CallbackGlue):
             logger.info("call %s: queue %s has no agent logged in: joining %s", call.id,
                         ticket.queue, settings.overflow_queue)
             ticket = ticket.to_queue(settings.overflow_queue)
-        call.move(CallState.QUEUED, "re-adopted" if readopted else f"enqueue {ticket.queue}")
+        call.move(CallState.QUEUED, "re-adopted" if readopted else f"enqueue {ticket.queue}",
+                  log=self._log_later)       # written after the originate (_enter's pass)
         await self._enter(call, ticket, enqueued_at, report=not readopted)
 
     def _steps(self, call: LiveCall, ticket: RoutingTicket, settings: QueueSettings) -> tuple:
@@ -355,10 +364,10 @@ class Dispatcher(CallbackGlue):
         as a task of its own."""
         call.attempts += 1
         channel_id = agent_channel_id(call.id, call.attempts)
-        agent.move(AgentState.RINGING, "offered", call_id=call.id)
+        agent.move(AgentState.RINGING, "offered", call_id=call.id, log=self._log_later)
         agent.call_id = call.id
         call.agent, call.agent_channel = agent.extension, channel_id
-        call.move(CallState.RINGING, f"ring {agent.extension}")
+        call.move(CallState.RINGING, f"ring {agent.extension}", log=self._log_later)
         self._ringing[channel_id] = call.id
         self._ring_started[channel_id] = self._now()
         self.records.post(call.id, state=CallState.RINGING, agent=agent.extension)
@@ -463,14 +472,23 @@ class Dispatcher(CallbackGlue):
         self.records.post(call.id, state=CallState.QUEUED, agent=None)
         call.parked = asyncio.get_running_loop().create_future()   # the next answer waits for this park
         await self._dispatch_once()     # back in the router before the agent is free again: a
-        self._release_agent(agent, call, why)   # pass applies agents before entering calls, so
-        self.kick()                     # the freed agent would not see this (older) caller
+        if agent_gone:                  # pass applies agents before entering calls, so the
+            self._missed(agent, call, why)   # freed agent would not see this (older) caller
+        else:
+            self._release_agent(agent, call, why)
+        self.kick()
         await self._park(call, self.queues.get(call.queue or ""))
 
     def _release_agent(self, agent: LiveAgent | None, call: LiveCall, why: str) -> None:
         """The agent rung for ``call`` is available again (not blamed)."""
-        if agent is not None and agent.state is AgentState.RINGING and agent.call_id == call.id:
+        if _rung_for(agent, call):
             agent.move(AgentState.AVAILABLE, why, call_id=call.id, at=self._now())
+
+    def _missed(self, agent: LiveAgent | None, call: LiveCall, why: str) -> None:
+        """The agent rung for ``call`` missed it: available again, or paused after too many
+        in a row (``acd.autopause``)."""
+        if _rung_for(agent, call):
+            self.autopause.missed(agent, call.id, why)
 
     async def _give_up(self, call: LiveCall, why: str) -> None:
         """A call no agent can be given: offered no more (it stays out of the line while it
@@ -499,15 +517,14 @@ class Dispatcher(CallbackGlue):
         agent = self.roster.get(call.agent or "")
         rang = self._now() - started
         self.events.ring_no_answer(call.id, call.queue or "", call.agent or "", int(rang * 1000))
-        if agent is not None and agent.call_id == call.id:  # no answer, rejected, unreachable: RONA
-            agent.move(AgentState.PAUSED, f"not responding (cause={cause}, rang {rang:.1f}s)",
-                       call_id=call.id)
-            agent.pause_reason = "not responding"
-            self.events.agent_pause(agent.extension, sorted(agent.queues), "not responding")
         call.agent, call.agent_channel = None, None
         call.move(CallState.QUEUED, f"ring failed cause={cause}")
         self._routing_changed(call)
-        await self.records.update(call.id, state=CallState.QUEUED, agent=None)
+        self.records.post(call.id, state=CallState.QUEUED, agent=None)
+        # no answer, rejected, unreachable: the caller is back in the router before the agent
+        # can be free again, so another free agent takes it first (see _connect_failed)
+        await self._dispatch_once()
+        self._missed(agent, call, f"not answered (cause={cause}, rang {rang:.1f}s)")
         self.kick()
 
     # -- leaving ------------------------------------------------------------------------
@@ -656,3 +673,8 @@ class Dispatcher(CallbackGlue):
             if queue:
                 queues.setdefault(queue, {"waiting": 0, "agents_available": 0})["waiting"] = waiting
         return queues
+
+
+def _rung_for(agent: LiveAgent | None, call: LiveCall) -> bool:
+    """The agent is still the one ringing for ``call`` (not moved on by anything else)."""
+    return agent is not None and agent.state is AgentState.RINGING and agent.call_id == call.id

@@ -451,6 +451,15 @@ class AgentView:
     def available(self) -> bool:
         return self.state is AgentState.AVAILABLE
 
+    def offered(self) -> AgentView:
+        """This agent, RINGING: a copy without the checks of ``__post_init__`` (every field
+        was checked when this view was built; RINGING keeps ``logged_in`` true).  The
+        router makes one per offer, on the way to the agent's phone."""
+        ringing = object.__new__(AgentView)
+        ringing.__dict__.update(self.__dict__)
+        ringing.__dict__["state"] = AgentState.RINGING
+        return ringing
+
     def attribute(self, name: str) -> Any:
         """Agent attribute ``name`` for conditions: ``age_band`` or an entry of ``attributes``."""
         return self.age_band if name == AGE_BAND_ATTR else self.attributes.get(name)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from acd.log_later import NOW, LogLater
 from acd.model import IllegalTransition
 from callpilot.infra.db.call_vocabulary import CallOutcome, CallState, RoutingTicket
 
@@ -51,11 +52,12 @@ class LiveCall:
     def waited(self, now: float) -> float:
         return max(0.0, (self.answered_mono or now) - self.enqueued_mono)
 
-    def move(self, new: CallState, why: str = "") -> None:
+    def move(self, new: CallState, why: str = "", *, log: LogLater | None = None) -> None:
+        """``log``: the line goes there (written a moment later) instead of out now."""
         if new not in CALL_TRANSITIONS[self.state]:
             raise IllegalTransition(self.state, new, f"call {self.id}")
-        logger.info("call %s queue=%s agent=%s: %s -> %s %s", self.id, self.queue, self.agent,
-                    self.state.value, new.value, why)
+        (NOW if log is None else log).info(logger, "call %s queue=%s agent=%s: %s -> %s %s", self.id,
+                                           self.queue, self.agent, self.state.value, new.value, why)
         self.state = new
 
 

@@ -19,6 +19,11 @@ app_queue / 8501 CallPilot, kernel timestamps of the SIP packets on lo).  Differ
   last 60 s, read at the end of the round).  Serve's figures in the app_queue round are what
   an idle serve costs beside app_queue.
 
+Figures are printed beside the stored baseline (bench/baselines/load.json, written by
+``--save-baseline``): CallPilot's figures and its ratios to app_queue of the same run, this run
+against the baseline's.  Compare the ratios: the machine is shared, and the burst is bistable
+(once serve falls behind, agents hang up before their bridge and the line backs up: D20).
+
 Defaults (300 calls at 20 calls/s, 40 agents, talk 0.5-2.5 s, patience 40 s) take about 2-3
 minutes.  With ``--talk 2 8`` the 40 agents serve ~8 calls/s: the line grows, and INVITE ->
 agent INVITE is then mostly the queue's wait (a different question: how the engines order
@@ -40,13 +45,33 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.acd import live, sipcap  # noqa: E402
+from bench.acd import live, report, sipcap  # noqa: E402
+from bench.acd.__main__ import _loadavg, host_info  # noqa: E402
 from callpilot.infra.asterisk import runner  # noqa: E402
 from callpilot.infra.loop_health import INTERVAL_ENV  # noqa: E402
 from testkit import sipua  # noqa: E402
 
 logger = logging.getLogger("bench.load")
 TICKS = os.sysconf("SC_CLK_TCK")
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_BASELINE = REPO / "bench" / "baselines" / "load.json"
+Row = report.Row
+# CallPilot's figures and its same-run ratios to app_queue, against the stored baseline
+BASELINE_ROWS = (
+    Row("load.callpilot.answered", "CallPilot answered (CONNECT)", "", False),
+    Row("load.callpilot.failed", "CallPilot failed (target 0)", ""),
+    Row("load.callpilot.p50_ms", "CallPilot INVITE -> agent INVITE p50", "ms"),
+    Row("load.callpilot.p95_ms", "CallPilot INVITE -> agent INVITE p95", "ms"),
+    Row("load.callpilot.p99_ms", "CallPilot INVITE -> agent INVITE p99", "ms"),
+    Row("load.ratio.p50", "  CallPilot / app_queue p50 (same run)", "x"),
+    Row("load.ratio.p95", "  CallPilot / app_queue p95 (same run)", "x"),
+    Row("load.ratio.p99", "  CallPilot / app_queue p99 (same run)", "x"),
+    Row("load.callpilot.serve_loop_lag_p99_ms", "serve loop lag p99 (CallPilot round)", "ms"),
+    Row("load.callpilot.serve_rss_peak_mb", "serve RSS peak (MB)", ""),
+    Row("load.callpilot.serve_cpu_s", "serve CPU, CallPilot round (s)", ""),
+    Row("load.ratio.serve_cpu_to_asterisk", "  serve CPU / Asterisk CPU, CallPilot round", "x"),
+    Row("load.ratio.asterisk_cpu", "  Asterisk CPU, CallPilot / app_queue round", "x"),
+)
 
 
 class LoadBench(live.LiveBench):
@@ -117,9 +142,17 @@ class LoadBench(live.LiveBench):
             for key in ("p50_ms", "p99_ms", "max_ms"):
                 figures[f"load.{r.path}.serve_loop_lag_{key}"] = usage.get("serve_loop_lag", {}).get(key)
         for q in ("p50", "p95", "p99"):
-            base, mine = figures.get(f"load.app_queue.{q}_ms"), figures.get(f"load.callpilot.{q}_ms")
-            figures[f"load.ratio.{q}"] = mine / base if base and mine is not None else None
+            figures[f"load.ratio.{q}"] = _ratio(figures.get(f"load.callpilot.{q}_ms"),
+                                                figures.get(f"load.app_queue.{q}_ms"))
+        figures["load.ratio.serve_cpu_to_asterisk"] = _ratio(figures.get("load.callpilot.serve_cpu_s"),
+                                                             figures.get("load.callpilot.asterisk_cpu_s"))
+        figures["load.ratio.asterisk_cpu"] = _ratio(figures.get("load.callpilot.asterisk_cpu_s"),
+                                                    figures.get("load.app_queue.asterisk_cpu_s"))
         return {"figures": figures, "details": details}
+
+
+def _ratio(mine: float | None, base: float | None) -> float | None:
+    return mine / base if base and mine is not None else None
 
 
 def _queue_log_counts(path: Path) -> dict[str, int]:
@@ -168,7 +201,7 @@ def _cpu(pid: int | None) -> float | None:
 
 
 def _delta(before: float | None, after: float | None) -> float | None:
-    return None if before is None or after is None else after - before
+    return None if before is None or after is None else round(after - before, 2)   # ticks: 0.01 s
 
 
 async def _peak_rss(pid: int) -> float:
@@ -177,7 +210,7 @@ async def _peak_rss(pid: int) -> float:
         while True:
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
-                    peak = max(peak, int(line.split()[1]) / 1024)
+                    peak = max(peak, round(int(line.split()[1]) / 1024, 1))
             await asyncio.sleep(0.5)
     except (asyncio.CancelledError, OSError):
         return peak
@@ -201,10 +234,11 @@ def _fmt(value, unit: str) -> str:
 
 def print_report(result: dict, opts: argparse.Namespace) -> None:
     f, d = result["figures"], result["details"]
+    load = d.get("loadavg") or ["?", "?"]
     print(f"\nload: {opts.calls} calls at {opts.rate:g} calls/s per path, {opts.agents} agent phones "
           f"(talk {opts.talk[0]:g}-{opts.talk[1]:g} s), caller patience {opts.patience:g} s, callers "
-          f"sending RTP; {d.get('asterisk_version')}; 1-min load {_loadavg()} (shared machine: compare "
-          "the two columns of this run only)")
+          f"sending RTP; {d.get('asterisk_version')}; 1-min load {load[0]} at start, {load[1]} at end "
+          "(shared machine: compare the two columns of this run only)")
     print(f"  {'figure':<36} {'app_queue':>12} {'CallPilot':>12} {'ratio':>8}")
     for key, label, unit in ROWS:
         a, c = f.get(f"load.app_queue.{key}"), f.get(f"load.callpilot.{key}")
@@ -219,11 +253,25 @@ def print_report(result: dict, opts: argparse.Namespace) -> None:
         print(f"    {problem}")
 
 
-def _loadavg() -> str:
-    try:
-        return Path("/proc/loadavg").read_text().split()[0]
-    except OSError:
-        return "?"
+def print_baseline(run: dict, baseline: dict | None, path: Path) -> None:
+    print()
+    if baseline:
+        b = baseline.get("host", {})
+        loads = baseline.get("details", {}).get("loadavg")
+        print(f"baseline: {path} saved {baseline.get('saved_at')} (code {b.get('commit', '?')}, "
+              f"1-min load {loads})")
+    else:
+        print(f"baseline: none at {path} (run with --save-baseline)")
+    for line in report.params_differ(run["params"], baseline):
+        print(f"  note: parameters differ from the baseline: {line}")
+    for line in report.table("this run against the baseline (ratios to app_queue are of each one's own run)",
+                             BASELINE_ROWS, run["figures"], baseline):
+        print(line)
+
+
+def params_of(args: argparse.Namespace) -> dict:
+    return {"agents": args.agents, "calls": args.calls, "rate": args.rate, "talk": list(args.talk),
+            "patience": args.patience, "answer_delay": args.answer_delay}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -239,6 +287,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--patience", type=float, default=40.0, help="seconds a caller waits after the answer")
     p.add_argument("--answer-delay", type=float, default=0.2, help="seconds an agent phone rings")
     p.add_argument("--keep", action="store_true", help="keep the state dir, capture and logs")
+    p.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE, help="baseline JSON to compare with")
+    p.add_argument("--save-baseline", action="store_true", help="write this run as the baseline")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     if not 1 <= args.agents <= 99 or args.calls < 1 or args.rate <= 0 or args.talk[0] > args.talk[1]:
@@ -252,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault(INTERVAL_ENV, "0.01")      # serve's loop-lag ticker at 10 ms
     started = time.monotonic()
+    load_start = _loadavg()
+    baseline = report.load_baseline(args.baseline)
 
     def log(message: str) -> None:
         print(f"[{time.monotonic() - started:6.1f}s] {message}", file=sys.stderr, flush=True)
@@ -263,7 +315,13 @@ def main(argv: list[str] | None = None) -> int:
     except (Exception, KeyboardInterrupt) as exc:
         print(f"bench.load: FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
-    print_report(result, args)
+    result["details"]["loadavg"] = [load_start, _loadavg()]
+    run = report.make_run(result["figures"], params_of(args), host_info(result["details"]), result["details"])
+    print_report(run, args)
+    print_baseline(run, baseline, args.baseline)
+    if args.save_baseline:
+        report.save_baseline(args.baseline, run)
+        print(f"baseline saved to {args.baseline}")
     print(f"\ntotal {time.monotonic() - started:.0f} s")
     return 0
 

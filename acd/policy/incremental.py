@@ -28,7 +28,6 @@ Pure: no I/O and no clock; ``now`` is a parameter of every event.
 """
 from __future__ import annotations
 
-import dataclasses
 import heapq
 import itertools
 import logging
@@ -37,7 +36,7 @@ from collections.abc import Hashable, Iterable, Iterator
 
 from sortedcontainers import SortedList
 
-from acd.model import DEFAULT_AGE_BANDS, AgeBands, AgentState, AgentView, CallView, ModelError
+from acd.model import DEFAULT_AGE_BANDS, AgeBands, AgentView, CallView, ModelError
 from acd.policy.conditions import caller_attributes_used
 from acd.policy.select import agent_order_key, call_order_key, eligible_match
 from acd.policy.timeline import Phase, build_phases, phase_at, phase_change_after, possible_steps
@@ -45,6 +44,7 @@ from acd.policy.timeline import Phase, build_phases, phase_at, phase_change_afte
 logger = logging.getLogger(__name__)
 
 Pair = tuple[str, str]
+PLANS_KEPT = 512      # step plans of emptied groups kept for the next call of the same group
 
 
 def group_key(call: CallView) -> Hashable:
@@ -65,6 +65,9 @@ class _Group:
         self.calls: SortedList = SortedList()   # (enqueued_at, call id)
         self.possible: tuple[bool, ...] | None = None
         self.phases: tuple[Phase, ...] = ()
+
+    def plan(self) -> tuple[tuple[bool, ...] | None, tuple[Phase, ...]]:
+        return self.possible, self.phases
 
     def replan(self, logged_in: Iterable[AgentView], bands: AgeBands) -> bool:
         """Recompute which steps are possible; True if the plan changed."""
@@ -106,10 +109,16 @@ class IncrementalRouter:
         self.bands = bands
         self.agents: dict[str, AgentView] = {}
         self._free: dict[str, dict[str, AgentView]] = defaultdict(dict)       # queue -> id -> view
+        self._free_order: dict[str, SortedList] = defaultdict(SortedList)    # queue -> (idle_since, id)
         self._logged_in: dict[str, dict[str, AgentView]] = defaultdict(dict)
         self._calls: dict[str, tuple[CallView, Hashable]] = {}
         self._groups: dict[Hashable, _Group] = {}
         self._queue_groups: dict[str, set[Hashable]] = defaultdict(set)
+        # a queue's logins changed this many times; the step plan of a group that emptied,
+        # valid while its queue's count is the one it was made at (a new call of the same
+        # group, the common case when the line is short, re-plans nothing)
+        self._logins_changed: dict[str, int] = defaultdict(int)
+        self._plans: dict[Hashable, tuple[int, tuple[tuple[bool, ...] | None, tuple[Phase, ...]]]] = {}
         self._timers: list[tuple[float, int, str]] = []   # (when, seq, call id)
         self._armed: dict[str, int] = {}                     # call id -> seq of its live timer
         self._seq = itertools.count()
@@ -148,6 +157,9 @@ class IncrementalRouter:
         if not group.calls:
             del self._groups[key]
             self._queue_groups[call.queue].discard(key)
+            if len(self._plans) >= PLANS_KEPT:
+                self._plans.clear()
+            self._plans[key] = (self._logins_changed[call.queue], group.plan())
 
     def set_agent(self, agent: AgentView, now: float) -> list[Pair]:
         """An agent appeared or changed (state, idle time, skills, queues)."""
@@ -177,13 +189,15 @@ class IncrementalRouter:
                 self._logged_in[queue][agent.id] = agent
             if agent.available:
                 self._free[queue][agent.id] = agent
+                self._free_order[queue].add((agent.idle_since, agent.id))
 
     def _unindex(self, agent: AgentView | None) -> None:
         if agent is None:
             return
         for queue in agent.queues:
             self._logged_in[queue].pop(agent.id, None)
-            self._free[queue].pop(agent.id, None)
+            if self._free[queue].pop(agent.id, None) is not None:
+                self._free_order[queue].discard((agent.idle_since, agent.id))
 
     def _replan_if_login_changed(self, old: AgentView | None, new: AgentView, now: float) -> set[Hashable]:
         was = frozenset(old.queues) if old is not None and old.logged_in else frozenset()
@@ -195,6 +209,7 @@ class IncrementalRouter:
     def _replan_queues(self, queues: Iterable[str], now: float) -> set[Hashable]:
         changed: set[Hashable] = set()
         for queue in queues:
+            self._logins_changed[queue] += 1
             for key in self._queue_groups.get(queue, ()):
                 group = self._groups[key]
                 if group.replan(self._logged_in[queue].values(), self.bands):
@@ -209,7 +224,11 @@ class IncrementalRouter:
         group = self._groups.get(key)
         if group is None:
             group = self._groups[key] = _Group(key, call)
-            group.replan(self._logged_in[call.queue].values(), self.bands)
+            kept = self._plans.pop(key, None)
+            if kept is not None and kept[0] == self._logins_changed[call.queue]:
+                group.possible, group.phases = kept[1]
+            else:
+                group.replan(self._logged_in[call.queue].values(), self.bands)
             self._queue_groups[call.queue].add(key)
         group.calls.add((call.enqueued_at, call.id))
         self._calls[call.id] = (call, key)
@@ -304,11 +323,21 @@ class IncrementalRouter:
         free = self._free.get(call.queue)
         if not free:
             return None
-        candidates = free.values() if pool is None else (free[i] for i in pool if i in free)
         group = self._groups[self._calls[call.id][1]]
         active = phase_at(group.phases, call.enqueued_at, now).step
+        if pool is not None:
+            return self._best_of(call, (free[i] for i in pool if i in free), active, idle_order=False)
+        return self._best_of(call, (free[i] for _, i in self._free_order[call.queue]), active, idle_order=True)
+
+    def _best_of(self, call: CallView, candidates: Iterable[AgentView], active: int, *,
+                 idle_order: bool) -> AgentView | None:
+        """The best eligible agent among ``candidates``.  ``idle_order``: they come longest
+        idle first (the queue's free agents), so the walk stops at the first agent idle for
+        less time than a best that matched the first step: no later agent can come before it."""
         best, best_key = None, None
         for agent in candidates:
+            if idle_order and best_key is not None and best_key[0] == 0 and agent.idle_since > best_key[1]:
+                break
             matched = eligible_match(call, agent, active, self.bands)
             if matched is None:
                 continue
@@ -320,6 +349,6 @@ class IncrementalRouter:
     def _take(self, call: CallView, agent: AgentView) -> None:
         self.remove_call(call.id)
         self._unindex(agent)
-        ringing = dataclasses.replace(agent, state=AgentState.RINGING)
+        ringing = agent.offered()
         self.agents[agent.id] = ringing
         self._index(ringing)

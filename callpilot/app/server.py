@@ -118,7 +118,7 @@ class Server:
         self.hooks = CallHooks(queue_open=self.calendars.open_now)   # + ivr follow-ups: _ivr()
         self.dispatcher = Dispatcher(self.control, self.roster, self.records, hooks=self.hooks,
                                      ring_timeout=acd.ring_timeout, wrapup_seconds=acd.wrapup_seconds,
-                                     queues=load_queues(self.sessions), speak=self._speak,
+                                     autopause_after=acd.autopause_after, queues=load_queues(self.sessions), speak=self._speak,
                                      events=self.queue_events, fallback_queue=acd.general_queue,
                                      bands=self.bands, clock=self.clock, give_up=self._apologise,
                                      messages=self.messages.catalogue)

@@ -107,6 +107,9 @@ class AcdConfig:
     __pydantic_config__ = _STRICT
     ring_timeout: Annotated[Int, Field(ge=1, le=600)] = 15   # seconds an agent phone rings
     wrapup_seconds: Annotated[Int, Field(ge=0, le=3600)] = 5
+    # offers an agent's phone misses in a row (rang out, rejected, hung up before the bridge)
+    # before the agent is paused "not responding"; an answered call starts the count again; 0 = off
+    autopause_after: Annotated[Int, Field(ge=0, le=100)] = 3
     general_queue: Name = "general"    # where the IVR sends callers it could not route
     # age-band lower bounds: [25, 35, 45, 55] gives <25, 25-34, 35-44, 45-54, 55+
     age_bands: IntList = field(default_factory=lambda: [25, 35, 45, 55])

@@ -59,7 +59,8 @@ def seed_acd(cfg) -> None:
 
 @pytest.fixture
 def cfg(e2e_config, asterisk):
-    config = dataclasses.replace(e2e_config, acd=AcdConfig(ring_timeout=4, wrapup_seconds=1))
+    config = dataclasses.replace(e2e_config, acd=AcdConfig(ring_timeout=4, wrapup_seconds=1,
+                                                           autopause_after=1))   # RONA: paused at once
     seed_acd(config)
     return config
 

@@ -63,7 +63,8 @@ def instance(tmp_path_factory):
     """Own Asterisk: agents 3001-3010 in queue ``faults``, DID 805 straight to it."""
     cfg = isolated_config(tmp_path_factory.mktemp("ari-faults") / "state",
                           dids={}, agi_dids={}, queue_dids={DID: QUEUE})
-    cfg.acd = AcdConfig(ring_timeout=6, wrapup_seconds=1, general_queue=QUEUE)
+    # the faults here are Asterisk's and serve's, not the phones': no autopause (test_autopause.py)
+    cfg.acd = AcdConfig(ring_timeout=6, wrapup_seconds=1, general_queue=QUEUE, autopause_after=0)
     passwords = seed_queue_agents(cfg, QUEUE, AGENTS, ext_base=3001, title="fault tests",
                                   announce_frequency=0, steps=[])
     runner.up(cfg)

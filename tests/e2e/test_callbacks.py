@@ -63,7 +63,7 @@ def instance(request, tmp_path_factory):
     config.callbacks = CallbacksConfig(
         trunk_uri=f"{CUSTOMER_IP}:{customer_port}", default_country="KR", retry_seconds=8,
         voicemail_retry_seconds=600, customer_ring_seconds=6, max_attempts=3)
-    config.acd = AcdConfig(ring_timeout=8, wrapup_seconds=1)
+    config.acd = AcdConfig(ring_timeout=8, wrapup_seconds=1, autopause_after=1)   # RONA: paused at once
     passwords = demo.seed(config)
     seed_queue(config)
     runner.up(config)

@@ -46,7 +46,8 @@ MARGIN = 0.5          # the test's own polling (DOM every 50 ms, serve's status 
 
 @pytest.fixture
 def cfg(e2e_config, asterisk):
-    return dataclasses.replace(e2e_config, acd=AcdConfig(ring_timeout=6, wrapup_seconds=1))
+    return dataclasses.replace(e2e_config, acd=AcdConfig(ring_timeout=6, wrapup_seconds=1,
+                                                           autopause_after=1))   # RONA: paused at once
 
 
 class WebProcess:

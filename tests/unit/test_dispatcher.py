@@ -76,14 +76,14 @@ def agent(ext: str, queues=("q",), wrapup=None) -> LiveAgent:
 
 @pytest.fixture
 def make():
-    def build(*agents: LiveAgent, wrapup: float = 0.0):
+    def build(*agents: LiveAgent, wrapup: float = 0.0, **options):
         roster = AgentRoster()
         for a in agents:
             roster.add(a)
         control, records = FakeControl(), FakeRecords()
         queues = QueueBook({"q": QueueSettings(name="q", announce_frequency=0, steps=())})
         return Dispatcher(control, roster, records, ring_timeout=5, wrapup_seconds=wrapup,
-                          queues=queues), control, records
+                          queues=queues, **options), control, records
     return build
 
 
@@ -124,12 +124,12 @@ async def test_default_wrapup_applies_without_an_override(make):
     await d.stop()
 
 
-async def test_ring_failure_pauses_agent_and_requeues_call(make):
+async def test_ring_failure_requeues_call_and_counts_a_missed_offer(make):
     deaf = agent("1")
     d, _, records = make(deaf)
     await enqueue(d, "a")
     await d.agent_leg_gone(d.calls["a"].agent_channel, cause=19)
-    assert deaf.state is AgentState.PAUSED and deaf.pause_reason == "not responding"
+    assert deaf.state is AgentState.AVAILABLE and deaf.missed_offers == 1   # autopause: after 3
     assert d.calls["a"].state is CallState.QUEUED and d.calls["a"].agent is None
     assert ("a", {"state": "queued", "agent": None}) in records.writes
 
@@ -202,3 +202,23 @@ def test_positions_in_one_pass_agree_with_one_call_at_a_time():
         calls.append(c)
     waiting = [c for c in calls if c.state is not CallState.CONNECTED]
     assert positions(calls) == {c.id: position_of(c, calls) for c in waiting}
+
+
+async def test_the_offer_path_logs_its_transitions_after_the_originate_and_none_is_lost(make, caplog):
+    """The call's queued and ringing moves and the agent's ringing move are written once
+    the originate has gone out (D29), all of them, in order."""
+    caplog.set_level("INFO")
+    d, control, _ = make(agent("1"))
+    caplog.clear()
+    seen_at_ring: list[str] = []
+    ring = control.ring
+
+    async def ring_and_look(*args, **kwargs):
+        seen_at_ring.extend(r.getMessage() for r in caplog.records)
+        return await ring(*args, **kwargs)
+    control.ring = ring_and_look
+    await enqueue(d, "a")
+    moves = [r.getMessage() for r in caplog.records if r.name in ("acd.state", "acd.agents")]
+    assert [m.split(": ", 1)[1].split(" ", 3)[:3] for m in moves] == [
+        ["ivr", "->", "queued"], ["AVAILABLE", "->", "RINGING"], ["queued", "->", "ringing"]]
+    assert not any("->" in line for line in seen_at_ring), seen_at_ring
