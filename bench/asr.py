@@ -507,7 +507,7 @@ def whisper_main(engine: SpeechEngine, suite: Suite, args: argparse.Namespace,
 
     def replay(answers):
         """pocketsphinx's own answers of the first pass, clip by clip, judged by Whisper: a
-        paired comparison (a second pocketsphinx pass is not bit-identical to the first)."""
+        paired comparison (espeak-ng does not synthesise a clip twice alike, D32)."""
         def decode(engine_: SpeechEngine, grammar_: list[str], clip: Clip) -> Decoded:
             d = next(answers)
             return asr_whisper.verified(d, scorer, policy, grammar,
