@@ -123,10 +123,11 @@ class CallOutcome:
 
 
 async def calls_bench(calls: int, concurrency: int, keep: bool,
-                      profile: Path | None = None) -> tuple[dict, dict]:
+                      profile: Path | None = None, ari_rest: str = "auto") -> tuple[dict, dict]:
     from tests.e2e.serve_proc import ServeProcess, records_for
     work = Path(tempfile.mkdtemp(prefix="callpilot-bench-ivr-"))
     config = make_config(work / "state", {"800": "main_ko"}, {})
+    config.asterisk.ari_rest_transport = ari_rest
     demo.seed(config)
     (config.state_dir / "config.toml").write_text(to_toml(config))
     greet = read_wav(PromptCache(work / "p", "ko", config.tts_rate).render(GREET, "ko")).seconds
@@ -150,6 +151,7 @@ async def calls_bench(calls: int, concurrency: int, keep: bool,
         wall = time.monotonic() - started
         serve_cpu = cpu_seconds(spid) - start_s - idle_rate_s * wall
         ast_cpu = cpu_seconds(apid) - start_a - idle_rate_a * wall
+        rest = (await serve.status()).get("ari_rest", {})   # which transport carried serve's REST
         if spy is not None:
             spy.send_signal(signal.SIGINT)      # py-spy writes its samples on SIGINT
             spy.wait(30)
@@ -166,7 +168,7 @@ async def calls_bench(calls: int, concurrency: int, keep: bool,
                "calls.flow_p50_ms": round(float(np.percentile(flow, 50)), 0) if flow else None}
     details = {"failures": [f"{o.number}: {o.detail}" for o in failed][:20],
                "wall_s": round(wall, 1), "serve_idle_pct": round(idle_rate_s * 100, 2),
-               "asterisk_idle_pct": round(idle_rate_a * 100, 2)}
+               "asterisk_idle_pct": round(idle_rate_a * 100, 2), "ari_rest": rest}
     return figures, details
 
 
@@ -404,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", action="store_true", help="keep the temp state dir")
     p.add_argument("--profile", type=Path, metavar="OUT",
                    help="calls: py-spy samples of serve over the measured window (raw format)")
+    p.add_argument("--ari-rest", choices=("auto", "websocket", "http"), default="auto",
+                   help="calls: serve's asterisk.ari_rest_transport (docs/decisions.md D26)")
     args = p.parse_args(argv)
     import logging
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -412,9 +416,9 @@ def main(argv: list[str] | None = None) -> int:
         params = {"streams": args.streams}
     else:
         figures, details = asyncio.run(calls_bench(args.calls, args.concurrency, args.keep,
-                                                       args.profile))
+                                                       args.profile, args.ari_rest))
         params = {"calls": args.calls, "concurrency": args.concurrency, "flow": "main_ko",
-                  "keys": "2 during the question, 1 during the menu"}
+                  "keys": "2 during the question, 1 during the menu", "ari_rest": args.ari_rest}
     host = {"machine": platform.machine(), "python": platform.python_version(),
             "cpus": os.cpu_count(), "load_1min": round(os.getloadavg()[0], 2),
             "asterisk": "22"}

@@ -100,7 +100,8 @@ def build(config: Config, sessions: Any, prompts: PromptCache, *,
     if engines:
         s, a = config.secrets, config.asterisk
         media_ari = AriClient(config.ari_client_url, s.ari_user, s.ari_password,
-                              f"{a.app_name}{MEDIA_APP_SUFFIX}", events=MEDIA_EVENTS)
+                              f"{a.app_name}{MEDIA_APP_SUFFIX}", events=MEDIA_EVENTS,
+                              rest_transport=a.ari_rest_transport)
         ari_speech = AriSpeech(engines, AriMedia(media_ari))
         agi_speech = AgiSpeech(engines, config.state_dir.resolve() / "speech")
         for language, engine in sorted(engines.by_language.items()):

@@ -8,6 +8,12 @@ fault or an Asterisk hiccup would.  Everything seen is recorded for assertions: 
 exchange with its timing and what was done to it, and every event relayed to serve with the
 wall-clock time it passed (``StasisStart`` carries Asterisk's channel creation time).
 
+REST requests that serve sends over the events socket (``RESTRequest`` frames, Asterisk
+22.4+, docs/decisions.md D26) meet the same rules and are recorded the same way
+(``Exchange.transport == "websocket"``, path ``/ari/<uri>``).  There a ``Cut`` cuts the
+events socket (the connection the request rode on) and a ``CutEvents`` relays the request
+and its answer, then cuts: as over HTTP, serve learns the result and loses the events.
+
     async with AriFaultProxy(config.ari_url) as proxy:
         config.asterisk.ari_url = proxy.url
         proxy.add(Rule("POST", r"/ari/bridges/[^/]+/addChannel", Fail(500), times=1))
@@ -106,6 +112,7 @@ class Exchange:
     status: int | None = None      # what serve got; None: the connection was cut
     ended: float | None = None     # monotonic, when serve got its answer (or the cut)
     body: str = ""
+    transport: str = "http"        # or "websocket": a RESTRequest frame on the events socket
 
     @property
     def seconds(self) -> float | None:
@@ -125,6 +132,8 @@ class _EventLink:
     request: web.Request
     upstream: aiohttp.ClientWebSocketResponse
     downstream: web.WebSocketResponse
+    answers: dict[str, asyncio.Future] = field(default_factory=dict)  # request_id -> answer
+    tasks: set[asyncio.Task] = field(default_factory=set)
 
 
 def utcnow() -> datetime:
@@ -204,14 +213,18 @@ class AriFaultProxy:
         self._hold_events = self._hold_events or hold
         links = list(self._links)
         for link in links:
-            if link.request.transport is not None:
-                link.request.transport.abort()
-            await link.upstream.close()
+            await self._cut_link(link)
         if links:
             logger.info("ARI fault proxy: cut %d events socket(s)%s", len(links),
                         " and holding" if hold else "")
         self._notify()
         return len(links)
+
+    @staticmethod
+    async def _cut_link(link: _EventLink) -> None:
+        if link.request.transport is not None:
+            link.request.transport.abort()
+        await link.upstream.close()
 
     def allow_events(self) -> None:
         self._hold_events = False
@@ -350,7 +363,7 @@ class AriFaultProxy:
         headers = {k: request.headers[k] for k in PASSED_HEADERS if k in request.headers}
         url = URL(self.upstream.replace("http", "ws", 1) + request.raw_path, encoded=True)
         try:
-            return await self._session.ws_connect(url, headers=headers, autoping=True)
+            return await self._session.ws_connect(url, headers=headers, autoping=True, max_msg_size=0)
         except aiohttp.WSServerHandshakeError as exc:
             return self._reply(exchange, exc.status, str(exc.message).encode(), "text/plain")
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -362,22 +375,96 @@ class AriFaultProxy:
         try:
             await asyncio.wait({down, up}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (down, up):
+            tasks = {down, up, *link.tasks}
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(down, up, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _to_serve(self, link: _EventLink) -> None:
         async for msg in link.upstream:
             if msg.type is not aiohttp.WSMsgType.TEXT:
                 break
-            with contextlib.suppress(ValueError):
-                self.events.append(SeenEvent(utcnow(), link.number, json.loads(msg.data)))
+            frame = _json(msg.data)
+            if frame.get("type") == "RESTResponse":
+                answer = link.answers.pop(str(frame.get("request_id")), None)
+                if answer is not None and not answer.done():
+                    answer.set_result(frame)
+                    continue
+            elif frame:
+                self.events.append(SeenEvent(utcnow(), link.number, frame))
             await link.downstream.send_str(msg.data)
             self._notify()
 
-    @staticmethod
-    async def _to_asterisk(link: _EventLink) -> None:
+    async def _to_asterisk(self, link: _EventLink) -> None:
         async for msg in link.downstream:
             if msg.type is not aiohttp.WSMsgType.TEXT:
                 break
-            await link.upstream.send_str(msg.data)
+            frame = _json(msg.data)
+            if frame.get("type") == "RESTRequest":
+                task = asyncio.create_task(self._ws_request(link, frame))
+                link.tasks.add(task)
+                task.add_done_callback(link.tasks.discard)
+            else:
+                await link.upstream.send_str(msg.data)
+
+    # -- REST requests on the events socket ---------------------------------------------
+    async def _ws_request(self, link: _EventLink, frame: dict[str, Any]) -> None:
+        method = str(frame.get("method", "")).upper()
+        path = "/ari/" + str(frame.get("uri", "")).split("?", 1)[0]
+        query = "&".join(f"{q.get('name')}={q.get('value')}" for q in frame.get("query_strings") or [])
+        exchange = Exchange(method, path, query, utcnow(), time.monotonic(),
+                            fault=self._fault_for(method, path, query), transport="websocket")
+        self.exchanges.append(exchange)
+        self._notify()
+        try:
+            await self._ws_answer(link, frame, exchange)
+        finally:
+            exchange.ended = time.monotonic()
+            self._notify()
+
+    async def _ws_answer(self, link: _EventLink, frame: dict[str, Any], exchange: Exchange) -> None:
+        fault = exchange.fault
+        if fault is not None:
+            logger.info("ARI fault proxy (websocket): %s %s?%s -> %s", exchange.method,
+                        exchange.path, exchange.query, fault)
+        if isinstance(fault, Delay) and not fault.after:
+            await asyncio.sleep(fault.seconds)
+        if isinstance(fault, Fail) and not fault.forward:
+            return await self._ws_reply(link, exchange, _injected(frame, fault))
+        if isinstance(fault, Cut) and not fault.forward:
+            return await self._cut_link(link)
+        answer = asyncio.get_running_loop().create_future()
+        link.answers[str(frame.get("request_id"))] = answer
+        await link.upstream.send_str(json.dumps(frame))
+        reply = await answer
+        if isinstance(fault, Delay) and fault.after:
+            await asyncio.sleep(fault.seconds)
+        if isinstance(fault, Cut):
+            return await self._cut_link(link)
+        if isinstance(fault, Fail):
+            reply = _injected(frame, fault)
+        await self._ws_reply(link, exchange, reply)
+        if isinstance(fault, CutEvents):
+            await self.cut_events(hold=fault.hold)
+
+    @staticmethod
+    async def _ws_reply(link: _EventLink, exchange: Exchange, reply: dict[str, Any]) -> None:
+        exchange.status = int(reply.get("status_code", 0))
+        exchange.body = str(reply.get("message_body") or "")[:500]
+        await link.downstream.send_str(json.dumps(reply))
+
+
+def _json(text: str) -> dict[str, Any]:
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _injected(frame: dict[str, Any], fault: Fail) -> dict[str, Any]:
+    """The answer a failed request gets over the events socket."""
+    return {"type": "RESTResponse", "transaction_id": frame.get("transaction_id", ""),
+            "request_id": frame.get("request_id", ""), "status_code": fault.status,
+            "reason_phrase": "Injected by the ARI fault proxy", "uri": frame.get("uri", ""),
+            "content_type": "application/json", "message_body": fault.body}

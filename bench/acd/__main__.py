@@ -52,6 +52,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--keep", action="store_true", help="keep the live state dir, capture and logs")
     p.add_argument("--json", type=Path, help="also write this run's results to this file")
     p.add_argument("--check", action="store_true", help="exit 1 when a live target is missed")
+    p.add_argument("--ari-rest", choices=("auto", "websocket", "http"), default="auto",
+                   help="serve's asterisk.ari_rest_transport (live; docs/decisions.md D26)")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     if not 1 <= args.agents <= 99:
@@ -99,14 +101,14 @@ def params_of(args: argparse.Namespace) -> dict:
     return {"policy_agents": 1000, "policy_calls": 10000, "policy_queues": 10, "quick": args.quick,
             "live_agents": args.agents, "live_calls": args.calls, "live_warmup": args.warmup,
             "live_rate": args.rate, "live_hold": args.hold, "live_answer_delay": args.answer_delay,
-            "live_rounds": args.rounds}
+            "live_rounds": args.rounds, "live_ari_rest": args.ari_rest}
 
 
 async def _live(args: argparse.Namespace, clock: Clock) -> dict:
     from bench.acd import live
     opts = live.LiveOptions(agents=args.agents, calls=args.calls, warmup=args.warmup, rate=args.rate,
                             hold=args.hold, answer_delay=args.answer_delay, rounds=args.rounds,
-                            keep=args.keep)
+                            keep=args.keep, ari_rest=args.ari_rest)
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, task.cancel)     # clean up on SIGTERM as on Ctrl-C

@@ -62,6 +62,7 @@ class LiveOptions:
     answer_timeout: float = 15.0
     rounds: int = 4
     keep: bool = False
+    ari_rest: str = "auto"    # serve's asterisk.ari_rest_transport
 
 
 @dataclass
@@ -114,6 +115,7 @@ class LiveBench:
         self.state_dir = Path(tempfile.mkdtemp(prefix="callpilot-bench-acd-"))
         try:
             self.config = bench_config(self.state_dir / "state", self.rtp_block)
+            self.config.asterisk.ari_rest_transport = opts.ari_rest
         except BaseException:
             shutil.rmtree(self.state_dir, ignore_errors=True)
             raise

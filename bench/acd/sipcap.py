@@ -295,13 +295,23 @@ def ari_times(packets: list[Packet], ari_port: int) -> dict[str, AriTimes]:
         if packet.proto == "tcp" and ari_port in (packet.sport, packet.dport) and packet.payload:
             flows[(packet.src, packet.sport, packet.dst, packet.dport)].append(packet)
     calls: dict[str, AriTimes] = {}
+    ws_requests: dict[str, tuple[float, str, str]] = {}
+    ws_replies: dict[str, float] = {}
     for (_s, sport, _d, dport), segs in flows.items():
         segs = _dedupe(segs)
-        if dport == ari_port:
+        if dport == ari_port and _is_events_socket(segs):
+            for ts, text in _ws_frames(segs, masked=True):
+                _rest_request(ts, text, ws_requests)
+        elif dport == ari_port:
             _requests(segs, calls, flows.get((_d, dport, _s, sport), []))
         elif _looks_like_websocket(segs):
             for ts, text in _ws_frames(segs):
                 _stasis_event(ts, text, calls)
+                _rest_response(ts, text, ws_replies)
+    for request_id, (ts, method, uri) in ws_requests.items():
+        _note_request(calls, method, "/ari/" + uri.lstrip("/"), ts, ws_replies.get(request_id))
+    for call_id, call in calls.items():
+        call.call_id = call_id
     return calls
 
 
@@ -321,19 +331,23 @@ def _requests(segs: list[Packet], calls: dict[str, AriTimes], replies: list[Pack
     responses = [seg.ts for seg in _dedupe(replies) if _RESPONSE.match(seg.payload)]
     for i, (ts, method, target) in enumerate(requests):
         reply = responses[i] if i < len(responses) and responses[i] >= ts else None
-        path, _, query = target.partition("?")
-        if method != "POST":
-            continue
-        params = dict(p.partition("=")[::2] for p in query.split("&") if p)
-        if path.startswith("/ari/bridges/cp-hold-") and path.endswith("/addChannel"):
-            call = calls.setdefault(_unquote(params.get("channel", "")), AriTimes(""))
-            call.park_request, call.park_response = ts, reply
-        elif path.startswith("/ari/channels/cp-agent-") and path.endswith("-1"):
-            call_id = path[len("/ari/channels/cp-agent-"):].rsplit("-", 1)[0]
-            call = calls.setdefault(call_id, AriTimes(call_id))
-            call.originate_request, call.originate_response = ts, reply
-    for call_id, call in calls.items():
-        call.call_id = call_id
+        _note_request(calls, method, target, ts, reply)
+
+
+def _note_request(calls: dict[str, AriTimes], method: str, target: str, ts: float,
+                  reply: float | None) -> None:
+    """A park or originate request of a call (HTTP, or REST over the events socket, D26)."""
+    path, _, query = target.partition("?")
+    if method != "POST":
+        return
+    params = dict(p.partition("=")[::2] for p in query.split("&") if p)
+    if path.startswith("/ari/bridges/cp-hold-") and path.endswith("/addChannel"):
+        call = calls.setdefault(_unquote(params.get("channel", "")), AriTimes(""))
+        call.park_request, call.park_response = ts, reply
+    elif path.startswith("/ari/channels/cp-agent-") and path.endswith("-1"):
+        call_id = path[len("/ari/channels/cp-agent-"):].rsplit("-", 1)[0]
+        call = calls.setdefault(call_id, AriTimes(call_id))
+        call.originate_request, call.originate_response = ts, reply
 
 
 def _unquote(value: str) -> str:
@@ -345,31 +359,75 @@ def _looks_like_websocket(segs: list[Packet]) -> bool:
     return any(seg.payload[:1] == b"\x81" for seg in segs[:50])
 
 
-def _ws_frames(segs: list[Packet]):
-    """(timestamp of the segment completing the frame, text) of each server->client text
-    frame; a stream starting mid-frame is resynchronised on the next plausible header."""
+def _is_events_socket(segs: list[Packet]) -> bool:
+    """The client side of the events WebSocket: it opens with the upgrade GET."""
+    return bool(segs) and segs[0].payload.startswith(b"GET /ari/events")
+
+
+def _ws_frames(segs: list[Packet], masked: bool = False):
+    """(timestamp of the segment completing the frame, text) of each text frame of one
+    direction: server->client frames are plain, client->server ones masked (RFC 6455).  A
+    stream starting mid-frame (or with the upgrade's HTTP text) is resynchronised on the next
+    plausible header."""
     buf, ends, base = b"", [], 0
     for seg in segs:
         buf += seg.payload
         ends.append((base + len(buf), seg.ts))
-    pos = 0
+    pos = buf.find(b"\r\n\r\n") + 4 if buf[:5] in (b"GET /", b"HTTP/") else 0  # the upgrade
     while pos + 2 <= len(buf):
         b0, b1 = buf[pos], buf[pos + 1]
-        length, hdr = b1 & 0x7F, 2
-        if length == 126:
-            length, hdr = struct.unpack("!H", buf[pos + 2:pos + 4])[0], 4
-        elif length == 127:
-            length, hdr = struct.unpack("!Q", buf[pos + 2:pos + 10])[0], 10
-        if b0 & 0x70 or b1 & 0x80 or b0 & 0x0F not in (0, 1, 2, 8, 9, 10):
+        if b0 & 0x70 or bool(b1 & 0x80) != masked or b0 & 0x0F not in (0, 1, 2, 8, 9, 10):
             pos += 1            # not a frame header: resync
             continue
+        length, hdr = b1 & 0x7F, 2
+        if length >= 126:
+            hdr = 4 if length == 126 else 10
+            if pos + hdr > len(buf):
+                return
+            length = int.from_bytes(buf[pos + 2:pos + hdr], "big")
+        key = buf[pos + hdr:pos + hdr + 4] if masked else b""
+        hdr += len(key)
         end = pos + hdr + length
         if end > len(buf):
             return
         if b0 & 0x0F == 1:
             ts = next(t for e, t in ends if e >= end)
-            yield ts, buf[pos + hdr:end].decode("utf-8", "replace")
+            yield ts, _unmask(buf[pos + hdr:end], key).decode("utf-8", "replace")
         pos = end
+
+
+def _unmask(data: bytes, key: bytes) -> bytes:
+    if not key:
+        return data
+    whole = (key * (len(data) // 4 + 1))[:len(data)]
+    return (int.from_bytes(data, "big") ^ int.from_bytes(whole, "big")).to_bytes(len(data), "big")
+
+
+def _rest_request(ts: float, text: str, requests: dict[str, tuple[float, str, str]]) -> None:
+    """A RESTRequest sent over the events socket (D26): its uri with the query rebuilt."""
+    frame = _json_of_type(text, "RESTRequest")
+    if frame is None:
+        return
+    query = "&".join(f"{q.get('name', '')}={q.get('value', '')}"
+                     for q in frame.get("query_strings") or [])
+    uri = frame.get("uri", "") + (f"?{query}" if query else "")
+    requests[str(frame.get("request_id", ""))] = (ts, frame.get("method", ""), uri)
+
+
+def _json_of_type(text: str, kind: str) -> dict | None:
+    if f'"{kind}"' not in text:
+        return None
+    try:
+        frame = json.loads(text)
+    except ValueError:
+        return None
+    return frame if isinstance(frame, dict) else None
+
+
+def _rest_response(ts: float, text: str, replies: dict[str, float]) -> None:
+    frame = _json_of_type(text, "RESTResponse")
+    if frame is not None:
+        replies[str(frame.get("request_id", ""))] = ts
 
 
 def _stasis_event(ts: float, text: str, calls: dict[str, AriTimes]) -> None:

@@ -109,6 +109,11 @@ def single_gauges(live: Mapping[str, Any]) -> Iterator[Any]:
     connects = CounterMetricFamily("callpilot_ari_connects", "ARI event socket (re)connections since start")
     connects.add_metric([], live.get("ari_connects", 0))
     yield connects
+    requests = CounterMetricFamily("callpilot_ari_requests", "ARI REST requests since start, by transport "
+                                   "(the events WebSocket or HTTP: docs/decisions.md D26)", labels=["transport"])
+    for transport in ("websocket", "http"):
+        requests.add_metric([transport], live.get("ari_rest", {}).get("requests", {}).get(transport, 0))
+    yield requests
 
 
 def link_states(live: Mapping[str, Any]) -> Iterator[GaugeMetricFamily]:

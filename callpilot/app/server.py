@@ -101,7 +101,8 @@ class Server:
         self.bands = AgeBands(tuple(config.acd.age_bands))
         self.records = RecordWriter(CallRecordStore(self.sessions))
         self.ari = AriClient(config.ari_client_url, secrets.ari_user, secrets.ari_password,
-                             a.app_name, lane_of=lane_of, events=HANDLED_EVENTS)
+                             a.app_name, lane_of=lane_of, events=HANDLED_EVENTS,
+                             rest_transport=a.ari_rest_transport)
         self.router = StasisRouter(ChannelInboxes())
         self.prompts = PromptCache(config.prompts_dir, config.tts_voice, config.tts_rate)
         # what the system says by itself, per language, in the call's voice (checked now: a
@@ -277,6 +278,7 @@ class Server:
         return {
             "ari": self.ari.state.value,
             "ari_connects": self.ari.connects,
+            "ari_rest": {"transport": self.ari.transport_in_use, "requests": dict(self.ari.requests)},
             "ami": self.ami.state.value,
             "calls": len(self.dispatcher.calls) + len(self.ivr.active),
             "call_states": {"ivr": len(self.ivr.active), **self.dispatcher.call_states()},

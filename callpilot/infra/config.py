@@ -81,6 +81,9 @@ class AsteriskConfig:
     # Where serve reaches ARI (REST and events); "" = Asterisk's own listener on ari_port.
     # Tests and bench point it at a fault-injecting proxy (testkit/ari_faults.py).
     ari_url: str = ""
+    # How serve's REST requests reach ARI: "auto" = over the events WebSocket when Asterisk
+    # answers there (22.4+), else HTTP; "websocket" = only there; "http" (docs/decisions.md D26).
+    ari_rest_transport: Annotated[str, Field(pattern=r"^(auto|websocket|http)$")] = "auto"
     ami_port: Port = 5038
     rtp_start: Port = 10000
     rtp_end: Port = 10999

@@ -253,6 +253,7 @@ async def test_failed_add_channel_while_routing(cfg, proxy, serve, agents, bridg
     result = await faulted.result()
     record = await wait_record(cfg, faulted.number, timeout=30)
     assert hit.status == 500 and len(proxy.faulted()) == 1
+    assert hit.transport == "websocket", "serve's requests must ride the events socket (D26)"
     assert_safe_end(record, result)
     await assert_agents_released(serve, agents)
 
@@ -281,11 +282,19 @@ async def test_slow_originate_of_the_agent_leg(cfg, proxy, serve, agents, after)
 
 async def test_originate_whose_answer_is_lost(cfg, proxy, serve, agents):
     """Asterisk creates one call's agent leg but the connection is cut before serve gets the
-    answer: serve must not leave that leg ringing, and the call is still served."""
+    answer: serve must not leave that leg ringing, and the call is still served.  Over the
+    events socket (D26) the connection cut is that socket: serve's originate fails at once,
+    unknown whether done, and serve reconnects; the other calls are placed once it is back
+    (calls arriving while it is away take the degraded path: test_events_socket_cut_mid_bridge)."""
     base = await baseline(cfg, proxy)
+    before = await serve.status()
     faulted = place(cfg, hold=12)
     proxy.add(Rule("POST", AGENT_LEG, Cut(forward=True), query=caller_query(faulted), times=1))
     hit = await proxy.wait_exchange(lambda x: x.fault is not None, timeout=30, what="the cut originate")
+    if hit.transport == "websocket":
+        await serve.wait_for(lambda s: s["ari"] == "connected"
+                             and s["ari_connects"] > before["ari_connects"],
+                             timeout=30, what="serve reconnected after the cut")
     others = [place(cfg, hold=4) for _ in range(OTHERS)]
     assert_normal_pace(await finished(cfg, others), proxy, base)
     result = await faulted.result()

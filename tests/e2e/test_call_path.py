@@ -70,6 +70,7 @@ async def bridged_channels(ari: AriClient, timeout: float = 10.0) -> tuple[str, 
 async def test_dtmf_call_reaches_agent_with_rtp_both_ways(cfg, serve, phones, ari):
     agent = await phones("1001")
     await agent_ready(serve, "1001")
+    rest_before = (await serve.status())["ari_rest"]
     number = caller_number()
     call = asyncio.create_task(make_caller(cfg, number, "1", hold=10).run())
     await agent.wait_for("answered", timeout=20)
@@ -90,6 +91,17 @@ async def test_dtmf_call_reaches_agent_with_rtp_both_ways(cfg, serve, phones, ar
     assert record.menu_path == ["main_menu=1"]
     assert record.started_at <= record.enqueued_at <= record.answered_at <= record.ended_at
     assert (record.ended_at - record.answered_at).total_seconds() > 5
+    await rest_went_over_the_socket(serve, rest_before)
+
+
+async def rest_went_over_the_socket(serve: ServeProcess, before: dict) -> None:
+    """serve's ARI requests of the call (answer, plays, originate, bridges, hang-ups) went over
+    the events WebSocket (default ``ari_rest_transport = auto``, Asterisk 22.10): none over
+    HTTP, so a fallback that silently took over fails here (docs/decisions.md D26)."""
+    after = (await serve.status())["ari_rest"]
+    sent = {k: after["requests"].get(k, 0) - before["requests"].get(k, 0) for k in ("websocket", "http")}
+    assert after["transport"] == "websocket", after
+    assert sent["websocket"] >= 6 and sent["http"] == 0, sent
 
 
 async def test_abandon_while_waiting(cfg, serve):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-from aiohttp import web
 
 from callpilot.infra.asterisk.ari import AriClient
 from callpilot.infra.asterisk.channel_events import HANDLED_EVENTS
@@ -12,16 +11,16 @@ from tests.unit.test_ari_faults import AUTH, FakeAri
 
 
 class FilterRecordingAri(FakeAri):
-    """FakeAri that also keeps the JSON body of every PUT."""
+    """FakeAri that also keeps the JSON body of every PUT (over HTTP or the events socket)."""
 
     def __init__(self):
         super().__init__()
         self.bodies: list[tuple[str, object]] = []
 
-    async def _rest(self, request: web.Request) -> web.Response:
-        if request.method == "PUT":
-            self.bodies.append((request.path, await request.json()))
-        return await super()._rest(request)
+    async def answer(self, method: str, path: str, query: dict, body: object) -> tuple[int, object]:
+        if method == "PUT":
+            self.bodies.append((path, body))
+        return await super().answer(method, path, query, body)
 
 
 async def _until(predicate, what: str, turns: int = 500) -> None:
@@ -44,7 +43,8 @@ async def test_filter_is_applied_on_every_connect() -> None:
         finally:
             await ari.close()
             runner.cancel()
-    expected = {"allowed": [{"type": "ChannelDtmfReceived"}, {"type": "StasisStart"}]}
+    expected = {"allowed": [{"type": "ChannelDtmfReceived"}, {"type": "RESTResponse"},
+                            {"type": "StasisStart"}]}
     assert fake.bodies == [("/ari/applications/callpilot/eventFilter", expected)] * 2
 
 
@@ -58,7 +58,8 @@ async def test_no_filter_without_an_event_list() -> None:
         finally:
             await ari.close()
             runner.cancel()
-    assert fake.bodies == [] and [r[0] for r in fake.requests] == ["GET"]
+    assert fake.bodies == []
+    assert [r[:2] for r in fake.requests] == [("GET", "/ari/asterisk/ping"), ("GET", "/ari/asterisk/info")]
 
 
 def test_the_handled_events_cover_what_the_router_and_inboxes_read() -> None:

@@ -18,11 +18,14 @@ AUTH = ("callpilot", "pw")
 
 
 class FakeAri:
-    """REST: echoes what it got as JSON; ``/ari/events``: one WebSocket per client, events
-    pushed with :meth:`push`."""
+    """REST: echoes what it got as JSON, over HTTP or as ``RESTRequest`` frames on the events
+    socket (as Asterisk 22.4+ does; ``ws_rest=False``: an older Asterisk, silent there);
+    ``/ari/events``: one WebSocket per client, events pushed with :meth:`push`."""
 
-    def __init__(self):
+    def __init__(self, ws_rest: bool = True):
+        self.ws_rest = ws_rest
         self.requests: list[tuple[str, str, dict, str]] = []
+        self.transports: list[str] = []           # "http" / "websocket", one per request
         self.arrived: dict[str, float] = {}       # path -> monotonic time it got here
         self.sockets: list[web.WebSocketResponse] = []
         self.runner: web.AppRunner | None = None
@@ -42,20 +45,43 @@ class FakeAri:
     async def __aexit__(self, *exc) -> None:
         await self.runner.cleanup()
 
+    async def answer(self, method: str, path: str, query: dict, body: object) -> tuple[int, object]:
+        """Status and JSON body of one request (whatever carried it)."""
+        return 200, {"method": method, "path": path, "query": query}
+
+    def _seen(self, method: str, path: str, query: dict, auth: str, transport: str) -> None:
+        self.requests.append((method, path, query, auth))
+        self.transports.append(transport)
+        self.arrived[path] = time.monotonic()
+
     async def _rest(self, request: web.Request) -> web.Response:
-        self.requests.append((request.method, request.path, dict(request.query),
-                              request.headers.get("Authorization", "")))
-        self.arrived[request.path] = time.monotonic()
-        return web.json_response({"method": request.method, "path": request.path,
-                                  "query": dict(request.query)})
+        self._seen(request.method, request.path, dict(request.query),
+                   request.headers.get("Authorization", ""), "http")
+        body = await request.json() if request.can_read_body else None
+        status, answer = await self.answer(request.method, request.path, dict(request.query), body)
+        return web.json_response(answer, status=status)
 
     async def _events(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         self.sockets.append(ws)
-        async for _ in ws:
-            pass
+        auth = request.headers.get("Authorization", "")
+        async for msg in ws:
+            frame = json.loads(msg.data) if msg.type is aiohttp.WSMsgType.TEXT else {}
+            if self.ws_rest and frame.get("type") == "RESTRequest":
+                asyncio.create_task(self._ws_rest(ws, frame, auth))
         return ws
+
+    async def _ws_rest(self, ws: web.WebSocketResponse, frame: dict, auth: str) -> None:
+        path = "/ari/" + frame["uri"]
+        query = {q["name"]: q["value"] for q in frame.get("query_strings", [])}
+        self._seen(frame["method"], path, query, auth, "websocket")
+        body = json.loads(frame["message_body"]) if frame.get("message_body") else None
+        status, answer = await self.answer(frame["method"], path, query, body)
+        await ws.send_str(json.dumps({
+            "type": "RESTResponse", "request_id": frame.get("request_id", ""),
+            "transaction_id": "", "status_code": status, "reason_phrase": "OK", "uri": frame["uri"],
+            "content_type": "application/json", "message_body": json.dumps(answer)}))
 
     async def push(self, event: dict) -> None:
         for ws in self.sockets:

@@ -23,6 +23,7 @@ from tests.unit.test_dispatcher_incremental import FakeClock
 
 SNAPSHOT = {
     "ari": "connected", "ami": "disconnected", "ari_connects": 3,
+    "ari_rest": {"transport": "websocket", "requests": {"websocket": 17}},
     "call_states": {"ivr": 2, "queued": 2, "ringing": 1},
     "loop_lag": {"worst_ms": 42.0},
     "queues": {"billing": {"waiting": 2, "agents_available": 0}, "cards": {"waiting": 0, "agents_available": 1}},
@@ -57,6 +58,8 @@ def test_snapshot_gauges():
     assert value("callpilot_outbound_calls_active", {"campaign": "fraud"}) == 3
     assert value("callpilot_event_loop_lag_worst_seconds") == 0.042
     assert value("callpilot_ari_connects_total") == 3
+    assert value("callpilot_ari_requests_total", {"transport": "websocket"}) == 17
+    assert value("callpilot_ari_requests_total", {"transport": "http"}) == 0
 
 
 def test_link_states_are_one_hot_over_the_enum():

@@ -14,6 +14,14 @@ slow handler never holds up another call's events.  Every REST request has a dea
 told to send only those (``PUT /applications/{app}/eventFilter``): an IVR call otherwise
 brings dozens of events nobody reads (variable sets, dialplan steps, bridge and state
 changes), each one serialised by Asterisk, decoded here and routed (docs/decisions.md D21).
+
+``rest_transport``: REST requests go over the events socket itself when it is up
+(``ari_ws_rest``; ``auto`` checks once per connect that Asterisk answers there, with a
+``GET asterisk/ping``), else over HTTP.  A request caught by a dropped socket fails at once
+(``WsLinkLost``); only a GET, which changes nothing, is then tried again over HTTP: a POST
+such as an originate or a play is never sent twice (docs/decisions.md D26).  While the
+connect phase runs (probe, filter, ``on_connect`` resync) events are held and pushed to the
+lanes after it, in order, as before.  ``requests`` counts the requests per transport.
 """
 from __future__ import annotations
 
@@ -22,17 +30,21 @@ import base64
 import enum
 import json
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 import aiohttp
 
+from callpilot.infra.asterisk.ari_ws_rest import (RESPONSE_TYPE, RestTransport, WsLinkLost,
+                                                  WsRestChannel)
 from callpilot.infra.asterisk.event_lanes import EventLanes
 
 logger = logging.getLogger(__name__)
 
 POOL_SIZE = 100           # REST connections at most: aiohttp's default, Asterisk's session_limit
 KEEPALIVE_SECONDS = 10.0  # below Asterisk's session_keep_alive (15 s)
+PROBE_SECONDS = 2.0       # auto: an Asterisk silent this long on the socket has no REST there
 EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
 ConnectHandler = Callable[[], Awaitable[None]]
 
@@ -59,7 +71,8 @@ class AriClient:
     def __init__(self, base_url: str, user: str, password: str, app: str, *,
                  backoff_initial: float = 0.2, backoff_max: float = 5.0,
                  lane_of: Callable[[dict[str, Any]], str] = lambda _event: "",
-                 request_timeout: float = 10.0, events: Collection[str] | None = None):
+                 request_timeout: float = 10.0, events: Collection[str] | None = None,
+                 rest_transport: RestTransport | str = RestTransport.AUTO):
         self.base_url = base_url.rstrip("/")
         self.app = app
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
@@ -76,6 +89,15 @@ class AriClient:
         self.request_timeout = request_timeout
         self.lanes = EventLanes(self._dispatch, lane_of)
         self.events = sorted(events) if events is not None else None
+        self.rest_transport = RestTransport(rest_transport)
+        self._ws_rest: WsRestChannel | None = None     # set while requests may use the socket
+        self._ws_rest_up = asyncio.Event()
+        self.requests: Counter[str] = Counter()        # transport -> requests sent
+        self._held: list[dict[str, Any]] | None = None  # events held during the connect phase
+
+    @property
+    def transport_in_use(self) -> str:
+        return "websocket" if self._ws_rest is not None else "http"
 
     # -- wiring -------------------------------------------------------------------------
     def on_event(self, handler: EventHandler) -> None:
@@ -110,16 +132,45 @@ class AriClient:
 
     async def request(self, method: str, path: str, *, params: dict | None = None,
                       body: dict | None = None) -> Any:
+        clean = {k: _param(v) for k, v in (params or {}).items() if v is not None}
+        if self.rest_transport is not RestTransport.HTTP:
+            channel = await self._ws_channel()
+            if channel is not None:
+                try:
+                    return await self._over_ws(channel, method, path, clean, body)
+                except WsLinkLost:
+                    if method != "GET" or self.rest_transport is not RestTransport.AUTO:
+                        raise                 # never twice: it may have been done
+                    logger.info("ARI GET %s: events socket lost, asking over HTTP", path)
+        return await self._over_http(method, path, clean, body)
+
+    async def _ws_channel(self) -> WsRestChannel | None:
+        """The socket's REST channel, None for HTTP; ``websocket`` mode waits for the socket
+        (up to ``request_timeout``) and never falls back."""
+        if self._ws_rest is not None or self.rest_transport is RestTransport.AUTO:
+            return self._ws_rest
+        try:
+            await asyncio.wait_for(self._ws_rest_up.wait(), self.request_timeout)
+        except asyncio.TimeoutError:
+            pass
+        if self._ws_rest is None:
+            raise WsLinkLost("ARI events socket down (ari_rest_transport = websocket)")
+        return self._ws_rest
+
+    async def _over_ws(self, channel: WsRestChannel, method: str, path: str,
+                       params: dict[str, Any], body: dict | None) -> Any:
+        self.requests["websocket"] += 1
+        query = {k: str(v) for k, v in params.items()}
+        reply = await channel.request(method, path, query, body, self.request_timeout)
+        return _result(reply.status, method, path, reply.body)
+
+    async def _over_http(self, method: str, path: str, params: dict[str, Any],
+                         body: dict | None) -> Any:
+        self.requests["http"] += 1
         session = await self._http()
         url = f"{self.base_url}/ari{path}"
-        clean = {k: _param(v) for k, v in (params or {}).items() if v is not None}
-        async with session.request(method, url, params=clean, json=body) as resp:
-            text = await resp.text()
-            if resp.status == 404:
-                raise AriNotFound(resp.status, method, path, text)
-            if resp.status >= 400:
-                raise AriError(resp.status, method, path, text)
-            return json.loads(text) if text else None
+        async with session.request(method, url, params=params, json=body) as resp:
+            return _result(resp.status, method, path, await resp.text())
 
     async def get(self, path: str, **params: Any) -> Any:
         return await self.request("GET", path, params=params)
@@ -154,20 +205,78 @@ class AriClient:
         session = await self._http()
         url = f"{self.base_url}/ari/events"
         params = {"app": self.app, "subscribeAll": "false"}
-        async with session.ws_connect(url, params=params, heartbeat=10,
+        # no size limit (aiohttp's default is 4 MB): a resync's GET /channels with thousands
+        # of calls comes back as one frame, and a frame too big would drop the socket forever
+        async with session.ws_connect(url, params=params, heartbeat=10, max_msg_size=0,
                                       timeout=aiohttp.ClientWSTimeout(ws_close=5)) as ws:
             self._ws = ws
-            self.connects += 1
-            self._set_state(AriState.CONNECTED, f"(connect #{self.connects})")
-            await self._filter_events()
-            await self._run_connect_handlers()
-            async for msg in ws:
-                if msg.type is aiohttp.WSMsgType.TEXT:
-                    self.lanes.push(json.loads(msg.data))
-                elif msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
-                    break
+            channel = WsRestChannel(ws)
+            self._held = []
+            reader = asyncio.create_task(self._read(ws, channel), name="ari-events-reader")
+            try:
+                await self._connect_phase(channel)
+                await reader
+            finally:
+                self._ws_gone(channel)
+                reader.cancel()
         self._ws = None
         logger.warning("ARI event socket closed")
+
+    async def _connect_phase(self, channel: WsRestChannel) -> None:
+        """Pick the REST transport, filter, resync; then release the events held meanwhile."""
+        self.connects += 1
+        self._set_state(AriState.CONNECTED, f"(connect #{self.connects})")
+        if await self._ws_rest_usable(channel):
+            self._ws_rest = channel
+            self._ws_rest_up.set()
+        logger.info("ARI %s: REST over %s (ari_rest_transport = %s)", self.app,
+                    self.transport_in_use, self.rest_transport.value)
+        await self._filter_events()
+        await self._run_connect_handlers()
+        held, self._held = self._held or [], None
+        for event in held:
+            self.lanes.push(event)
+
+    async def _ws_rest_usable(self, channel: WsRestChannel) -> bool:
+        """``auto``: one cheap request on the socket; an Asterisk before 22.4 never answers."""
+        if self.rest_transport is not RestTransport.AUTO:
+            return self.rest_transport is RestTransport.WEBSOCKET
+        try:
+            reply = await channel.request("GET", "/asterisk/ping", {}, None,
+                                          min(PROBE_SECONDS, self.request_timeout))
+        except (asyncio.TimeoutError, WsLinkLost) as exc:
+            logger.warning("ARI %s: no REST over the events socket (%r): HTTP", self.app, exc)
+            return False
+        return 200 <= reply.status < 300
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse, channel: WsRestChannel) -> None:
+        async for msg in ws:
+            if msg.type is aiohttp.WSMsgType.TEXT:
+                self._received(json.loads(msg.data), channel)
+            elif msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
+                break
+        self._ws_gone(channel)
+
+    def _received(self, message: dict[str, Any], channel: WsRestChannel) -> None:
+        if message.get("type") == RESPONSE_TYPE:
+            channel.take(message)
+        elif self._held is not None:
+            self._held.append(message)
+        else:
+            self.lanes.push(message)
+
+    def _ws_gone(self, channel: WsRestChannel) -> None:
+        """No request uses the socket any more; those in flight fail now."""
+        if self._ws_rest is channel:
+            self._ws_rest = None
+            self._ws_rest_up.clear()
+        channel.close("socket closed")
+
+    def allowed_events(self) -> list[str]:
+        """The handled events and ``RESTResponse``: Asterisk filters its answers on the socket
+        like events (without it the filter request's own answer never comes back, nor any
+        after it: measured on 22.10)."""
+        return sorted({*(self.events or ()), RESPONSE_TYPE})
 
     async def _filter_events(self) -> None:
         """Ask Asterisk for the handled event types only (a registration resets the filter:
@@ -176,7 +285,7 @@ class AriClient:
             return
         try:
             await self.put(f"/applications/{self.app}/eventFilter",
-                           {"allowed": [{"type": kind} for kind in self.events]})
+                           {"allowed": [{"type": kind} for kind in self.allowed_events()]})
         except (AriError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
             logger.warning("ARI %s: event filter not applied (%s): receiving every event",
                            self.app, exc)
@@ -207,6 +316,14 @@ class AriClient:
             await self._ws.close()
         if self._session is not None:
             await self._session.close()
+
+
+def _result(status: int, method: str, path: str, text: str) -> Any:
+    if status == 404:
+        raise AriNotFound(status, method, path, text)
+    if status >= 400:
+        raise AriError(status, method, path, text)
+    return json.loads(text) if text else None
 
 
 def _param(value: Any) -> Any:
