@@ -28,6 +28,9 @@ answer" are the figures to scale from.
     .venv/bin/python -m bench.asr --engine en                   # a few minutes
     .venv/bin/python -m bench.asr --engine ko --save-baseline   # bench/baselines/asr-ko.json
     .venv/bin/python -m bench.asr --engine en --dev-scores      # the dev split's scores (D28)
+    .venv/bin/python -m bench.asr --engine whisper-verify --whisper-model DIR --max-streams 8
+        # pocketsphinx alone and + a Whisper (CTranslate2) second opinion, same run (D32);
+        # --whisper-mode alone, --dev-scores for the thresholds; needs the `whisper` extra
 """
 from __future__ import annotations
 
@@ -41,6 +44,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -51,7 +55,8 @@ if str(REPO) not in sys.path:           # also runs as ``python bench/asr.py``
 from bench.acd.report import Row, load_baseline, make_run, save_baseline, table  # noqa: E402
 from ivr.speech.engine import SpeechEngine  # noqa: E402
 from ivr.speech.engines import engine_for  # noqa: E402
-from ivr.speech.utterance import Utterance  # noqa: E402
+from ivr.driver import Recognition  # noqa: E402
+from ivr.speech.utterance import DECODER, Utterance  # noqa: E402
 from testkit.ivr_fakes import alaw_decode, alaw_encode, speech_samples  # noqa: E402
 from ivr.tts import Audio, EspeakSynthesizer, resample  # noqa: E402
 
@@ -203,6 +208,7 @@ class Decoded:
     cpu: float                 # decoder CPU s
     speech: float              # speech audio s
     setup_ms: float
+    span: tuple[float, float] = (0.0, 0.0)   # speech onset, end of the answer (audio s)
 
 
 def decode_clip(engine: SpeechEngine, grammar: list[str], clip: Clip) -> Decoded:
@@ -227,7 +233,10 @@ def decode_clip(engine: SpeechEngine, grammar: list[str], clip: Clip) -> Decoded
                    getattr(utterance._recognizer, "score", None),
                    utterance.rejected.value if utterance.rejected else "",
                    getattr(utterance._recognizer, "phrase", heard.text if heard else ""),
-                   decode_cpu, speech, setup)
+                   decode_cpu, speech, setup, (utterance.vad.speech_at or 0.0, utterance.seconds))
+
+
+Decode = Callable[[SpeechEngine, list[str], Clip], Decoded]
 
 
 def dev_scores(engine: SpeechEngine, suite: Suite) -> int:
@@ -261,7 +270,8 @@ def dev_scores(engine: SpeechEngine, suite: Suite) -> int:
     return 0
 
 
-def offline(engine: SpeechEngine, suite: Suite) -> tuple[dict[str, float], dict]:
+def offline(engine: SpeechEngine, suite: Suite,
+            decode: Decode = decode_clip) -> tuple[dict[str, float], dict]:
     grammar = list(suite.grammar)
     figures, details = {}, {}
     cpu = audio = 0.0
@@ -273,7 +283,7 @@ def offline(engine: SpeechEngine, suite: Suite) -> tuple[dict[str, float], dict]
         right = wrong = held = held_right = 0
         misses: dict[str, str] = {}
         for clip, voice in zip(clip_list, voices):
-            decoded = decode_clip(engine, grammar, clip)
+            decoded = decode(engine, grammar, clip)
             text = decoded.text
             cpu, audio = cpu + decoded.cpu, audio + decoded.speech
             setups.append(decoded.setup_ms)
@@ -298,7 +308,7 @@ def offline(engine: SpeechEngine, suite: Suite) -> tuple[dict[str, float], dict]
                            ("false_accepts_noise", noise_clips())):
         accepted, unconfirmed = {}, 0
         for i, clip in enumerate(clip_list):
-            decoded = decode_clip(engine, grammar, clip)
+            decoded = decode(engine, grammar, clip)
             if decoded.text:
                 accepted[suite.off_menu[i] if key.endswith("speech") else f"clip {i}"] = \
                     f"{decoded.text} ({decoded.confidence:.2f})"
@@ -345,8 +355,11 @@ class LoadResult:
         return self.p(self.lag_ms, 95)
 
 
+Verify = Callable[[Recognition | None, Utterance, Clip], Recognition | None]
+
+
 async def caller(engine: SpeechEngine, suite: Suite, turns: list[Clip], stop_at: float,
-                 result: LoadResult, rng: random.Random) -> None:
+                 result: LoadResult, rng: random.Random, verify: Verify | None = None) -> None:
     loop = asyncio.get_running_loop()
     due = loop.time() + rng.uniform(0, 1.0)
     while loop.time() < stop_at:
@@ -362,6 +375,8 @@ async def caller(engine: SpeechEngine, suite: Suite, turns: list[Clip], stop_at:
             if utterance.complete:
                 end_wall = loop.time() - (utterance.seconds - (utterance.vad.last_voice_at or 0.0))
                 heard = await utterance.finish_async()
+                if verify is not None:       # a second opinion, in the decoder pool (D32)
+                    heard = await loop.run_in_executor(DECODER, verify, heard, utterance, clip)
                 result.eos_ms.append((loop.time() - end_wall) * 1000)
                 result.wrong += (heard is None or heard.text not in suite.accepted(clip.word)
                                  or heard.confidence < MIN_CONFIDENCE)
@@ -370,13 +385,13 @@ async def caller(engine: SpeechEngine, suite: Suite, turns: list[Clip], stop_at:
 
 
 async def load(engine: SpeechEngine, suite: Suite, turns: list[Clip], streams: int,
-               seconds: float) -> LoadResult:
+               seconds: float, verify: Verify | None = None) -> LoadResult:
     result = LoadResult(streams)
     loop = asyncio.get_running_loop()
     cpu, wall = time.process_time(), time.monotonic()
     stop_at = loop.time() + seconds
     rng = random.Random(streams)
-    await asyncio.gather(*(caller(engine, suite, turns, stop_at, result, rng)
+    await asyncio.gather(*(caller(engine, suite, turns, stop_at, result, rng, verify)
                            for _ in range(streams)))
     result.seconds = time.monotonic() - wall
     result.cpu_cores = (time.process_time() - cpu) / result.seconds
@@ -389,12 +404,13 @@ def sustained(result: LoadResult, single: LoadResult) -> bool:
 
 
 async def ramp(engine: SpeechEngine, suite: Suite, turns: list[Clip], seconds: float,
-               limit: int) -> tuple[LoadResult, LoadResult, list[LoadResult]]:
-    single = await load(engine, suite, turns, 1, max(seconds, 20.0))
+               limit: int, verify: Verify | None = None
+               ) -> tuple[LoadResult, LoadResult, list[LoadResult]]:
+    single = await load(engine, suite, turns, 1, max(seconds, 20.0), verify)
     runs, best, low, high = [single], single, 1, None
     n = 8
     while n <= limit:
-        run = await load(engine, suite, turns, n, seconds)
+        run = await load(engine, suite, turns, n, seconds, verify)
         runs.append(run)
         _report_step(run)
         if not sustained(run, single):
@@ -404,7 +420,7 @@ async def ramp(engine: SpeechEngine, suite: Suite, turns: list[Clip], seconds: f
         n *= 2
     while high is not None and high - low > max(2, low // 8):
         n = (low + high) // 2
-        run = await load(engine, suite, turns, n, seconds)
+        run = await load(engine, suite, turns, n, seconds, verify)
         runs.append(run)
         _report_step(run)
         if sustained(run, single):
@@ -444,33 +460,16 @@ def pin_to_one_cpu() -> int | None:
         return None
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--engine", choices=sorted(SUITES), default="en")
-    p.add_argument("--baseline", type=Path, default=None)
-    p.add_argument("--save-baseline", action="store_true")
-    p.add_argument("--seconds", type=float, default=8.0, help="length of each load step")
-    p.add_argument("--max-streams", type=int, default=256)
-    p.add_argument("--skip-load", action="store_true", help="accuracy and RTF only")
-    p.add_argument("--dev-scores", action="store_true",
-                   help="the engine's scores on the dev split only (threshold tuning)")
-    args = p.parse_args(argv)
-    suite = SUITES[args.engine]
-    baseline_path = args.baseline or REPO / "bench" / "baselines" / f"asr-{args.engine}.json"
-    cpu = pin_to_one_cpu()
-    load_at_start = os.getloadavg()[0]
-    engine = engine_for(suite.language, "pocketsphinx" if suite.language == "en" else "vosk")
-    print(f"engine {engine.name} ({suite.language}); pinned to CPU {cpu}; "
-          f"1-min load average {os.getloadavg()[0]:.2f}")
-    if args.dev_scores:
-        return dev_scores(engine, suite)
-    figures, details = offline(engine, suite)
+def measure(engine: SpeechEngine, suite: Suite, args: argparse.Namespace,
+            decode: Decode = decode_clip, verify: Verify | None = None
+            ) -> tuple[dict[str, float], dict]:
+    figures, details = offline(engine, suite, decode)
     if not args.skip_load:
         turns = [c for c in spoken_clips(suite, suite.grammar, True, before=1.5, after=0.8)
                  if decode_clip(engine, list(suite.grammar), c).text in suite.accepted(c.word)]
         print(f"load steps (one core), {len(turns)} answers the engine gets right:")
         single, best, runs = asyncio.run(ramp(engine, suite, turns, args.seconds,
-                                              args.max_streams))
+                                              args.max_streams, verify))
         figures.update(cpu_per_stream(runs))
         figures.update({"eos_p50_ms": round(single.eos_p50, 1),
                         "eos_p95_ms": round(single.eos_p95, 1),
@@ -484,6 +483,89 @@ def main(argv: list[str] | None = None) -> int:
              "eos_p95_ms": round(r.eos_p95, 1), "lag_p95_ms": round(r.lag_p95, 1),
              "wrong": r.wrong, "answers": len(r.eos_ms), "answers_per_s": round(r.answers_per_s, 1),
              "cpu_cores": round(r.cpu_cores, 2)} for r in runs]
+    return figures, details
+
+
+def whisper_main(engine: SpeechEngine, suite: Suite, args: argparse.Namespace,
+                 load_at_start: float) -> int:
+    """pocketsphinx alone and pocketsphinx + Whisper (D32) on the same clips, same run."""
+    from bench import asr_whisper
+    if not (args.whisper_model / "model.bin").is_file():
+        print(f"no CTranslate2 Whisper model in {args.whisper_model} (--whisper-model)")
+        return 2
+    scorer = asr_whisper.WhisperScorer(args.whisper_model)
+    if args.dev_scores:
+        return asr_whisper.dev_grid(engine, suite, scorer)
+    policy = asr_whisper.Policy(args.whisper_mode, margin=asr_whisper.CASCADE_MARGIN
+                                if args.whisper_mode == "cascade" else asr_whisper.ALONE_MARGIN)
+    grammar = tuple(suite.grammar)
+    decoded: list[Decoded] = []
+
+    def remember(engine_: SpeechEngine, grammar_: list[str], clip: Clip) -> Decoded:
+        decoded.append(decode_clip(engine_, grammar_, clip))
+        return decoded[-1]
+
+    def replay(answers):
+        """pocketsphinx's own answers of the first pass, clip by clip, judged by Whisper: a
+        paired comparison (espeak-ng does not synthesise a clip twice alike, D32)."""
+        def decode(engine_: SpeechEngine, grammar_: list[str], clip: Clip) -> Decoded:
+            d = next(answers)
+            return asr_whisper.verified(d, scorer, policy, grammar,
+                                        asr_whisper.answer_audio(clip.audio, RATE, *d.span))
+        return decode
+
+    def verify(heard: Recognition | None, utterance: Utterance, clip: Clip
+               ) -> Recognition | None:
+        phrase = getattr(utterance._recognizer, "phrase", "")
+        text = heard.text if heard and heard.confidence >= MIN_CONFIDENCE else ""
+        if utterance.rejected or not policy.applies(text, heard.confidence if heard else 0.0,
+                                                    phrase):
+            return heard
+        audio = asr_whisper.answer_audio(clip.audio, RATE, utterance.vad.speech_at,
+                                         utterance.seconds)
+        kept = policy.decide(text or phrase, scorer.score(audio, grammar))
+        return Recognition(kept, max(heard.confidence if heard else 0.0, 0.5) if kept else 0.0)
+
+    print("pocketsphinx alone:")
+    alone, _ = measure(engine, suite, args, remember)
+    print(f"pocketsphinx + Whisper ({policy}), on the same pocketsphinx answers:")
+    figures, details = measure(engine, suite, args, replay(iter(decoded)), verify)
+    print(f"\n1-min load average {os.getloadavg()[0]:.2f} (at the start: {load_at_start:.2f})")
+    print("\n".join(table(f"ASR pocketsphinx + Whisper {policy.mode} (this run) against "
+                          "pocketsphinx alone (baseline column, same run)",
+                          ROWS, figures, {"figures": alone})))
+    print(f"misses and accepts: {details}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--engine", choices=sorted(SUITES) + ["whisper-verify"], default="en")
+    p.add_argument("--whisper-model", type=Path, default=Path(os.environ.get(
+        "CALLPILOT_WHISPER_MODEL", REPO / "var" / "whisper-base")),
+        help="whisper-verify: a CTranslate2 Whisper model directory (D32)")
+    p.add_argument("--whisper-mode", choices=("cascade", "alone"), default="cascade")
+    p.add_argument("--baseline", type=Path, default=None)
+    p.add_argument("--save-baseline", action="store_true")
+    p.add_argument("--seconds", type=float, default=8.0, help="length of each load step")
+    p.add_argument("--max-streams", type=int, default=256)
+    p.add_argument("--skip-load", action="store_true", help="accuracy and RTF only")
+    p.add_argument("--dev-scores", action="store_true",
+                   help="the engine's scores on the dev split only (threshold tuning)")
+    args = p.parse_args(argv)
+    whisper = args.engine == "whisper-verify"
+    suite = SUITES["en" if whisper else args.engine]
+    baseline_path = args.baseline or REPO / "bench" / "baselines" / f"asr-{args.engine}.json"
+    cpu = pin_to_one_cpu()
+    load_at_start = os.getloadavg()[0]
+    engine = engine_for(suite.language, "pocketsphinx" if suite.language == "en" else "vosk")
+    print(f"engine {engine.name} ({suite.language}); pinned to CPU {cpu}; "
+          f"1-min load average {os.getloadavg()[0]:.2f}")
+    if whisper:
+        return whisper_main(engine, suite, args, load_at_start)
+    if args.dev_scores:
+        return dev_scores(engine, suite)
+    figures, details = measure(engine, suite, args)
     host = {"machine": platform.machine(), "python": platform.python_version(),
             "cpus": os.cpu_count(), "load_1min": round(os.getloadavg()[0], 2),
             "load_1min_at_start": round(load_at_start, 2)}

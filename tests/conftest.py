@@ -1,4 +1,5 @@
-"""Fixtures shared by every test directory: databases on both supported backends."""
+"""Fixtures shared by every test directory: databases on both supported backends; how
+``--dist loadfile`` spreads files over workers (tests/scheduling.py)."""
 from __future__ import annotations
 
 import os
@@ -7,7 +8,7 @@ import pytest
 from sqlalchemy.engine import URL, make_url
 
 from callpilot.infra.db.session import create_schema, make_engine, make_sessionmaker
-from tests import pg
+from tests import pg, scheduling
 
 EXTERNAL_DB_ENV = "CALLPILOT_TEST_DATABASE_URL"
 
@@ -23,6 +24,43 @@ def _external_server() -> URL | None:
 
 
 BACKENDS = ["postgresql"] if _external_server() else ["sqlite", "postgresql"]
+E2E_POSTGRESQL_OPTION = "--e2e-postgresql"
+_SCHEDULER = pytest.StashKey["scheduling.FileScheduling"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(E2E_POSTGRESQL_OPTION, action="append", default=[], metavar="FILE",
+                     help="run this end-to-end file's tests on SQLite and again on PostgreSQL, "
+                          "as items of their own (ids 'sqlite', 'postgresql'); repeatable")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A collected file named by ``--e2e-postgresql`` must have PostgreSQL items (its tests
+    use the ``e2e_database`` fixture), else the option would silently do nothing."""
+    collected = {item.path.resolve() for item in items}
+    doubled = {item.path.resolve() for item in items if scheduling.is_postgresql_copy(item.nodeid)}
+    for name in config.getoption("e2e_postgresql"):
+        path = (config.invocation_params.dir / name).resolve()
+        if not path.exists() or (path in collected and path not in doubled):
+            raise pytest.UsageError(f"{E2E_POSTGRESQL_OPTION} {name}: no such end-to-end file "
+                                    "with tests on the e2e_database fixture")
+
+
+@pytest.hookimpl(optionalhook=True)      # also without xdist (-p no:xdist)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``--dist loadfile``: files heaviest first, PostgreSQL copies apart (tests/scheduling.py)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    sched = scheduling.FileScheduling(config, log)
+    config.stash[_SCHEDULER] = sched
+    return sched
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A passing run records its seconds per file in var/ (the weights' refresh)."""
+    sched = session.config.stash.get(_SCHEDULER, None)
+    if sched is not None and exitstatus == pytest.ExitCode.OK:
+        scheduling.record_times(sched.seconds)
 
 
 @pytest.fixture(scope="session")

@@ -360,8 +360,11 @@ def _looks_like_websocket(segs: list[Packet]) -> bool:
 
 
 def _is_events_socket(segs: list[Packet]) -> bool:
-    """The client side of the events WebSocket: it opens with the upgrade GET."""
-    return bool(segs) and segs[0].payload.startswith(b"GET /ari/events")
+    """The client side of the events WebSocket: the upgrade GET, or (a capture started after
+    the connect) masked text frames."""
+    return any(seg.payload.startswith(b"GET /ari/events")
+               or (seg.payload[:1] == b"\x81" and len(seg.payload) > 1 and seg.payload[1] & 0x80)
+               for seg in segs[:50])
 
 
 def _ws_frames(segs: list[Packet], masked: bool = False):

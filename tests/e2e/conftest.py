@@ -1,9 +1,15 @@
 """Fixtures for end-to-end tests against a real Asterisk and real SIP user agents (sipp).
 
-* ``e2e_config``      session Config: tmp state dir, free ports, demo data seeded.
+* ``e2e_database``    ``"sqlite"`` or ``"postgresql"``, the database of the instance;
+                      ``--e2e-postgresql FILE`` runs a file's tests on both.
+* ``e2e_config``      module Config: tmp state dir, free ports, demo data seeded.
 * ``demo_passwords``  ``{"1001": "...", ...}`` clear SIP passwords of the demo agents.
-* ``asterisk``        session: ``runner.up`` once (errors loudly if it cannot start),
-                      ``runner.down`` at the end; yields the Config.
+* ``asterisk``        module: ``runner.up`` once (errors loudly if it cannot start),
+                      ``runner.down`` after the module's tests; yields the Config.
+
+The shared instance is one per test file, not per worker: a call a file leaves in Asterisk
+(serve's stop parks calls in Stasis for its next start) cannot reach the next file, whatever
+the order the scheduler gives files in (D30).
 * ``agent_phone``     factory: ``await agent_phone("1001", behaviour="answer")`` -> started
                       :class:`AgentPhone`; stopped and unregistered after the test.
 * ``make_caller``     factory: ``make_caller("800", dtmf="1")`` -> :class:`Caller` aimed at
@@ -30,13 +36,14 @@ from testkit import sipua
 from callpilot.infra.asterisk import runner
 from callpilot.infra.config import Config
 from testkit.isolated import isolated_config
-from tests import pg
+from tests import pg, scheduling
 from tests.e2e.helpers import AriTestClient
 from tests.e2e.serve_proc import ServeProcess
 
 logger = logging.getLogger(__name__)
 
 E2E_DATABASE_ENV = "CALLPILOT_E2E_DATABASE"    # "sqlite" (default) or "postgresql"
+DATABASES = ("sqlite", scheduling.POSTGRESQL_ID)
 
 # Extra instances (a second Asterisk, a fresh one for a check of its own log):
 make_e2e_config = isolated_config
@@ -58,19 +65,40 @@ def demo_instance(state_dir, *, short_acd_timers: bool = False,
         runner.down(config)
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A file named by ``--e2e-postgresql`` runs on both databases, as items of their own
+    (ids ``sqlite``, ``postgresql``) that the scheduler may give to different workers."""
+    if "e2e_database" in metafunc.fixturenames and _on_both_databases(metafunc):
+        metafunc.parametrize("e2e_database", DATABASES, indirect=True)
+
+
+def _on_both_databases(metafunc: pytest.Metafunc) -> bool:
+    config = metafunc.config
+    named = {(config.invocation_params.dir / f).resolve() for f in config.getoption("e2e_postgresql")}
+    return metafunc.definition.path.resolve() in named
+
+
+@pytest.fixture(scope="session")
+def e2e_database(request) -> str:
+    """The item's database parameter, else ``CALLPILOT_E2E_DATABASE`` (default sqlite).
+    Going on to items of the other database tears down what depends on it (the module's
+    shared instance, a module's own instance that asks for it) and makes it anew."""
+    return getattr(request, "param", None) or os.environ.get(E2E_DATABASE_ENV, "sqlite")
+
+
 @dataclass
 class E2EEnv:
     config: Config
     passwords: dict[str, str]
 
 
-@pytest.fixture(scope="session")
-def e2e_env(request, tmp_path_factory) -> E2EEnv:
-    """With ``CALLPILOT_E2E_DATABASE=postgresql`` the instance's serve, CLI and tests use a
-    fresh database on the session's PostgreSQL server instead of the SQLite file."""
+@pytest.fixture(scope="module")
+def e2e_env(request, tmp_path_factory, e2e_database: str) -> E2EEnv:
+    """On ``postgresql`` the instance's serve, CLI and tests use a fresh database on the
+    session's PostgreSQL server instead of the SQLite file."""
     config = make_e2e_config(tmp_path_factory.mktemp("callpilot-e2e") / "state",
                              queue_dids={"803": "acd", "804": "acd_overflow"})  # ACD tests
-    if os.environ.get(E2E_DATABASE_ENV, "sqlite") == "postgresql":
+    if e2e_database == "postgresql":
         server = request.getfixturevalue("pg_server")
         url = pg.create_database(server, pg.unique_name("cp_e2e"))
         config.database_url = url.render_as_string(hide_password=False)
@@ -78,19 +106,19 @@ def e2e_env(request, tmp_path_factory) -> E2EEnv:
     return E2EEnv(config, demo.seed(config))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def e2e_config(e2e_env: E2EEnv) -> Config:
     return e2e_env.config
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def demo_passwords(e2e_env: E2EEnv) -> dict[str, str]:
     return dict(e2e_env.passwords)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def asterisk(e2e_config: Config):
-    """The session's Asterisk.  No skip: if it cannot start, every e2e test errors."""
+    """The module's Asterisk.  No skip: if it cannot start, every e2e test errors."""
     runner.up(e2e_config)
     try:
         yield e2e_config

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import time
@@ -33,7 +32,7 @@ from ivr.store import FlowStore
 from testkit.rtp_pcap import rtp_pcap
 from testkit.sipua import Caller, FarEnd, PhonePool, free_port
 from tests import pg
-from tests.e2e.conftest import E2E_DATABASE_ENV, make_e2e_config
+from tests.e2e.conftest import make_e2e_config
 from tests.e2e.serve_proc import ServeProcess, wait_record
 
 pytestmark = pytest.mark.e2e
@@ -93,12 +92,12 @@ def tone_pcap(path: Path, seconds: float = 40.0) -> Path:
 
 
 @pytest.fixture(scope="module")
-def inst(request, tmp_path_factory) -> Instance:
+def inst(request, tmp_path_factory, e2e_database) -> Instance:
     state = tmp_path_factory.mktemp("ivr-features") / "state"
     desk_port = free_port(DESK_IP)
     cfg = make_e2e_config(state, dids=dict(DIDS), queue_dids=dict(QUEUE_DIDS),
                           outbound_trunks={"e2e_carrier": f"{DESK_IP}:{desk_port}"})
-    if os.environ.get(E2E_DATABASE_ENV, "sqlite") == "postgresql":
+    if e2e_database == "postgresql":
         url = pg.create_database(request.getfixturevalue("pg_server"), pg.unique_name("cp_ivrf"))
         cfg.database_url = url.render_as_string(hide_password=False)
     cfg.routes = {"e2e_desk": {"number": DESK_NUMBER, "trunk": "e2e_carrier"}}

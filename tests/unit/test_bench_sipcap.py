@@ -58,3 +58,13 @@ def test_a_request_frame_split_over_two_segments_is_read_whole():
                _client(3.5, frame[100:], 101 + len(upgrade))]
     call = ari_times(packets, ARI)["call-9"]
     assert (call.originate_request, call.originate_response) == (3.5, None)
+
+
+def test_a_capture_started_after_the_socket_opened_still_reads_its_requests():
+    request = json.dumps({"type": "RESTRequest", "request_id": "r3", "method": "POST",
+                          "uri": "channels/cp-agent-call-4-1"}).encode()
+    reply = json.dumps({"type": "RESTResponse", "request_id": "r3", "status_code": 200}).encode()
+    packets = [_client(5.0, _frame(request, b"\x09\x08\x07\x06"), 500),
+               _server(5.2, _frame(reply), 900)]
+    call = ari_times(packets, ARI)["call-4"]
+    assert (call.originate_request, call.originate_response) == (5.0, 5.2)

@@ -2,6 +2,7 @@
 driven by Selenium through the system chromedriver (no browser download)."""
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -17,7 +18,10 @@ from waitress.server import create_server
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+ROOT = Path(__file__).resolve().parents[2]
+# Screenshots go to var/screenshots (ignored by git); CALLPILOT_UPDATE_SCREENSHOTS=1 refreshes
+# the committed ones in docs/screenshots instead.
+UPDATE_SCREENSHOTS_ENV = "CALLPILOT_UPDATE_SCREENSHOTS"
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run",
          "--disable-dev-shm-usage", "--window-size=1440,960")
@@ -87,9 +91,16 @@ def log_in(driver, base: str, username: str, password: str) -> None:
     wait(driver, lambda d: "/auth/login" not in d.current_url)
 
 
+def screenshot_dir() -> Path:
+    if os.environ.get(UPDATE_SCREENSHOTS_ENV, "") == "1":
+        return ROOT / "docs" / "screenshots"
+    return ROOT / "var" / "screenshots"
+
+
 def screenshot(driver, name: str) -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / name
+    folder = screenshot_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
     driver.save_screenshot(str(path))
     return path
 
