@@ -4,13 +4,23 @@ Asterisk sends ``slin`` / ``slin16`` RTP payloads in network byte order (L16, RF
 frames yielded here are little-endian 16-bit PCM, ready for :func:`ivr.speech.listen_stream`.
 One receiver = one UDP socket = one stream; packets from other sources are ignored once the
 first packet fixed the sender.
+
+The sockets are not watched by the event loop: a listening call receives 50 packets a
+second, and a loop wake-up, a datagram callback and a consumer wake-up per packet were most of
+serve's listening cost (docs/decisions.md D27).  Instead one timer per loop
+(:class:`RtpPoller`, every :data:`POLL_SECONDS`, running only while some receiver listens)
+reads every listening socket dry and wakes each consumer once for what arrived.  A receiver
+that is muted (a held tap, a pooled one) is not read at all; what queued up meanwhile is
+dropped when it is unmuted.
 """
 from __future__ import annotations
 
 import array
 import asyncio
 import logging
+import socket
 import struct
+import weakref
 from collections import deque
 from dataclasses import dataclass
 from typing import AsyncIterator
@@ -21,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 RTP_VERSION = 2
 HEADER = struct.Struct("!BBHII")
+POLL_SECONDS = 0.04       # how often listening sockets are read (<= 2 frames of latency)
+MAX_DATAGRAM = 4096
 
 
 @dataclass(frozen=True)
@@ -61,19 +73,54 @@ def pcm_to_l16(pcm: bytes) -> bytes:
     return np.frombuffer(pcm, dtype="<i2").astype(">i2").tobytes()
 
 
-class RtpReceiver(asyncio.DatagramProtocol):
+class RtpPoller:
+    """Reads the listening receivers of one event loop every ``interval`` seconds."""
+
+    _by_loop: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval: float = POLL_SECONDS) -> None:
+        self.loop = loop
+        self.interval = interval
+        self.listening: set[RtpReceiver] = set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> RtpPoller:
+        poller = cls._by_loop.get(loop)
+        if poller is None:
+            poller = cls._by_loop[loop] = cls(loop)
+        return poller
+
+    def add(self, receiver: RtpReceiver) -> None:
+        self.listening.add(receiver)
+        if self._timer is None:
+            self._timer = self.loop.call_later(self.interval, self._tick)
+
+    def discard(self, receiver: RtpReceiver) -> None:
+        self.listening.discard(receiver)
+
+    def _tick(self) -> None:
+        self._timer = None
+        for receiver in list(self.listening):
+            receiver.drain()
+        if self.listening:
+            self._timer = self.loop.call_later(self.interval, self._tick)
+
+
+class RtpReceiver:
     """One UDP socket receiving one RTP stream; iterate :meth:`frames` for PCM.
 
-    Frames wait in a deque with one waiter future (no Queue, no ``wait_for`` task per frame:
-    a listening call receives 50 packets a second and this is per packet).
+    Frames wait in a deque with one waiter future (no Queue, no ``wait_for`` task per frame).
+    :meth:`datagram_received` takes one packet (the poller calls it for each one it reads).
     """
 
-    def __init__(self, max_queue: int = 500) -> None:
+    def __init__(self, sock: socket.socket | None = None, max_queue: int = 500) -> None:
         self._frames: deque[bytes] = deque()
         self._max_queue = max_queue
         self._waiter: asyncio.Future | None = None
         self._closed = False
-        self._transport: asyncio.DatagramTransport | None = None
+        self._sock = sock
+        self._poller: RtpPoller | None = None
         self._sender: tuple | None = None
         self._last_sequence: int | None = None
         self._muted = False
@@ -81,42 +128,83 @@ class RtpReceiver(asyncio.DatagramProtocol):
 
     @classmethod
     async def open(cls, host: str = "127.0.0.1", port: int = 0) -> RtpReceiver:
-        loop = asyncio.get_running_loop()
-        _transport, receiver = await loop.create_datagram_endpoint(cls, local_addr=(host, port))
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        sock.bind((host, port))
+        receiver = cls(sock)
+        receiver._poller = RtpPoller.of(asyncio.get_running_loop())
+        receiver._poller.add(receiver)
         return receiver
 
     @property
     def address(self) -> tuple[str, int]:
         """Where Asterisk must send: use as ``external_host=host:port``."""
-        host, port = self._transport.get_extra_info("sockname")[:2]
+        host, port = self._sock.getsockname()[:2]
         return host, port
 
-    def connection_made(self, transport) -> None:
-        self._transport = transport
-
     def mute(self) -> None:
-        """Between two listens of one call: packets still arrive, dropped at once."""
+        """Between two listens (or in the pool): the socket is not read, frames are dropped."""
         self._muted = True
         self._frames.clear()
+        if self._poller is not None:
+            self._poller.discard(self)
 
     def unmute(self) -> None:
+        if self._muted:
+            self._discard_queued()
         self._muted = False
         self._last_sequence = None        # packets were skipped: any sequence is next
+        if self._poller is not None and not self._closed:
+            self._poller.add(self)
+
+    def _discard_queued(self) -> None:
+        """Drop what the socket holds (audio from before the unmute)."""
+        while self._sock is not None:
+            try:
+                self._sock.recv(MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+
+    def drain(self) -> None:
+        """Read every packet waiting on the socket; wake the consumer once."""
+        sock, queued = self._sock, len(self._frames)
+        while sock is not None:
+            try:
+                data, addr = sock.recvfrom(MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:              # e.g. ICMP port unreachable reported on a UDP socket
+                break
+            self._take(data, addr)
+        if len(self._frames) > queued:
+            self._wake()
 
     def datagram_received(self, data: bytes, addr) -> None:
+        if self._take(data, addr):
+            self._wake()
+
+    def _take(self, data: bytes, addr) -> bool:
         if self._muted:
-            return
+            return False
         if self._sender is None:
             self._sender = addr
         elif addr != self._sender:
-            return
-        packet = parse_rtp(data)
-        if packet is None or not self._in_order(packet.sequence) or \
-                len(self._frames) >= self._max_queue:
+            return False
+        if len(data) > HEADER.size and data[0] == 0x80:           # no CSRC, extension, padding
+            sequence, payload = (data[2] << 8) | data[3], data[HEADER.size:]
+        else:
+            packet = parse_rtp(data)
+            if packet is None:
+                self.dropped += 1
+                return False
+            sequence, payload = packet.sequence, packet.payload
+        if not self._in_order(sequence) or len(self._frames) >= self._max_queue:
             self.dropped += 1
-            return
-        self._frames.append(l16_to_pcm(packet.payload))
-        self._wake()
+            return False
+        self._frames.append(l16_to_pcm(payload))
+        return True
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -129,10 +217,6 @@ class RtpReceiver(asyncio.DatagramProtocol):
             return False
         self._last_sequence = sequence
         return True
-
-    def connection_lost(self, exc) -> None:
-        self._closed = True
-        self._wake()
 
     async def next_frame(self, timeout: float) -> bytes | None:
         """The next frame, or None after ``timeout`` seconds without one (or once closed)."""
@@ -156,5 +240,14 @@ class RtpReceiver(asyncio.DatagramProtocol):
                 return
 
     def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
+        """Stop receiving; what already arrived can still be read."""
+        if self._closed:
+            return
+        if not self._muted:
+            self.drain()
+        if self._poller is not None:
+            self._poller.discard(self)
+        if self._sock is not None:
+            self._sock.close()
+        self._closed = True
+        self._wake()
