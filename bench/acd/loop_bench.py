@@ -124,7 +124,8 @@ class FullRouting:
     def next_wakeup(self) -> float | None:
         return self._wakeup
 
-    def offers(self, calls, now: float) -> list[tuple[str, str]]:
+    def offers(self, calls, now: float, virtual=None) -> list[tuple[str, str]]:
+        """``virtual`` (due callbacks, D18) is ignored: the bench floor has no callbacks."""
         waiting = [c for c in calls.values() if c.state is CallState.QUEUED]
         agents = self.d.roster.agents.values()
         pairs = routing.assign(waiting, agents, now, bands=self.d.bands)
@@ -170,6 +171,9 @@ async def freed_agents(d: Dispatcher, reps: int, budget: float) -> tuple[list[fl
     totals: list[float] = []
     deadline = time.perf_counter() + budget
     for i in range(reps):
+        on_call = [a for a in on_call if a.state is AgentState.ON_CALL]   # a freed agent left
+        if not on_call:                        # without an offer (small floors) stays free
+            break
         agent = rng.choice(on_call)
         channel = _talk_to(d, agent)
         start = time.perf_counter()
