@@ -242,6 +242,7 @@ class LiveBench:
         result["details"]["callpilot_breakdown"] = breakdown
         for key, value in breakdown.items():
             figures[f"live.callpilot.{key}"] = value
+        figures["live.ratio.floor_p50"] = _floor_ratio(figures)
         result["details"]["serve_log"] = self._serve_log_summary()
         result["details"]["asterisk_version"] = self.asterisk_version
         return result
@@ -384,3 +385,14 @@ def _dist(prefix: str, values: list[float], which: tuple[str, ...] = ("p50", "p9
 
 async def run(opts: LiveOptions, log: Callable[[str], None] = print) -> dict:
     return await LiveBench(opts, log).run()
+
+
+def _floor_ratio(figures: dict) -> float | None:
+    """The p50 ratio a serve taking no time at all would reach: Asterisk's own INVITE ->
+    StasisStart plus originate -> agent INVITE, over app_queue's whole path (D20)."""
+    parts = [figures.get("live.callpilot.invite_to_stasis_p50_ms"),
+             figures.get("live.callpilot.originate_to_agent_invite_p50_ms")]
+    base = figures.get("live.app_queue.p50_ms")
+    if not base or any(not isinstance(v, (int, float)) for v in parts):
+        return None
+    return sum(parts) / base
