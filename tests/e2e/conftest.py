@@ -33,11 +33,10 @@ import pytest
 from callpilot.app import demo
 
 from testkit import sipua
-from callpilot.infra.asterisk import runner
 from callpilot.infra.config import Config
 from testkit.isolated import isolated_config
 from tests import pg, scheduling
-from tests.e2e.helpers import AriTestClient
+from tests.e2e.helpers import AriTestClient, asterisk_running
 from tests.e2e.serve_proc import ServeProcess
 
 logger = logging.getLogger(__name__)
@@ -58,11 +57,8 @@ def demo_instance(state_dir, *, short_acd_timers: bool = False,
     if short_acd_timers:
         config.acd.ring_timeout, config.acd.wrapup_seconds = 6, 1
     passwords = demo.seed(config)
-    runner.up(config)
-    try:
+    with asterisk_running(config):
         yield config, passwords
-    finally:
-        runner.down(config)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -119,11 +115,8 @@ def demo_passwords(e2e_env: E2EEnv) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def asterisk(e2e_config: Config):
     """The module's Asterisk.  No skip: if it cannot start, every e2e test errors."""
-    runner.up(e2e_config)
-    try:
+    with asterisk_running(e2e_config):
         yield e2e_config
-    finally:
-        runner.down(e2e_config)
 
 
 @pytest.fixture

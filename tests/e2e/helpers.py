@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import math
@@ -15,13 +16,25 @@ import struct
 import subprocess
 import wave
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import aiohttp
 
+from callpilot.infra.asterisk import runner
 from callpilot.infra.config import Config
 
 logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def asterisk_running(config: Config) -> Iterator[Config]:
+    """An instance's own Asterisk for the ``with`` block: up (errors loudly if it cannot
+    start), down again afterwards whatever happened."""
+    runner.up(config)
+    try:
+        yield config
+    finally:
+        runner.down(config)
 
 
 def basic_auth(user: str, password: str) -> dict[str, str]:

@@ -37,6 +37,7 @@ import pytest
 
 from acd.dispatcher import ACTION_DEADLINE, MAX_BRIDGE_FAILURES
 from callpilot.infra.asterisk import runner
+from tests.e2e.helpers import asterisk_running
 from callpilot.infra.config import AcdConfig, Config
 from callpilot.infra.db.models import CallRecord
 from testkit.ari_faults import AriFaultProxy, Cut, CutEvents, Delay, Exchange, Fail, Rule, ari_time
@@ -67,11 +68,8 @@ def instance(tmp_path_factory):
     cfg.acd = AcdConfig(ring_timeout=6, wrapup_seconds=1, general_queue=QUEUE, autopause_after=0)
     passwords = seed_queue_agents(cfg, QUEUE, AGENTS, ext_base=3001, title="fault tests",
                                   announce_frequency=0, steps=[])
-    runner.up(cfg)
-    try:
+    with asterisk_running(cfg):
         yield cfg, passwords
-    finally:
-        runner.down(cfg)
 
 
 @pytest.fixture

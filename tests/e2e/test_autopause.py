@@ -17,6 +17,7 @@ import pytest
 
 from acd.autopause import PAUSE_REASON
 from callpilot.infra.asterisk import runner
+from tests.e2e.helpers import asterisk_running
 from callpilot.infra.config import AcdConfig, Config
 from testkit.isolated import isolated_config, seed_queue_agents
 from testkit.sipua import Caller, PhonePool
@@ -37,11 +38,8 @@ def instance(tmp_path_factory):
     cfg.acd = AcdConfig(ring_timeout=3, wrapup_seconds=1, general_queue=QUEUE)
     passwords = seed_queue_agents(cfg, QUEUE, 2, ext_base=int(DEAF), title="autopause tests",
                                   announce_frequency=0, steps=[])
-    runner.up(cfg)
-    try:
+    with asterisk_running(cfg):
         yield cfg, passwords
-    finally:
-        runner.down(cfg)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import select, update
 
 from callpilot.app import demo
-from callpilot.infra.asterisk import runner
+from tests.e2e.helpers import asterisk_running
 from callpilot.infra.asterisk.ari import AriClient
 from callpilot.infra.config import AcdConfig, Config, to_toml
 from callpilot.infra.db import session as db
@@ -105,11 +105,8 @@ def inst(request, tmp_path_factory, e2e_database) -> Instance:
     passwords = demo.seed(cfg)
     _seed(cfg)
     talk = tone_pcap(state.parent / "talk.pcap")
-    runner.up(cfg)
-    try:
+    with asterisk_running(cfg):
         yield Instance(cfg, passwords, desk_port, talk)
-    finally:
-        runner.down(cfg)
 
 
 def _seed(cfg: Config) -> None:

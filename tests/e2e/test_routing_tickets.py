@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import delete
 
 from callpilot.app import demo
-from callpilot.infra.asterisk import runner
+from tests.e2e.helpers import asterisk_running
 from callpilot.infra.db import session as db
 from callpilot.infra.db.models import AgentSkill, Queue, QueueMember
 from ivr.store import FlowStore
@@ -55,11 +55,8 @@ def instance(tmp_path_factory):
     cfg.acd.ring_timeout, cfg.acd.wrapup_seconds = 6, 1
     passwords = demo.seed(cfg)
     seed_tickets(cfg)
-    runner.up(cfg)
-    try:
+    with asterisk_running(cfg):
         yield cfg, passwords
-    finally:
-        runner.down(cfg)
 
 
 @pytest.fixture
