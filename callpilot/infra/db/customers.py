@@ -8,6 +8,11 @@ Measured on SQLite: a Core primary-key select costs ~0.05 ms, while a hop to a w
 costs 2-3 ms under load (GIL contention with the record writer) and sat on the path from queue
 entry to the agent's phone ringing.  So the lookup runs inline, and a small TTL cache spares
 repeat callers even that.  (A PostgreSQL round trip on a LAN is ~0.3 ms.)
+
+On a caller's path the select still cost ~0.34 ms (cold code and caches between calls), so a
+caller straight to a queue is looked up ahead (:meth:`CustomerDirectory.prefetch`, on AMI's
+Newchannel a few ms before the StasisStart) and the queue entry finds the answer cached
+(docs/decisions.md D36).
 """
 from __future__ import annotations
 
@@ -53,11 +58,17 @@ class LookupFailed(Exception):
     """The database could not answer (the caller may or may not be known)."""
 
 
+PREFETCH_PER_SECOND = 50     # lookups ahead of a call per second at most (beyond: at entry)
+
+
 class CustomerDirectory:
-    def __init__(self, engine: Engine, *, ttl: float = 60.0, size: int = 10_000):
+    def __init__(self, engine: Engine, *, ttl: float = 60.0, size: int = 10_000,
+                 prefetch_per_second: int = PREFETCH_PER_SECOND):
         self.engine = engine
         self.ttl, self.size = ttl, size
         self._cache: OrderedDict[str, tuple[float, CustomerProfile | None]] = OrderedDict()
+        self.prefetch_per_second = prefetch_per_second
+        self._prefetch_window = (0, 0)     # (second, prefetches in it)
 
     def lookup(self, phone: str) -> CustomerProfile | None:
         """The caller's profile, or None for an unknown number.  Raises LookupFailed when the
@@ -78,6 +89,25 @@ class CustomerDirectory:
         except LookupFailed:
             logger.exception("profile lookup for %s failed: routing without it", phone)
             return None
+
+    def prefetch(self, phone: str) -> None:
+        """Look ``phone`` up ahead of its call, into the cache the call's own lookup reads.
+        At most ``prefetch_per_second`` a second: a flood of channels that never reach the
+        queue costs the loop no more than that (the calls beyond it are looked up at entry,
+        as without prefetching).  A failure is left to the call's own lookup (nothing is
+        cached); neither the number nor the driver's message (it quotes the parameters) is
+        logged."""
+        second = int(time.monotonic())
+        window, done = self._prefetch_window
+        done = done + 1 if window == second else 1
+        self._prefetch_window = (second, done)
+        if done > self.prefetch_per_second:
+            return
+        try:
+            self.lookup(phone)
+        except LookupFailed as exc:
+            logger.warning("profile prefetch failed (%s): the call looks up again",
+                           type(exc.__cause__).__name__)
 
     def _remember(self, phone: str, profile: CustomerProfile | None) -> None:
         self._cache[phone] = (time.monotonic(), profile)
