@@ -253,6 +253,7 @@ class Server:
         await self.status.stop()
         await self.metrics_http.stop()
         self.records.close()
+        self.customers.close()
 
     # -- agents and status --------------------------------------------------------------
     def agent_command(self, extension: str, action: str, reason: str = "") -> dict[str, Any]:

@@ -119,3 +119,27 @@ def test_prefetches_beyond_the_budget_of_a_second_are_left_to_the_calls(engine):
         directory.prefetch(f"41{n:02d}")
     assert 1 <= len(selects) <= 6      # 3 per second (the loop may straddle a second's edge)
     assert directory.lookup_or_none("4109") is None
+
+
+def test_a_broken_held_connection_is_replaced_within_the_same_lookup(engine):
+    """The loop's own connection (D36) stands in for the pool's pre-ping: one that died
+    under it (a PostgreSQL restart) costs no lookup, the next one answers on a fresh one."""
+    directory = CustomerDirectory(engine)
+    assert directory.lookup("999") is None
+    _thread, dead = directory._held
+    dead.close()
+    assert directory.lookup("5550100").name == "Ada"
+    assert directory._held[1] is not dead
+    directory.close()
+    assert directory.lookup("+5550100").name == "Ada (plus)"
+    directory.close()
+
+
+def test_the_held_connection_sees_a_customer_added_after_it_was_opened(engine):
+    """No transaction is left open on it: each lookup reads what is committed now."""
+    directory = CustomerDirectory(engine, ttl=0)
+    assert directory.lookup("7770001") is None
+    with make_sessionmaker(engine).begin() as s:
+        s.add(Customer(phone="7770001", name="Lee"))
+    assert directory.lookup("7770001").name == "Lee"
+    directory.close()
