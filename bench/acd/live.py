@@ -260,17 +260,20 @@ class LiveBench:
             return {}
         # (name, from point, to point); points: 0 caller INVITE, 1 StasisStart, 2 POST
         # addChannel (hold bridge), 3 its reply, 4 POST originate, 5 agent INVITE, 6 the
-        # caller's first RTP packet (Answer() returns on it, then Stasis() starts)
+        # caller's first RTP packet (Answer() returns on it, then Stasis() starts), 7 the
+        # originate's reply (sent once the agent channel exists and its dial thread started)
         spans = (("invite_to_stasis", 0, 1), ("rtp_to_stasis", 6, 1), ("stasis_to_originate", 1, 4),
                  ("stasis_to_park", 1, 2), ("park_ari", 2, 3), ("park_to_originate", 3, 4),
-                 ("originate_to_agent_invite", 4, 5))
+                 ("originate_to_agent_invite", 4, 5), ("originate_ari", 4, 7),
+                 ("originate_reply_to_agent_invite", 7, 5))
         segments: dict[str, list[float]] = {name: [] for name, _, _ in spans}
         for call in ari.values():
             times = calls.get(call.number)
             if call.number not in wanted or times is None or times.agent_invite is None:
                 continue
             points = [times.invite, call.stasis_start, call.park_request, call.park_response,
-                      call.originate_request, times.agent_invite, times.caller_rtp]
+                      call.originate_request, times.agent_invite, times.caller_rtp,
+                      call.originate_response]
             for name, start, end in spans:
                 if points[start] is not None and points[end] is not None:
                     segments[name].append((points[end] - points[start]) * 1000)

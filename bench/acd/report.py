@@ -85,6 +85,8 @@ LIVE_ROWS = (
     Row("live.callpilot.park_ari_p50_ms", "  CallPilot: addChannel request -> reply p50", "ms"),
     Row("live.callpilot.park_to_originate_p50_ms", "  CallPilot: addChannel reply -> POST originate p50", "ms"),
     Row("live.callpilot.originate_to_agent_invite_p50_ms", "  CallPilot: POST originate -> agent INVITE p50", "ms"),
+    Row("live.callpilot.originate_ari_p50_ms", "  CallPilot: originate request -> reply (agent channel made) p50", "ms"),
+    Row("live.callpilot.originate_reply_to_agent_invite_p50_ms", "  CallPilot: originate reply -> agent INVITE p50", "ms"),
 )
 
 
