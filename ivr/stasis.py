@@ -56,6 +56,47 @@ def menu_path(result: FlowResult) -> list[str]:
     return path_of(result.inputs)
 
 
+class PlaceRecorder:
+    """Persist where the caller is at every node and answer (``on_progress``).  Each save is
+    deferred to the next loop turn, because a node masks a secret answer right after
+    recording it; :meth:`flush` writes a deferred save at once."""
+
+    def __init__(self, records: RecordWriter, call_id: str, flow: Flow):
+        self.records = records
+        self.call_id = call_id
+        self.flow = flow
+        self._due: asyncio.Handle | None = None
+        self._ctx: CallContext | None = None
+
+    def __call__(self, ctx: CallContext) -> None:
+        self._ctx = ctx
+        if self._due is None:
+            self._due = asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        if self._due is not None:
+            self._due.cancel()
+            self._due = None
+        ctx, self._ctx = self._ctx, None
+        if ctx is None:
+            return
+        flow = self.flow
+        place = IvrPlace(flow.name, flow.version, ctx.path[-1] if ctx.path else flow.start,
+                         list(ctx.path), [dict(i) for i in ctx.inputs], dict(ctx.variables))
+        self.records.post(self.call_id, ivr_place=place.to_json(), menu_path=path_of(place.inputs))
+
+
+async def record_flow_end(records: RecordWriter, recorder: PlaceRecorder, call_id: str,
+                          result: FlowResult) -> None:
+    """The flow's last place and its journey, durable before the caller is handed on.  The
+    last node's save may still be deferred (a flow that ran its last nodes without a loop
+    turn, e.g. on a key pressed during the greeting): it joins this awaited write, so a serve
+    killed right after the handoff resumes the caller at its last node (the enqueue node
+    re-enqueues it) rather than at an earlier one."""
+    recorder.flush()
+    await records.update(call_id, menu_path=menu_path(result), journey=result.journey())
+
+
 @dataclass(frozen=True)
 class IvrCall:
     id: str
@@ -155,12 +196,13 @@ class InboundIvr:
         driver = AriCallDriver(self.ari, inbox, caller_id=call.caller_id, did=call.did,
                                speech=self.speech, transfer=self.transfer, keep_tap=True)
         resume = Resume(place.node, place.path, place.inputs) if place is not None else None
+        recorder = PlaceRecorder(self.records, call.id, flow)
         try:
             result = await self.runner.run(flow, driver, dict(place.variables) if place else {},
-                                           resume=resume, on_progress=self._recorder(call.id, flow))
+                                           resume=resume, on_progress=recorder)
         finally:
             await driver.close()
-        await self.records.update(call.id, menu_path=menu_path(result), journey=result.journey())
+        await record_flow_end(self.records, recorder, call.id, result)
         await self._finish(call, result.outcome, inbox)
 
     async def _flow_for(self, name: str, place: IvrPlace | None) -> Flow:
@@ -173,17 +215,6 @@ class InboundIvr:
                 logger.exception("flow %s v%s unreadable: resuming on the live version", name,
                                  place.version)
         return self.flows(name)
-
-    def _recorder(self, call_id: str, flow: Flow) -> Callable[[CallContext], None]:
-        """Persist where the caller is at every node and answer.  Deferred to the next loop
-        turn: a node masks a secret answer right after recording it."""
-        loop = asyncio.get_running_loop()
-
-        def save(ctx: CallContext) -> None:
-            place = IvrPlace(flow.name, flow.version, ctx.path[-1] if ctx.path else flow.start,
-                             list(ctx.path), [dict(i) for i in ctx.inputs], dict(ctx.variables))
-            self.records.post(call_id, ivr_place=place.to_json(), menu_path=path_of(place.inputs))
-        return lambda ctx: loop.call_soon(save, ctx)
 
     async def _finish(self, call: IvrCall, outcome: Outcome, inbox: ChannelInbox) -> None:
         if outcome.kind == "enqueue":
