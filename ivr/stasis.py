@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from callpilot.infra.asterisk.ari import AriClient
-from callpilot.infra.asterisk.ari_helpers import in_stasis, safe_answer, safe_hangup
+from callpilot.infra.asterisk.ari_helpers import in_stasis, safe_answer, safe_hangup, stasis_args
 from callpilot.infra.asterisk.channel_events import ChannelInbox, ChannelInboxes
 from callpilot.infra.db.call_vocabulary import CallOutcome, CallState, IvrPlace, RoutingTicket
 from callpilot.infra.db.records import RecordWriter, utcnow
@@ -138,6 +138,9 @@ class InboundIvr:
         self._launch(call, None)
 
     def _launch(self, call: IvrCall, place: IvrPlace | None) -> None:
+        if call.id in self.active:    # its StasisStart and a resync, just after a connect
+            logger.info("call %s: already in its flow", call.id)
+            return
         task = asyncio.create_task(self._serve(call, place), name=f"ivr-{call.id}")
         self.active[call.id] = task
         task.add_done_callback(lambda _t: self.active.pop(call.id, None))
@@ -151,25 +154,40 @@ class InboundIvr:
         # AGI application belongs to the dialplan; transfer legs are looked up among all
         for record in await self.records.open_calls():
             place = IvrPlace.from_json(record.ivr_place)
-            if (record.state != CallState.IVR or place is None or record.id in self.active
-                    or record.id not in live):
+            if record.state != CallState.IVR or record.id in self.active or record.id not in live:
+                continue
+            if place is None:       # opened, no node yet: the flow again from its start
+                self._start_again(channels[record.id], "its record has no place yet")
                 continue
             if await self.readopt_transfer(record.id, channels):
                 continue
             logger.info("call %s: resuming flow %s v%s at %s", record.id, place.flow, place.version,
                         place.node)
             self._launch(IvrCall(record.id, record.caller_id, record.did, place.flow), place)
-        await self._end_orphans(live)
+        await self._end_orphans({cid: channels[cid] for cid in live})
 
-    async def _end_orphans(self, live: set[str]) -> None:
+    def _start_again(self, channel: dict[str, Any], why: str) -> None:
+        """A caller in ``Stasis(<app>,inbound,<flow>)`` that serve died too early to have a
+        place for: its flow from the start, as its StasisStart would have run it."""
+        args = stasis_args(channel, self.ari.app)
+        if not args or args[0] != "inbound":
+            return              # the ACD's (enqueue) or nobody's
+        logger.warning("call %s: in Stasis (%s), %s: its flow starts again", channel["id"],
+                       ",".join(args), why)
+        self.start(channel, args[1] if len(args) > 1 else "main")
+
+    async def _end_orphans(self, live: dict[str, dict[str, Any]]) -> None:
         """Callers left in Stasis with a closed record: a survey or closed message that a
         dead serve was playing (or a release that failed).  Nobody will speak to them again:
-        hang up.  Legs and channels without a record are not ours to judge."""
-        for call_id in sorted(live - set(self.active) - set(self.followups)):
+        hang up.  A caller of an ``inbound`` line with no record at all (serve died before
+        the open) starts its flow; other channels without a record are not ours to judge."""
+        for call_id in sorted(set(live) - set(self.active) - set(self.followups)):
             if call_id.startswith("cp-"):
                 continue
             record = await self.records.get(call_id)
-            if record is not None and record.state == CallState.ENDED:
+            if record is None:
+                self._start_again(live[call_id], "no record (serve stopped before writing it)")
+            elif record.state == CallState.ENDED:
                 logger.info("call %s: still in Stasis after its record ended (%s): hung up",
                             call_id, record.outcome)
                 await safe_hangup(self.ari, call_id)
