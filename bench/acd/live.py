@@ -108,6 +108,7 @@ def seed_agents(config: Config, n: int) -> dict[str, str]:
 
 class LiveBench:
     rtp_block = RTP_BLOCK         # RTP ports of the instance (a load run needs more)
+    capture_caller_rtp = True     # the callers' RTP into Asterisk (the first-RTP split)
 
     def __init__(self, opts: LiveOptions, log: Callable[[str], None]):
         self.opts = opts
@@ -151,8 +152,9 @@ class LiveBench:
         await self._start_phones(passwords)
         await self._agents_idle(timeout=20)
         self.log(f"live: {o.agents} agent phones registered and idle")
-        bpf = (f"udp port {a.sip_port} or tcp port {a.ari_port} or "
-               + sipcap.rtp_bpf(TRUNK_IP, a.rtp_start, a.rtp_end))
+        bpf = f"udp port {a.sip_port} or tcp port {a.ari_port}"
+        if self.capture_caller_rtp:
+            bpf += " or " + sipcap.rtp_bpf(TRUNK_IP, a.rtp_start, a.rtp_end)
         self.capture = sipcap.Capture(self.state_dir / "sip.pcap", bpf).start()
         rounds = self._plan()
         for r in rounds:
