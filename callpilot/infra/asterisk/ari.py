@@ -37,7 +37,7 @@ from typing import Any
 import aiohttp
 
 from callpilot.infra.asterisk.ari_ws_rest import (RESPONSE_TYPE, RestTransport, WsLinkLost,
-                                                  WsRestChannel)
+                                                  WsRestChannel, decode)
 from callpilot.infra.asterisk.event_lanes import EventLanes
 
 logger = logging.getLogger(__name__)
@@ -132,23 +132,24 @@ class AriClient:
 
     async def request(self, method: str, path: str, *, params: dict | None = None,
                       body: dict | None = None) -> Any:
-        clean = {k: _param(v) for k, v in (params or {}).items() if v is not None}
-        if self.rest_transport is not RestTransport.HTTP:
+        clean = {k: _param(v) for k, v in params.items() if v is not None} if params else {}
+        channel = self._ws_rest
+        if channel is None and self.rest_transport is RestTransport.WEBSOCKET:
             channel = await self._ws_channel()
-            if channel is not None:
-                try:
-                    return await self._over_ws(channel, method, path, clean, body)
-                except WsLinkLost:
-                    if method != "GET" or self.rest_transport is not RestTransport.AUTO:
-                        raise                 # never twice: it may have been done
-                    logger.info("ARI GET %s: events socket lost, asking over HTTP", path)
+        if channel is not None and self.rest_transport is not RestTransport.HTTP:
+            self.requests["websocket"] += 1
+            try:
+                reply = await channel.request(method, path, clean, body, self.request_timeout)
+                return _result(reply.status, method, path, reply.body)
+            except WsLinkLost:
+                if method != "GET" or self.rest_transport is not RestTransport.AUTO:
+                    raise                 # never twice: it may have been done
+                logger.info("ARI GET %s: events socket lost, asking over HTTP", path)
         return await self._over_http(method, path, clean, body)
 
-    async def _ws_channel(self) -> WsRestChannel | None:
-        """The socket's REST channel, None for HTTP; ``websocket`` mode waits for the socket
-        (up to ``request_timeout``) and never falls back."""
-        if self._ws_rest is not None or self.rest_transport is RestTransport.AUTO:
-            return self._ws_rest
+    async def _ws_channel(self) -> WsRestChannel:
+        """``websocket`` mode: the socket's REST channel, waited for (up to
+        ``request_timeout``) while the socket is down; never HTTP."""
         try:
             await asyncio.wait_for(self._ws_rest_up.wait(), self.request_timeout)
         except asyncio.TimeoutError:
@@ -156,13 +157,6 @@ class AriClient:
         if self._ws_rest is None:
             raise WsLinkLost("ARI events socket down (ari_rest_transport = websocket)")
         return self._ws_rest
-
-    async def _over_ws(self, channel: WsRestChannel, method: str, path: str,
-                       params: dict[str, Any], body: dict | None) -> Any:
-        self.requests["websocket"] += 1
-        query = {k: str(v) for k, v in params.items()}
-        reply = await channel.request(method, path, query, body, self.request_timeout)
-        return _result(reply.status, method, path, reply.body)
 
     async def _over_http(self, method: str, path: str, params: dict[str, Any],
                          body: dict | None) -> Any:
@@ -172,17 +166,18 @@ class AriClient:
         async with session.request(method, url, params=params, json=body) as resp:
             return _result(resp.status, method, path, await resp.text())
 
-    async def get(self, path: str, **params: Any) -> Any:
-        return await self.request("GET", path, params=params)
+    # The verbs hand back ``request``'s coroutine (no coroutine of their own per request).
+    def get(self, path: str, **params: Any) -> Awaitable[Any]:
+        return self.request("GET", path, params=params)
 
-    async def post(self, path: str, body: dict | None = None, **params: Any) -> Any:
-        return await self.request("POST", path, params=params, body=body)
+    def post(self, path: str, body: dict | None = None, **params: Any) -> Awaitable[Any]:
+        return self.request("POST", path, params=params, body=body)
 
-    async def delete(self, path: str, **params: Any) -> Any:
-        return await self.request("DELETE", path, params=params)
+    def delete(self, path: str, **params: Any) -> Awaitable[Any]:
+        return self.request("DELETE", path, params=params)
 
-    async def put(self, path: str, body: dict | None = None, **params: Any) -> Any:
-        return await self.request("PUT", path, params=params, body=body)
+    def put(self, path: str, body: dict | None = None, **params: Any) -> Awaitable[Any]:
+        return self.request("PUT", path, params=params, body=body)
 
     # -- events -------------------------------------------------------------------------
     async def run(self) -> None:
@@ -323,7 +318,7 @@ def _result(status: int, method: str, path: str, text: str) -> Any:
         raise AriNotFound(status, method, path, text)
     if status >= 400:
         raise AriError(status, method, path, text)
-    return json.loads(text) if text else None
+    return decode(text) if text else None
 
 
 def _param(value: Any) -> Any:
