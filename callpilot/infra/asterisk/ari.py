@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import enum
-import json
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection
@@ -94,6 +93,7 @@ class AriClient:
         self._ws_rest_up = asyncio.Event()
         self.requests: Counter[str] = Counter()        # transport -> requests sent
         self._held: list[dict[str, Any]] | None = None  # events held during the connect phase
+        self._reader: asyncio.Task | None = None        # the task reading the events socket
 
     @property
     def transport_in_use(self) -> str:
@@ -207,13 +207,15 @@ class AriClient:
             self._ws = ws
             channel = WsRestChannel(ws)
             self._held = []
-            reader = asyncio.create_task(self._read(ws, channel), name="ari-events-reader")
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._start_reader(ws, channel, done)
             try:
                 await self._connect_phase(channel)
-                await reader
+                await done
             finally:
                 self._ws_gone(channel)
-                reader.cancel()
+                if self._reader is not None:
+                    self._reader.cancel()
         self._ws = None
         logger.warning("ARI event socket closed")
 
@@ -244,21 +246,46 @@ class AriClient:
             return False
         return 200 <= reply.status < 300
 
-    async def _read(self, ws: aiohttp.ClientWebSocketResponse, channel: WsRestChannel) -> None:
-        async for msg in ws:
-            if msg.type is aiohttp.WSMsgType.TEXT:
-                self._received(json.loads(msg.data), channel)
-            elif msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
-                break
-        self._ws_gone(channel)
+    def _start_reader(self, ws: aiohttp.ClientWebSocketResponse, channel: WsRestChannel,
+                      done: asyncio.Future[None]) -> None:
+        self._reader = asyncio.create_task(self._read(ws, channel, done), name="ari-events-reader")
 
-    def _received(self, message: dict[str, Any], channel: WsRestChannel) -> None:
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse, channel: WsRestChannel,
+                    done: asyncio.Future[None]) -> None:
+        """Read the socket until it closes (then ``done``).  An event whose lane is idle is
+        handled right here: a new task reads on, this one becomes the lane's (no task hop
+        and no loop turn between a call's StasisStart and its role handler)."""
+        lane = None
+        try:
+            async for msg in ws:
+                if msg.type is aiohttp.WSMsgType.TEXT:
+                    lane = self._received(decode(msg.data), channel)
+                    if lane is not None:
+                        break
+                elif msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
+                    break
+        except Exception as exc:     # seen by _session_loop, as when it awaited the reader
+            if not done.done():
+                done.set_exception(exc)
+            return
+        if lane is not None:     # the next reader starts a loop turn later, off this path
+            asyncio.get_running_loop().call_soon(self._start_reader, ws, channel, done)
+            await self.lanes.drain_here(lane)
+            return
+        self._ws_gone(channel)
+        if not done.done():
+            done.set_result(None)
+
+    def _received(self, message: dict[str, Any], channel: WsRestChannel) -> str | None:
+        """An answer, a held event or an event for the lanes; returns the lane to run in the
+        calling task, if the event's lane was idle."""
         if message.get("type") == RESPONSE_TYPE:
             channel.take(message)
         elif self._held is not None:
             self._held.append(message)
         else:
-            self.lanes.push(message)
+            return self.lanes.push_here(message)
+        return None
 
     def _ws_gone(self, channel: WsRestChannel) -> None:
         """No request uses the socket any more; those in flight fail now."""

@@ -6,6 +6,11 @@ so one ARI request that hung froze event handling for every call.  Now a slow ha
 only the later events of its own call; each handler also has a deadline (a backstop: the
 domains put their own, shorter deadlines on each action and make the call safe themselves).
 A lane's task ends when its queue is empty; nothing is kept for calls that are gone.
+
+:meth:`EventLanes.push_here` lets the socket reader run an idle lane itself (it hands the
+socket to a new reader task first): the first event of a call, its StasisStart, then reaches
+its handler without a task hop and a loop turn (docs/decisions.md D35).  Events that come
+meanwhile for that lane queue behind it as for any lane.
 """
 from __future__ import annotations
 
@@ -38,6 +43,23 @@ class EventLanes:
             return
         self._queues[lane] = deque([event])
         self._tasks[lane] = asyncio.create_task(self._drain(lane), name=f"ari-lane-{lane}")
+
+    def push_here(self, event: Event) -> str | None:
+        """Like :meth:`push`, but an idle lane becomes the calling task's: its name is
+        returned and the caller must ``await drain_here(lane)`` before it awaits anything else
+        (None: the event queued behind its lane's)."""
+        lane = self.lane_of(event)
+        queue = self._queues.get(lane)
+        if queue is not None:
+            queue.append(event)
+            return None
+        self._queues[lane] = deque([event])
+        self._tasks[lane] = asyncio.current_task()
+        return lane
+
+    async def drain_here(self, lane: str) -> None:
+        """Run the lane taken by :meth:`push_here` in the calling task, until it is empty."""
+        await self._drain(lane)
 
     @property
     def busy(self) -> int:
