@@ -27,6 +27,7 @@ class AcdStasis:
         self.service = service
         self.dispatcher: Dispatcher = service.dispatcher
         self._tasks: set[asyncio.Task] = set()
+        self._entering: set[str] = set()     # calls between their enqueue and the dispatcher
         self.router: StasisRouter | None = None
 
     def subscribe(self, router: StasisRouter) -> None:
@@ -50,11 +51,20 @@ class AcdStasis:
         await self._enqueue(channel, self.service.fallback_queue)
 
     async def _enqueue(self, channel: dict[str, Any], queue: str, stored: bool = False) -> None:
+        """Once per call: a resync taking an unrecorded caller (``Readoption``) and the
+        caller's own StasisStart may both arrive just after a connect."""
+        call_id = channel["id"]
+        if call_id in self._entering or call_id in self.dispatcher.calls:
+            logger.info("call %s: already entering the ACD", call_id)
+            return
+        self._entering.add(call_id)
         try:
             await self.service.enqueue_from_dialplan(channel, queue, stored=stored)
         except Exception:
-            logger.exception("call %s: enqueue to %s failed", channel["id"], queue)
-            await self._make_safe(channel["id"], f"enqueue to {queue} failed")
+            logger.exception("call %s: enqueue to %s failed", call_id, queue)
+            await self._make_safe(call_id, f"enqueue to {queue} failed")
+        finally:
+            self._entering.discard(call_id)
 
     async def on_agent(self, channel: dict[str, Any], args: list[str]) -> None:
         call_id = args[1] if len(args) > 1 else ""

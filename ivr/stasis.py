@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from callpilot.infra.asterisk.ari import AriClient
-from callpilot.infra.asterisk.ari_helpers import in_stasis, safe_answer, safe_hangup
+from callpilot.infra.asterisk.ari_helpers import in_stasis, safe_answer, safe_hangup, stasis_args
 from callpilot.infra.asterisk.channel_events import ChannelInbox, ChannelInboxes
 from callpilot.infra.db.call_vocabulary import CallOutcome, CallState, IvrPlace, RoutingTicket
 from callpilot.infra.db.records import RecordWriter, utcnow
@@ -54,6 +54,47 @@ def path_of(inputs: list[dict[str, Any]]) -> list[str]:
 
 def menu_path(result: FlowResult) -> list[str]:
     return path_of(result.inputs)
+
+
+class PlaceRecorder:
+    """Persist where the caller is at every node and answer (``on_progress``).  Each save is
+    deferred to the next loop turn, because a node masks a secret answer right after
+    recording it; :meth:`flush` writes a deferred save at once."""
+
+    def __init__(self, records: RecordWriter, call_id: str, flow: Flow):
+        self.records = records
+        self.call_id = call_id
+        self.flow = flow
+        self._due: asyncio.Handle | None = None
+        self._ctx: CallContext | None = None
+
+    def __call__(self, ctx: CallContext) -> None:
+        self._ctx = ctx
+        if self._due is None:
+            self._due = asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        if self._due is not None:
+            self._due.cancel()
+            self._due = None
+        ctx, self._ctx = self._ctx, None
+        if ctx is None:
+            return
+        flow = self.flow
+        place = IvrPlace(flow.name, flow.version, ctx.path[-1] if ctx.path else flow.start,
+                         list(ctx.path), [dict(i) for i in ctx.inputs], dict(ctx.variables))
+        self.records.post(self.call_id, ivr_place=place.to_json(), menu_path=path_of(place.inputs))
+
+
+async def record_flow_end(records: RecordWriter, recorder: PlaceRecorder, call_id: str,
+                          result: FlowResult) -> None:
+    """The flow's last place and its journey, durable before the caller is handed on.  The
+    last node's save may still be deferred (a flow that ran its last nodes without a loop
+    turn, e.g. on a key pressed during the greeting): it joins this awaited write, so a serve
+    killed right after the handoff resumes the caller at its last node (the enqueue node
+    re-enqueues it) rather than at an earlier one."""
+    recorder.flush()
+    await records.update(call_id, menu_path=menu_path(result), journey=result.journey())
 
 
 @dataclass(frozen=True)
@@ -97,6 +138,9 @@ class InboundIvr:
         self._launch(call, None)
 
     def _launch(self, call: IvrCall, place: IvrPlace | None) -> None:
+        if call.id in self.active:    # its StasisStart and a resync, just after a connect
+            logger.info("call %s: already in its flow", call.id)
+            return
         task = asyncio.create_task(self._serve(call, place), name=f"ivr-{call.id}")
         self.active[call.id] = task
         task.add_done_callback(lambda _t: self.active.pop(call.id, None))
@@ -110,25 +154,40 @@ class InboundIvr:
         # AGI application belongs to the dialplan; transfer legs are looked up among all
         for record in await self.records.open_calls():
             place = IvrPlace.from_json(record.ivr_place)
-            if (record.state != CallState.IVR or place is None or record.id in self.active
-                    or record.id not in live):
+            if record.state != CallState.IVR or record.id in self.active or record.id not in live:
+                continue
+            if place is None:       # opened, no node yet: the flow again from its start
+                self._start_again(channels[record.id], "its record has no place yet")
                 continue
             if await self.readopt_transfer(record.id, channels):
                 continue
             logger.info("call %s: resuming flow %s v%s at %s", record.id, place.flow, place.version,
                         place.node)
             self._launch(IvrCall(record.id, record.caller_id, record.did, place.flow), place)
-        await self._end_orphans(live)
+        await self._end_orphans({cid: channels[cid] for cid in live})
 
-    async def _end_orphans(self, live: set[str]) -> None:
+    def _start_again(self, channel: dict[str, Any], why: str) -> None:
+        """A caller in ``Stasis(<app>,inbound,<flow>)`` that serve died too early to have a
+        place for: its flow from the start, as its StasisStart would have run it."""
+        args = stasis_args(channel, self.ari.app)
+        if not args or args[0] != "inbound":
+            return              # the ACD's (enqueue) or nobody's
+        logger.warning("call %s: in Stasis (%s), %s: its flow starts again", channel["id"],
+                       ",".join(args), why)
+        self.start(channel, args[1] if len(args) > 1 else "main")
+
+    async def _end_orphans(self, live: dict[str, dict[str, Any]]) -> None:
         """Callers left in Stasis with a closed record: a survey or closed message that a
         dead serve was playing (or a release that failed).  Nobody will speak to them again:
-        hang up.  Legs and channels without a record are not ours to judge."""
-        for call_id in sorted(live - set(self.active) - set(self.followups)):
+        hang up.  A caller of an ``inbound`` line with no record at all (serve died before
+        the open) starts its flow; other channels without a record are not ours to judge."""
+        for call_id in sorted(set(live) - set(self.active) - set(self.followups)):
             if call_id.startswith("cp-"):
                 continue
             record = await self.records.get(call_id)
-            if record is not None and record.state == CallState.ENDED:
+            if record is None:
+                self._start_again(live[call_id], "no record (serve stopped before writing it)")
+            elif record.state == CallState.ENDED:
                 logger.info("call %s: still in Stasis after its record ended (%s): hung up",
                             call_id, record.outcome)
                 await safe_hangup(self.ari, call_id)
@@ -155,12 +214,13 @@ class InboundIvr:
         driver = AriCallDriver(self.ari, inbox, caller_id=call.caller_id, did=call.did,
                                speech=self.speech, transfer=self.transfer, keep_tap=True)
         resume = Resume(place.node, place.path, place.inputs) if place is not None else None
+        recorder = PlaceRecorder(self.records, call.id, flow)
         try:
             result = await self.runner.run(flow, driver, dict(place.variables) if place else {},
-                                           resume=resume, on_progress=self._recorder(call.id, flow))
+                                           resume=resume, on_progress=recorder)
         finally:
             await driver.close()
-        await self.records.update(call.id, menu_path=menu_path(result), journey=result.journey())
+        await record_flow_end(self.records, recorder, call.id, result)
         await self._finish(call, result.outcome, inbox)
 
     async def _flow_for(self, name: str, place: IvrPlace | None) -> Flow:
@@ -173,17 +233,6 @@ class InboundIvr:
                 logger.exception("flow %s v%s unreadable: resuming on the live version", name,
                                  place.version)
         return self.flows(name)
-
-    def _recorder(self, call_id: str, flow: Flow) -> Callable[[CallContext], None]:
-        """Persist where the caller is at every node and answer.  Deferred to the next loop
-        turn: a node masks a secret answer right after recording it."""
-        loop = asyncio.get_running_loop()
-
-        def save(ctx: CallContext) -> None:
-            place = IvrPlace(flow.name, flow.version, ctx.path[-1] if ctx.path else flow.start,
-                             list(ctx.path), [dict(i) for i in ctx.inputs], dict(ctx.variables))
-            self.records.post(call_id, ivr_place=place.to_json(), menu_path=path_of(place.inputs))
-        return lambda ctx: loop.call_soon(save, ctx)
 
     async def _finish(self, call: IvrCall, outcome: Outcome, inbox: ChannelInbox) -> None:
         if outcome.kind == "enqueue":

@@ -189,7 +189,8 @@ class Server:
         self.hooks.survey = lambda call, flow: self.ivr.start_survey(
             call.id, call.caller_id, call.did, flow, agent=call.agent, queue=call.queue,
             language=language_of(call))
-        self.readoption = Readoption(self.acd, busy=lambda call_id: call_id in self.ivr.active)
+        self.readoption = Readoption(self.acd, busy=lambda call_id: call_id in self.ivr.active,
+                                     replay=self.acd_stasis.on_enqueue)
         agi_handler = AgiFlowHandler(self.runner, self.flows, self.records, speech=parts.agi_speech)
         for name in set(config.asterisk.agi_dids.values()):
             self.agi.route(f"ivr/{name}", agi_handler.route_for(name))

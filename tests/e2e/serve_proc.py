@@ -86,6 +86,25 @@ class ServeProcess:
             return "(no serve log)"
 
 
+@contextlib.contextmanager
+def call_record_writes_stalled(config: Config) -> Iterator[None]:
+    """A stalled database for the ``with`` block: another session holds the lock that writing
+    a call record needs (SQLite: the write lock, ``BEGIN IMMEDIATE``; PostgreSQL: ``LOCK TABLE
+    call_records IN EXCLUSIVE MODE``), so serve's record writes wait while reads go on."""
+    engine = db.make_engine(config.db_url)
+    conn = engine.connect()
+    try:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql(f"LOCK TABLE {CallRecord.__tablename__} IN EXCLUSIVE MODE")
+        yield
+    finally:
+        conn.rollback()
+        conn.close()
+        engine.dispose()
+
+
 def records_for(config: Config, caller_id: str) -> list[CallRecord]:
     engine = db.make_engine(config.db_url)
     try:
@@ -106,3 +125,26 @@ async def wait_record(config: Config, caller_id: str, *, state: str = "ended",
             return rows[-1]
         await asyncio.sleep(0.25)
     raise AssertionError(f"no {state} record for {caller_id}: {[(r.state, r.outcome) for r in rows]}")
+
+
+def waiting_in(queue: str):
+    """A status predicate: one caller waits in ``queue``."""
+    return lambda status: status["queues"].get(queue, {}).get("waiting") == 1
+
+
+async def restart_then_answer(config: Config, call: asyncio.Task, caller_id: str, queue: str,
+                              answer) -> tuple:
+    """After serve was killed with a caller waiting: a new serve, the caller back in ``queue``
+    (ARI reports "connected" before its on_connect re-adoption has run, hence the wait), an
+    agent phone (``await answer()``) that answers it; the caller's result and ended record."""
+    restarted = ServeProcess(config).start()
+    try:
+        await restarted.wait_ready()
+        await restarted.wait_for(waiting_in(queue), what=f"the caller back in {queue}")
+        agent = await answer()
+        await agent.wait_for("answered", timeout=20)
+        result = await call
+        return result, await wait_record(config, caller_id)
+    finally:
+        restarted.stop()
+

@@ -20,14 +20,16 @@ from callpilot.infra.config import AcdConfig, to_toml
 from callpilot.infra.db import session as db
 from callpilot.infra.db.models import AgentSkill, Customer, Queue, QueueMember
 from testkit.sipua import Caller
-from tests.e2e.serve_proc import ServeProcess, wait_record
+from tests.e2e.serve_proc import (ServeProcess, call_record_writes_stalled, records_for,
+                                  restart_then_answer, waiting_in, wait_record)
 
 pytestmark = pytest.mark.e2e
 
 STEP = 3.0
 SKILLS = {"1001": 5, "1002": 3, "1003": 2, "1004": 4}
 CALLERS = {"35-44": "15557031", "55+": "15557061", "45-54": "15557041"}
-BIRTH = {"15557031": 1990, "15557061": 1960, "15557041": 1980}
+UNRECORDED = "15557032"            # 35-44, the caller of the unrecorded-restart test only
+BIRTH = {"15557031": 1990, "15557061": 1960, "15557041": 1980, UNRECORDED: 1989}
 
 
 def seed_acd(cfg) -> None:
@@ -95,6 +97,21 @@ async def test_each_caller_reaches_the_same_age_band_agent(cfg, serve, phones):
         record = await wait_record(cfg, number)
         assert record.agent == agent, f"caller {number}: {record.agent} answered, policy names {agent}"
         await ready(serve, agent)                   # wrap-up over before the next caller
+
+
+async def test_a_caller_serve_died_before_recording_is_enqueued_after_the_restart(cfg, serve, phones):
+    """The database stalls (another session holds the write lock), so serve takes the caller
+    into ``acd`` but its record's open (a write-behind post) cannot land; serve is then killed.
+    The restarted serve finds the caller in ``Stasis(<app>,enqueue,acd)`` with no record and
+    enqueues it from the channel's dialplan data: the caller still reaches the agent."""
+    call = asyncio.create_task(call_queue(cfg, UNRECORDED, hold=30).run())
+    with call_record_writes_stalled(cfg):
+        await serve.wait_for(waiting_in("acd"), what="caller waiting in acd")
+        serve.stop(kill=True)
+    assert records_for(cfg, UNRECORDED) == []       # what the restarted serve has to go on
+    result, record = await restart_then_answer(cfg, call, UNRECORDED, "acd", lambda: phones("1002"))
+    assert result.answered
+    assert (record.queue, record.agent, record.outcome) == ("acd", "1002", "answered")
 
 
 async def test_step_relaxes_at_its_expiry(cfg, serve, phones):

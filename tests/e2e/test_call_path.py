@@ -16,7 +16,7 @@ import pytest
 from callpilot.infra.asterisk.ari import AriClient
 from callpilot.infra.config import AcdConfig
 from testkit.sipua import Caller
-from tests.e2e.serve_proc import ServeProcess, wait_record
+from tests.e2e.serve_proc import ServeProcess, restart_then_answer, waiting_in, wait_record
 
 pytestmark = pytest.mark.e2e
 
@@ -156,21 +156,9 @@ async def test_invalid_key_then_silence_falls_back_to_general(cfg, serve, phones
 async def test_waiting_call_survives_serve_restart(cfg, serve, phones):
     number = caller_number()
     call = asyncio.create_task(make_caller(cfg, number, "1", hold=16).run())
-    await serve.wait_for(lambda s: s["queues"].get("billing", {}).get("waiting") == 1,
-                         what="caller waiting in billing")
+    await serve.wait_for(waiting_in("billing"), what="caller waiting in billing")
     serve.stop(kill=True)                       # SIGKILL: no goodbye, state only in Asterisk + DB
-    restarted = ServeProcess(cfg).start()
-    try:
-        await restarted.wait_ready()
-        # ARI reports "connected" before the re-adoption (its on_connect handlers) has run
-        await restarted.wait_for(lambda s: s["queues"].get("billing", {}).get("waiting") == 1,
-                                 what="caller re-adopted into billing")
-        agent = await phones("1001")
-        await agent.wait_for("answered", timeout=20)
-        result = await call
-        record = await wait_record(cfg, number)
-    finally:
-        restarted.stop()
+    result, record = await restart_then_answer(cfg, call, number, "billing", lambda: phones("1001"))
     assert result.ended_by == "caller"
     assert (record.queue, record.agent, record.outcome) == ("billing", "1001", "answered")
     assert record.enqueued_at < record.answered_at

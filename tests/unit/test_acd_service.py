@@ -113,6 +113,8 @@ def test_readoption_restores_the_stored_ticket_and_follows_the_record_queue():
     overflowed = readopt.ticket_of(Record(queue="general", ticket=VIP.to_json()))
     assert (overflowed.queue, overflowed.priority, overflowed.steps) == ("general", 5, None)
     assert readopt.ticket_of(Record(queue=None, ticket=None)) == RoutingTicket("general")
+    # opened, not yet queued (write-behind): the queue its Stasis() line names
+    assert readopt.ticket_of(Record(queue=None, ticket=None), "billing") == RoutingTicket("billing")
 
 
 async def test_a_failed_handoff_ends_in_an_apology_recorded_as_system():

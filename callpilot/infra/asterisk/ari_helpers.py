@@ -39,6 +39,17 @@ def in_stasis(channel: dict[str, Any]) -> bool:
     return not app or app == "Stasis"
 
 
+def stasis_args(channel: dict[str, Any], app: str) -> list[str] | None:
+    """The arguments a channel (as GET /channels lists it) entered Stasis application ``app``
+    with, e.g. ``["enqueue", "billing"]`` for ``Stasis(callpilot,enqueue,billing)``; None when
+    it is elsewhere or Asterisk did not say (``dialplan.app_data``)."""
+    dialplan = channel.get("dialplan") or {}
+    if dialplan.get("app_name") != "Stasis" or not dialplan.get("app_data"):
+        return None
+    name, *args = str(dialplan["app_data"]).split(",")
+    return args if name.strip() == app else None
+
+
 async def _tolerant(coro, what: str) -> Any:
     try:
         return await coro
