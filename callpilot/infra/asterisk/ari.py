@@ -5,10 +5,11 @@ Reconnection is a state: CONNECTING -> CONNECTED -> BACKOFF -> CONNECTING ..., e
 logged; after every (re)connect ``on_connect`` runs so the application can resync the
 channels that stayed parked in Stasis while the socket was down.
 
-Events are not handled on the socket reader: they go into lanes (``event_lanes``), one per
-call when the application passes ``lane_of``, so events of one call stay in order while a
-slow handler never holds up another call's events.  Every REST request has a deadline
-(``request_timeout``).
+Events go into lanes (``event_lanes``), one per call when the application passes ``lane_of``,
+so events of one call stay in order while a slow handler never holds up another call's
+events.  An event whose lane is idle is handled by the task that read it, which first hands
+the socket to a new reader task (no task hop before a call's StasisStart handler, D35).
+Every REST request has a deadline (``request_timeout``).
 
 ``events``: the event types the application handles.  After every (re)connect Asterisk is
 told to send only those (``PUT /applications/{app}/eventFilter``): an IVR call otherwise
