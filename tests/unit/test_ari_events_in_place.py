@@ -113,3 +113,12 @@ async def test_a_socket_dropped_under_a_stuck_handler_reconnects_and_its_lane_go
     assert rec.of("a") == []
     rec.stuck.pop("a").set()
     await until(lambda: rec.of("a") == [1, 2], "a's lane went on, in order")
+
+
+async def test_a_frame_that_is_not_a_json_object_is_dropped_and_reading_goes_on(upstream, client):
+    for ws in upstream.sockets:
+        await ws.send_str("{not json")
+        await ws.send_str("[1, 2]")
+    await upstream.push(event("StasisStart", "c1", 1))
+    await until(lambda: client.recorder.of("c1") == [1], "the next event handled")
+    assert client.connects == 1 and client.state is AriState.CONNECTED

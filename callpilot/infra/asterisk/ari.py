@@ -260,7 +260,7 @@ class AriClient:
         try:
             async for msg in ws:
                 if msg.type is aiohttp.WSMsgType.TEXT:
-                    lane = self._received(decode(msg.data), channel)
+                    lane = self._received(_frame_of(msg.data), channel)
                     if lane is not None:
                         break
                 elif msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
@@ -277,9 +277,11 @@ class AriClient:
         if not done.done():
             done.set_result(None)
 
-    def _received(self, message: dict[str, Any], channel: WsRestChannel) -> str | None:
+    def _received(self, message: dict[str, Any] | None, channel: WsRestChannel) -> str | None:
         """An answer, a held event or an event for the lanes; returns the lane to run in the
         calling task, if the event's lane was idle."""
+        if message is None:
+            return None
         if message.get("type") == RESPONSE_TYPE:
             channel.take(message)
         elif self._held is not None:
@@ -347,6 +349,20 @@ def _result(status: int, method: str, path: str, text: str) -> Any:
     if status >= 400:
         raise AriError(status, method, path, text)
     return decode(text) if text else None
+
+
+def _frame_of(text: str) -> dict[str, Any] | None:
+    """A text frame's JSON object; None (logged) for anything else: one bad frame must not
+    end the events socket's reader."""
+    try:
+        message = decode(text)
+    except ValueError:
+        logger.warning("ARI frame that is not JSON dropped: %.200s", text)
+        return None
+    if not isinstance(message, dict):
+        logger.warning("ARI frame that is not a JSON object dropped: %.200s", text)
+        return None
+    return message
 
 
 def _param(value: Any) -> Any:
