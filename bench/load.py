@@ -78,6 +78,8 @@ class LoadBench(live.LiveBench):
     # 2 legs x (RTP + RTCP) per call, hundreds of calls at once: with live's 400 ports the
     # callers beyond ~100 concurrent calls got 488 Not Acceptable Here on both paths
     rtp_block = 4000
+    # hundreds of callers' RTP (up to --patience each) would swamp the capture and the machine
+    capture_caller_rtp = False
 
     def __init__(self, opts: live.LiveOptions, log, talk: tuple[float, float], patience: float):
         super().__init__(opts, log)

@@ -108,6 +108,7 @@ def seed_agents(config: Config, n: int) -> dict[str, str]:
 
 class LiveBench:
     rtp_block = RTP_BLOCK         # RTP ports of the instance (a load run needs more)
+    capture_caller_rtp = True     # the callers' RTP into Asterisk (the first-RTP split)
 
     def __init__(self, opts: LiveOptions, log: Callable[[str], None]):
         self.opts = opts
@@ -151,8 +152,10 @@ class LiveBench:
         await self._start_phones(passwords)
         await self._agents_idle(timeout=20)
         self.log(f"live: {o.agents} agent phones registered and idle")
-        self.capture = sipcap.Capture(self.state_dir / "sip.pcap",
-                                      f"udp port {a.sip_port} or tcp port {a.ari_port}").start()
+        bpf = f"udp port {a.sip_port} or tcp port {a.ari_port}"
+        if self.capture_caller_rtp:
+            bpf += " or " + sipcap.rtp_bpf(TRUNK_IP, a.rtp_start, a.rtp_end)
+        self.capture = sipcap.Capture(self.state_dir / "sip.pcap", bpf).start()
         rounds = self._plan()
         for r in rounds:
             await self._agents_idle(timeout=20)
@@ -225,13 +228,15 @@ class LiveBench:
         packets = sipcap.read_pcap(self.capture.path)
         messages = sipcap.sip_messages(packets, a.sip_port)
         calls = sipcap.correlate(messages, a.sip_port, TRUNK_IP, "4")
+        sipcap.note_caller_rtp(packets, calls, TRUNK_IP)
         result: dict = {"figures": {}, "details": {}}
         figures = result["figures"]
         for path in ("app_queue", "callpilot"):
             mine = [r for r in rounds if r.path == path]
             stats = _path_stats(mine, calls)
             result["details"][path] = stats
-            for key in ("p50_ms", "p95_ms", "failed", "answer_p50_ms", "after_answer_p50_ms"):
+            for key in ("p50_ms", "p95_ms", "failed", "answer_p50_ms", "after_answer_p50_ms",
+                        "answer_to_rtp_p50_ms", "rtp_to_agent_p50_ms"):
                 figures[f"live.{path}.{key}"] = stats[key]
         for q in ("p50", "p95"):
             base = figures.get(f"live.app_queue.{q}_ms")
@@ -243,6 +248,7 @@ class LiveBench:
         for key, value in breakdown.items():
             figures[f"live.callpilot.{key}"] = value
         figures["live.ratio.floor_p50"] = _floor_ratio(figures)
+        figures["live.ratio.asterisk_after_rtp_p50"] = _asterisk_after_rtp_ratio(figures)
         result["details"]["serve_log"] = self._serve_log_summary()
         result["details"]["asterisk_version"] = self.asterisk_version
         return result
@@ -255,16 +261,21 @@ class LiveBench:
             logger.exception("ARI breakdown failed")
             return {}
         # (name, from point, to point); points: 0 caller INVITE, 1 StasisStart, 2 POST
-        # addChannel (hold bridge), 3 its reply, 4 POST originate, 5 agent INVITE
-        spans = (("invite_to_stasis", 0, 1), ("stasis_to_originate", 1, 4), ("stasis_to_park", 1, 2),
-                 ("park_ari", 2, 3), ("park_to_originate", 3, 4), ("originate_to_agent_invite", 4, 5))
+        # addChannel (hold bridge), 3 its reply, 4 POST originate, 5 agent INVITE, 6 the
+        # caller's first RTP packet (Answer() returns on it, then Stasis() starts), 7 the
+        # originate's reply (sent once the agent channel exists and its dial thread started)
+        spans = (("invite_to_stasis", 0, 1), ("rtp_to_stasis", 6, 1), ("stasis_to_originate", 1, 4),
+                 ("stasis_to_park", 1, 2), ("park_ari", 2, 3), ("park_to_originate", 3, 4),
+                 ("originate_to_agent_invite", 4, 5), ("originate_ari", 4, 7),
+                 ("originate_reply_to_agent_invite", 7, 5))
         segments: dict[str, list[float]] = {name: [] for name, _, _ in spans}
         for call in ari.values():
             times = calls.get(call.number)
             if call.number not in wanted or times is None or times.agent_invite is None:
                 continue
             points = [times.invite, call.stasis_start, call.park_request, call.park_response,
-                      call.originate_request, times.agent_invite]
+                      call.originate_request, times.agent_invite, times.caller_rtp,
+                      call.originate_response]
             for name, start, end in spans:
                 if points[start] is not None and points[end] is not None:
                     segments[name].append((points[end] - points[start]) * 1000)
@@ -317,7 +328,7 @@ class LiveBench:
 
 
 def _path_stats(rounds: list[Round], calls: dict[str, sipcap.CallTimes]) -> dict:
-    latencies, answers, after, failures = [], [], [], []
+    latencies, answers, after, failures, to_rtp, from_rtp = [], [], [], [], [], []
     retried = measured = 0
     for r in rounds:
         for number, events in r.measured():
@@ -331,12 +342,17 @@ def _path_stats(rounds: list[Round], calls: dict[str, sipcap.CallTimes]) -> dict
             latencies.append(times.latency * 1000)
             answers.append((times.answer - times.invite) * 1000)
             after.append((times.agent_invite - times.answer) * 1000)
+            if times.caller_rtp is not None:
+                to_rtp.append((times.caller_rtp - times.answer) * 1000)
+                from_rtp.append((times.agent_invite - times.caller_rtp) * 1000)
     stats = {"calls": measured, "failed": len(failures), "failures": failures[:10],
              "agent_retries": retried, "sipp_exit": sorted({r.sipp_rc for r in rounds}, key=str),
              "round_p50_ms": [_round_p50(r, calls) for r in rounds]}
     stats.update(_dist("", latencies))
     stats.update(_dist("answer_", answers, ("p50",)))
     stats.update(_dist("after_answer_", after, ("p50",)))
+    stats.update(_dist("answer_to_rtp_", to_rtp, ("p50",)))
+    stats.update(_dist("rtp_to_agent_", from_rtp, ("p50",)))
     return stats
 
 
@@ -390,9 +406,24 @@ async def run(opts: LiveOptions, log: Callable[[str], None] = print) -> dict:
 def _floor_ratio(figures: dict) -> float | None:
     """The p50 ratio a serve taking no time at all would reach: Asterisk's own INVITE ->
     StasisStart plus originate -> agent INVITE, over app_queue's whole path (D20)."""
-    parts = [figures.get("live.callpilot.invite_to_stasis_p50_ms"),
-             figures.get("live.callpilot.originate_to_agent_invite_p50_ms")]
-    base = figures.get("live.app_queue.p50_ms")
-    if not base or any(not isinstance(v, (int, float)) for v in parts):
+    return _parts_over(figures, ("live.callpilot.invite_to_stasis_p50_ms",
+                                 "live.callpilot.originate_to_agent_invite_p50_ms"),
+                       "live.app_queue.p50_ms")
+
+
+def _asterisk_after_rtp_ratio(figures: dict) -> float | None:
+    """Asterisk's own work after ``Answer()`` returned (the caller's first RTP packet), the
+    only part where the two paths differ inside Asterisk: CallPilot's Stasis() up to the
+    StasisStart frame plus originate -> agent INVITE, over app_queue's Queue() up to the agent
+    INVITE."""
+    return _parts_over(figures, ("live.callpilot.rtp_to_stasis_p50_ms",
+                                 "live.callpilot.originate_to_agent_invite_p50_ms"),
+                       "live.app_queue.rtp_to_agent_p50_ms")
+
+
+def _parts_over(figures: dict, parts: tuple[str, ...], base_key: str) -> float | None:
+    values = [figures.get(key) for key in parts]
+    base = figures.get(base_key)
+    if not base or any(not isinstance(v, (int, float)) for v in values):
         return None
-    return sum(parts) / base
+    return sum(values) / base

@@ -4,11 +4,13 @@ Why a capture rather than sipp's own logs: every timestamp comes from the kernel
 packet crossed ``lo``, on one clock, with microsecond resolution.  sipp's ``[clock_tick]``
 is per process (not comparable between the caller and the agent phones), and its
 ``-trace_msg`` / ``[timestamp]`` stamps are taken when a busy sipp gets round to the
-message.  The capture filter keeps only the instance's SIP port and its ARI port, so RTP
-never reaches user space.
+message.  The capture filter keeps only the instance's SIP port, its ARI port and the
+callers' RTP into Asterisk (whose first packet ends ``Answer()``'s wait); the agents' and
+Asterisk's own RTP never reach user space.
 """
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import logging
@@ -31,6 +33,7 @@ STOP_TIMEOUT = 5.0
 
 _COMPACT = {"f": "from", "t": "to", "i": "call-id", "m": "contact", "v": "via", "l": "content-length"}
 _SIP_USER = re.compile(r"sips?:([^@;>\s]+)@")
+_AUDIO_PORT = re.compile(rb"^m=audio (\d+) ", re.M)
 _TAG = re.compile(r";\s*tag=", re.I)
 
 
@@ -181,10 +184,12 @@ class SipMessage:
     call_id: str
     from_user: str
     to_tagged: bool
+    audio_port: int | None = None   # the SDP's m=audio port, if the message has a body
 
 
 def parse_sip(packet: Packet) -> SipMessage | None:
-    head = packet.payload.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+    head_bytes, _, body = packet.payload.partition(b"\r\n\r\n")
+    head = head_bytes.decode("latin-1")
     lines = head.split("\r\n")
     if not lines or not lines[0]:
         return None
@@ -202,10 +207,11 @@ def parse_sip(packet: Packet) -> SipMessage | None:
             key = name.strip().lower()
             headers.setdefault(_COMPACT.get(key, key), value.strip())
     user = _SIP_USER.search(headers.get("from", ""))
+    audio = _AUDIO_PORT.search(body)
     return SipMessage(packet.ts, packet.src, packet.sport, packet.dst, packet.dport, method, status,
                       headers.get("cseq", "").split()[-1] if headers.get("cseq") else "",
                       headers.get("call-id", ""), user.group(1) if user else "",
-                      bool(_TAG.search(headers.get("to", ""))))
+                      bool(_TAG.search(headers.get("to", ""))), int(audio.group(1)) if audio else None)
 
 
 def sip_messages(packets: list[Packet], sip_port: int) -> list[SipMessage]:
@@ -228,6 +234,8 @@ class CallTimes:
     agent_invite: float | None = None       # Asterisk's first INVITE to an agent phone
     agent_answer: float | None = None       # the agent phone's 200 OK
     agent_invites: int = 0                  # distinct agent legs (ring-no-answer retries)
+    answer_audio_port: int | None = None    # Asterisk's RTP port in its 200 OK to the caller
+    caller_rtp: float | None = None         # the caller's first RTP packet after the 200 OK
     caller_call_id: str = ""
     agent_call_ids: set[str] = field(default_factory=set)
 
@@ -261,11 +269,34 @@ def correlate(messages: list[SipMessage], sip_port: int, trunk_ip: str, prefix: 
         elif msg.status == 200 and msg.cseq_method == "INVITE":
             if msg.call_id in caller_ids and msg.sport == sip_port:
                 call = caller_ids[msg.call_id]
-                call.answer = call.answer or msg.ts
+                if call.answer is None:
+                    call.answer, call.answer_audio_port = msg.ts, msg.audio_port
             elif msg.call_id in agent_ids and msg.dport == sip_port:
                 call = agent_ids[msg.call_id]
                 call.agent_answer = call.agent_answer or msg.ts
     return calls
+
+
+def note_caller_rtp(packets: list[Packet], calls: dict[str, CallTimes], trunk_ip: str) -> None:
+    """Each call's first RTP packet from the caller (``trunk_ip``) to the port Asterisk
+    answered with, at or after its 200 OK: what lets ``Answer()`` return (it waits for a
+    first voice frame).  Needs the capture to keep the caller's RTP (``rtp_bpf``)."""
+    arrivals: dict[int, list[float]] = defaultdict(list)
+    for packet in packets:
+        if packet.proto == "udp" and packet.src == trunk_ip:
+            arrivals[packet.dport].append(packet.ts)
+    for times in arrivals.values():
+        times.sort()
+    for call in calls.values():
+        ts = arrivals.get(call.answer_audio_port or -1, [])
+        if call.answer is not None and ts:
+            i = bisect.bisect_left(ts, call.answer)
+            call.caller_rtp = ts[i] if i < len(ts) else None
+
+
+def rtp_bpf(source: str, first_port: int, last_port: int) -> str:
+    """Capture filter for the RTP ``source`` sends into Asterisk's port range."""
+    return f"(udp and src host {source} and dst portrange {first_port}-{last_port})"
 
 
 # --- ARI (HTTP + WebSocket on loopback) -------------------------------------------------------

@@ -1,9 +1,10 @@
-"""bench.acd's capture reader: REST over the events WebSocket (D26) is timed like HTTP."""
+"""bench.acd's capture reader: REST over the events WebSocket (D26) is timed like HTTP; the
+caller's first RTP packet splits INVITE -> 200 OK -> first RTP -> agent INVITE."""
 import json
 import os
 import struct
 
-from bench.acd.sipcap import Packet, ari_times
+from bench.acd.sipcap import Packet, ari_times, correlate, note_caller_rtp, rtp_bpf, sip_messages
 
 ARI = 8088
 
@@ -68,3 +69,62 @@ def test_a_capture_started_after_the_socket_opened_still_reads_its_requests():
                _server(5.2, _frame(reply), 900)]
     call = ari_times(packets, ARI)["call-4"]
     assert (call.originate_request, call.originate_response) == (5.0, 5.2)
+
+
+def _sip(ts: float, src: str, sport: int, dst: str, dport: int, text: str) -> Packet:
+    return Packet(ts, src, sport, dst, dport, "udp", text.replace("\n", "\r\n").encode())
+
+
+def _rtp(ts: float, src: str, dport: int) -> Packet:
+    return Packet(ts, src, 7000, "127.0.0.1", dport, "udp", b"\x80\x08" + bytes(170))
+
+
+SIP = 5060
+CALLER_INVITE = """INVITE sip:8501@127.0.0.1 SIP/2.0
+From: "4211" <sip:4211@127.0.0.2:5070>;tag=a
+To: <sip:8501@127.0.0.1>
+Call-ID: c1
+CSeq: 1 INVITE
+Content-Type: application/sdp
+
+v=0
+m=audio 7000 RTP/AVP 8
+"""
+ANSWER = """SIP/2.0 200 OK
+From: "4211" <sip:4211@127.0.0.2:5070>;tag=a
+To: <sip:8501@127.0.0.1>;tag=b
+Call-ID: c1
+CSeq: 1 INVITE
+Content-Type: application/sdp
+
+v=0
+m=audio 14170 RTP/AVP 8 101
+"""
+
+
+def test_the_callers_first_rtp_is_the_first_packet_to_the_answered_port_after_the_200():
+    packets = [_sip(1.000, "127.0.0.2", 5070, "127.0.0.1", SIP, CALLER_INVITE),
+               _rtp(1.001, "127.0.0.2", 14170),          # before the answer: another call's
+               _sip(1.002, "127.0.0.1", SIP, "127.0.0.2", 5070, ANSWER),
+               _rtp(1.003, "127.0.0.9", 14170),          # not the caller
+               _rtp(1.004, "127.0.0.2", 14172),          # another port
+               _rtp(1.005, "127.0.0.2", 14170),
+               _rtp(1.025, "127.0.0.2", 14170)]
+    calls = correlate(sip_messages(packets, SIP), SIP, "127.0.0.2", "4")
+    note_caller_rtp(packets, calls, "127.0.0.2")
+    call = calls["4211"]
+    assert (call.answer, call.answer_audio_port, call.caller_rtp) == (1.002, 14170, 1.005)
+
+
+def test_no_rtp_after_the_answer_leaves_the_point_empty():
+    packets = [_sip(1.000, "127.0.0.2", 5070, "127.0.0.1", SIP, CALLER_INVITE),
+               _sip(1.002, "127.0.0.1", SIP, "127.0.0.2", 5070, ANSWER),
+               _rtp(1.001, "127.0.0.2", 14170)]
+    calls = correlate(sip_messages(packets, SIP), SIP, "127.0.0.2", "4")
+    note_caller_rtp(packets, calls, "127.0.0.2")
+    assert calls["4211"].caller_rtp is None
+
+
+def test_the_rtp_filter_names_the_source_and_the_port_range():
+    assert rtp_bpf("127.0.0.2", 14166, 14565) == (
+        "(udp and src host 127.0.0.2 and dst portrange 14166-14565)")
