@@ -72,11 +72,12 @@ async def client(fake):
 
 async def test_answers_are_matched_by_request_id_out_of_order(fake, client):
     first = asyncio.create_task(client.get("/held/a"))
-    second = asyncio.create_task(client.post("/held/b", {"x": 1}, mode="both", early=True))
+    second = asyncio.create_task(client.post("/held/b", {"x": 1}, mode="both", early=True,
+                                             timeout=15))
     await until(lambda: len(fake.requests) == 3, "both requests in flight at once")  # + probe
     await fake.release("/ari/held/b")
-    assert await second == {"path": "/ari/held/b", "query": {"mode": "both", "early": "true"},
-                            "body": {"x": 1}}
+    assert await second == {"path": "/ari/held/b", "body": {"x": 1},
+                            "query": {"mode": "both", "early": "true", "timeout": "15"}}
     assert not first.done()
     await fake.release("/ari/held/a")
     assert (await first)["path"] == "/ari/held/a"
@@ -111,6 +112,7 @@ async def test_a_request_never_answered_meets_its_deadline_alone(fake, client):
     client.request_timeout = 0.2
     with pytest.raises(asyncio.TimeoutError):
         await client.get("/never")
+    assert client._ws_rest.in_flight == 0                 # forgotten with its deadline
     assert (await client.get("/asterisk/info"))["path"] == "/ari/asterisk/info"
 
 

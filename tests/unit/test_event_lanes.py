@@ -12,6 +12,15 @@ def event(kind: str, channel: str, **extra) -> dict:
     return {"type": kind, "channel": {"id": channel}, **extra}
 
 
+def hanging_on(kind: str, seen: list[str]):
+    """A handler that never returns from ``kind`` events and records the others' types."""
+    async def handle(ev: dict) -> None:
+        if ev["type"] == kind:
+            await asyncio.Event().wait()
+        seen.append(ev["type"])
+    return handle
+
+
 def test_an_agent_leg_shares_its_call_lane_and_a_playback_its_channel_lane():
     assert lane_of(event("StasisStart", "cp-agent-1700.12-3")) == "1700.12"
     assert lane_of(event("StasisEnd", "1700.12")) == "1700.12"
@@ -43,12 +52,7 @@ async def test_a_stuck_call_does_not_hold_up_another_and_one_call_stays_in_order
 
 async def test_a_handler_past_its_deadline_is_cancelled_and_the_lane_goes_on():
     seen: list[str] = []
-
-    async def handle(ev: dict) -> None:
-        if ev["type"] == "Hang":
-            await asyncio.Event().wait()
-        seen.append(ev["type"])
-
+    handle = hanging_on("Hang", seen)
     lanes = EventLanes(handle, lane_of, deadline=0.1)
     lanes.push(event("Hang", "a"))
     lanes.push(event("StasisEnd", "a"))
@@ -106,3 +110,38 @@ async def test_the_router_tells_a_soft_hangup_from_the_far_ends():
     assert router.hangup_of("a").soft and not router.hangup_of("b").soft
     await router.on_event(event("ChannelDestroyed", "a", cause=16))
     assert router.hangup_of("a") is None                  # forgotten with the channel
+
+
+async def test_a_lane_run_in_place_keeps_the_deadline_and_its_order():
+    """push_here / drain_here (the socket reader running an idle lane itself, D35)."""
+    seen: list[str] = []
+    handle = hanging_on("Hang", seen)
+    lanes = EventLanes(handle, lane_of, deadline=0.1)
+
+    async def reader() -> None:
+        lane = lanes.push_here(event("Hang", "a"))
+        assert lane == "a" and lanes.push_here(event("StasisEnd", "a")) is None
+        lanes.push(event("StasisStart", "b"))              # another lane: a task of its own
+        await lanes.drain_here(lane)
+
+    await asyncio.wait_for(reader(), 2)
+    await asyncio.wait_for(lanes.idle(), 2)
+    assert seen == ["StasisStart", "StasisEnd"] and lanes.busy == 0
+
+
+async def test_shutdown_is_not_taken_for_a_deadline_and_the_watchdog_stops_when_idle():
+    seen: list[str] = []
+    handle = hanging_on("Hang", seen)
+    lanes = EventLanes(handle, lane_of, deadline=30)
+    lanes.push(event("Hang", "a"))
+    lanes.push(event("StasisEnd", "a"))
+    await asyncio.sleep(0.05)
+    [task] = lanes._tasks.values()
+    lanes.close()
+    await asyncio.gather(task, return_exceptions=True)
+    assert task.cancelled() and seen == []                # the lane stopped, nothing after
+    quick = EventLanes(handle, lane_of, deadline=0.1)
+    quick.push(event("StasisStart", "b"))
+    await asyncio.wait_for(quick.idle(), 2)
+    await asyncio.sleep(0.05)                             # the watchdog's next look
+    assert quick._watchdog is None and seen == ["StasisStart"]

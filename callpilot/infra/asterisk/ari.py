@@ -5,10 +5,11 @@ Reconnection is a state: CONNECTING -> CONNECTED -> BACKOFF -> CONNECTING ..., e
 logged; after every (re)connect ``on_connect`` runs so the application can resync the
 channels that stayed parked in Stasis while the socket was down.
 
-Events are not handled on the socket reader: they go into lanes (``event_lanes``), one per
-call when the application passes ``lane_of``, so events of one call stay in order while a
-slow handler never holds up another call's events.  Every REST request has a deadline
-(``request_timeout``).
+Events go into lanes (``event_lanes``), one per call when the application passes ``lane_of``,
+so events of one call stay in order while a slow handler never holds up another call's
+events.  An event whose lane is idle is handled by the task that read it, which first hands
+the socket to a new reader task (no task hop before a call's StasisStart handler, D35).
+Every REST request has a deadline (``request_timeout``).
 
 ``events``: the event types the application handles.  After every (re)connect Asterisk is
 told to send only those (``PUT /applications/{app}/eventFilter``): an IVR call otherwise
@@ -28,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import enum
-import json
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection
@@ -37,7 +37,7 @@ from typing import Any
 import aiohttp
 
 from callpilot.infra.asterisk.ari_ws_rest import (RESPONSE_TYPE, RestTransport, WsLinkLost,
-                                                  WsRestChannel)
+                                                  WsRestChannel, decode)
 from callpilot.infra.asterisk.event_lanes import EventLanes
 
 logger = logging.getLogger(__name__)
@@ -94,6 +94,7 @@ class AriClient:
         self._ws_rest_up = asyncio.Event()
         self.requests: Counter[str] = Counter()        # transport -> requests sent
         self._held: list[dict[str, Any]] | None = None  # events held during the connect phase
+        self._reader: asyncio.Task | None = None        # the task reading the events socket
 
     @property
     def transport_in_use(self) -> str:
@@ -132,23 +133,24 @@ class AriClient:
 
     async def request(self, method: str, path: str, *, params: dict | None = None,
                       body: dict | None = None) -> Any:
-        clean = {k: _param(v) for k, v in (params or {}).items() if v is not None}
-        if self.rest_transport is not RestTransport.HTTP:
+        clean = {k: _param(v) for k, v in params.items() if v is not None} if params else {}
+        channel = self._ws_rest
+        if channel is None and self.rest_transport is RestTransport.WEBSOCKET:
             channel = await self._ws_channel()
-            if channel is not None:
-                try:
-                    return await self._over_ws(channel, method, path, clean, body)
-                except WsLinkLost:
-                    if method != "GET" or self.rest_transport is not RestTransport.AUTO:
-                        raise                 # never twice: it may have been done
-                    logger.info("ARI GET %s: events socket lost, asking over HTTP", path)
+        if channel is not None and self.rest_transport is not RestTransport.HTTP:
+            self.requests["websocket"] += 1
+            try:
+                reply = await channel.request(method, path, clean, body, self.request_timeout)
+                return _result(reply.status, method, path, reply.body)
+            except WsLinkLost:
+                if method != "GET" or self.rest_transport is not RestTransport.AUTO:
+                    raise                 # never twice: it may have been done
+                logger.info("ARI GET %s: events socket lost, asking over HTTP", path)
         return await self._over_http(method, path, clean, body)
 
-    async def _ws_channel(self) -> WsRestChannel | None:
-        """The socket's REST channel, None for HTTP; ``websocket`` mode waits for the socket
-        (up to ``request_timeout``) and never falls back."""
-        if self._ws_rest is not None or self.rest_transport is RestTransport.AUTO:
-            return self._ws_rest
+    async def _ws_channel(self) -> WsRestChannel:
+        """``websocket`` mode: the socket's REST channel, waited for (up to
+        ``request_timeout``) while the socket is down; never HTTP."""
         try:
             await asyncio.wait_for(self._ws_rest_up.wait(), self.request_timeout)
         except asyncio.TimeoutError:
@@ -156,13 +158,6 @@ class AriClient:
         if self._ws_rest is None:
             raise WsLinkLost("ARI events socket down (ari_rest_transport = websocket)")
         return self._ws_rest
-
-    async def _over_ws(self, channel: WsRestChannel, method: str, path: str,
-                       params: dict[str, Any], body: dict | None) -> Any:
-        self.requests["websocket"] += 1
-        query = {k: str(v) for k, v in params.items()}
-        reply = await channel.request(method, path, query, body, self.request_timeout)
-        return _result(reply.status, method, path, reply.body)
 
     async def _over_http(self, method: str, path: str, params: dict[str, Any],
                          body: dict | None) -> Any:
@@ -172,17 +167,18 @@ class AriClient:
         async with session.request(method, url, params=params, json=body) as resp:
             return _result(resp.status, method, path, await resp.text())
 
-    async def get(self, path: str, **params: Any) -> Any:
-        return await self.request("GET", path, params=params)
+    # The verbs hand back ``request``'s coroutine (no coroutine of their own per request).
+    def get(self, path: str, **params: Any) -> Awaitable[Any]:
+        return self.request("GET", path, params=params)
 
-    async def post(self, path: str, body: dict | None = None, **params: Any) -> Any:
-        return await self.request("POST", path, params=params, body=body)
+    def post(self, path: str, body: dict | None = None, **params: Any) -> Awaitable[Any]:
+        return self.request("POST", path, params=params, body=body)
 
-    async def delete(self, path: str, **params: Any) -> Any:
-        return await self.request("DELETE", path, params=params)
+    def delete(self, path: str, **params: Any) -> Awaitable[Any]:
+        return self.request("DELETE", path, params=params)
 
-    async def put(self, path: str, body: dict | None = None, **params: Any) -> Any:
-        return await self.request("PUT", path, params=params, body=body)
+    def put(self, path: str, body: dict | None = None, **params: Any) -> Awaitable[Any]:
+        return self.request("PUT", path, params=params, body=body)
 
     # -- events -------------------------------------------------------------------------
     async def run(self) -> None:
@@ -212,13 +208,15 @@ class AriClient:
             self._ws = ws
             channel = WsRestChannel(ws)
             self._held = []
-            reader = asyncio.create_task(self._read(ws, channel), name="ari-events-reader")
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._start_reader(ws, channel, done)
             try:
                 await self._connect_phase(channel)
-                await reader
+                await done
             finally:
                 self._ws_gone(channel)
-                reader.cancel()
+                if self._reader is not None:
+                    self._reader.cancel()
         self._ws = None
         logger.warning("ARI event socket closed")
 
@@ -249,21 +247,48 @@ class AriClient:
             return False
         return 200 <= reply.status < 300
 
-    async def _read(self, ws: aiohttp.ClientWebSocketResponse, channel: WsRestChannel) -> None:
-        async for msg in ws:
-            if msg.type is aiohttp.WSMsgType.TEXT:
-                self._received(json.loads(msg.data), channel)
-            elif msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
-                break
-        self._ws_gone(channel)
+    def _start_reader(self, ws: aiohttp.ClientWebSocketResponse, channel: WsRestChannel,
+                      done: asyncio.Future[None]) -> None:
+        self._reader = asyncio.create_task(self._read(ws, channel, done), name="ari-events-reader")
 
-    def _received(self, message: dict[str, Any], channel: WsRestChannel) -> None:
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse, channel: WsRestChannel,
+                    done: asyncio.Future[None]) -> None:
+        """Read the socket until it closes (then ``done``).  An event whose lane is idle is
+        handled right here: a new task reads on, this one becomes the lane's (no task hop
+        and no loop turn between a call's StasisStart and its role handler)."""
+        lane = None
+        try:
+            async for msg in ws:
+                if msg.type is aiohttp.WSMsgType.TEXT:
+                    lane = self._received(_frame_of(msg.data), channel)
+                    if lane is not None:
+                        break
+                elif msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
+                    break
+        except Exception as exc:     # seen by _session_loop, as when it awaited the reader
+            if not done.done():
+                done.set_exception(exc)
+            return
+        if lane is not None:     # the next reader starts a loop turn later, off this path
+            asyncio.get_running_loop().call_soon(self._start_reader, ws, channel, done)
+            await self.lanes.drain_here(lane)
+            return
+        self._ws_gone(channel)
+        if not done.done():
+            done.set_result(None)
+
+    def _received(self, message: dict[str, Any] | None, channel: WsRestChannel) -> str | None:
+        """An answer, a held event or an event for the lanes; returns the lane to run in the
+        calling task, if the event's lane was idle."""
+        if message is None:
+            return None
         if message.get("type") == RESPONSE_TYPE:
             channel.take(message)
         elif self._held is not None:
             self._held.append(message)
         else:
-            self.lanes.push(message)
+            return self.lanes.push_here(message)
+        return None
 
     def _ws_gone(self, channel: WsRestChannel) -> None:
         """No request uses the socket any more; those in flight fail now."""
@@ -323,7 +348,21 @@ def _result(status: int, method: str, path: str, text: str) -> Any:
         raise AriNotFound(status, method, path, text)
     if status >= 400:
         raise AriError(status, method, path, text)
-    return json.loads(text) if text else None
+    return decode(text) if text else None
+
+
+def _frame_of(text: str) -> dict[str, Any] | None:
+    """A text frame's JSON object; None (logged) for anything else: one bad frame must not
+    end the events socket's reader."""
+    try:
+        message = decode(text)
+    except ValueError:
+        logger.warning("ARI frame that is not JSON dropped: %.200s", text)
+        return None
+    if not isinstance(message, dict):
+        logger.warning("ARI frame that is not a JSON object dropped: %.200s", text)
+        return None
+    return message
 
 
 def _param(value: Any) -> Any:
