@@ -368,12 +368,14 @@ class Dispatcher(CallbackGlue):
         agent.call_id = call.id
         call.agent, call.agent_channel = agent.extension, channel_id
         call.move(CallState.RINGING, f"ring {agent.extension}", log=self._log_later)
+        now = self._now()
         self._ringing[channel_id] = call.id
-        self._ring_started[channel_id] = self._now()
-        self.records.post(call.id, state=CallState.RINGING, agent=agent.extension)
-        if self.hooks.offered is not None:
-            self.hooks.offered(call, agent, self._now())
+        self._ring_started[channel_id] = now
         self._spawn(self._ring(call, agent, channel_id), f"ring-{channel_id}")
+        # after the originate's first step, in order with the pass's other posts (D36)
+        self._log_later.then(self.records.post, call.id, state=CallState.RINGING, agent=agent.extension)
+        if self.hooks.offered is not None:
+            self._log_later.then(self.hooks.offered, call, agent, now)
 
     async def _ring(self, call: LiveCall, agent: LiveAgent, channel_id: str) -> None:
         ok = await self._act(f"originate to {agent.endpoint}", call.id,
@@ -449,6 +451,7 @@ class Dispatcher(CallbackGlue):
         agent = self.roster.get(call.agent or "")
         if agent is not None:
             agent.move(AgentState.ON_CALL, "answered", call_id=call.id)
+            self.kick()     # routing sees the agent's move now, not in the next caller's pass (D36)
         self.records.post(call.id, state=CallState.CONNECTED, agent=call.agent,
                           answered_at=self.clock.utcnow())
 

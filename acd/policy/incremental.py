@@ -79,6 +79,13 @@ class _Group:
         return True
 
 
+def _first_possible(possible: tuple[bool, ...] | None, steps: int) -> int:
+    """The earliest step an agent can match under a plan (``steps``: none, the final phase)."""
+    if possible is None:
+        return 0
+    return next((index for index, ok in enumerate(possible) if ok), steps)
+
+
 def _same_profile(old: AgentView, new: AgentView, *, queues: bool = True) -> bool:
     """Same skills and attributes (and queues): what eligibility reads besides the state."""
     return (old.skills == new.skills and old.age_band == new.age_band and old.languages == new.languages
@@ -327,16 +334,20 @@ class IncrementalRouter:
         active = phase_at(group.phases, call.enqueued_at, now).step
         if pool is not None:
             return self._best_of(call, (free[i] for i in pool if i in free), active, idle_order=False)
-        return self._best_of(call, (free[i] for _, i in self._free_order[call.queue]), active, idle_order=True)
+        return self._best_of(call, (free[i] for _, i in self._free_order[call.queue]), active,
+                             idle_order=True, floor=_first_possible(group.possible, len(call.steps)))
 
     def _best_of(self, call: CallView, candidates: Iterable[AgentView], active: int, *,
-                 idle_order: bool) -> AgentView | None:
+                 idle_order: bool, floor: int = 0) -> AgentView | None:
         """The best eligible agent among ``candidates``.  ``idle_order``: they come longest
         idle first (the queue's free agents), so the walk stops at the first agent idle for
-        less time than a best that matched the first step: no later agent can come before it."""
+        less time than a best that matched step ``floor``, the earliest step any logged-in
+        agent can satisfy (the group's plan): no later agent can come before it.  (A caller
+        whose first steps nobody can meet, e.g. no age band, no longer walks every free
+        agent: D36.)"""
         best, best_key = None, None
         for agent in candidates:
-            if idle_order and best_key is not None and best_key[0] == 0 and agent.idle_since > best_key[1]:
+            if idle_order and best_key is not None and best_key[0] <= floor and agent.idle_since > best_key[1]:
                 break
             matched = eligible_match(call, agent, active, self.bands)
             if matched is None:

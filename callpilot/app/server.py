@@ -130,6 +130,9 @@ class Server:
         self.acd_stasis.subscribe(self.router)
         self.ami = AmiMonitor("127.0.0.1", a.ami_port, config.secrets.ami_user,
                               config.secrets.ami_secret, self._device_state)
+        # a caller straight to a queue is looked up while the dialplan answers it (D36)
+        self.ami.on_new_channel(asterisk_runner.TRUNK_CONTEXT, a.queue_entry_dids(),
+                                self.customers.prefetch)
         self.agent_reload = AgentReload(config, self.sessions, self.bands, self.dispatcher.refresh_roster,
                                         self.ami.reload_module)     # the web changed agents
 
@@ -251,6 +254,7 @@ class Server:
         await self.status.stop()
         await self.metrics_http.stop()
         self.records.close()
+        self.customers.close()
 
     # -- agents and status --------------------------------------------------------------
     def agent_command(self, extension: str, action: str, reason: str = "") -> dict[str, Any]:

@@ -104,6 +104,10 @@ class AsteriskConfig:
     # fixed numbers of [routes].
     outbound_trunks: dict[str, str] = field(default_factory=dict)
 
+    def queue_entry_dids(self) -> frozenset[str]:
+        """DIDs whose calls enter an ACD queue as soon as they are answered (no flow first)."""
+        return frozenset(self.queue_dids) | frozenset(d for d in (self.acd_bench_did,) if d)
+
 
 @dataclass
 class AcdConfig:

@@ -26,8 +26,9 @@ REPLIES = {
 class FakeAmi:
     """Answers every Login with ``behaviour``: a key of REPLIES, ``silent`` or ``drop``."""
 
-    def __init__(self, behaviour: str):
+    def __init__(self, behaviour: str, events: tuple[str, ...] = ()):
         self.behaviour = behaviour
+        self.events = events          # sent once the filters are in (after the last Filter)
         self.logins = 0
         self.actions: list[dict[str, str]] = []
         self.server: asyncio.base_events.Server | None = None
@@ -51,6 +52,8 @@ class FakeAmi:
                 self.actions.append(action)
                 if action.get("action", "").lower() == "filter":
                     writer.write(f"Response: Success\r\nActionID: {action['actionid']}\r\n\r\n".encode())
+                if action.get("action", "").lower() == "devicestatelist":
+                    writer.write("".join(self.events).encode())
                 if action.get("action", "").lower() != "login":
                     continue
                 self.logins += 1
@@ -109,6 +112,57 @@ async def test_login_asks_for_device_state_events_only_before_the_resync():
             monitor.close()
     assert [a["action"] for a in ami.actions[:3]] == ["Login", "Filter", "DeviceStateList"]
     assert (ami.actions[1]["operation"], ami.actions[1]["filter"]) == ("Add", "Event: DeviceStateChange")
+
+
+async def _run_until(monitor: AmiMonitor, done) -> None:
+    """Run the monitor until ``done()`` (at most 5 s), then a moment more for stragglers."""
+    await monitor.start()
+    try:
+        for _ in range(500):
+            if done():
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+    finally:
+        monitor.close()
+
+
+def _new_channel(context: str, exten: str, number: str) -> str:
+    return (f"Event: Newchannel\r\nPrivilege: call,all\r\nChannel: PJSIP/trunk-0000000{len(number)}\r\n"
+            f"CallerIDNum: {number}\r\nContext: {context}\r\nExten: {exten}\r\nPriority: 1\r\n\r\n")
+
+
+async def test_a_watched_context_adds_its_newchannel_filter_and_reports_its_extensions_only():
+    """The trunk's new channels for the watched DIDs reach the callback; another DID, another
+    context (an agent leg) do not; Asterisk is asked for exactly that event (D36)."""
+    events = (_new_channel("from-trunk", "8501", "4101"), _new_channel("from-trunk", "800", "4102"),
+              _new_channel("from-agents", "8501", "4103"), _new_channel("from-trunk", "8502", "4104"))
+    seen: list[str] = []
+    async with FakeAmi("accept", events) as ami:
+        monitor = AmiMonitor("127.0.0.1", ami.port, "callpilot", "secret", lambda d, s: None)
+        monitor.on_new_channel("from-trunk", frozenset({"8501", "8502"}), seen.append)
+        await _run_until(monitor, lambda: len(seen) >= 2)
+    assert seen == ["4101", "4104"]
+    filters = [a for a in ami.actions if a["action"] == "Filter"]
+    assert [(f.get("matchcriteria"), f["filter"]) for f in filters] == [
+        (None, "Event: DeviceStateChange"),
+        ("name(Newchannel),header(Context),method(exact)", "from-trunk")]
+
+
+async def test_a_failing_channel_callback_is_logged_and_later_events_still_arrive(caplog):
+    events = (_new_channel("from-trunk", "8501", "4101"), _new_channel("from-trunk", "8501", "4102"))
+    seen: list[str] = []
+
+    def callback(number: str) -> None:
+        seen.append(number)
+        if number == "4101":
+            raise RuntimeError("broken subscriber")
+    async with FakeAmi("accept", events) as ami:
+        monitor = AmiMonitor("127.0.0.1", ami.port, "callpilot", "secret", lambda d, s: None)
+        monitor.on_new_channel("from-trunk", frozenset({"8501"}), callback)
+        await _run_until(monitor, lambda: len(seen) >= 2)
+    assert seen == ["4101", "4102"]
+    assert "Newchannel handler failed" in caplog.text
 
 
 async def test_refused_credentials_are_auth_failed():

@@ -8,6 +8,7 @@ import pytest
 from acd.actions import Bridged
 from acd.agents import AgentRoster, LiveAgent
 from acd.dispatcher import AgentCommandError, CallEntry, Dispatcher
+from acd.hooks import CallHooks
 from acd.model import AgentState
 from acd.queues import QueueBook, QueueSettings
 from acd.state import CallState, LiveCall
@@ -222,3 +223,45 @@ async def test_the_offer_path_logs_its_transitions_after_the_originate_and_none_
     assert [m.split(": ", 1)[1].split(" ", 3)[:3] for m in moves] == [
         ["ivr", "->", "queued"], ["AVAILABLE", "->", "RINGING"], ["queued", "->", "ringing"]]
     assert not any("->" in line for line in seen_at_ring), seen_at_ring
+
+
+async def test_the_offers_record_update_and_metric_follow_the_originate_in_order(make):
+    """D36: the RINGING update and the offered hook run once the ring task has sent its
+    request, after the QUEUED update (the batch merges them: the later values must win)."""
+    offered: list[str] = []
+    d, control, records = make(agent("1"), hooks=CallHooks(offered=lambda c, a, now: offered.append(c.id)))
+    at_ring: list[tuple[list, list]] = []
+    ring = control.ring
+
+    async def ring_and_look(*args, **kwargs):
+        at_ring.append(([w[1].get("state") for w in records.writes], list(offered)))
+        return await ring(*args, **kwargs)
+    control.ring = ring_and_look
+    await enqueue(d, "a")
+    assert at_ring == [([CallState.QUEUED], [])]
+    assert [w[1].get("state") for w in records.writes] == [CallState.QUEUED, CallState.RINGING]
+    assert records.writes[1] == ("a", {"state": CallState.RINGING, "agent": "1"}) and offered == ["a"]
+
+
+async def test_an_answered_agents_move_is_routed_before_the_next_caller_comes(make):
+    """D36: the answered agent's RINGING -> ON_CALL change is looked at by a pass of its own,
+    so the next caller's pass looks at no agent at all (its path to the originate)."""
+    d, _, _ = make(agent("1"), agent("2"))
+    d.start()
+    try:
+        await enqueue(d, "a")
+        await d.agent_answered(d.calls["a"].agent_channel, "a")
+        for _ in range(5):
+            await asyncio.sleep(0)
+        looked_at: list[set] = []
+        take = d.roster.take_changed
+
+        def spy() -> set:
+            looked_at.append(take())
+            return looked_at[-1]
+        d.roster.take_changed = spy
+        await enqueue(d, "b")
+        assert looked_at and looked_at[0] == set()
+        assert d.calls["b"].agent == "2"
+    finally:
+        await d.stop()

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from acd.model import AgentState, AgentView, CallView, ModelError, SkillAtLeast, Step, default_steps
+from acd.model import (AgentState, AgentView, AttributeEquals, CallView, ModelError, SkillAtLeast, Step,
+                       default_steps)
 from acd.policy import assign, next_wakeup
 from acd.policy.incremental import IncrementalRouter
 from tests.unit.test_policy_properties import BANDS, LANGUAGES, QUEUES, call_rows, skill_maps
@@ -154,3 +155,45 @@ def test_a_freed_agent_takes_the_higher_priority_call_of_the_same_ticket_before_
     router.add_call(CallView("urgent", "q", 1, 5.0, {}, (), {}), 5.0)
     freed = dataclasses.replace(agent, state=AgentState.AVAILABLE, idle_since=6.0)
     assert router.set_agent(freed, 6.0) == [("urgent", "a1")]
+
+
+def _free_agent(agent_id: str, idle_since: float, skill: int, band: str = "25-34") -> AgentView:
+    return AgentView(agent_id, frozenset({"q"}), {"q": skill}, band, frozenset({"en"}),
+                     AgentState.AVAILABLE, idle_since, True)
+
+
+def test_a_later_idle_agent_matching_an_earlier_possible_step_still_wins():
+    """The walk over free agents (longest idle first) stops early only once the best matched
+    the earliest step anyone can meet (D36): here step 0 is impossible (no 55+ agent), the
+    call waited into step 2, the longest idle agent meets only step 2, a later one meets
+    step 1 and must be chosen."""
+    steps = (Step((AttributeEquals("age_band"),), 20.0), Step((SkillAtLeast("q", 5),), 20.0),
+             Step((SkillAtLeast("q", 1),), 30.0))
+    agents = [_free_agent("long-idle", 1.0, 1), _free_agent("expert", 2.0, 5)]
+    call = CallView("c1", "q", 0, 25.0, {"age_band": "55+"}, steps)
+    router = IncrementalRouter()
+    for agent in agents:
+        router.set_agent(agent, 50.0)
+    assert router.add_call(call, 50.0) == [("c1", "expert")] == assign([call], agents, 50.0)
+
+
+def test_a_caller_no_agent_can_match_first_walks_one_free_agent(monkeypatch):
+    """A caller without an age band (an unknown number) under the default steps: the first two
+    steps are impossible, every agent matches the third, so the longest idle agent is the
+    answer and the other nine are not looked at (they were: 10 checks per queue entry)."""
+    import acd.policy.incremental as incremental
+    checks: list[str] = []
+    real = incremental.eligible_match
+
+    def counted(call, agent, active, bands):
+        checks.append(agent.id)
+        return real(call, agent, active, bands)
+    monkeypatch.setattr(incremental, "eligible_match", counted)
+    agents = [_free_agent(f"a{i}", float(i), 3, ("<25", "25-34", "35-44")[i % 3]) for i in range(10)]
+    router = IncrementalRouter()
+    for agent in agents:
+        router.set_agent(agent, 50.0)
+    call = CallView("c1", "q", 0, 50.0, {}, default_steps("q"))
+    checks.clear()
+    assert router.add_call(call, 50.0) == [("c1", "a0")] == assign([call], agents, 50.0)
+    assert checks == ["a0"]

@@ -1,4 +1,4 @@
-"""AMI monitor on panoramisk: agent phones' device states.
+"""AMI monitor on panoramisk: agent phones' device states, and trunk calls as they arrive.
 
 panoramisk reconnects by itself; after every login we re-read all device states
 (``DeviceStateList``) so nothing missed while disconnected stays stale.  panoramisk's
@@ -8,6 +8,12 @@ Each login also adds a session filter (``Filter`` action) for ``DeviceStateChang
 event read here.  Without it Asterisk sends every channel, dialplan and variable event of
 every call, and parsing them cost serve more CPU than its own call handling
 (docs/decisions.md D21).  Action replies (the resync's list) are not filtered.
+
+A subscriber may also ask for ``Newchannel`` of one context (:meth:`AmiMonitor.on_new_channel`):
+a caller's channel exists a few milliseconds before its StasisStart (the dialplan answers it
+first), time enough to look its caller up ahead (docs/decisions.md D36).  That filter is
+Asterisk's advanced one (event name and the ``Context`` header, no regex over the payload),
+so only those channels' creations reach serve, one event per caller.
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ from panoramisk import Manager
 logger = logging.getLogger(__name__)
 
 DeviceCallback = Callable[[str, str], None]
+ChannelCallback = Callable[[str], None]    # the caller number of the new channel
 
 
 class AmiState(enum.Enum):
@@ -68,6 +75,15 @@ class AmiMonitor:
                                on_disconnect=self._disconnected, log=logger)
         self.manager.register_event("DeviceStateChange", self._device_event)
         self._resync_task: asyncio.Task | None = None
+        self._channel_watches: dict[str, tuple[frozenset[str], ChannelCallback]] = {}
+
+    def on_new_channel(self, context: str, extensions: frozenset[str], callback: ChannelCallback) -> None:
+        """Call ``callback(caller number)`` when Asterisk creates a channel in
+        ``context`` for one of ``extensions`` (from the next login on).  One watch per
+        context; the callback runs on the loop and must be quick; its errors are logged."""
+        if not self._channel_watches:
+            self.manager.register_event("Newchannel", self._channel_event)
+        self._channel_watches[context] = (frozenset(extensions), callback)
 
     def _set(self, state: AmiState) -> None:
         if state is not self.state:
@@ -157,20 +173,36 @@ class AmiMonitor:
             logger.exception("AMI device state resync failed")
 
     async def _filter_events(self) -> None:
-        """Only DeviceStateChange events for this session; if refused, all keep coming."""
+        """Only DeviceStateChange events (and the watched contexts' Newchannel) for this
+        session; if the first filter is refused, all events keep coming."""
+        await self._add_filter({"Filter": EVENT_FILTER})
+        for context in self._channel_watches:
+            await self._add_filter({"MatchCriteria": "name(Newchannel),header(Context),method(exact)",
+                                    "Filter": context})
+
+    async def _add_filter(self, fields: dict[str, str]) -> None:
         try:
             reply = await asyncio.wait_for(self.manager.send_action(
-                {"Action": "Filter", "Operation": "Add", "Filter": EVENT_FILTER}), ACTION_TIMEOUT)
+                {"Action": "Filter", "Operation": "Add", **fields}), ACTION_TIMEOUT)
             if not reply.success:
-                logger.warning("AMI event filter refused: %s", reply.get("Message", reply))
+                logger.warning("AMI event filter %s refused: %s", fields, reply.get("Message", reply))
         except Exception:
-            logger.exception("AMI event filter failed: receiving every event")
+            logger.exception("AMI event filter %s failed", fields)
 
     def _device_event(self, _manager, message) -> None:
         try:
             self._report(message.get("Device", ""), message.get("State", ""))
         except Exception:
             logger.exception("AMI DeviceStateChange handler failed")
+
+    def _channel_event(self, _manager, message) -> None:
+        try:
+            watch = self._channel_watches.get(message.get("Context", ""))
+            extension = message.get("Exten", "")
+            if watch is not None and extension in watch[0]:
+                watch[1](message.get("CallerIDNum", ""))
+        except Exception:
+            logger.exception("AMI Newchannel handler failed")
 
     def _report(self, device: str, state: str) -> None:
         if device.upper().startswith("PJSIP/"):

@@ -42,6 +42,7 @@ ROOTFS_BINARY = "/usr/sbin/asterisk"
 REALM = "callpilot"
 RUNNER_PIDFILE = "callpilot-runner.pid"
 DEGRADED_QUEUE = "callpilot-degraded"     # app_queue queue of the degraded path
+TRUNK_CONTEXT = "from-trunk"              # the carrier's calls' context (pjsip.conf.j2)
 QUEUE_LOG = "queue_log"                   # app_queue's log, in the instance's log dir
 MMDEBSTRAP_TIMEOUT = 900
 
