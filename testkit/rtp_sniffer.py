@@ -27,8 +27,12 @@ class RtpSniffer:
     """Captures the caller's RTP on the loopback interface (AF_PACKET, needs root) and
     tells when speech started on the wire and when the prompt audio stopped."""
 
-    def __init__(self, media_port: int):
+    def __init__(self, media_port: int, host: str | None = None):
+        """``host``: the UA's own address.  Ports are free per address, so another UA of the
+        test (127.0.1.x), or of a parallel test worker, can hold the same port number on
+        another address: without ``host`` its RTP would be taken for this UA's."""
         self.port = media_port
+        self.host = socket.inet_aton(host) if host else None
         self.packets: list[Packet] = []
         self._stop = threading.Event()
         self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
@@ -62,6 +66,9 @@ class RtpSniffer:
         src, dst = struct.unpack("!HH", frame[14 + ihl:18 + ihl])
         rtp = frame[22 + ihl:]
         if self.port not in (src, dst) or len(rtp) < 12 or rtp[0] >> 6 != 2 or rtp[1] & 0x7F != 8:
+            return
+        ua_address = frame[30:34] if dst == self.port else frame[26:30]   # IPv4 dst / src
+        if self.host is not None and ua_address != self.host:
             return
         samples = alaw_decode(rtp[12:]).astype(np.float64)
         level = 10 * np.log10(np.mean(samples ** 2) / 32768 ** 2 + 1e-12)
