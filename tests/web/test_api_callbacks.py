@@ -2,8 +2,6 @@
 close (a callback serve has claimed is refused with 409), roles, tokens, CSRF, audit."""
 from __future__ import annotations
 
-from datetime import datetime
-
 import pytest
 from sqlalchemy import select
 
@@ -11,7 +9,7 @@ from admin_web import db
 from callpilot.infra.db.web_users import AuditEntry
 from tests.web.conftest import csrf_token
 from tests.web.test_api import _bearer, _token
-from tests.web.test_callbacks import callbacks, store  # noqa: F401  (fixtures)
+from tests.web.test_callbacks import NOW, callbacks, store  # noqa: F401  (fixtures)
 
 
 def _ids(response) -> list[str]:
@@ -32,7 +30,7 @@ def test_list_with_filters_and_attempts(client, auth, callbacks):
     assert set(_ids(client.get("/api/v1/callbacks", headers=headers))) == set(callbacks.values())
     assert _ids(client.get("/api/v1/callbacks?queue=cards", headers=headers)) == [callbacks["dialling"], callbacks["old"]]
     assert _ids(client.get("/api/v1/callbacks?state=dialling", headers=headers)) == [callbacks["dialling"]]
-    today = datetime.now().astimezone().date().isoformat()
+    today = NOW.astimezone().date().isoformat()     # the callbacks' day (NOW: set at import)
     assert _ids(client.get(f"/api/v1/callbacks?day={today}&queue=cards", headers=headers)) == [callbacks["dialling"]]
     rows = {row["id"]: row for row in client.get("/api/v1/callbacks", headers=headers).get_json()}
     pending = rows[callbacks["pending"]]

@@ -61,7 +61,7 @@ def test_list_filters_and_attempts(client, auth, callbacks):
     assert "agent 1001: no_answer" in html and "agent 1002: in progress" in html
     assert _rows(client.get("/callbacks/?queue=cards").get_data(as_text=True)) == [callbacks["dialling"], callbacks["old"]]
     assert _rows(client.get("/callbacks/?state=dialling").get_data(as_text=True)) == [callbacks["dialling"]]
-    today = datetime.now().astimezone().date().isoformat()
+    today = NOW.astimezone().date().isoformat()     # the callbacks' day (NOW: set at import)
     assert set(_rows(client.get(f"/callbacks/?day={today}&queue=cards").get_data(as_text=True))) == {callbacks["dialling"]}
     assert client.get("/callbacks/?state=nonsense").status_code == 400
     assert client.get("/callbacks/?day=yesterday").status_code == 400

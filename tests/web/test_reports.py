@@ -11,11 +11,12 @@ import pytest
 from admin_web import db
 from callpilot.infra.db.models import QueueEvent
 
-TODAY = date.today().isoformat()
+DAY = date.today()        # once: a run that crosses midnight seeds and asks for the same day
+TODAY = DAY.isoformat()
 
 
 def _at(hour: int, minute: int, second: float = 0) -> datetime:
-    return datetime.combine(date.today(), time(hour, minute)).astimezone() + timedelta(seconds=second)
+    return datetime.combine(DAY, time(hour, minute)).astimezone() + timedelta(seconds=second)
 
 
 def _call(session, call_id, queue, hour, minute, *, wait, talk=None, agent=None):
@@ -84,7 +85,7 @@ def test_agent_csv(client, auth):
 
 def test_other_days_are_not_counted(client, auth):
     auth.login("super")
-    yesterday = (date.today() - timedelta(days=1)).isoformat()
+    yesterday = (DAY - timedelta(days=1)).isoformat()
     assert _csv(client, f"/reports/intervals.csv?from={yesterday}&to={yesterday}") == []
 
 
