@@ -509,13 +509,16 @@ class Dispatcher(CallbackGlue):
         if call.id in self.calls:
             await self._finish(call, CallOutcome.SYSTEM, why)
 
-    async def agent_leg_gone(self, channel_id: str, cause: int = 0) -> None:
+    async def agent_leg_gone(self, channel_id: str, cause: int = 0, *, hung_up: bool = False) -> None:
+        """``hung_up``: the leg is known to be gone (hung up or destroyed), not merely out of
+        Stasis: the call's release does not ask Asterisk to hang it up again."""
         if channel_id in self._ringing:
             await self._ring_failed(channel_id, cause)
             return
         call = self.calls.get(self._talking.get(channel_id, ""))
         if call is not None and call.state is CallState.CONNECTED and call.agent_channel == channel_id:
-            await self._finish(call, CallOutcome.ANSWERED, "agent hung up")
+            await self._finish(call, CallOutcome.ANSWERED, "agent hung up",
+                               gone=(channel_id,) if hung_up else ())
 
     async def _ring_failed(self, channel_id: str, cause: int) -> None:
         call_id = self._ringing.pop(channel_id, None)
@@ -538,30 +541,33 @@ class Dispatcher(CallbackGlue):
 
     # -- leaving ------------------------------------------------------------------------
     async def caller_gone(self, call_id: str, *, by_system: bool = False,
-                          cause: int | None = None) -> None:
+                          cause: int | None = None, hung_up: bool = False) -> None:
         """The caller's channel left.  ``by_system``: Asterisk hung it up (shutdown, an
-        operator's request), not the caller: recorded ``system``, never an abandon."""
+        operator's request), not the caller: recorded ``system``, never an abandon.
+        ``hung_up``: the channel is known to be gone, not merely out of Stasis (as
+        ``agent_leg_gone``)."""
         call = self.calls.get(call_id)
         if call is None:
             return
+        gone = (call_id,) if hung_up else ()
         if call.state is CallState.CONNECTED:
             why = "ended by Asterisk" if by_system else "caller hung up"
-            await self._finish(call, CallOutcome.ANSWERED, why, cause)
+            await self._finish(call, CallOutcome.ANSWERED, why, cause, gone)
         elif by_system:
             await self._finish(call, CallOutcome.SYSTEM,
-                               f"ended by Asterisk while {call.state.value} (cause {cause})", cause)
+                               f"ended by Asterisk while {call.state.value} (cause {cause})", cause, gone)
         else:
             self.events.abandon(call.id, call.queue or "", self._position(call), call.orig_position,
                                 call.waited(self._now()))
             await self._finish(call, CallOutcome.ABANDONED, f"caller hung up while {call.state.value}",
-                               cause)
+                               cause, gone)
 
     async def channel_lost(self, call_id: str, why: str) -> None:
         """The caller's channel vanished while we were not listening (ARI down, Asterisk
         restarted): not the caller's doing, so not an abandon."""
         call = self.calls.get(call_id)
         if call is not None:
-            await self._finish(call, CallOutcome.LOST, why)
+            await self._finish(call, CallOutcome.LOST, why, gone=(call_id,))
 
     async def end(self, call_id: str, outcome: CallOutcome, why: str) -> bool:
         """End a call the dispatcher holds (hang up, free the agent, record); False if it
@@ -580,7 +586,8 @@ class Dispatcher(CallbackGlue):
                              "agent" if why.startswith("agent") else "caller")
 
     async def _finish(self, call: LiveCall, outcome: CallOutcome, why: str,
-                      cause: int | None = None) -> None:
+                      cause: int | None = None, gone: tuple[str, ...] = ()) -> None:
+        """``gone``: the call's channels known to be gone already (D39)."""
         self.waiting.forget(call.id)
         self.lines.leave(call.id)
         self._last_ring.pop(call.id, None)
@@ -596,9 +603,8 @@ class Dispatcher(CallbackGlue):
         self._free_agent(call, previous)
         self.kick()
         survey = self._survey_flow(call, previous, why)
-        keep = () if survey else (call.id,)      # a surveyed caller stays, out of the bridge
-        await self._act("release", call.id,
-                        self.control.release(call.id, *keep, call.agent_channel or ""), None)
+        legs = legs_to_hang_up(call, caller_stays=bool(survey), gone=gone)
+        await self._act("release", call.id, self.control.release(call.id, *legs), None)
         await self.records.update(call.id, state=CallState.ENDED, outcome=outcome,
                                   ended_at=self.clock.utcnow(), detail=why, hangup_cause=cause)
         if survey:
@@ -687,3 +693,14 @@ class Dispatcher(CallbackGlue):
 def _rung_for(agent: LiveAgent | None, call: LiveCall) -> bool:
     """The agent is still the one ringing for ``call`` (not moved on by anything else)."""
     return agent is not None and agent.state is AgentState.RINGING and agent.call_id == call.id
+
+
+def legs_to_hang_up(call: LiveCall, *, caller_stays: bool, gone: tuple[str, ...]) -> tuple[str, ...]:
+    """The channels a finished call's release asks Asterisk to hang up: the caller (unless it
+    stays for a survey) and the agent's leg, but not one serve has seen go (its StasisEnd
+    after a hang-up request, or its ChannelDestroyed; a channel missing after a resync): that
+    request could only answer 404, on every normal call (D39)."""
+    legs = () if caller_stays else (call.id,)
+    if call.agent_channel:
+        legs += (call.agent_channel,)
+    return tuple(leg for leg in legs if leg not in gone)

@@ -74,7 +74,7 @@ class Readoption:
         """Events missed while the socket was down: calls whose channels are gone."""
         for call in list(self.dispatcher.calls.values()):
             if call.agent_channel and call.agent_channel not in live:
-                await self.dispatcher.agent_leg_gone(call.agent_channel, 0)
+                await self.dispatcher.agent_leg_gone(call.agent_channel, 0, hung_up=True)
             if call.id not in live:
                 await self.dispatcher.channel_lost(call.id, "channel gone while ARI was away")
 

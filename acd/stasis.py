@@ -97,20 +97,25 @@ class AcdStasis:
         if kind not in ("StasisEnd", "ChannelDestroyed"):
             return
         channel_id = event["channel"]["id"]
-        cause = int(event.get("cause", 0)) if kind == "ChannelDestroyed" else 0
+        destroyed = kind == "ChannelDestroyed"
+        cause = int(event.get("cause", 0)) if destroyed else 0
         try:
-            await self._channel_gone(channel_id, cause)
+            await self._channel_gone(channel_id, cause, destroyed)
         except Exception:
             logger.exception("channel %s: %s handling failed", channel_id, kind)
 
-    async def _channel_gone(self, channel_id: str, cause: int) -> None:
+    async def _channel_gone(self, channel_id: str, cause: int, destroyed: bool) -> None:
+        """``hung_up``: destroyed, or out of Stasis after a hang-up request, so that nobody asks
+        Asterisk to hang it up again (a 404 on every call, D39); a channel that left Stasis
+        alive (no request seen) is still hung up by the call's release."""
+        request = self.router.hangup_of(channel_id) if self.router else None
+        hung_up = destroyed or request is not None
         if call_id_of_agent_channel(channel_id) is not None:
-            await self.dispatcher.agent_leg_gone(channel_id, cause)
+            await self.dispatcher.agent_leg_gone(channel_id, cause, hung_up=hung_up)
         elif channel_id in self.dispatcher.calls:
-            request = self.router.hangup_of(channel_id) if self.router else None
             await self.dispatcher.caller_gone(
                 channel_id, by_system=request is not None and request.soft,
-                cause=request.cause if request is not None else cause or None)
+                cause=request.cause if request is not None else cause or None, hung_up=hung_up)
 
     def close(self) -> None:
         for task in list(self._tasks):

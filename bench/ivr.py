@@ -26,6 +26,7 @@ import os
 import platform
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -74,17 +75,11 @@ ROWS = (
 # ------------------------------------------------------------------ instance
 
 def make_config(state_dir: Path, dids: dict[str, str], agi_dids: dict[str, str]) -> Config:
-    taken: set[int] = set()
-
-    def port(kinds=(sipua.socket.SOCK_STREAM,)) -> int:
-        while True:
-            p = sipua.free_port("127.0.0.1", kinds)
-            if p not in taken:
-                taken.add(p)
-                return p
+    def port(kinds=(socket.SOCK_STREAM,)) -> int:
+        return sipua.free_port("127.0.0.1", kinds)     # never the same port twice in a process
     rtp_start = 11000 + (os.getpid() % 20) * 200
     env = {"CALLPILOT_STATE_DIR": str(state_dir),
-           "CALLPILOT_SIP_PORT": str(port((sipua.socket.SOCK_STREAM, sipua.socket.SOCK_DGRAM))),
+           "CALLPILOT_SIP_PORT": str(port((socket.SOCK_STREAM, socket.SOCK_DGRAM))),
            "CALLPILOT_ARI_PORT": str(port()), "CALLPILOT_AMI_PORT": str(port()),
            "CALLPILOT_AGI_PORT": str(port()), "CALLPILOT_WEB_PORT": str(port()),
            "CALLPILOT_RTP_START": str(rtp_start), "CALLPILOT_RTP_END": str(rtp_start + 199),

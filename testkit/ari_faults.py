@@ -1,7 +1,7 @@
 """A fault-injecting proxy between ``callpilot serve`` and Asterisk's ARI (tests and bench only).
 
 serve is pointed at it with ``asterisk.ari_url``; it relays REST requests and the events
-WebSocket to Asterisk and, following :class:`Rule` s, delays, fails or cuts chosen requests
+WebSocket to Asterisk and, following :class:`Rule` s, delays, holds, fails or cuts chosen requests
 (method + path regex, optionally a query regex, for the first N matches or always).  The
 events socket can be cut on demand (and reconnection refused until allowed), as a network
 fault or an Asterisk hiccup would.  Everything seen is recorded for assertions: every REST
@@ -73,7 +73,13 @@ class CutEvents:
     hold: bool = False
 
 
-Action = Delay | Fail | Cut | CutEvents
+@dataclass(frozen=True)
+class Hold:
+    """Hold the request until :meth:`AriFaultProxy.release`, then forward it: a test reads what
+    serve shows while it waits on Asterisk, for as long as it needs, without a guessed delay."""
+
+
+Action = Delay | Fail | Cut | CutEvents | Hold
 
 
 @dataclass
@@ -160,6 +166,7 @@ class AriFaultProxy:
         self._hold_events = False
         self._links: set[_EventLink] = set()
         self._changed = asyncio.Event()
+        self._released = asyncio.Event()   # held requests go on (Hold)
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -229,6 +236,10 @@ class AriFaultProxy:
     def allow_events(self) -> None:
         self._hold_events = False
 
+    def release(self) -> None:
+        """Let every request held by a :class:`Hold` rule (and any later one) go on."""
+        self._released.set()
+
     @property
     def events_connected(self) -> int:
         return len(self._links)
@@ -288,6 +299,8 @@ class AriFaultProxy:
                         exchange.query, fault)
         if isinstance(fault, Delay) and not fault.after:
             await asyncio.sleep(fault.seconds)
+        if isinstance(fault, Hold):
+            await self._released.wait()
         if isinstance(fault, CutEvents):
             await self.cut_events(hold=fault.hold)
         if isinstance(fault, Fail) and not fault.forward:
@@ -429,6 +442,8 @@ class AriFaultProxy:
                         exchange.path, exchange.query, fault)
         if isinstance(fault, Delay) and not fault.after:
             await asyncio.sleep(fault.seconds)
+        if isinstance(fault, Hold):
+            await self._released.wait()
         if isinstance(fault, Fail) and not fault.forward:
             return await self._ws_reply(link, exchange, _injected(frame, fault))
         if isinstance(fault, Cut) and not fault.forward:

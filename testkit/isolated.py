@@ -14,12 +14,12 @@ from callpilot.infra.config import Config
 from callpilot.infra.db import models
 from callpilot.infra.db.agents import sip_md5_cred
 from callpilot.infra.db.session import create_schema, make_engine, make_sessionmaker
-from testkit.sipua import _port_free, free_port as _free_port
+from testkit.ports import free_port as _free_port, port_free
 
 logger = logging.getLogger(__name__)
 
 TCP_UDP = (socket.SOCK_STREAM, socket.SOCK_DGRAM)
-RTP_RANGE = (10000, 15800)    # below sipua's media ports and the kernel's ephemeral range
+RTP_RANGE = (10000, 15800)    # below testkit.ports' media and listen ports (and the ephemeral range)
 
 
 def free_port(kinds: tuple[int, ...] = (socket.SOCK_STREAM,), taken: set[int] | None = None) -> int:
@@ -38,7 +38,7 @@ def free_rtp_range(block: int = 200) -> tuple[int, int]:
     for _ in range(100):
         start = random.randrange(RTP_RANGE[0], RTP_RANGE[1] - block, 2)
         probe = (start, start + 1, start + block // 2, start + block - 1)
-        if all(_port_free("127.0.0.1", p, socket.SOCK_DGRAM) for p in probe):
+        if all(port_free("127.0.0.1", p, socket.SOCK_DGRAM) for p in probe):
             return start, start + block - 1
     raise RuntimeError("no free RTP port block")
 

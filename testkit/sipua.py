@@ -16,20 +16,18 @@ import asyncio
 import contextlib
 import logging
 import os
-import random
 import re
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from testkit.ports import free_port, media_port  # noqa: F401  (re-exported)
 from testkit.rtp_pcap import DTMF_EVENTS
 
 logger = logging.getLogger(__name__)
@@ -44,49 +42,13 @@ BEHAVIOURS = ("answer", "no_answer", "busy", "hangup")
 # final INVITE/REGISTER responses a scenario accepts besides 200 (each ends the call)
 FAILURE_CODES = (400, 401, 403, 404, 405, 407, 408, 410, 415, 420, 480, 481, 484, 486,
                  487, 488, 500, 501, 502, 503, 504, 603)
-MEDIA_PORTS = (16000, 31000)  # below Linux's ephemeral range; SIP ports come from the kernel
 
 
 class SipUaError(RuntimeError):
     """sipp could not be started or a UA did not reach the expected state."""
 
 
-# --- ports ------------------------------------------------------------------------------
-
-_port_lock = threading.Lock()
-_next_media = random.randrange(*MEDIA_PORTS) & ~3
-
-
-def free_port(host: str = "127.0.0.1", kinds: tuple[int, ...] = (socket.SOCK_DGRAM,)) -> int:
-    """A port the kernel reports free for every socket kind in ``kinds`` on ``host``."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, kinds[0]) as first:
-            first.bind((host, 0))
-            port = first.getsockname()[1]
-            if all(_port_free(host, port, kind) for kind in kinds[1:]):
-                return port
-    raise SipUaError(f"no free port on {host}")
-
-
-def _port_free(host: str, port: int, kind: int) -> bool:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def media_port(host: str = "127.0.0.1") -> int:
-    """An even RTP port with port..port+3 free (sipp binds media_port and media_port+2)."""
-    global _next_media
-    with _port_lock:
-        for _ in range((MEDIA_PORTS[1] - MEDIA_PORTS[0]) // 4):
-            port = _next_media
-            _next_media = port + 4 if port + 8 < MEDIA_PORTS[1] else MEDIA_PORTS[0]
-            if all(_port_free(host, p, socket.SOCK_DGRAM) for p in range(port, port + 4)):
-                return port
-    raise SipUaError("no free RTP port block for sipp")
+# --- ports: testkit.ports (re-exported: free_port, media_port) ---------------------------
 
 
 def pcap_seconds(path: Path) -> float:

@@ -283,7 +283,9 @@ class Server:
         return {
             "ari": self.ari.state.value,
             "ari_connects": self.ari.connects,
-            "ari_rest": {"transport": self.ari.transport_in_use, "requests": dict(self.ari.requests)},
+            "ari_history": [[state, at] for state, at in self.ari.history],   # oldest first
+            "ari_rest": {"transport": self.ari.transport_in_use, "requests": dict(self.ari.requests),
+                         "not_found": dict(self.ari.not_found)},
             "ami": self.ami.state.value,
             "calls": len(self.dispatcher.calls) + len(self.ivr.active),
             "call_states": {"ivr": len(self.ivr.active), **self.dispatcher.call_states()},

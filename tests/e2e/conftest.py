@@ -167,7 +167,7 @@ async def serve(cfg):
         await proc.wait_ready()
         yield proc
     finally:
-        proc.stop()
+        await proc.stopped()
 
 
 @pytest.fixture
@@ -187,7 +187,7 @@ async def instance_of_its_own(state_dir, **asterisk_overrides):
             await serve.wait_ready()
             yield cfg, serve, passwords
         finally:
-            serve.stop()
+            await serve.stopped()
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Small clients for e2e tests: ARI (REST + events WebSocket), AMI, listening sockets.
+"""Small clients for e2e tests: ARI (REST + events WebSocket), AMI, listening sockets, the
+``callpilot`` command line run off the event loop (``callpilot_cli``).
 
 Deliberately independent of ``callpilot.infra.asterisk.ari``/``ami`` so that the e2e suite also
 checks those against a second implementation.
@@ -14,6 +15,7 @@ import math
 import re
 import struct
 import subprocess
+import sys
 import wave
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -35,6 +37,16 @@ def asterisk_running(config: Config) -> Iterator[Config]:
         yield config
     finally:
         runner.down(config)
+
+
+async def callpilot_cli(config_path: Path, *args: str, timeout: float = 60.0,
+                        env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``callpilot --config <config_path> <args>`` as a subprocess, waited for in a thread: an
+    async test's SIP user agents, ARI client and status polls run on the same event loop and
+    must not stop while the command runs."""
+    exe = Path(sys.executable).with_name("callpilot")
+    return await asyncio.to_thread(subprocess.run, [str(exe), "--config", str(config_path), *args],
+                                   capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def basic_auth(user: str, password: str) -> dict[str, str]:

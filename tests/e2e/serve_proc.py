@@ -79,6 +79,11 @@ class ServeProcess:
             self.proc.kill()
             self.proc.wait(5)
 
+    async def stopped(self, kill: bool = False) -> None:
+        """``stop`` for async tests: the wait for the process runs off the event loop, which
+        keeps serving the test's SIP user agents meanwhile."""
+        await asyncio.to_thread(self.stop, kill)
+
     def log_tail(self, lines: int = 60) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -120,7 +125,7 @@ async def wait_record(config: Config, caller_id: str, *, state: str = "ended",
     deadline = time.monotonic() + timeout
     rows: list[CallRecord] = []
     while time.monotonic() < deadline:
-        rows = records_for(config, caller_id)
+        rows = await asyncio.to_thread(records_for, config, caller_id)   # off the test's loop
         if rows and rows[-1].state == state:
             return rows[-1]
         await asyncio.sleep(0.25)
@@ -135,16 +140,16 @@ def waiting_in(queue: str):
 async def restart_then_answer(config: Config, call: asyncio.Task, caller_id: str, queue: str,
                               answer) -> tuple:
     """After serve was killed with a caller waiting: a new serve, the caller back in ``queue``
-    (ARI reports "connected" before its on_connect re-adoption has run, hence the wait), an
-    agent phone (``await answer()``) that answers it; the caller's result and ended record."""
+    as soon as it is ready (ARI says "connected" once its on_connect re-adoption has run, D39),
+    an agent phone (``await answer()``) that answers it; the caller's result and ended record."""
     restarted = ServeProcess(config).start()
     try:
-        await restarted.wait_ready()
-        await restarted.wait_for(waiting_in(queue), what=f"the caller back in {queue}")
+        status = await restarted.wait_ready()
+        assert waiting_in(queue)(status), f"the caller not back in {queue} once ready: {status['queues']}"
         agent = await answer()
         await agent.wait_for("answered", timeout=20)
         result = await call
         return result, await wait_record(config, caller_id)
     finally:
-        restarted.stop()
+        await restarted.stopped()
 

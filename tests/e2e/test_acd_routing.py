@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from callpilot.infra.config import AcdConfig, to_toml
 from callpilot.infra.db import session as db
 from callpilot.infra.db.models import AgentSkill, Customer, Queue, QueueMember
 from testkit.sipua import Caller
+from tests.e2e.helpers import callpilot_cli
 from tests.e2e.serve_proc import (ServeProcess, call_record_writes_stalled, records_for,
                                   restart_then_answer, waiting_in, wait_record)
 
@@ -78,12 +78,10 @@ async def ready(serve: ServeProcess, *exts: str) -> None:
                          what=f"agents {exts} routable")
 
 
-def cli(cfg, *args: str) -> subprocess.CompletedProcess:
+async def cli(cfg, *args: str) -> subprocess.CompletedProcess:
     path = Path(cfg.state_dir) / "config.toml"
     path.write_text(to_toml(cfg))
-    exe = Path(sys.executable).with_name("callpilot")
-    return subprocess.run([str(exe), "--config", str(path), *args], capture_output=True,
-                          text=True, timeout=30)
+    return await callpilot_cli(path, *args, timeout=30)
 
 
 async def test_each_caller_reaches_the_same_age_band_agent(cfg, serve, phones):
@@ -107,8 +105,8 @@ async def test_a_caller_serve_died_before_recording_is_enqueued_after_the_restar
     call = asyncio.create_task(call_queue(cfg, UNRECORDED, hold=30).run())
     with call_record_writes_stalled(cfg):
         await serve.wait_for(waiting_in("acd"), what="caller waiting in acd")
-        serve.stop(kill=True)
-    assert records_for(cfg, UNRECORDED) == []       # what the restarted serve has to go on
+        await serve.stopped(kill=True)
+    assert await asyncio.to_thread(records_for, cfg, UNRECORDED) == []       # what the restarted serve has to go on
     result, record = await restart_then_answer(cfg, call, UNRECORDED, "acd", lambda: phones("1002"))
     assert result.answered
     assert (record.queue, record.agent, record.outcome) == ("acd", "1002", "answered")
@@ -120,7 +118,7 @@ async def test_step_relaxes_at_its_expiry(cfg, serve, phones):
     await phones("1001")
     await phones("1002")
     await ready(serve, "1001", "1002")
-    paused = cli(cfg, "agents", "pause", "1002", "--reason", "training")
+    paused = await cli(cfg, "agents", "pause", "1002", "--reason", "training")
     assert paused.returncode == 0, paused.stderr
     number = CALLERS["35-44"]
     call = asyncio.create_task(call_queue(cfg, number, hold=9).run())
@@ -138,7 +136,7 @@ async def test_impossible_step_is_skipped_at_once(cfg, serve, phones):
     """No 35-44 agent logged in at all (1002 logged out): step 0 is skipped immediately."""
     await phones("1001")
     await ready(serve, "1001")
-    assert cli(cfg, "agents", "logout", "1002").returncode == 0
+    assert (await cli(cfg, "agents", "logout", "1002")).returncode == 0
     number = CALLERS["35-44"]
     await call_queue(cfg, number, hold=3).run()
     record = await wait_record(cfg, number)

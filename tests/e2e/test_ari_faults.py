@@ -40,7 +40,7 @@ from callpilot.infra.asterisk import runner
 from tests.e2e.helpers import asterisk_running
 from callpilot.infra.config import AcdConfig, Config
 from callpilot.infra.db.models import CallRecord
-from testkit.ari_faults import AriFaultProxy, Cut, CutEvents, Delay, Exchange, Fail, Rule, ari_time
+from testkit.ari_faults import AriFaultProxy, Cut, CutEvents, Delay, Exchange, Fail, Hold, Rule, ari_time
 from testkit.isolated import isolated_config, seed_queue_agents
 from testkit.sipua import AgentPhone, Caller, CallResult
 from tests.e2e.serve_proc import ServeProcess, records_for, wait_record
@@ -368,6 +368,32 @@ async def test_events_socket_cut_mid_bridge(cfg, proxy, serve, agents, caller_le
     else:
         assert (record.outcome, result.ended_by) == ("answered", "caller"), (record.outcome, record.detail)
     await assert_agents_released(serve, agents)
+
+
+async def test_status_says_resyncing_until_the_resync_is_over(cfg, proxy, serve):
+    """serve's status says "resyncing", not "connected", while its reconnect's resync runs
+    (the proxy holds the resync's first GET /channels until the test has read the status): a
+    caller who hung up while serve's events socket was down still counts as waiting then; the
+    first status that says connected has the resync's result, the caller gone (D39).  No
+    agent phone is registered: the caller waits in the queue."""
+    call = place(cfg, hold=60)
+    before = await serve.wait_for(lambda s: s["queues"].get(QUEUE, {}).get("waiting") == 1,
+                                  what="the caller waiting")
+    proxy.add(Rule("GET", r"/ari/channels", Hold(), times=1))
+    await proxy.cut_events(hold=True)
+    await asyncio.to_thread(runner.rx, cfg, "channel request hangup all")   # serve hears nothing
+    assert (await call.result()).ended_by == "remote"
+    proxy.allow_events()
+    resyncing = await serve.wait_for(lambda s: s["ari"] == "resyncing"
+                                     and s["ari_connects"] > before["ari_connects"],
+                                     timeout=30, what="serve back and resyncing")
+    assert resyncing["queues"][QUEUE]["waiting"] == 1, "the resync has not run yet"
+    proxy.release()
+    settled = await serve.wait_for(lambda s: s["ari"] != "resyncing", what="the resync over")
+    assert settled["ari"] == "connected", settled["ari_history"]
+    assert settled["queues"][QUEUE]["waiting"] == 0, settled["queues"]
+    record = await wait_record(cfg, call.number, timeout=30)
+    assert record.outcome == "lost" and "ARI was away" in record.detail, (record.outcome, record.detail)
 
 
 async def _until_answered(cfg: Config, calls: list[Call], timeout: float = 30) -> None:

@@ -91,7 +91,7 @@ async def test_an_agent_missing_every_offer_is_paused_after_n_and_the_caller_rea
         assert deaf.count("invite") == AFTER, f"{DEAF} offered {deaf.count('invite')} times"
         assert len(queue_log(cfg, DEAF, "RINGNOANSWER", since)) == AFTER
         assert [r[5] for r in queue_log(cfg, DEAF, "PAUSE", since)] == [PAUSE_REASON]
-        unpaused = cli(cfg, "agents", "unpause", DEAF)
+        unpaused = await cli(cfg, "agents", "unpause", DEAF)
         assert unpaused.returncode == 0, unpaused.stderr
         await serve.wait_for(lambda s: s["agents"][DEAF]["state"] == "available", what=f"{DEAF} back")
         assert len(queue_log(cfg, DEAF, "UNPAUSE", since)) == 1

@@ -92,6 +92,7 @@ async def test_dtmf_call_reaches_agent_with_rtp_both_ways(cfg, serve, phones, ar
     assert record.started_at <= record.enqueued_at <= record.answered_at <= record.ended_at
     assert (record.ended_at - record.answered_at).total_seconds() > 5
     await rest_went_over_the_socket(serve, rest_before)
+    await no_needless_requests(serve, rest_before)
 
 
 async def rest_went_over_the_socket(serve: ServeProcess, before: dict) -> None:
@@ -102,6 +103,14 @@ async def rest_went_over_the_socket(serve: ServeProcess, before: dict) -> None:
     sent = {k: after["requests"].get(k, 0) - before["requests"].get(k, 0) for k in ("websocket", "http")}
     assert after["transport"] == "websocket", after
     assert sent["websocket"] >= 6 and sent["http"] == 0, sent
+
+
+async def no_needless_requests(serve: ServeProcess, before: dict) -> None:
+    """None of the call's ARI requests got a 404: the release of a finished call asks
+    Asterisk to hang up or destroy only what serve has not seen go (D39)."""
+    after = (await serve.status())["ari_rest"]["not_found"]
+    grew = {k: n - before["not_found"].get(k, 0) for k, n in after.items() if n > before["not_found"].get(k, 0)}
+    assert grew == {}, f"404 answers during the call: {grew}"
 
 
 async def test_abandon_while_waiting(cfg, serve):
@@ -157,7 +166,7 @@ async def test_waiting_call_survives_serve_restart(cfg, serve, phones):
     number = caller_number()
     call = asyncio.create_task(make_caller(cfg, number, "1", hold=16).run())
     await serve.wait_for(waiting_in("billing"), what="caller waiting in billing")
-    serve.stop(kill=True)                       # SIGKILL: no goodbye, state only in Asterisk + DB
+    await serve.stopped(kill=True)              # SIGKILL: no goodbye, state only in Asterisk + DB
     result, record = await restart_then_answer(cfg, call, number, "billing", lambda: phones("1001"))
     assert result.ended_by == "caller"
     assert (record.queue, record.agent, record.outcome) == ("billing", "1001", "answered")
@@ -180,10 +189,11 @@ async def test_agi_did_runs_the_same_flow_then_reaches_agent(cfg, serve, phones)
     assert record.journey["path"] == ["greeting", "main_menu", "to_billing"]
 
 
-def cut_ari_websocket(cfg) -> str:
-    """Kill serve's TCP connections to ARI from outside (as a network fault would)."""
-    out = subprocess.run(["ss", "-K", "-t", "dst", "127.0.0.1", "dport", "=",
-                          str(cfg.asterisk.ari_port)], capture_output=True, text=True, check=True)
+async def cut_ari_websocket(cfg) -> str:
+    """Kill serve's TCP connections to ARI from outside (as a network fault would); ``ss``
+    runs off the event loop, which keeps the caller's SIP and RTP going meanwhile."""
+    out = await asyncio.to_thread(subprocess.run, ["ss", "-K", "-t", "dst", "127.0.0.1", "dport", "=",
+                                  str(cfg.asterisk.ari_port)], capture_output=True, text=True, check=True)
     return out.stdout
 
 
@@ -192,7 +202,7 @@ async def test_waiting_call_survives_a_cut_ari_websocket(cfg, serve, phones):
     call = asyncio.create_task(make_caller(cfg, number, "1", hold=14).run())
     before = await serve.wait_for(lambda s: s["queues"].get("billing", {}).get("waiting") == 1,
                                   what="caller waiting in billing")
-    assert "ESTAB" in cut_ari_websocket(cfg)
+    assert "ESTAB" in await cut_ari_websocket(cfg)
     status = await serve.wait_for(lambda s: s["ari_connects"] > before["ari_connects"]
                                   and s["ari"] == "connected", what="ARI reconnected")
     assert status["queues"]["billing"]["waiting"] == 1, status

@@ -36,6 +36,7 @@ from testkit.isolated import isolated_config
 from testkit.rtp_pcap import rtp_pcap
 from tests import pg
 from tests.e2e.conftest import E2E_DATABASE_ENV
+from tests.e2e.helpers import callpilot_cli
 from tests.e2e.serve_proc import ServeProcess, wait_record
 
 pytestmark = pytest.mark.e2e
@@ -203,11 +204,10 @@ async def wait_rows(cfg, predicate, what: str, timeout: float = 60.0):
         engine.dispose()
 
 
-def cli(cfg, *args: str) -> subprocess.CompletedProcess:
+async def cli(cfg, *args: str) -> subprocess.CompletedProcess:
     path = Path(cfg.state_dir) / "config.toml"
     path.write_text(to_toml(cfg))
-    exe = Path(sys.executable).with_name("callpilot")
-    return subprocess.run([str(exe), "--config", str(path), *args], capture_output=True, text=True, timeout=60)
+    return await callpilot_cli(path, *args)
 
 
 async def agent_state(serve: ServeProcess, state: str, timeout: float = 30.0) -> None:
@@ -239,7 +239,7 @@ async def test_callback_keeps_its_place_whispers_and_bridges(cfg, serve, agent, 
     B: the agent hears the whisper, then is bridged with the customer UA."""
     phone = await agent(calls=2)
     await agent_state(serve, "available")
-    assert cli(cfg, "agents", "pause", "1001").returncode == 0
+    assert (await cli(cfg, "agents", "pause", "1001")).returncode == 0
     a_call = asyncio.create_task(caller(cfg, A_NUMBER, dtmf="51", hold=60).run())
     await asyncio.sleep(2.0)
     b_call = asyncio.create_task(caller(cfg, B_NUMBER, hold=50).run())
@@ -255,7 +255,7 @@ async def test_callback_keeps_its_place_whispers_and_bridges(cfg, serve, agent, 
     assert b_waiting["position"] == 2, "B's position counts A's callback ahead"
 
     uas = await customer()
-    assert cli(cfg, "agents", "unpause", "1001").returncode == 0
+    assert (await cli(cfg, "agents", "unpause", "1001")).returncode == 0
     await uas.wait_for("invite", timeout=60)
     _, [attempt] = await wait_rows(cfg, lambda c, a: len(a) == 1, "the attempt")
     assert attempt.agent == "1001" and attempt.customer_dialled_at is not None
@@ -286,7 +286,7 @@ async def test_callback_keeps_its_place_whispers_and_bridges(cfg, serve, agent, 
 
 async def _records(cfg, number):
     from tests.e2e.serve_proc import records_for
-    return records_for(cfg, number)
+    return await asyncio.to_thread(records_for, cfg, number)
 
 
 async def _bridge_with_two(ari: AriClient, bridge_id: str, timeout: float = 20.0) -> list[str]:
@@ -396,13 +396,13 @@ async def test_kill_9_while_pending_and_while_the_customer_rings_places_it_once(
         await proc.wait_ready()
         callback_id = add_callback(cfg, A_E164, 5)
         await proc.wait_for(lambda s: s["callbacks"]["pending"] == 1, what="callback loaded")
-        proc.stop(kill=True)                                 # 1: killed with the callback pending
+        await proc.stopped(kill=True)                        # 1: killed with the callback pending
         phone = await agent(calls=1)
         uas = await customer("answer", calls=1, answer_delay=25.0)
         proc = ServeProcess(slow).start()
         await proc.wait_ready()
         await uas.wait_for("invite", timeout=90)
-        proc.stop(kill=True)                                 # 2: killed while the customer leg rings
+        await proc.stopped(kill=True)                        # 2: killed while the customer leg rings
         proc = ServeProcess(slow).start()
         await proc.wait_ready()
         await uas.wait_for("answered", timeout=60)
@@ -413,7 +413,7 @@ async def test_kill_9_while_pending_and_while_the_customer_rings_places_it_once(
         assert phone.count("invite") == 1 and len(attempts) == 1
         assert callbacks[0].id == callback_id
     finally:
-        proc.stop()
+        await proc.stopped()
 
 
 async def test_customer_first_queue_rings_the_customer_then_the_agent(cfg, agent, customer, ari):
@@ -433,13 +433,13 @@ async def test_customer_first_queue_rings_the_customer_then_the_agent(cfg, agent
         callbacks, _ = await wait_rows(cfg, lambda c, a: c[0].state == "dialling", "connected, still open")
         assert uas.count("invite") == 1 and phone.count("invite") == 1
     finally:
-        proc.stop()
+        await proc.stopped()
 
 
 async def test_web_call_me_reaches_the_customer_with_its_context(cfg, serve, agent, customer):
     """``callpilot web`` (waitress) takes the request; ``serve`` places it like any callback."""
     import aiohttp
-    token = cli(cfg, "callbacks", "token", "create", f"site-{time.monotonic_ns()}").stdout.strip()
+    token = (await cli(cfg, "callbacks", "token", "create", f"site-{time.monotonic_ns()}")).stdout.strip()
     exe = Path(sys.executable).with_name("callpilot")
     web = subprocess.Popen([str(exe), "--config", str(Path(cfg.state_dir) / "config.toml"), "web"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -466,7 +466,7 @@ async def test_web_call_me_reaches_the_customer_with_its_context(cfg, serve, age
         assert attempts[0].callback_id == mine.id, "the first request is the first in line"
     finally:
         web.terminate()
-        web.wait(10)
+        await asyncio.to_thread(web.wait, 10)
 
 
 async def test_offer_key_set_on_the_queue_form_is_used_by_serve_at_once(cfg, serve):

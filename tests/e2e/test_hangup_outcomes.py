@@ -41,7 +41,7 @@ async def test_graceful_asterisk_stop_records_system_not_abandoned(own_instance)
     try:
         await serve.wait_for(lambda s: s["queues"].get("cards", {}).get("waiting") == len(numbers),
                              timeout=60, what="three callers waiting in cards (no agent)")
-        runner.down(cfg)                          # SIGTERM: Asterisk's own graceful stop
+        await asyncio.to_thread(runner.down, cfg)  # SIGTERM: Asterisk's own graceful stop
         records = [await wait_record(cfg, n, timeout=30) for n in numbers]
     finally:
         await settle(calls)
@@ -64,14 +64,14 @@ async def test_kill_9_in_the_menu_resumes_the_menu_and_honours_the_next_key(own_
     restarted = None
     try:
         await until(lambda: _menu_path(cfg, number) == ["main_menu=9"], 30, "the '9' recorded")
-        serve.stop(kill=True)                     # SIGKILL while the caller is in the menu
+        await serve.stopped(kill=True)            # SIGKILL while the caller is in the menu
         restarted = ServeProcess(cfg).start()
         await restarted.wait_ready()
         await agent.wait_for("answered", timeout=60)
         record = await wait_record(cfg, number, state="connected", timeout=20)
     finally:
         if restarted is not None:
-            restarted.stop()
+            await restarted.stopped()
         await settle([call])
         await agent.unregister()
         await agent.stop()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ import pytest
 from sqlalchemy import select, update
 
 from callpilot.app import demo
-from tests.e2e.helpers import asterisk_running
+from tests.e2e.helpers import asterisk_running, callpilot_cli
 from callpilot.infra.asterisk.ari import AriClient
 from callpilot.infra.config import AcdConfig, Config, to_toml
 from callpilot.infra.db import session as db
@@ -192,12 +191,10 @@ async def assert_media_flows(ari: AriClient, channels: list[str]) -> None:
         assert a["txcount"] - b["txcount"] > 25, f"{channel}: no RTP sent"
 
 
-def cli(cfg: Config, *args: str) -> subprocess.CompletedProcess:
+async def cli(cfg: Config, *args: str) -> subprocess.CompletedProcess:
     path = cfg.state_dir / "cli.toml"
     path.write_text(to_toml(cfg))
-    exe = Path(sys.executable).with_name("callpilot")
-    return subprocess.run([str(exe), "--config", str(path), *args], capture_output=True,
-                          text=True, timeout=60)
+    return await callpilot_cli(path, *args)
 
 
 # --------------------------------------------------------------------------- transfer
@@ -232,7 +229,7 @@ async def test_a_bridged_transfer_survives_a_serve_restart(cfg, serve, phones, a
     call = asyncio.create_task(caller(cfg, "805", who, hold=16).run())
     await agent.wait_for("answered", timeout=30)
     before = await transfer_bridge(ari)
-    serve.stop(kill=True)
+    await serve.stopped(kill=True)
     restarted = ServeProcess(cfg).start()
     try:
         status = await restarted.wait_ready()
@@ -243,7 +240,7 @@ async def test_a_bridged_transfer_survives_a_serve_restart(cfg, serve, phones, a
         await agent.wait_for("bye", timeout=15)
         record = await wait_record(cfg, who)
     finally:
-        restarted.stop()
+        await restarted.stopped()
     assert result.ended_by == "caller"
     assert record.outcome == "transferred" and "re-adopted" in record.detail
 
@@ -317,9 +314,9 @@ async def test_a_call_on_a_stored_holiday_takes_the_holiday_branch(cfg, serve, t
     csv = tmp_path / "tomorrow.csv"
     csv.write_text(f"date,name\n{today + timedelta(days=1)},Tomorrow Day\n")
     for name, path in (("e2e_today", ics), ("e2e_tomorrow", csv)):
-        done = cli(cfg, "calendars", "import", name, str(path), "--timezone", "UTC")
+        done = await cli(cfg, "calendars", "import", name, str(path), "--timezone", "UTC")
         assert done.returncode == 0, done.stderr
-    shown = json.loads(cli(cfg, "calendars", "show", "e2e_today", "--json").stdout)
+    shown = json.loads((await cli(cfg, "calendars", "show", "e2e_today", "--json")).stdout)
     assert shown["closed"] == {today.isoformat(): "E2E Day"}
     who = number()
     result = await caller(cfg, "808", who, hold=15).run()
@@ -331,7 +328,7 @@ async def test_a_call_on_a_stored_holiday_takes_the_holiday_branch(cfg, serve, t
 async def test_a_queue_closed_by_its_calendar_says_so_and_hangs_up(cfg, serve, tmp_path):
     today = datetime.now(timezone.utc).date()
     (tmp_path / "today.csv").write_text(f"{today},Closed\n")
-    assert cli(cfg, "calendars", "import", "e2e_today", str(tmp_path / "today.csv")).returncode == 0
+    assert (await cli(cfg, "calendars", "import", "e2e_today", str(tmp_path / "today.csv"))).returncode == 0
     who = number()
     result = await caller(cfg, "804", who, hold=20).run()
     record = await wait_record(cfg, who)
@@ -371,7 +368,7 @@ async def test_agent_hangs_up_first_caller_scores_nine(cfg, serve, phones):
     assert result.ended_by == "remote"                # the survey said goodbye
     rows = await _eventually(lambda: survey_rows(cfg, record.id))
     assert [(r.question, r.score, r.agent, r.queue) for r in rows] == [("nps", 9, "1003", "cards")]
-    stats = cli(cfg, "queues", "stats", "--queue", "cards", "--json")
+    stats = await cli(cfg, "queues", "stats", "--queue", "cards", "--json")
     survey = json.loads(stats.stdout)["queues"]["cards"]["survey"]
     assert (survey["nps"], survey["answers"], survey["promoters"]) == (100, 1, 1), survey
     assert survey["agents"]["1003"]["answers"] == 1
@@ -409,12 +406,12 @@ async def test_a_caller_left_in_a_survey_by_a_dead_serve_is_hung_up(cfg, serve, 
     await agent.wait_for("hungup", timeout=30)
     record = await wait_record(cfg, who)          # answered and closed; the survey starts
     await asyncio.sleep(1.0)
-    serve.stop(kill=True)
+    await serve.stopped(kill=True)
     restarted = ServeProcess(cfg).start()
     try:
         await restarted.wait_ready()
         result = await asyncio.wait_for(call, 30)
     finally:
-        restarted.stop()
+        await restarted.stopped()
     assert result.ended_by == "remote" and result.duration < 45, result
     assert record.outcome == "answered" and survey_rows(cfg, record.id) == []

@@ -207,7 +207,9 @@ async def test_silence_reprompts_then_falls_back_and_a_live_call_keeps_its_versi
     v2["nodes"]["to_general"]["queue"] = "cards"
     doc = tmp_path / "v2.json"
     doc.write_text(json.dumps(v2, ensure_ascii=False))
-    published = flows_cli(cfg, "publish", "speech_test", "--file", str(doc), "--comment", "e2e")
+    # off the loop: call A's user agent runs on it meanwhile
+    published = await asyncio.to_thread(flows_cli, cfg, "publish", "speech_test", "--file", str(doc),
+                                        "--comment", "e2e")
     assert published.returncode == 0, published.stderr
     assert "version 2 published" in published.stdout
     await asyncio.sleep(2.5)                       # serve polls every 2 s

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from callpilot.infra.db.models import CallRecord
 from testkit.customer import CustomerPhone, machine_pcap, person_pcap
 from testkit.sipua import Caller
 from testkit.rtp_sniffer import RtpSniffer
+from tests.e2e.helpers import callpilot_cli
 from tests.e2e.serve_proc import ServeProcess
 
 pytestmark = pytest.mark.e2e
@@ -41,12 +41,10 @@ GREETING = ("Hi, you have reached the Miller family. We cannot take your call ri
             "Please leave your name and number after the tone and we will call you back.")
 
 
-def cli(cfg, *args: str) -> dict:
+async def cli(cfg, *args: str) -> dict:
     path = Path(cfg.state_dir) / "config.toml"
     path.write_text(to_toml(cfg))
-    exe = Path(sys.executable).with_name("callpilot")
-    out = subprocess.run([str(exe), "--config", str(path), "campaigns", *args, "--json"],
-                         capture_output=True, text=True, timeout=120)
+    out = await callpilot_cli(path, "campaigns", *args, "--json", timeout=120)
     assert out.returncode in (0, 1) and out.stdout.strip(), out.stderr[-3000:]
     return json.loads(out.stdout)
 
@@ -73,9 +71,12 @@ def read(cfg, model, key):
 
 
 async def wait_until(predicate, timeout: float, what: str):
+    """``predicate()``'s first truthy value (awaited when it is a coroutine, as the CLI's)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return value
         await asyncio.sleep(0.5)
@@ -126,14 +127,14 @@ async def test_campaign_replies_retries_dnc_and_answering_machine(e2e_config, as
     try:
         await serve.wait_ready()
         await serve.wait_for(lambda s: s["agents"]["1001"]["routable"], what="agent 1001 routable")
-        cli(cfg, "create", "orders", "--template", TEMPLATE, "--voicemail", VOICEMAIL,
+        await cli(cfg, "create", "orders", "--template", TEMPLATE, "--voicemail", VOICEMAIL,
             "--purpose", "Acme order status", "--caller-id", "8005550199", "--callback-number",
             "8005550199", "--max-attempts", "2", "--retry", "no_answer=5", "--retry", "busy=5",
             "--ring-seconds", "15", "--max-concurrent", "6")
-        imported = cli(cfg, "import", "orders", str(contacts_csv(tmp_path / "c.csv",
+        imported = await cli(cfg, "import", "orders", str(contacts_csv(tmp_path / "c.csv",
                                                                    [c.number for c in everyone])))
         assert imported["imported"] == 6 and imported["rejected"] == 0
-        cli(cfg, "start", "orders")
+        await cli(cfg, "start", "orders")
 
         # 2: the agent's phone rings and answers; the record names the campaign and contact
         await agent.wait_for("answered", timeout=90)
@@ -153,9 +154,9 @@ async def test_campaign_replies_retries_dnc_and_answering_machine(e2e_config, as
 
         report = None
 
-        def finished():
+        async def finished():
             nonlocal report
-            report = cli(cfg, "report", "orders")
+            report = await cli(cfg, "report", "orders")
             return all(c["status"] == "done" for c in report["contacts"]) and report
         await wait_until(finished, 150, "every contact finished")
         outcome = {c["phone"]: (c["outcome"], c["attempts"], c["last_reply"]) for c in report["contacts"]}
@@ -177,11 +178,13 @@ async def test_campaign_replies_retries_dnc_and_answering_machine(e2e_config, as
         assert (retry[1].claimed_at - retry[0].ended_at).total_seconds() >= 5
 
         # 9 = DNC for every campaign: a second campaign never dials that number
-        cli(cfg, "create", "again", "--template", TEMPLATE, "--ring-seconds", "15")
-        cli(cfg, "import", "again", str(contacts_csv(tmp_path / "d.csv", ["+12125550103"])))
-        cli(cfg, "start", "again")
-        await wait_until(lambda: cli(cfg, "report", "again")["contacts"][0]["outcome"] == "dnc",
-                         30, "dnc outcome in the second campaign")
+        await cli(cfg, "create", "again", "--template", TEMPLATE, "--ring-seconds", "15")
+        await cli(cfg, "import", "again", str(contacts_csv(tmp_path / "d.csv", ["+12125550103"])))
+        await cli(cfg, "start", "again")
+
+        async def dnc():
+            return (await cli(cfg, "report", "again"))["contacts"][0]["outcome"] == "dnc"
+        await wait_until(dnc, 30, "dnc outcome in the second campaign")
         await asyncio.sleep(2)
         assert people["03"].invites == 1
 
@@ -195,7 +198,7 @@ async def test_campaign_replies_retries_dnc_and_answering_machine(e2e_config, as
         result = await intruder.run()
         assert not result.answered and result.status in (401, 403, 404), result.status
     finally:
-        serve.stop()
+        await serve.stopped()
         wire.__exit__(None, None, None)
     # what the answering machine's UA received: our voicemail message, after its beep.  Its
     # greeting (the pcap beep_end is measured in) starts with its first RTP packet, right after
@@ -224,29 +227,29 @@ async def test_serve_killed_while_calls_ring_never_dials_an_attempt_twice(e2e_co
     everyone = [*ringing, later]
     cfg = dataclasses.replace(e2e_config, outbound=OutboundConfig(
         routes={c.number: c.route for c in everyone}, poll_seconds=0.5))
-    cli(cfg, "create", "crash", "--template", TEMPLATE, "--max-concurrent", "3",
+    await cli(cfg, "create", "crash", "--template", TEMPLATE, "--max-concurrent", "3",
         "--ring-seconds", "40", "--retry", "unknown=3600")
-    cli(cfg, "import", "crash", str(contacts_csv(tmp_path / "k.csv", [c.number for c in everyone])))
+    await cli(cfg, "import", "crash", str(contacts_csv(tmp_path / "k.csv", [c.number for c in everyone])))
     first = ServeProcess(cfg).start()
     second = None
     try:
         await first.wait_ready()
-        cli(cfg, "start", "crash")
+        await cli(cfg, "start", "crash")
         for phone in ringing:
             await phone.wait_for("ringing", timeout=60)
         assert later.invites == 0                 # the concurrency cap holds it back
-        first.stop(kill=True)                     # SIGKILL with three calls ringing
+        await first.stopped(kill=True)            # SIGKILL with three calls ringing
         second = ServeProcess(cfg).start()
         await second.wait_ready()
 
-        def finished():
-            report = cli(cfg, "report", "crash")
+        async def finished():
+            report = await cli(cfg, "report", "crash")
             return all(c["status"] == "done" for c in report["contacts"]) and report
         report = await wait_until(finished, 120, "every contact finished after the restart")
     finally:
-        first.stop()
+        await first.stopped()
         if second is not None:
-            second.stop()
+            await second.stopped()
     outcomes = {c["phone"]: (c["outcome"], c["attempts"]) for c in report["contacts"]}
     assert outcomes == {c.number: ("confirmed", 1) for c in everyone}, outcomes
     assert [c.invites for c in everyone] == [1, 1, 1, 1]
@@ -275,11 +278,11 @@ async def test_progressive_overdial_abandons_then_the_dial_level_drops(e2e_confi
     try:
         await serve.wait_ready()
         await serve.wait_for(lambda s: s["agents"]["1001"]["routable"], what="agent 1001 routable")
-        cli(cfg, "create", "sales", "--template", TEMPLATE, "--mode", "progressive",
+        await cli(cfg, "create", "sales", "--template", TEMPLATE, "--mode", "progressive",
             "--max-dial-level", "2", "--max-concurrent", "2", "--callback-number", "8005550199",
             "--ring-seconds", "15", "--purpose", "Acme")
-        cli(cfg, "import", "sales", str(contacts_csv(tmp_path / "g.csv", [c.number for c in people])))
-        cli(cfg, "start", "sales")
+        await cli(cfg, "import", "sales", str(contacts_csv(tmp_path / "g.csv", [c.number for c in people])))
+        await cli(cfg, "start", "sales")
         await agent.wait_for("answered", timeout=60)
         def decided():
             done = [a for c in people[:2] for a in attempts_of(cfg, c.number) if a.outcome]
@@ -293,11 +296,13 @@ async def test_progressive_overdial_abandons_then_the_dial_level_drops(e2e_confi
             status, _ = await ari.request("DELETE", f"/channels/cp-out-{transferred.id}")
             assert status == 204
         await agent.wait_for("answered", timeout=90, count=2)
-        report = await wait_until(
-            lambda: (r := cli(cfg, "report", "sales")) and r["contacts"][2]["outcome"] and r, 60,
-            "third contact decided")
+
+        async def third_decided():
+            r = await cli(cfg, "report", "sales")
+            return r["contacts"][2]["outcome"] and r
+        report = await wait_until(third_decided, 60, "third contact decided")
     finally:
-        serve.stop()
+        await serve.stopped()
     assert report["contacts"][2]["outcome"] == "transferred"
     assert [c.invites for c in people] == [1, 1, 1]
     t = report["totals"]
@@ -318,14 +323,17 @@ async def test_spoken_reply_confirms(e2e_config, asterisk, customers, tmp_path):
     serve = ServeProcess(cfg).start()
     try:
         await serve.wait_ready()
-        cli(cfg, "create", "voice", "--template", TEMPLATE, "--say", "네=confirm",
+        await cli(cfg, "create", "voice", "--template", TEMPLATE, "--say", "네=confirm",
             "--say", "상담원=agent", "--ring-seconds", "15")
         # a Korean-speaking contact: replies are heard by the Korean engine (speech per language)
-        cli(cfg, "import", "voice", str(contacts_csv(tmp_path / "v.csv", [customer.number], "ko")))
-        cli(cfg, "start", "voice")
-        report = await wait_until(lambda: (r := cli(cfg, "report", "voice"))
-                                  and r["contacts"][0]["status"] == "done" and r, 90, "voice reply")
+        await cli(cfg, "import", "voice", str(contacts_csv(tmp_path / "v.csv", [customer.number], "ko")))
+        await cli(cfg, "start", "voice")
+
+        async def replied():
+            r = await cli(cfg, "report", "voice")
+            return r["contacts"][0]["status"] == "done" and r
+        report = await wait_until(replied, 90, "voice reply")
     finally:
-        serve.stop()
+        await serve.stopped()
     assert (report["contacts"][0]["outcome"], report["contacts"][0]["last_reply"]) == ("confirmed", "네")
     assert customer.invites == 1

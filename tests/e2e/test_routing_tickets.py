@@ -108,23 +108,22 @@ async def test_after_kill_9_a_high_priority_call_still_beats_an_older_normal_one
     await serve.wait_for(lambda s: waiting(s, normal) is not None, timeout=30, what="normal caller waiting")
     calls.append(asyncio.create_task(caller(cfg, "805", vip, hold=60).run()))
     await serve.wait_for(lambda s: waiting(s, vip) is not None, timeout=30, what="vip caller waiting")
-    serve.stop(kill=True)                               # SIGKILL: no goodbye
+    await serve.stopped(kill=True)                      # SIGKILL: no goodbye
     restarted = ServeProcess(cfg).start()
     try:
-        status = await restarted.wait_ready()
-        status = await restarted.wait_for(lambda s: waiting(s, normal) and waiting(s, vip),
-                                          what="both callers re-adopted")
+        status = await restarted.wait_ready()           # ARI connected: the resync is over (D39)
+        assert waiting(status, normal) and waiting(status, vip), status["waiting"]
         assert waiting(status, vip)["priority"] == 5 and waiting(status, vip)["position"] == 1
         assert waiting(status, normal)["priority"] == 0 and waiting(status, normal)["position"] == 2
         await phones("1001")                            # the next free agent
         record = await wait_record(cfg, vip, state="connected", timeout=30)
         still = await restarted.status()
     finally:
-        restarted.stop()
+        await restarted.stopped()
         for c in calls:
             c.cancel()
         await asyncio.gather(*calls, return_exceptions=True)
-    older = records_for(cfg, normal)[-1]
+    older = (await asyncio.to_thread(records_for, cfg, normal))[-1]
     assert record.agent == "1001"
     assert older.enqueued_at < record.enqueued_at       # the normal call was older...
     assert older.answered_at is None or older.answered_at > record.answered_at   # ...and lost

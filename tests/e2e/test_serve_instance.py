@@ -3,11 +3,10 @@ answering (real Asterisk, real serve subprocesses)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+
+from tests.e2e.helpers import callpilot_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -18,11 +17,9 @@ def cfg(e2e_config, asterisk):
 
 
 async def test_second_serve_is_refused_and_the_first_still_answers_status(cfg, serve):
-    exe = Path(sys.executable).with_name("callpilot")
     sock = cfg.state_dir / "serve.sock"
     inode = sock.stat().st_ino
-    second = subprocess.run([str(exe), "--config", str(serve.config_path), "serve"],
-                            capture_output=True, text=True, timeout=60, env=dict(os.environ))
+    second = await callpilot_cli(serve.config_path, "serve", env=dict(os.environ))
     assert second.returncode == 1
     lines = second.stderr.strip().splitlines()
     assert lines == [f"callpilot: serve is already running for state dir {cfg.state_dir} "
@@ -30,6 +27,5 @@ async def test_second_serve_is_refused_and_the_first_still_answers_status(cfg, s
     assert sock.stat().st_ino == inode                  # the first one's socket untouched
     status = await serve.status()
     assert status["ari"] == "connected" and status["ami"] == "logged_in"
-    status_cli = subprocess.run([str(exe), "--config", str(serve.config_path), "status"],
-                                capture_output=True, text=True, timeout=60, env=dict(os.environ))
+    status_cli = await callpilot_cli(serve.config_path, "status", env=dict(os.environ))
     assert ", serve up," in status_cli.stdout, status_cli.stdout + status_cli.stderr

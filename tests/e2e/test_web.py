@@ -30,6 +30,7 @@ from callpilot.app.web import build_services
 from callpilot.infra.config import AcdConfig, to_toml
 from callpilot.infra.db import session as dbs
 from callpilot.infra.db.models import Customer
+from testkit.ports import free_port
 from testkit.sipua import Caller
 from tests.e2e.serve_proc import records_for, wait_record
 from tests.web.browser import (chromium, graph_ready, log_in, publish, screenshot,
@@ -54,7 +55,7 @@ class WebProcess:
     """``callpilot web`` as a real subprocess (waitress) on the instance's config."""
 
     def __init__(self, config) -> None:
-        self.port = free_port()
+        self.port = free_port("127.0.0.1", (socket.SOCK_STREAM,))
         self.config = dataclasses.replace(config, web_port=self.port)
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = config.state_dir / "web.log"
@@ -89,12 +90,6 @@ class WebProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from callpilot.infra.asterisk.ari import AriClient, AriError, AriState
-from testkit.ari_faults import (AriFaultProxy, Cut, CutEvents, Delay, Fail, Rule, ari_time)
+from testkit.ari_faults import (AriFaultProxy, Cut, CutEvents, Delay, Fail, Hold, Rule, ari_time)
 
 AUTH = ("callpilot", "pw")
 
@@ -172,6 +172,27 @@ async def test_delay_after_lets_asterisk_act_first(upstream, proxy, client):
     [x] = proxy.exchanges
     assert upstream.arrived["/ari/channels/a"] - x.started < x.seconds
     assert x.ended - upstream.arrived["/ari/channels/a"] >= 0.3
+
+
+async def _held_until_released(upstream, proxy, client) -> None:
+    proxy.add(Rule("GET", r"/ari/channels", Hold(), times=1))
+    held = asyncio.create_task(client.get("/channels"))
+    await proxy.wait_exchange(lambda x: x.path == "/ari/channels", timeout=5, what="the held request")
+    await client.get("/channels/other")                    # not queued behind the held one
+    assert "/ari/channels" not in upstream.arrived and not held.done()
+    proxy.release()
+    assert (await held)["path"] == "/ari/channels"
+    assert isinstance(next(x for x in proxy.exchanges if x.path == "/ari/channels").fault, Hold)
+
+
+async def test_hold_keeps_an_http_request_until_released(upstream, proxy, client):
+    await _held_until_released(upstream, proxy, client)
+    assert client.transport_in_use == "http"
+
+
+async def test_hold_keeps_a_request_on_the_events_socket_until_released(upstream, proxy, connected):
+    assert connected.transport_in_use == "websocket"
+    await _held_until_released(upstream, proxy, connected)
 
 
 @pytest.mark.parametrize("forward", [False, True])

@@ -65,8 +65,8 @@ def test_snapshot_gauges():
 def test_link_states_are_one_hot_over_the_enum():
     r = _registry(SNAPSHOT)
     ari = {s: r.get_sample_value("callpilot_ari_connection_state", {"state": s})
-           for s in ("idle", "connecting", "connected", "backoff", "closed")}
-    assert ari == {"idle": 0, "connecting": 0, "connected": 1, "backoff": 0, "closed": 0}
+           for s in ("idle", "connecting", "resyncing", "connected", "backoff", "closed")}
+    assert ari == {"idle": 0, "connecting": 0, "resyncing": 0, "connected": 1, "backoff": 0, "closed": 0}
     assert r.get_sample_value("callpilot_ami_connection_state", {"state": "disconnected"}) == 1
     assert r.get_sample_value("callpilot_ami_connection_state", {"state": "logged_in"}) == 0
 

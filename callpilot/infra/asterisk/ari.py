@@ -1,9 +1,12 @@
 """Thin asyncio ARI client on aiohttp (REST + events WebSocket).
 
 Why not ari-py: PyPI ``ari`` 0.1.3 does not import on Python 3 (docs/decisions.md).
-Reconnection is a state: CONNECTING -> CONNECTED -> BACKOFF -> CONNECTING ..., each transition
-logged; after every (re)connect ``on_connect`` runs so the application can resync the
-channels that stayed parked in Stasis while the socket was down.
+Reconnection is a state: CONNECTING -> RESYNCING -> CONNECTED -> BACKOFF -> CONNECTING ...,
+each transition logged.  RESYNCING: the socket is up and ``on_connect`` runs (the application
+resyncs the channels that stayed parked in Stasis while the socket was down); CONNECTED (and
+``connected``) only once every ``on_connect`` handler has returned, so that a status read in
+between never shows the resync's half-done state as settled.  A handler that fails is logged
+and the next one runs: one failed resync does not keep the link from being used (D39).
 
 Events go into lanes (``event_lanes``), one per call when the application passes ``lane_of``,
 so events of one call stay in order while a slow handler never holds up another call's
@@ -22,7 +25,9 @@ changes), each one serialised by Asterisk, decoded here and routed (docs/decisio
 (``WsLinkLost``); only a GET, which changes nothing, is then tried again over HTTP: a POST
 such as an originate or a play is never sent twice (docs/decisions.md D26).  While the
 connect phase runs (probe, filter, ``on_connect`` resync) events are held and pushed to the
-lanes after it, in order, as before.  ``requests`` counts the requests per transport.
+lanes after it, in order, as before.  ``requests`` counts the requests per transport,
+``not_found`` the 404 answers per method and kind of object (a 404 is tolerated everywhere,
+but one on every call is a request that need not have been sent: D39).
 """
 from __future__ import annotations
 
@@ -30,7 +35,8 @@ import asyncio
 import base64
 import enum
 import logging
-from collections import Counter
+import time
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
@@ -44,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 POOL_SIZE = 100           # REST connections at most: aiohttp's default, Asterisk's session_limit
 KEEPALIVE_SECONDS = 10.0  # below Asterisk's session_keep_alive (15 s)
+HISTORY = 16              # the last state transitions kept for serve's status
 PROBE_SECONDS = 2.0       # auto: an Asterisk silent this long on the socket has no REST there
 EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
 ConnectHandler = Callable[[], Awaitable[None]]
@@ -62,6 +69,7 @@ class AriNotFound(AriError):
 class AriState(enum.Enum):
     IDLE = "idle"
     CONNECTING = "connecting"
+    RESYNCING = "resyncing"     # socket up, on_connect handlers running
     CONNECTED = "connected"
     BACKOFF = "backoff"
     CLOSED = "closed"
@@ -93,6 +101,8 @@ class AriClient:
         self._ws_rest: WsRestChannel | None = None     # set while requests may use the socket
         self._ws_rest_up = asyncio.Event()
         self.requests: Counter[str] = Counter()        # transport -> requests sent
+        self.not_found: Counter[str] = Counter()       # "DELETE /channels" -> 404 replies
+        self.history: deque[tuple[str, float]] = deque(maxlen=HISTORY)  # (state, time.time())
         self._held: list[dict[str, Any]] | None = None  # events held during the connect phase
         self._reader: asyncio.Task | None = None        # the task reading the events socket
 
@@ -110,6 +120,7 @@ class AriClient:
     def _set_state(self, state: AriState, why: str = "") -> None:
         if state is not self.state:
             logger.info("ARI %s -> %s %s", self.state.value, state.value, why)
+            self.history.append((state.value, time.time()))
         self.state = state
         if state is AriState.CONNECTED:
             self.connected.set()
@@ -141,7 +152,7 @@ class AriClient:
             self.requests["websocket"] += 1
             try:
                 reply = await channel.request(method, path, clean, body, self.request_timeout)
-                return _result(reply.status, method, path, reply.body)
+                return self._result(reply.status, method, path, reply.body)
             except WsLinkLost:
                 if method != "GET" or self.rest_transport is not RestTransport.AUTO:
                     raise                 # never twice: it may have been done
@@ -165,7 +176,20 @@ class AriClient:
         session = await self._http()
         url = f"{self.base_url}/ari{path}"
         async with session.request(method, url, params=params, json=body) as resp:
-            return _result(resp.status, method, path, await resp.text())
+            return self._result(resp.status, method, path, await resp.text())
+
+    def _result(self, status: int, method: str, path: str, text: str) -> Any:
+        if status == 404:
+            self._count_not_found(method, path)
+            raise AriNotFound(status, method, path, text)
+        if status >= 400:
+            raise AriError(status, method, path, text)
+        return decode(text) if text else None
+
+    def _count_not_found(self, method: str, path: str) -> None:
+        kind = f"{method} /{path.strip('/').split('/', 1)[0]}"
+        self.not_found[kind] += 1
+        logger.debug("ARI %s %s: 404 (%s: %d so far)", method, path, kind, self.not_found[kind])
 
     # The verbs hand back ``request``'s coroutine (no coroutine of their own per request).
     def get(self, path: str, **params: Any) -> Awaitable[Any]:
@@ -211,7 +235,7 @@ class AriClient:
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._start_reader(ws, channel, done)
             try:
-                await self._connect_phase(channel)
+                await self._connect_phase(channel, done)
                 await done
             finally:
                 self._ws_gone(channel)
@@ -220,10 +244,11 @@ class AriClient:
         self._ws = None
         logger.warning("ARI event socket closed")
 
-    async def _connect_phase(self, channel: WsRestChannel) -> None:
-        """Pick the REST transport, filter, resync; then release the events held meanwhile."""
+    async def _connect_phase(self, channel: WsRestChannel, done: asyncio.Future[None]) -> None:
+        """Pick the REST transport, filter, resync; then release the events held meanwhile
+        and say CONNECTED, unless the socket closed (or ``close()`` came) during the resync."""
         self.connects += 1
-        self._set_state(AriState.CONNECTED, f"(connect #{self.connects})")
+        self._set_state(AriState.RESYNCING, f"(connect #{self.connects})")
         if await self._ws_rest_usable(channel):
             self._ws_rest = channel
             self._ws_rest_up.set()
@@ -234,6 +259,8 @@ class AriClient:
         held, self._held = self._held or [], None
         for event in held:
             self.lanes.push(event)
+        if self.state is AriState.RESYNCING and not done.done():
+            self._set_state(AriState.CONNECTED, f"(connect #{self.connects} resynced)")
 
     async def _ws_rest_usable(self, channel: WsRestChannel) -> bool:
         """``auto``: one cheap request on the socket; an Asterisk before 22.4 never answers."""
@@ -341,14 +368,6 @@ class AriClient:
             await self._ws.close()
         if self._session is not None:
             await self._session.close()
-
-
-def _result(status: int, method: str, path: str, text: str) -> Any:
-    if status == 404:
-        raise AriNotFound(status, method, path, text)
-    if status >= 400:
-        raise AriError(status, method, path, text)
-    return decode(text) if text else None
 
 
 def _frame_of(text: str) -> dict[str, Any] | None:
