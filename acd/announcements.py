@@ -47,7 +47,10 @@ class Lines:
         """The call is (again) in its queue's line; a previous place is given up."""
         self.leave(call.id)
         key = _line_key(call)
-        self._lines.setdefault(call.queue, SortedList()).add(key)
+        line = self._lines.get(call.queue)
+        if line is None:            # (not setdefault: a SortedList built per join, D38)
+            line = self._lines[call.queue] = SortedList()
+        line.add(key)
         self._keys[call.id] = (call.queue, key)
 
     def leave(self, call_id: str) -> None:

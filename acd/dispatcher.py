@@ -167,8 +167,11 @@ class Dispatcher(CallbackGlue):
         self.routing.call_changed(call.id)
 
     def _spawn(self, coro: Awaitable[Any], name: str) -> None:
-        task = asyncio.ensure_future(coro)
-        task.set_name(name)
+        if asyncio.iscoroutine(coro):   # the ring's task: no ensure_future frames on its path (D38)
+            task = asyncio.get_running_loop().create_task(coro, name=name)
+        else:
+            task = asyncio.ensure_future(coro)
+            task.set_name(name)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
@@ -261,7 +264,8 @@ class Dispatcher(CallbackGlue):
         call.ticket, call.queue, call.priority = ticket, ticket.queue, ticket.priority
         call.skill, call.skills = settings.queue_skill, dict(ticket.skills)
         call.steps = self._steps(call, ticket, settings)
-        self._set_entry(call, enqueued_at or self.clock.utcnow())
+        utcnow = self.clock.utcnow()
+        self._set_entry(call, enqueued_at or utcnow, utcnow)
         self.calls[call.id] = call
         self.records.post(call.id, state=CallState.QUEUED, queue=call.queue,
                           enqueued_at=call.enqueued_at, ticket=ticket.to_json())
@@ -271,10 +275,12 @@ class Dispatcher(CallbackGlue):
         await asyncio.sleep(0)     # the offer's originate goes out before anything else
         await self._after_offer(call, settings, merge=merge, report=report)
 
-    def _set_entry(self, call: LiveCall, entered: datetime) -> None:
-        """The call's entry time (its place in line and its step clock)."""
+    def _set_entry(self, call: LiveCall, entered: datetime, utcnow: datetime | None = None) -> None:
+        """The call's entry time (its place in line and its step clock); ``utcnow``: the
+        clock's time now, when the caller has just read it."""
         call.enqueued_at = entered
-        call.enqueued_mono = self._now() - (self.clock.utcnow() - entered).total_seconds()
+        delay = 0.0 if entered is utcnow else ((utcnow or self.clock.utcnow()) - entered).total_seconds()
+        call.enqueued_mono = self._now() - delay
         call.view = None
         self.lines.join(call)
         self._routing_changed(call)

@@ -99,6 +99,19 @@ def _check_attributes(attributes: Mapping[str, Any], where: str) -> Mapping[str,
     return MappingProxyType(dict(attributes))
 
 
+def _plain_skills(skills: object) -> bool:
+    """``check_skills`` would accept ``skills`` (checked without building its messages)."""
+    return isinstance(skills, Mapping) and all(
+        type(name) is str and name != "" and type(level) is int and SKILL_MIN <= level <= SKILL_MAX
+        for name, level in skills.items())
+
+
+def _plain_attributes(attributes: object) -> bool:
+    """``_check_attributes`` would accept ``attributes`` (checked without its messages)."""
+    return isinstance(attributes, Mapping) and all(
+        type(name) is str and name != "" and isinstance(value, _SCALARS) for name, value in attributes.items())
+
+
 def _check_names(values: Iterable[str], where: str) -> frozenset[str]:
     _require(not isinstance(values, str), f"{where}: expected a collection of names, got a string")
     names = frozenset(values)
@@ -486,6 +499,22 @@ class CallView:
     skill: str | None = None
 
     def __post_init__(self) -> None:
+        if self._plainly_valid():     # built on the way to an agent's phone: no messages made
+            object.__setattr__(self, "attributes", MappingProxyType(dict(self.attributes)))
+            object.__setattr__(self, "steps", tuple(self.steps))
+            object.__setattr__(self, "required_skills", MappingProxyType(dict(self.required_skills)))
+            return
+        self._check_each_field()
+
+    def _plainly_valid(self) -> bool:
+        """Every check of :meth:`_check_each_field`, without building its messages (D38)."""
+        return (type(self.id) is str and self.id != "" and type(self.queue) is str and self.queue != ""
+                and _is_int(self.priority) and _is_number(self.enqueued_at) and math.isfinite(self.enqueued_at)
+                and _plain_attributes(self.attributes) and isinstance(self.steps, (tuple, list))
+                and all(isinstance(s, Step) for s in self.steps) and _plain_skills(self.required_skills)
+                and (self.skill is None or (type(self.skill) is str and self.skill != "")))
+
+    def _check_each_field(self) -> None:
         where = f"call {self.id!r}"
         _check_name(self.id, "call.id")
         _check_name(self.queue, f"{where}.queue")

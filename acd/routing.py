@@ -42,8 +42,8 @@ def call_view(call: LiveCall) -> CallView:
 
 def _new_call_view(call: LiveCall) -> CallView:
     return CallView(id=call.id, queue=call.queue or "", priority=call.priority,
-                    enqueued_at=call.enqueued_mono, attributes=dict(call.attributes),
-                    steps=tuple(call.steps), required_skills=dict(call.skills),
+                    enqueued_at=call.enqueued_mono, attributes=call.attributes,   # (the view
+                    steps=tuple(call.steps), required_skills=call.skills,        # copies them)
                     skill=call.skill or None)
 
 

@@ -33,6 +33,7 @@ import itertools
 import logging
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Iterator
+from typing import NamedTuple
 
 from sortedcontainers import SortedList
 
@@ -47,11 +48,22 @@ Pair = tuple[str, str]
 PLANS_KEPT = 512      # step plans of emptied groups kept for the next call of the same group
 
 
-def group_key(call: CallView) -> Hashable:
-    """What a call's eligibility and order depend on, except its queue-entry time."""
-    values = tuple(call.attributes.get(name) for name in caller_attributes_used(call.steps))
-    return (call.queue, call.priority, call.steps, frozenset(call.required_skills.items()),
-            values, call.queue_skill)
+def group_key(call: CallView, steps: Hashable = None, used: tuple[str, ...] | None = None) -> Hashable:
+    """What a call's eligibility and order depend on, except its queue-entry time.
+    ``steps``: a stand-in for ``call.steps`` equal for equal steps (the router's number for
+    them: hashing a key then calls no ``Step.__hash__``); ``used``: the caller attributes the
+    steps read, when the caller has them already."""
+    if used is None:
+        used = caller_attributes_used(call.steps)
+    values = tuple(call.attributes.get(name) for name in used)
+    return (call.queue, call.priority, call.steps if steps is None else steps,
+            frozenset(call.required_skills.items()), values, call.queue_skill)
+
+
+class _StepsInfo(NamedTuple):
+    steps: tuple                  # held, so that its id() is not reused while it is known
+    number: int                   # the same for equal steps (the group key's stand-in)
+    used: tuple[str, ...]         # the caller attributes they read
 
 
 class _Group:
@@ -129,6 +141,12 @@ class IncrementalRouter:
         self._timers: list[tuple[float, int, str]] = []   # (when, seq, call id)
         self._armed: dict[str, int] = {}                     # call id -> seq of its live timer
         self._seq = itertools.count()
+        # A queue's calls share one steps tuple: known by its id(), a new call's group key
+        # reads no condition and hashes no step (D38).  Equal steps get one number, never
+        # reused for others (forgotten only when no group or kept plan can hold it).
+        self._steps_by_id: dict[int, _StepsInfo] = {}
+        self._steps_numbers: dict[tuple, int] = {}
+        self._step_serial = itertools.count()
         self.touched = 0          # calls examined since construction (work counter)
 
     # -- queries ------------------------------------------------------------------------
@@ -227,7 +245,8 @@ class IncrementalRouter:
 
     # -- groups and step timers ---------------------------------------------------------
     def _join(self, call: CallView) -> _Group:
-        key = group_key(call)
+        info = self._steps_info(call.steps)
+        key = group_key(call, info.number, info.used)
         group = self._groups.get(key)
         if group is None:
             group = self._groups[key] = _Group(key, call)
@@ -240,6 +259,21 @@ class IncrementalRouter:
         group.calls.add((call.enqueued_at, call.id))
         self._calls[call.id] = (call, key)
         return group
+
+    def _steps_info(self, steps: tuple) -> _StepsInfo:
+        info = self._steps_by_id.get(id(steps))
+        if info is not None and info.steps is steps:
+            return info
+        if len(self._steps_by_id) >= PLANS_KEPT:
+            self._steps_by_id.clear()
+        if len(self._steps_numbers) >= PLANS_KEPT and not self._groups:
+            self._steps_numbers.clear()
+            self._plans.clear()                 # (their keys hold the numbers forgotten)
+        number = self._steps_numbers.get(steps)
+        if number is None:
+            number = self._steps_numbers[steps] = next(self._step_serial)
+        info = self._steps_by_id[id(steps)] = _StepsInfo(steps, number, caller_attributes_used(steps))
+        return info
 
     def _arm(self, call: CallView, group: _Group, now: float) -> None:
         """One live timer per call: the end of the step active at ``now``."""
@@ -344,12 +378,12 @@ class IncrementalRouter:
         less time than a best that matched step ``floor``, the earliest step any logged-in
         agent can satisfy (the group's plan): no later agent can come before it.  (A caller
         whose first steps nobody can meet, e.g. no age band, no longer walks every free
-        agent: D36.)"""
+        agent (D36), nor are those steps evaluated for the agents it looks at (D38).)"""
         best, best_key = None, None
         for agent in candidates:
             if idle_order and best_key is not None and best_key[0] <= floor and agent.idle_since > best_key[1]:
                 break
-            matched = eligible_match(call, agent, active, self.bands)
+            matched = eligible_match(call, agent, active, self.bands, floor)
             if matched is None:
                 continue
             key = agent_order_key(call, agent, matched)

@@ -33,14 +33,17 @@ def agent_order_key(call: CallView, agent: AgentView, matched: int) -> AgentKey:
     return (matched, agent.idle_since, -agent.skills.get(call.queue_skill, 0), agent.id)
 
 
-def matched_step(call: CallView, agent: AgentView, active: int, bands: AgeBands = DEFAULT_AGE_BANDS) -> int | None:
+def matched_step(call: CallView, agent: AgentView, active: int, bands: AgeBands = DEFAULT_AGE_BANDS,
+                 first: int = 0) -> int | None:
     """Earliest step <= ``active`` that ``agent`` satisfies; ``len(steps)`` in the final
     phase when it satisfies none; None if it satisfies none of the allowed steps.
 
-    Queue membership, availability and hard minimums are not checked here.
+    Queue membership, availability and hard minimums are not checked here.  ``first``: the
+    steps before it hold for no agent that could take the call (the incremental router's
+    plan), so they are not evaluated.
     """
-    for index, step in enumerate(call.steps[: active + 1]):
-        if step_holds(step, call.attributes, agent, bands):
+    for index in range(first, min(active + 1, len(call.steps))):
+        if step_holds(call.steps[index], call.attributes, agent, bands):
             return index
     return len(call.steps) if active >= len(call.steps) else None
 
@@ -50,9 +53,11 @@ def could_take(call: CallView, agent: AgentView) -> bool:
     return agent.available and call.queue in agent.queues and meets_required(call.required_skills, agent)
 
 
-def eligible_match(call: CallView, agent: AgentView, active: int, bands: AgeBands = DEFAULT_AGE_BANDS) -> int | None:
-    """The agent's matched step if it is eligible for ``call`` with step ``active``, else None."""
-    return matched_step(call, agent, active, bands) if could_take(call, agent) else None
+def eligible_match(call: CallView, agent: AgentView, active: int, bands: AgeBands = DEFAULT_AGE_BANDS,
+                   first: int = 0) -> int | None:
+    """The agent's matched step if it is eligible for ``call`` with step ``active``, else None
+    (``first``: see :func:`matched_step`)."""
+    return matched_step(call, agent, active, bands, first) if could_take(call, agent) else None
 
 
 def is_eligible(call: CallView, agent: AgentView, agents: Iterable[AgentView], now: float,

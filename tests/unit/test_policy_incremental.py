@@ -185,9 +185,9 @@ def test_a_caller_no_agent_can_match_first_walks_one_free_agent(monkeypatch):
     checks: list[str] = []
     real = incremental.eligible_match
 
-    def counted(call, agent, active, bands):
+    def counted(call, agent, active, bands, first=0):
         checks.append(agent.id)
-        return real(call, agent, active, bands)
+        return real(call, agent, active, bands, first)
     monkeypatch.setattr(incremental, "eligible_match", counted)
     agents = [_free_agent(f"a{i}", float(i), 3, ("<25", "25-34", "35-44")[i % 3]) for i in range(10)]
     router = IncrementalRouter()
@@ -197,3 +197,42 @@ def test_a_caller_no_agent_can_match_first_walks_one_free_agent(monkeypatch):
     checks.clear()
     assert router.add_call(call, 50.0) == [("c1", "a0")] == assign([call], agents, 50.0)
     assert checks == ["a0"]
+
+
+
+def _offers_and_steps_evaluated(monkeypatch, call: CallView) -> tuple[list, list[int], list]:
+    """The router's offers for ``call`` among ten free agents of three bands, the indexes of
+    the steps it evaluated (in order), and :func:`assign`'s offers."""
+    import acd.policy.select as select
+    evaluated: list[int] = []
+    real = select.step_holds
+
+    def counted(step, attributes, agent, bands):
+        evaluated.append(call.steps.index(step))
+        return real(step, attributes, agent, bands)
+    agents = [_free_agent(f"a{i}", float(i), 3, ("<25", "25-34", "35-44")[i % 3]) for i in range(10)]
+    router = IncrementalRouter()
+    for agent in agents:
+        router.set_agent(agent, 50.0)
+    with monkeypatch.context() as patch:
+        patch.setattr(select, "step_holds", counted)
+        offers = router.add_call(call, 50.0)
+    return offers, evaluated, assign([call], agents, 50.0)
+
+
+def test_steps_no_agent_can_meet_are_not_evaluated(monkeypatch):
+    """The unknown caller: the agent looked at is tested against the third step only (the
+    plan says no logged-in agent meets the first two), with assign's answer (D38)."""
+    call = CallView("c1", "q", 0, 50.0, {}, default_steps("q"))
+    offers, evaluated, assigned = _offers_and_steps_evaluated(monkeypatch, call)
+    assert offers == [("c1", "a0")] == assigned
+    assert evaluated == [2]
+
+
+def test_a_known_caller_is_tested_from_the_first_step(monkeypatch):
+    """A caller with an age band some agent shares: step 0 is possible, so it is evaluated
+    first, and the same-band agent wins over longer idle ones (the floor is 0)."""
+    call = CallView("c1", "q", 0, 50.0, {"age_band": "35-44"}, default_steps("q"))
+    offers, evaluated, assigned = _offers_and_steps_evaluated(monkeypatch, call)
+    assert offers == [("c1", "a2")] == assigned
+    assert evaluated[0] == 0

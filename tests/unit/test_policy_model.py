@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+from types import MappingProxyType
 
 import pytest
 
@@ -383,12 +384,37 @@ def test_call_view_defaults_and_queue_skill():
     ({"steps": ("x",)}, "steps"),
     ({"required_skills": {"sales": 0}}, r"required_skills\['sales'\]"),
     ({"skill": ""}, "skill"),
+    ({"attributes": {"": 1}}, "attributes key"),
+    ({"attributes": []}, "attributes: expected a mapping"),
+    ({"required_skills": {"sales": True}}, r"required_skills\['sales'\]"),
+    ({"required_skills": {"sales": 6}}, r"required_skills\['sales'\]"),
+    ({"enqueued_at": True}, "enqueued_at"),
 ])
 def test_call_view_validation(changes, message):
     fields = dict(id="c1", queue="sales", priority=0, enqueued_at=1.0)
     fields.update(changes)
     with pytest.raises(ModelError, match=message):
         CallView(**fields)
+
+
+class _Name(str):
+    pass
+
+
+def test_a_plainly_valid_call_view_is_what_the_checks_make():
+    """D38: a view whose fields are plainly valid is built without the checks' messages, into
+    the same read-only copies; a value only the full checks accept (a str subclass) still
+    goes through them and gives an equal view."""
+    attributes, skills = {"age_band": "25-34", "vip": True}, {"sales": 3}
+    call = CallView("c1", "sales", 0, 1.0, attributes, list(default_steps("sales")), skills)
+    assert isinstance(call.attributes, MappingProxyType) and dict(call.attributes) == attributes
+    assert isinstance(call.required_skills, MappingProxyType) and dict(call.required_skills) == skills
+    assert call.steps == default_steps("sales") and isinstance(call.steps, tuple)
+    attributes["vip"], skills["sales"] = False, 5
+    assert call.attributes["vip"] is True and call.required_skills["sales"] == 3
+    checked = CallView(_Name("c1"), "sales", 0, 1.0, {"age_band": "25-34", "vip": True},
+                       default_steps("sales"), {_Name("sales"): 3})
+    assert checked == call and isinstance(checked.attributes, MappingProxyType)
 
 
 def test_views_are_frozen():
