@@ -6,6 +6,7 @@ import math
 from types import MappingProxyType
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from acd.model import (
     DEFAULT_AGE_BANDS,
@@ -433,3 +434,64 @@ def test_equal_steps_hash_equal_and_hide_the_cache():
     assert a != Step((SkillAtLeast("s", 2),), 10)
     assert "_hash" not in repr(a)
     assert step_to_dict(a) == step_to_dict(b)
+
+
+
+
+_NAME = st.text("abc_", min_size=1, max_size=3)
+_GARBAGE = st.one_of(st.none(), st.booleans(), st.integers(-2, 7), st.floats(allow_nan=True),
+                     st.text(max_size=2), st.builds(_Name, _NAME), st.lists(st.integers(), max_size=2),
+                     st.dictionaries(st.one_of(st.text(max_size=2), st.integers()), st.integers(-1, 7), max_size=2))
+_VALID = dict(  # a plainly valid view, field by field
+    id=_NAME, queue=_NAME, priority=st.integers(-3, 3), enqueued_at=st.floats(-1e9, 1e9),
+    attributes=st.dictionaries(_NAME, st.one_of(st.none(), st.booleans(), st.integers(), _NAME), max_size=2),
+    steps=st.just(default_steps("sales")),
+    required_skills=st.dictionaries(_NAME, st.integers(1, 5), max_size=2),
+    skill=st.one_of(st.none(), _NAME))
+_EDGE_VALUES = dict(  # values at the edges of each field's checks (some pass, some must not)
+    id=["", _Name("c")], queue=["", _Name("q")],
+    priority=[True, 1.0, -0], enqueued_at=[math.inf, math.nan, True, 0],
+    attributes=[{"": 1}, {"a": []}, {1: 1}, {_Name("a"): 1}, {"a": 1.5}, []],
+    steps=[("x",), [], [default_steps("sales")[0]], "s"],
+    required_skills=[{"a": 0}, {"a": 6}, {"a": True}, {"": 3}, {_Name("a"): 3}, {"a": 3.0}, []],
+    skill=["", _Name("s"), 1])
+_EDGES = {name: st.sampled_from(values) for name, values in _EDGE_VALUES.items()}
+
+
+@st.composite
+def _call_view_fields(draw):
+    """A plainly valid view's fields with at most two of them pushed to an edge or garbage."""
+    fields = {name: draw(strategy) for name, strategy in _VALID.items()}
+    for name in draw(st.lists(st.sampled_from(sorted(fields)), max_size=2, unique=True)):
+        fields[name] = draw(st.one_of(_EDGES[name], _GARBAGE))
+    return fields
+
+
+@settings(max_examples=1000, deadline=None)
+@given(fields=_call_view_fields())
+def test_the_plain_path_never_accepts_what_the_checks_refuse(fields):
+    """D38's shortcut is sound: whatever it lets through, the full checks accept too."""
+    view = _view_of(fields)
+    if view._plainly_valid():
+        view._check_each_field()      # raises if the checks would refuse it
+
+
+def _view_of(fields: dict) -> CallView:
+    view = object.__new__(CallView)     # unchecked, as __post_init__ sees it
+    for name, value in fields.items():
+        object.__setattr__(view, name, value)
+    return view
+
+
+@pytest.mark.parametrize("name,value", [(name, value) for name, values in _EDGE_VALUES.items()
+                                        for value in values])
+def test_each_edge_alone_is_refused_by_both_paths_or_accepted_by_both(name, value):
+    fields = dict(id="c1", queue="sales", priority=0, enqueued_at=1.0, attributes={"vip": True},
+                  steps=default_steps("sales"), required_skills={"sales": 3}, skill=None)
+    view = _view_of({**fields, name: value})
+    try:
+        view._check_each_field()
+        accepted = True
+    except ModelError:
+        accepted = False
+    assert not view._plainly_valid() or accepted
