@@ -11,6 +11,7 @@ registration) on their own loopback address, and what they say when they answer.
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,17 @@ from testkit.sipua import (SipEvent, SippProcess, _cancelled, _log, _nop, _reply
                            _wait_udp_bound, free_port, media_port)
 
 logger = logging.getLogger(__name__)
+
+
+def noon_zone(now: datetime | None = None) -> str:
+    """An IANA zone in which it is about noon at ``now`` (default: now), for test contacts: a
+    campaign's calling window (08:00-21:00 in the contact's zone by default) is then open
+    whatever the time of day the suite runs (``America/New_York`` shut it from 01:00 or 02:00
+    to 12:00 or 13:00 UTC)."""
+    hour = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).hour
+    offset = (12 - hour) % 24
+    offset = offset - 24 if offset > 14 else offset          # Etc/GMT zones span UTC-12..UTC+14
+    return f"Etc/GMT{-offset:+d}" if offset else "Etc/GMT"    # POSIX signs: Etc/GMT-10 is UTC+10
 
 RATE = 8000
 BEHAVIOURS = ("answer", "no_answer", "busy")

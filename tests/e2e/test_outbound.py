@@ -27,7 +27,7 @@ from callpilot.infra.config import OutboundConfig, to_toml
 from callpilot.infra.db import session as db
 from callpilot.infra.db.campaigns import CampaignAttempt, DncEntry
 from callpilot.infra.db.models import CallRecord
-from testkit.customer import CustomerPhone, machine_pcap, person_pcap
+from testkit.customer import CustomerPhone, machine_pcap, noon_zone, person_pcap
 from testkit.sipua import Caller
 from testkit.rtp_sniffer import RtpSniffer
 from tests.e2e.helpers import callpilot_cli
@@ -89,7 +89,8 @@ def ari_client(cfg):
 
 
 def contacts_csv(path: Path, phones: list[str], language: str = "en") -> Path:
-    rows = "".join(f"{p},Customer {p[-2:]},America/New_York,{language},A{p[-3:]}\n" for p in phones)
+    zone = noon_zone()      # the campaigns' calling window is open at any hour of the run
+    rows = "".join(f"{p},Customer {p[-2:]},{zone},{language},A{p[-3:]}\n" for p in phones)
     path.write_text("phone,name,timezone,language,order_id\n" + rows)
     return path
 
