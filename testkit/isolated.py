@@ -22,15 +22,10 @@ TCP_UDP = (socket.SOCK_STREAM, socket.SOCK_DGRAM)
 RTP_RANGE = (10000, 15800)    # below testkit.ports' media and listen ports (and the ephemeral range)
 
 
-def free_port(kinds: tuple[int, ...] = (socket.SOCK_STREAM,), taken: set[int] | None = None) -> int:
-    """A loopback port free for every socket kind in ``kinds`` and not in ``taken``."""
-    taken = taken if taken is not None else set()
-    for _ in range(100):
-        port = _free_port("127.0.0.1", kinds)
-        if port not in taken:
-            taken.add(port)
-            return port
-    raise RuntimeError("no free loopback port")
+def free_port(kinds: tuple[int, ...] = (socket.SOCK_STREAM,)) -> int:
+    """A loopback port free for every socket kind in ``kinds``, reserved for this process
+    (``testkit.ports``: never handed out twice)."""
+    return _free_port("127.0.0.1", kinds)
 
 
 def free_rtp_range(block: int = 200) -> tuple[int, int]:
@@ -45,16 +40,15 @@ def free_rtp_range(block: int = 200) -> tuple[int, int]:
 
 def isolated_config(state_dir: Path, *, rtp_block: int = 200, **asterisk_overrides) -> Config:
     """A Config for an isolated instance: own state dir, free ports, loopback only."""
-    taken: set[int] = set()
     rtp_start, rtp_end = free_rtp_range(rtp_block)
     env = {
         "CALLPILOT_STATE_DIR": str(state_dir),
-        "CALLPILOT_SIP_PORT": str(free_port(TCP_UDP, taken)),
-        "CALLPILOT_ARI_PORT": str(free_port(taken=taken)),
-        "CALLPILOT_AMI_PORT": str(free_port(taken=taken)),
-        "CALLPILOT_AGI_PORT": str(free_port(taken=taken)),
-        "CALLPILOT_WEB_PORT": str(free_port(taken=taken)),
-        "CALLPILOT_METRICS_PORT": str(free_port(taken=taken)),
+        "CALLPILOT_SIP_PORT": str(free_port(TCP_UDP)),
+        "CALLPILOT_ARI_PORT": str(free_port()),
+        "CALLPILOT_AMI_PORT": str(free_port()),
+        "CALLPILOT_AGI_PORT": str(free_port()),
+        "CALLPILOT_WEB_PORT": str(free_port()),
+        "CALLPILOT_METRICS_PORT": str(free_port()),
         "CALLPILOT_RTP_START": str(rtp_start),
         "CALLPILOT_RTP_END": str(rtp_end),
     }

@@ -76,6 +76,7 @@ class PortReservations:
         self.low, self.high = port_range
         self.lock_dir = lock_dir
         self.max_held = max_held
+        self.lock_dir.mkdir(parents=True, exist_ok=True)
         self._cursor = random.randrange(self.low, self.high)
         self._held: collections.OrderedDict[int, int] = collections.OrderedDict()  # port -> fd
         self._lock = threading.Lock()
@@ -97,7 +98,6 @@ class PortReservations:
         return port
 
     def _reserve(self, port: int) -> bool:
-        self.lock_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.lock_dir / str(port), os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

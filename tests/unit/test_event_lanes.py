@@ -50,12 +50,17 @@ async def test_a_stuck_call_does_not_hold_up_another_and_one_call_stays_in_order
     assert lanes.busy == 0                           # drained lanes are forgotten
 
 
-async def test_a_handler_past_its_deadline_is_cancelled_and_the_lane_goes_on():
+def hang_then_end(deadline: float) -> tuple[list[str], EventLanes]:
+    """Lane "a" holding a handler that hangs, then its StasisEnd."""
     seen: list[str] = []
-    handle = hanging_on("Hang", seen)
-    lanes = EventLanes(handle, lane_of, deadline=0.1)
+    lanes = EventLanes(hanging_on("Hang", seen), lane_of, deadline=deadline)
     lanes.push(event("Hang", "a"))
     lanes.push(event("StasisEnd", "a"))
+    return seen, lanes
+
+
+async def test_a_handler_past_its_deadline_is_cancelled_and_the_lane_goes_on():
+    seen, lanes = hang_then_end(deadline=0.1)
     await asyncio.wait_for(lanes.idle(), 2)
     assert seen == ["StasisEnd"]
 
@@ -130,17 +135,13 @@ async def test_a_lane_run_in_place_keeps_the_deadline_and_its_order():
 
 
 async def test_shutdown_is_not_taken_for_a_deadline_and_the_watchdog_stops_when_idle():
-    seen: list[str] = []
-    handle = hanging_on("Hang", seen)
-    lanes = EventLanes(handle, lane_of, deadline=30)
-    lanes.push(event("Hang", "a"))
-    lanes.push(event("StasisEnd", "a"))
+    seen, lanes = hang_then_end(deadline=30)
     await asyncio.sleep(0.05)
     [task] = lanes._tasks.values()
     lanes.close()
     await asyncio.gather(task, return_exceptions=True)
     assert task.cancelled() and seen == []                # the lane stopped, nothing after
-    quick = EventLanes(handle, lane_of, deadline=0.1)
+    quick = EventLanes(hanging_on("Hang", seen), lane_of, deadline=0.1)
     quick.push(event("StasisStart", "b"))
     await asyncio.wait_for(quick.idle(), 2)
     await asyncio.sleep(0.05)                             # the watchdog's next look
