@@ -22,6 +22,7 @@ from callpilot.infra.asterisk.channel_events import ChannelInbox
 from ivr.ari_media import AriMedia, CallGone, MediaTap
 from ivr.driver import DTMF, CallerHangup, Recognition
 from ivr.speech.engines import SpeechEngines
+from ivr.speech.loading import LOAD_WAIT_SECONDS, CallWait, SpeechLoading
 from ivr.speech.utterance import ListenSettings, Utterance
 from ivr.transfer_leg import AriTransfer
 
@@ -32,11 +33,13 @@ FRAME_WAIT = 0.05     # seconds: how often the listen loop looks at DTMF/hangup 
 
 @dataclass
 class AriSpeech:
-    """What listening needs: the engines by language, the media taps, VAD/endpoint settings."""
+    """What listening needs: the engines by language (maybe still loading: a call waits
+    ``load_wait`` seconds for them at most, D40), the media taps, VAD/endpoint settings."""
 
-    engines: SpeechEngines
+    engines: SpeechEngines | SpeechLoading
     media: AriMedia
     settings: ListenSettings = field(default_factory=ListenSettings)
+    load_wait: float = LOAD_WAIT_SECONDS
 
 
 class AriCallDriver:
@@ -58,6 +61,8 @@ class AriCallDriver:
         self.speech = speech
         if speech is None:
             self.listen = None    # type: ignore[assignment]  # no speech capability
+        else:
+            self._engines = CallWait(speech.engines, speech.load_wait, self.call_id)
 
     def _check(self) -> None:
         if self.inbox.gone:
@@ -135,7 +140,8 @@ class AriCallDriver:
         self._check()
         if self.inbox.digits:
             return DTMF(self.inbox.digits.pop(0))
-        engine = self.speech.engines.for_language(language)
+        engine = await self._engines.engine(language)
+        self._check()
         if engine is None:
             return await self._keys_only(timeout, barge_in_sounds)
         try:
@@ -147,7 +153,10 @@ class AriCallDriver:
             return await self._keys_only(timeout, barge_in_sounds)
         try:
             utterance = Utterance(engine, grammar, tap.sample_rate, self.speech.settings)
-            return await _Listening(self, tap, utterance, timeout).run(barge_in_sounds)
+            listening = _Listening(self, tap, utterance, timeout)
+            if self._engines.waited:
+                listening.timing["load_wait_ms"] = round(self._engines.waited * 1000)
+            return await listening.run(barge_in_sounds)
         finally:
             await self._done_with(tap)
 
