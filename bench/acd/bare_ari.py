@@ -198,6 +198,53 @@ async def main_raw(url: str, app: str, agents: list[str], user: str, password: s
     proto.transport.close()
 
 
+class Marks:
+    """``BARE_ARI_MARKS=1``: where the bare app's time goes on its own clock (D40): aiohttp's
+    ``data_received`` of a StasisStart -> the app's handler -> the originate's frame written.
+    Bench-only wrappers around aiohttp's classes; they cost a few microseconds themselves."""
+
+    def __init__(self) -> None:
+        self.read_ns = 0
+        self.handler_ns = 0
+        self.to_handler_us: list[float] = []
+        self.to_written_us: list[float] = []
+
+    def install(self, app: BareApp) -> None:
+        import aiohttp.client_proto as proto
+        import aiohttp.client_ws as client_ws
+        marks, received, send_str, on_event = self, proto.ResponseHandler.data_received, \
+            client_ws.ClientWebSocketResponse.send_str, app.on_event
+
+        def data_received(handler, data: bytes) -> None:
+            if b'"StasisStart"' in data and b'"agent"' not in data:
+                marks.read_ns = time.perf_counter_ns()
+            received(handler, data)
+
+        async def send(ws, data: str, *args, **kwargs) -> None:
+            await send_str(ws, data, *args, **kwargs)
+            if marks.handler_ns and '"POST"' in data and "cp-agent-" in data:
+                marks.to_written_us.append((time.perf_counter_ns() - marks.handler_ns) / 1000)
+                marks.handler_ns = 0
+
+        async def event(message: dict[str, Any]) -> None:
+            if message.get("type") == "StasisStart" and not message.get("args") and marks.read_ns:
+                marks.handler_ns = time.perf_counter_ns()
+                marks.to_handler_us.append((marks.handler_ns - marks.read_ns) / 1000)
+                marks.read_ns = 0
+            await on_event(message)
+
+        proto.ResponseHandler.data_received = data_received
+        client_ws.ClientWebSocketResponse.send_str = send
+        app.on_event = event
+
+    def summary(self) -> str:
+        def p50(values: list[float]) -> float:
+            return sorted(values)[len(values) // 2] if values else 0.0
+        return (f"data_received -> handler p50 {p50(self.to_handler_us):.0f} us, handler -> "
+                f"originate frame written p50 {p50(self.to_written_us):.0f} us "
+                f"({len(self.to_handler_us)} / {len(self.to_written_us)} calls)")
+
+
 async def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench.acd.bare_ari", description=__doc__)
     p.add_argument("--url", required=True, help="ARI base URL (http://127.0.0.1:<port>)")
@@ -214,12 +261,15 @@ async def main(argv: list[str] | None = None) -> None:
         return
     ari = AriClient(args.url, user, password, args.app, lane_of=lane_of, events=EVENTS)
     app = BareApp(ari, args.agents.split(","))
+    marks = Marks() if os.environ.get("BARE_ARI_MARKS") else None
+    if marks is not None:
+        marks.install(app)
     ari.on_event(app.on_event)
     runner = asyncio.create_task(ari.run(), name="ari")
     await ari.connected.wait()
     print("bare ARI app ready", flush=True)
     await stop.wait()
-    logger.info("bare ARI app: %d calls rung", app.calls)
+    logger.warning("bare ARI app: %d calls rung%s", app.calls, f"; {marks.summary()}" if marks else "")
     await ari.close()
     runner.cancel()
 
