@@ -1,5 +1,5 @@
 """The floor of any ARI application in Python on this machine: a StasisStart answered by an
-originate, with no ACD at all (``python -m bench.acd``'s third live path, D40).
+originate, with no ACD at all (``python -m bench.acd``'s third live path, D41).
 
 ``bench.acd --only live`` starts this as its own process beside ``callpilot serve``.  Calls to
 ``asterisk.bare_bench_did`` are answered by the dialplan exactly like the other two bench DIDs,
@@ -117,7 +117,7 @@ class RawBareApp(asyncio.Protocol):
         started = time.perf_counter_ns()
         calls = self.calls
         self._received(data)
-        if self.calls != calls:      # an originate written: its time inside Python (D40)
+        if self.calls != calls:      # an originate written: its time inside Python (D41)
             self.inside_us.append((time.perf_counter_ns() - started) / 1000)
 
     def _received(self, data: bytes) -> None:
@@ -199,7 +199,7 @@ async def main_raw(url: str, app: str, agents: list[str], user: str, password: s
 
 
 class Marks:
-    """``BARE_ARI_MARKS=1``: where the bare app's time goes on its own clock (D40): aiohttp's
+    """``BARE_ARI_MARKS=1``: where the bare app's time goes on its own clock (D41): aiohttp's
     ``data_received`` of a StasisStart -> the app's handler -> the originate's frame written.
     Bench-only wrappers around aiohttp's classes; they cost a few microseconds themselves."""
 

@@ -7,7 +7,7 @@ One isolated Asterisk (own state dir, free loopback ports) is started by the ben
   ACD without IVR, with ``callpilot serve`` running (its queue ``bench`` has the same agents);
 * ``bare_bench_did`` (8502): ``Answer() + Stasis(callpilot-bare)`` - ``bare_ari.py``, an ARI
   app on serve's own ARI client that rings the next agent on every StasisStart with serve's
-  request and no ACD at all: what serve's transport costs without any decision (D40);
+  request and no ACD at all: what serve's transport costs without any decision (D41);
 * ``raw_bench_did`` (8503): the same app on a bare ``asyncio.Protocol`` (``--raw``): no
   aiohttp, no client, the originate written inside ``data_received``: the floor of Python.
 
@@ -132,7 +132,7 @@ class LiveBench:
             shutil.rmtree(self.state_dir, ignore_errors=True)
             raise
         self.serve = None
-        self.bare: list[asyncio.subprocess.Process] = []     # the bare ARI apps (D40)
+        self.bare: list[asyncio.subprocess.Process] = []     # the bare ARI apps (D41)
         self.phones: list[sipua.AgentPhone] = []
         self.callers: list[sipua.SippProcess] = []
         self.capture: sipcap.Capture | None = None
@@ -275,6 +275,8 @@ class LiveBench:
             for path, label in (("callpilot", ""), ("bare", "bare_"), ("raw", "raw_")):
                 mine = figures.get(f"live.{path}.{q}_ms")
                 figures[f"live.ratio.{label}{q}"] = mine / base if base and mine is not None else None
+        bare, mine = figures.get("live.bare.p50_ms"), figures.get("live.callpilot.p50_ms")
+        figures["live.ratio.callpilot_over_bare_p50"] = mine / bare if bare and mine is not None else None
         for path in ("callpilot", "bare", "raw"):
             wanted = {number for r in rounds if r.path == path for number, _ in r.measured()}
             if not wanted:

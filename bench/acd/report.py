@@ -92,6 +92,7 @@ LIVE_ROWS = (
     Row("live.bare.failed", "bare ARI app failed calls", ""),
     Row("live.ratio.bare_p50", "ratio bare ARI app / app_queue p50 (the floor of an ARI app here)", "x"),
     Row("live.ratio.bare_p95", "ratio bare ARI app / app_queue p95", "x"),
+    Row("live.ratio.callpilot_over_bare_p50", "  CallPilot / bare ARI app p50 (what the ACD adds)", "x"),
     Row("live.bare.invite_to_stasis_p50_ms", "  bare: INVITE -> StasisStart frame p50", "ms"),
     Row("live.bare.stasis_to_originate_p50_ms", "  bare: StasisStart -> POST originate (the app) p50", "ms"),
     Row("live.bare.originate_to_agent_invite_p50_ms", "  bare: POST originate -> agent INVITE p50", "ms"),

@@ -162,7 +162,7 @@ def test_every_did_has_a_degraded_path_to_app_queue_over_all_agents(config):
 
 
 def test_bare_ari_bench_dids_only_when_configured(config):
-    """bench.acd's floors (D40): answered like the other bench DIDs, then the bare apps."""
+    """bench.acd's floors (D41): answered like the other bench DIDs, then the bare apps."""
     agent = FakeAgent("1001", sip_md5_cred("1001", "pw"))
     assert "-bare)" not in _render(config, [agent])["extensions.conf"]
     config.asterisk.bare_bench_did, config.asterisk.raw_bench_did = "8502", "8503"

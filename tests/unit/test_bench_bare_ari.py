@@ -1,4 +1,4 @@
-"""bench.acd's raw ARI app (D40): the WebSocket frames it reads and writes, without Asterisk."""
+"""bench.acd's raw ARI app (D41): the WebSocket frames it reads and writes, without Asterisk."""
 import asyncio
 import json
 

@@ -131,7 +131,7 @@ def test_the_rtp_filter_names_the_source_and_the_port_range():
 
 
 def test_a_bare_ari_apps_caller_is_timed_and_an_agent_leg_is_not():
-    """bench.acd's bare ARI apps (D40) enter Stasis with no args: their callers are timed like
+    """bench.acd's bare ARI apps (D41) enter Stasis with no args: their callers are timed like
     serve's ``enqueue`` callers; an agent leg's StasisStart is no caller."""
     caller = json.dumps({"type": "StasisStart", "args": [],
                          "channel": {"id": "call-8", "caller": {"number": "4311"}}}).encode()
