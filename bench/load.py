@@ -75,6 +75,7 @@ BASELINE_ROWS = (
 
 
 class LoadBench(live.LiveBench):
+    paths = (("app_queue", live.APPQ_DID), ("callpilot", live.ACD_DID))   # no bare ARI app here
     # 2 legs x (RTP + RTCP) per call, hundreds of calls at once: with live's 400 ports the
     # callers beyond ~100 concurrent calls got 488 Not Acceptable Here on both paths
     rtp_block = 4000
@@ -89,8 +90,7 @@ class LoadBench(live.LiveBench):
 
     def _plan(self) -> list[live.Round]:
         return [live.Round(path, did, f"4{digit}1", self.opts.calls, 0)
-                for digit, (path, did) in enumerate((("app_queue", live.APPQ_DID),
-                                                     ("callpilot", live.ACD_DID)), 1)]
+                for digit, (path, did) in enumerate(self.paths, 1)]
 
     async def _start_phones(self, passwords: dict[str, str]) -> None:
         a, o = self.config.asterisk, self.opts

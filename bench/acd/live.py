@@ -4,11 +4,16 @@ One isolated Asterisk (own state dir, free loopback ports) is started by the ben
 
 * ``queue_bench_did`` (8500): ``Answer() + Queue(bench)`` - app_queue, members PJSIP/<ext>;
 * ``acd_bench_did``  (8501): ``Answer() + Stasis(callpilot,enqueue,bench)`` - CallPilot's
-  ACD without IVR, with ``callpilot serve`` running (its queue ``bench`` has the same agents).
+  ACD without IVR, with ``callpilot serve`` running (its queue ``bench`` has the same agents);
+* ``bare_bench_did`` (8502): ``Answer() + Stasis(callpilot-bare)`` - ``bare_ari.py``, an ARI
+  app on serve's own ARI client that rings the next agent on every StasisStart with serve's
+  request and no ACD at all: what serve's transport costs without any decision (D41);
+* ``raw_bench_did`` (8503): the same app on a bare ``asyncio.Protocol`` (``--raw``): no
+  aiohttp, no client, the originate written inside ``data_received``: the floor of Python.
 
 N agent phones (sipp, auto-answer after ``answer_delay``) register once and serve both
 paths.  The calls of each path are split into ``rounds`` that alternate (app_queue,
-CallPilot, app_queue, ...), so load from anything else on the machine hits both paths alike;
+CallPilot, bare ARI, raw ARI, app_queue, ...), so load from anything else on the machine hits both paths alike;
 the two paths never run at the same time, so they do not compete for the agents.  A round
 is ONE sipp caller process placing its calls at ``rate`` calls/s from the trunk address;
 every call sends G.711 RTP from a pcap as soon as it is answered (so ``Answer()`` returns on
@@ -26,9 +31,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -46,6 +53,8 @@ logger = logging.getLogger(__name__)
 QUEUE = "bench"
 APPQ_DID = "8500"
 ACD_DID = "8501"
+BARE_DID = "8502"
+RAW_DID = "8503"
 TRUNK_IP = "127.0.0.2"
 EXT_BASE = 2001
 RTP_BLOCK = 400
@@ -91,6 +100,7 @@ def bench_config(state_dir: Path, rtp_block: int = RTP_BLOCK) -> Config:
     a.sip_host, a.trunk_ips, a.agent_qualify_seconds = "127.0.0.1", [TRUNK_IP], 0
     a.dids, a.agi_dids = {}, {}                      # no IVR: nothing to prerender
     a.queue_bench_did, a.acd_bench_did = APPQ_DID, ACD_DID
+    a.bare_bench_did, a.raw_bench_did = BARE_DID, RAW_DID
     # app_queue's bench queue has wrapuptime 0 and a 15 s ring timeout: the same here
     config.acd = AcdConfig(ring_timeout=15, wrapup_seconds=0, general_queue=QUEUE)
     return config
@@ -109,6 +119,7 @@ def seed_agents(config: Config, n: int) -> dict[str, str]:
 class LiveBench:
     rtp_block = RTP_BLOCK         # RTP ports of the instance (a load run needs more)
     capture_caller_rtp = True     # the callers' RTP into Asterisk (the first-RTP split)
+    paths = (("app_queue", APPQ_DID), ("callpilot", ACD_DID), ("bare", BARE_DID), ("raw", RAW_DID))
 
     def __init__(self, opts: LiveOptions, log: Callable[[str], None]):
         self.opts = opts
@@ -121,6 +132,7 @@ class LiveBench:
             shutil.rmtree(self.state_dir, ignore_errors=True)
             raise
         self.serve = None
+        self.bare: list[asyncio.subprocess.Process] = []     # the bare ARI apps (D41)
         self.phones: list[sipua.AgentPhone] = []
         self.callers: list[sipua.SippProcess] = []
         self.capture: sipcap.Capture | None = None
@@ -149,6 +161,9 @@ class LiveBench:
         self.serve = ServeProcess(self.config).start()
         await self.serve.wait_ready(timeout=40)
         self.log("live: callpilot serve ready")
+        for path, _ in self.paths:
+            if path in ("bare", "raw"):
+                self.bare.append(await self._start_bare(path, sorted(passwords)))
         await self._start_phones(passwords)
         await self._agents_idle(timeout=20)
         self.log(f"live: {o.agents} agent phones registered and idle")
@@ -171,9 +186,26 @@ class LiveBench:
         rounds = []
         for i, size in enumerate(sizes):
             skip = o.warmup if i == 0 else 0
-            for digit, (path, did) in enumerate((("app_queue", APPQ_DID), ("callpilot", ACD_DID)), 1):
+            for digit, (path, did) in enumerate(self.paths, 1):
                 rounds.append(Round(path, did, f"4{digit}{i + 1}", size + skip, skip))
         return rounds
+
+    async def _start_bare(self, variant: str, agents: list[str]) -> asyncio.subprocess.Process:
+        """bare_ari.py in its own process, like serve (its own loop, its own core to get)."""
+        s, a = self.config.secrets, self.config.asterisk
+        env = {**os.environ, "BARE_ARI_USER": s.ari_user, "BARE_ARI_PASSWORD": s.ari_password}
+        log = self.state_dir / f"{variant}_ari.log"
+        with open(log, "wb") as stderr:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bench.acd.bare_ari", "--url", self.config.ari_client_url,
+                "--app", f"{a.app_name}-{variant}", "--agents", ",".join(agents),
+                *(["--raw"] if variant == "raw" else []),
+                stdout=asyncio.subprocess.PIPE, stderr=stderr, env=env)
+        line = await asyncio.wait_for(process.stdout.readline(), 30)
+        if b"ready" not in line:
+            raise RuntimeError(f"{variant} ARI app did not start (see {log})")
+        self.log(f"live: {variant} ARI app ready")
+        return process
 
     async def _start_phones(self, passwords: dict[str, str]) -> None:
         a, o = self.config.asterisk, self.opts
@@ -231,7 +263,7 @@ class LiveBench:
         sipcap.note_caller_rtp(packets, calls, TRUNK_IP)
         result: dict = {"figures": {}, "details": {}}
         figures = result["figures"]
-        for path in ("app_queue", "callpilot"):
+        for path, _ in self.paths:
             mine = [r for r in rounds if r.path == path]
             stats = _path_stats(mine, calls)
             result["details"][path] = stats
@@ -240,13 +272,19 @@ class LiveBench:
                 figures[f"live.{path}.{key}"] = stats[key]
         for q in ("p50", "p95"):
             base = figures.get(f"live.app_queue.{q}_ms")
-            mine = figures.get(f"live.callpilot.{q}_ms")
-            figures[f"live.ratio.{q}"] = mine / base if base and mine is not None else None
-        wanted = {number for r in rounds if r.path == "callpilot" for number, _ in r.measured()}
-        breakdown = self._callpilot_breakdown(packets, calls, wanted)
-        result["details"]["callpilot_breakdown"] = breakdown
-        for key, value in breakdown.items():
-            figures[f"live.callpilot.{key}"] = value
+            for path, label in (("callpilot", ""), ("bare", "bare_"), ("raw", "raw_")):
+                mine = figures.get(f"live.{path}.{q}_ms")
+                figures[f"live.ratio.{label}{q}"] = mine / base if base and mine is not None else None
+        bare, mine = figures.get("live.bare.p50_ms"), figures.get("live.callpilot.p50_ms")
+        figures["live.ratio.callpilot_over_bare_p50"] = mine / bare if bare and mine is not None else None
+        for path in ("callpilot", "bare", "raw"):
+            wanted = {number for r in rounds if r.path == path for number, _ in r.measured()}
+            if not wanted:
+                continue
+            breakdown = self._callpilot_breakdown(packets, calls, wanted)
+            result["details"][f"{path}_breakdown"] = breakdown
+            for key, value in breakdown.items():
+                figures[f"live.{path}.{key}"] = value
         figures["live.ratio.floor_p50"] = _floor_ratio(figures)
         figures["live.ratio.asterisk_after_rtp_p50"] = _asterisk_after_rtp_ratio(figures)
         result["details"]["serve_log"] = self._serve_log_summary()
@@ -306,6 +344,10 @@ class LiveBench:
         if self.capture is not None:
             with contextlib.suppress(Exception):
                 self.capture.stop()
+        for process in self.bare:
+            with contextlib.suppress(Exception):
+                process.terminate()
+                await asyncio.wait_for(process.wait(), 10)
         if self.serve is not None:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self.serve.stop)

@@ -87,6 +87,22 @@ LIVE_ROWS = (
     Row("live.callpilot.originate_to_agent_invite_p50_ms", "  CallPilot: POST originate -> agent INVITE p50", "ms"),
     Row("live.callpilot.originate_ari_p50_ms", "  CallPilot: originate request -> reply (agent channel made) p50", "ms"),
     Row("live.callpilot.originate_reply_to_agent_invite_p50_ms", "  CallPilot: originate reply -> agent INVITE p50", "ms"),
+    Row("live.bare.p50_ms", "bare ARI app (no ACD) caller INVITE -> agent INVITE p50", "ms"),
+    Row("live.bare.p95_ms", "bare ARI app (no ACD) caller INVITE -> agent INVITE p95", "ms"),
+    Row("live.bare.failed", "bare ARI app failed calls", ""),
+    Row("live.ratio.bare_p50", "ratio bare ARI app / app_queue p50 (the floor of an ARI app here)", "x"),
+    Row("live.ratio.bare_p95", "ratio bare ARI app / app_queue p95", "x"),
+    Row("live.ratio.callpilot_over_bare_p50", "  CallPilot / bare ARI app p50 (what the ACD adds)", "x"),
+    Row("live.bare.invite_to_stasis_p50_ms", "  bare: INVITE -> StasisStart frame p50", "ms"),
+    Row("live.bare.stasis_to_originate_p50_ms", "  bare: StasisStart -> POST originate (the app) p50", "ms"),
+    Row("live.bare.originate_to_agent_invite_p50_ms", "  bare: POST originate -> agent INVITE p50", "ms"),
+    Row("live.raw.p50_ms", "raw ARI app (asyncio.Protocol) caller INVITE -> agent INVITE p50", "ms"),
+    Row("live.raw.p95_ms", "raw ARI app (asyncio.Protocol) caller INVITE -> agent INVITE p95", "ms"),
+    Row("live.raw.failed", "raw ARI app failed calls", ""),
+    Row("live.ratio.raw_p50", "ratio raw ARI app / app_queue p50 (the floor of Python here)", "x"),
+    Row("live.ratio.raw_p95", "ratio raw ARI app / app_queue p95", "x"),
+    Row("live.raw.stasis_to_originate_p50_ms", "  raw: StasisStart -> POST originate (the app) p50", "ms"),
+    Row("live.raw.originate_to_agent_invite_p50_ms", "  raw: POST originate -> agent INVITE p50", "ms"),
 )
 
 

@@ -471,7 +471,8 @@ def _stasis_event(ts: float, text: str, calls: dict[str, AriTimes]) -> None:
         event = json.loads(text)
     except ValueError:
         return
-    if event.get("type") != "StasisStart" or (event.get("args") or [""])[0] != "enqueue":
+    # a caller: serve's enqueue role, or the bare ARI app's (no args); not an agent leg
+    if event.get("type") != "StasisStart" or (event.get("args") or [""])[0] not in ("enqueue", ""):
         return
     channel = event.get("channel", {})
     call = calls.setdefault(channel.get("id", ""), AriTimes(channel.get("id", "")))

@@ -99,6 +99,11 @@ class AsteriskConfig:
     # DID answered then sent straight to the ACD queue "bench" (Stasis enqueue, no IVR),
     # the CallPilot side of the same benchmark; "" = none.
     acd_bench_did: Digits = ""
+    # DID answered then sent to the Stasis application "<app_name>-bare" that only
+    # bench/acd/bare_ari.py runs (the floor of any ARI app, no ACD); "" = none.
+    bare_bench_did: Digits = ""
+    # the same for "<app_name>-raw" (bench/acd/bare_ari.py --raw: no ARI client at all)
+    raw_bench_did: Digits = ""
     # carrier trunks for outbound calls: name -> "host:port".  Rendered as PJSIP endpoint
     # "out-<name>" that nothing inbound can match; only serve dials through it, and only the
     # fixed numbers of [routes].
@@ -382,7 +387,7 @@ def _validate(config: Config) -> None:
     for name in list(a.dids.values()) + list(a.agi_dids.values()) + list(a.queue_dids.values()):
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
             raise ConfigError(f"flow or queue name {name!r}: letters, digits, _ and - only")
-    for key in ("queue_bench_did", "acd_bench_did"):
+    for key in ("queue_bench_did", "acd_bench_did", "bare_bench_did", "raw_bench_did"):
         if getattr(a, key) and not str(getattr(a, key)).isdigit():
             raise ConfigError(f"asterisk.{key} {getattr(a, key)!r} must be digits only")
     if a.ari_url:

@@ -54,7 +54,7 @@ def test_dialplan_has_only_configured_dids(asterisk):
     a = asterisk.asterisk
     trunk = runner.rx(asterisk, "dialplan show from-trunk")
     dids = set(a.dids) | set(a.agi_dids) | set(getattr(a, "queue_dids", {}))
-    dids |= {d for d in (a.queue_bench_did, getattr(a, "acd_bench_did", "")) if d}
+    dids |= {d for d in (a.queue_bench_did, a.acd_bench_did, a.bare_bench_did, a.raw_bench_did) if d}
     assert _extensions(trunk) == dids, trunk
     assert "Include" not in trunk
 

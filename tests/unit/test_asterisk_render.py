@@ -159,3 +159,14 @@ def test_every_did_has_a_degraded_path_to_app_queue_over_all_agents(config):
     assert [line for line in section.splitlines() if line.startswith("member")] == [
         "member => PJSIP/1001,0,1001,PJSIP/1001", "member => PJSIP/1002,0,1002,PJSIP/1002"]
     assert "queue_log = yes" in files["logger.conf"]
+
+
+def test_bare_ari_bench_dids_only_when_configured(config):
+    """bench.acd's floors (D41): answered like the other bench DIDs, then the bare apps."""
+    agent = FakeAgent("1001", sip_md5_cred("1001", "pw"))
+    assert "-bare)" not in _render(config, [agent])["extensions.conf"]
+    config.asterisk.bare_bench_did, config.asterisk.raw_bench_did = "8502", "8503"
+    conf = _render(config, [agent])["extensions.conf"]
+    trunk = conf.split("[from-trunk]")[1].split("\n[")[0]
+    for did, app in (("8502", "bare"), ("8503", "raw")):
+        assert f"exten => {did},1,Answer()\n same => n,Stasis(callpilot-{app})\n same => n,Hangup()" in trunk

@@ -128,3 +128,18 @@ def test_no_rtp_after_the_answer_leaves_the_point_empty():
 def test_the_rtp_filter_names_the_source_and_the_port_range():
     assert rtp_bpf("127.0.0.2", 14166, 14565) == (
         "(udp and src host 127.0.0.2 and dst portrange 14166-14565)")
+
+
+def test_a_bare_ari_apps_caller_is_timed_and_an_agent_leg_is_not():
+    """bench.acd's bare ARI apps (D41) enter Stasis with no args: their callers are timed like
+    serve's ``enqueue`` callers; an agent leg's StasisStart is no caller."""
+    caller = json.dumps({"type": "StasisStart", "args": [],
+                         "channel": {"id": "call-8", "caller": {"number": "4311"}}}).encode()
+    agent = json.dumps({"type": "StasisStart", "args": ["agent", "call-8"],
+                        "channel": {"id": "cp-agent-call-8-1", "caller": {"number": "2001"}}}).encode()
+    packets = [_client(1.0, b"GET /ari/events?app=callpilot-bare HTTP/1.1\r\n\r\n", 1),
+               _server(2.0, _frame(caller), 100),
+               _server(3.0, _frame(agent), 100 + len(_frame(caller)))]
+    times = ari_times(packets, ARI)
+    assert (times["call-8"].number, times["call-8"].stasis_start) == ("4311", 2.0)
+    assert "cp-agent-call-8-1" not in times
