@@ -110,7 +110,16 @@ def cmd_status(config: Config, args) -> int:
               f"AMI {status['ami']}, {status['calls']} call(s)")
         for name, q in sorted(status["queues"].items()):
             print(f"  queue {name}: {q['waiting']} waiting, {q['agents_available']} agent(s) available")
+        for language, speech in sorted(status.get("speech", {}).items()):
+            print(f"  speech {language}: {speech_line(speech)}")
     return 0
+
+
+def speech_line(speech: dict) -> str:
+    """'loading', 'ready (2.4 s)' or 'failed (why)': a language's model load (D40)."""
+    if speech["state"] == "failed":
+        return f"failed ({speech.get('reason', '')})"
+    return f"ready ({speech['seconds']} s)" if speech["state"] == "ready" else speech["state"]
 
 
 def cmd_call(config: Config, args) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from callpilot.app.cli import speech_line
 from callpilot.app.serve_metrics import speech_states
 from callpilot.infra.asterisk.channel_events import ChannelInbox
 from ivr.agi_driver import AgiCallDriver, AgiSpeech
@@ -283,6 +284,17 @@ def test_the_speech_state_metric_has_one_series_per_state_and_the_load_seconds()
     assert current[("ko", "ready")] == 1 and current[("ko", "loading")] == 0
     assert current[("en", "loading")] == 1 and len(current) == 6
     assert [(s.labels["language"], s.value) for s in seconds.samples] == [("ko", 2.4)]
+
+
+def test_callpilot_status_prints_each_languages_load() -> None:
+    loading = SpeechLoading(planned(ko=broken, en=FakeEngine))
+    assert [speech_line(s) for s in loading.snapshot().values()] == ["loading", "loading"]
+    loading.start()
+    for language in ("en", "ko"):
+        loading.wait_sync(language, GATE_LIMIT)
+    en, ko = (speech_line(s) for s in loading.snapshot().values())
+    assert en.startswith("ready (") and en.endswith(" s)")
+    assert ko.startswith("failed (") and "no such model" in ko
 
 
 def test_no_speech_configured_is_no_series() -> None:
