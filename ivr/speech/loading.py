@@ -29,6 +29,7 @@ sets it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import os
@@ -125,10 +126,8 @@ class SpeechLoading:
         lang = primary(language) if language else ""
         event = self._loop_events.get(lang)
         if event is not None and not event.is_set() and timeout > 0:
-            try:
+            with contextlib.suppress(asyncio.TimeoutError):       # the caller says so, once
                 await asyncio.wait_for(event.wait(), timeout)
-            except asyncio.TimeoutError:
-                logger.info("speech %s still loading after %.1f s of a call's wait", lang, timeout)
         return self.engines.for_language(language)
 
     def wait_sync(self, language: str, timeout: float) -> LoadStatus | None:
@@ -178,11 +177,20 @@ class SpeechLoading:
             status = LoadStatus(SpeechState.READY, time.perf_counter() - started)
             logger.info("speech %s: loading -> ready in %.1f s (%s)", language, status.seconds, engine.name)
         self.status[language] = status
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._loaded, language, status)
-        else:
+        if not self._tell_loop(language, status):
             self._notify(language, status)
         self._done[language].set()
+
+    def _tell_loop(self, language: str, status: LoadStatus) -> bool:
+        """Hand the end of a load to serve's loop (its waiters, the observers); False when
+        there is no loop (the web) or it has closed (serve stopped meanwhile)."""
+        if self._loop is None:
+            return False
+        try:
+            self._loop.call_soon_threadsafe(self._loaded, language, status)
+            return True
+        except RuntimeError:
+            return False
 
     def _loaded(self, language: str, status: LoadStatus) -> None:
         self._loop_events[language].set()
