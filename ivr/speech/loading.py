@@ -219,19 +219,25 @@ class CallWait:
         self.waited = 0.0                 # seconds this call spent waiting, all listens
         self._told = False
 
+    def pending(self, language: str | None) -> bool:
+        """Would :meth:`engine` wait (the language's model still loading, budget left)?"""
+        return (bool(language) and self.left > 0 and self.engines.for_language(language) is None
+                and self._state(language) == SpeechState.LOADING.value)
+
     async def engine(self, language: str | None) -> SpeechEngine | None:
         engine = self.engines.for_language(language)
         if engine is not None or not language or primary(language) not in self.engines.languages:
             return engine
-        started = time.monotonic()
-        engine = await self.engines.ready(language, max(self.left, 0.0))
-        spent = time.monotonic() - started
-        self.left -= spent
-        self.waited += spent
+        if self.pending(language):
+            started = time.monotonic()
+            engine = await self.engines.ready(language, self.left)
+            spent = time.monotonic() - started
+            self.left -= spent
+            self.waited += spent
         if engine is None and not self._told:
             self._told = True
             logger.info("call %s: speech %s not ready after %.1f s (%s): asking by keys",
-                        self.call_id, primary(language), spent, self._state(language))
+                        self.call_id, primary(language), self.waited, self._state(language))
         return engine
 
     def _state(self, language: str) -> str:

@@ -143,8 +143,8 @@ async def test_a_call_waits_its_budget_once_over_all_its_listens() -> None:
     engines = Unready()
     wait = CallWait(engines, 0.05, "call-1")
     assert await wait.engine("ko") is None and await wait.engine("ko") is None
-    assert engines.timeouts == [0.05, 0.0]               # the second listen: nothing left
-    assert await wait.engine("fr") is None and len(engines.timeouts) == 2   # not planned
+    assert engines.timeouts == [0.05] and wait.left <= 0   # the second listen: nothing left
+    assert await wait.engine("fr") is None and len(engines.timeouts) == 1   # not planned
 
 
 # ------------------------------------------------------------------ listens while loading
@@ -167,19 +167,40 @@ class CountingMedia(FakeMedia):
 def ari_driver(loading: SpeechLoading, media, load_wait: float = GATE_LIMIT):
     inbox = ChannelInbox("call-1")
     speech = AriSpeech(loading, media, load_wait=load_wait)
-    return AriCallDriver(FakeAri(inbox), inbox, caller_id="5551", did="800", speech=speech), inbox
+    ari = FakeAri(inbox)
+    return AriCallDriver(ari, inbox, caller_id="5551", did="800", speech=speech), inbox, ari
 
 
-async def test_a_listen_during_the_load_waits_for_it_then_recognises(model, gate) -> None:
+def plays(ari: FakeAri) -> int:
+    return sum(1 for method, path, _ in ari.requests if method == "POST" and path.endswith("/play"))
+
+
+def key_later(inbox: ChannelInbox, digit: str, after: float) -> None:
+    asyncio.get_running_loop().call_later(after, lambda: (inbox.digits.append(digit), inbox.poke()))
+
+
+async def test_a_listen_during_the_load_plays_the_question_waits_then_recognises(model, gate) -> None:
     loading = SpeechLoading(planned(ko=lambda: model), gate=gate).start()
     tap = FakeTap(korean([("silence", 0.5), ("say", "아니요"), ("silence", 1.5)]))
     media = CountingMedia(tap)
-    driver, _inbox = ari_driver(loading, media)
-    asyncio.get_running_loop().call_later(0.2, gate.open)
+    driver, _inbox, ari = ari_driver(loading, media)
+    prompt_before_load = []
+    asyncio.get_running_loop().call_later(0.2, lambda: (prompt_before_load.append(plays(ari)), gate.open()))
     heard = await driver.listen(YES_NO, timeout=3, barge_in_sounds=["sound:question"], language="ko")
     assert isinstance(heard, Recognition) and heard.text in ("아니요", "아니오")
     assert heard.timing["load_wait_ms"] > 0 and media.opened == 1
+    assert prompt_before_load == [1] and plays(ari) == 1      # the question played once, during the load
     assert loading.for_language("ko") is model                # the same engine, unchanged
+
+
+async def test_a_key_during_the_load_is_the_answer_and_stops_the_question(gate) -> None:
+    loading = SpeechLoading(planned(ko=FakeEngine), gate=gate).start()
+    media = CountingMedia(FakeTap(silence(3)))
+    driver, inbox, ari = ari_driver(loading, media)
+    key_later(inbox, "2", 0.1)
+    assert await driver.listen(YES_NO, timeout=2, barge_in_sounds=["sound:q"], language="ko") == DTMF("2")
+    assert media.opened == 0 and any(m == "DELETE" and p.startswith("/playbacks/") for m, p, _ in ari.requests)
+    assert loading.status["ko"].state is SpeechState.LOADING
 
 
 @pytest.mark.parametrize("why", ["failed", "still loading"])
@@ -189,10 +210,12 @@ async def test_without_a_loaded_model_the_question_is_asked_by_keys(gate, why) -
     if why == "failed":
         await asyncio.to_thread(loading.wait_sync, "ko", GATE_LIMIT)
     media = CountingMedia(FakeTap(silence(3)))
-    driver, inbox = ari_driver(loading, media, load_wait=0.1)
-    inbox.digits.append("1")                          # the caller keys 1 (yes)
+    driver, inbox, ari = ari_driver(loading, media, load_wait=0.1)
+    key_later(inbox, "1", 0.3)                        # the caller keys 1 (yes), after the wait
     assert await driver.listen(YES_NO, timeout=2, barge_in_sounds=["sound:q"], language="ko") == DTMF("1")
     assert media.opened == 0                           # no audio path built for speech
+    assert plays(ari) == 1                             # the question once, not again for the keys
+    assert driver._engines.left <= 0 if why == "still loading" else driver._engines.waited == 0
     assert loading.status["ko"].state is (SpeechState.FAILED if why == "failed" else SpeechState.LOADING)
 
 
