@@ -117,9 +117,11 @@ def cmd_status(config: Config, args) -> int:
 
 def speech_line(speech: dict) -> str:
     """'loading', 'ready (2.4 s)' or 'failed (why)': a language's model load (D40)."""
-    if speech["state"] == "failed":
-        return f"failed ({speech.get('reason', '')})"
-    return f"ready ({speech['seconds']} s)" if speech["state"] == "ready" else speech["state"]
+    from ivr.speech.loading import SpeechState
+    state = SpeechState(speech["state"])
+    if state is SpeechState.FAILED:
+        return f"{state.value} ({speech.get('reason', '')})"
+    return f"{state.value} ({speech['seconds']} s)" if state is SpeechState.READY else state.value
 
 
 def cmd_call(config: Config, args) -> int:

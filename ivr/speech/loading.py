@@ -222,7 +222,7 @@ class CallWait:
     def pending(self, language: str | None) -> bool:
         """Would :meth:`engine` wait (the language's model still loading, budget left)?"""
         return (bool(language) and self.left > 0 and self.engines.for_language(language) is None
-                and self._state(language) == SpeechState.LOADING.value)
+                and self._state(language) is SpeechState.LOADING)
 
     async def engine(self, language: str | None) -> SpeechEngine | None:
         engine = self.engines.for_language(language)
@@ -236,10 +236,11 @@ class CallWait:
             self.waited += spent
         if engine is None and not self._told:
             self._told = True
+            state = self._state(language)
             logger.info("call %s: speech %s not ready after %.1f s (%s): asking by keys",
-                        self.call_id, primary(language), self.waited, self._state(language))
+                        self.call_id, primary(language), self.waited, state.value if state else "no engine")
         return engine
 
-    def _state(self, language: str) -> str:
+    def _state(self, language: str) -> SpeechState | None:
         status = getattr(self.engines, "status", {}).get(primary(language))
-        return status.state.value if status is not None else "unknown"
+        return status.state if status is not None else None
