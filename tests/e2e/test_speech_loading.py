@@ -7,8 +7,8 @@ absent the Korean model is "loading" for as long as the test needs, whatever the
 speed; nothing in Asterisk is faked.
 
 * loading: serve is ready (ARI connected) with the model still loading; a caller on a
-  straight-to-queue DID reaches an agent then; a speech call placed then is heard once the
-  file appears and the model has loaded (its listen waited for the load);
+  straight-to-queue DID reaches an agent then; speech calls placed then (ARI and FastAGI)
+  are heard once the file appears and the model has loaded (the ARI listen waited for it);
 * failed (a model path that does not load): serve is up and says why; the queue DID reaches
   an agent; the speech question takes keys, and a key routes.
 """
@@ -33,7 +33,7 @@ from tests.e2e.test_ivr_speech import SPEECH_TEST
 
 pytestmark = pytest.mark.e2e
 
-QUEUE_DID, SPEECH_DID = "803", "805"
+QUEUE_DID, SPEECH_DID, AGI_SPEECH_DID = "803", "805", "806"
 AGENT = "1001"                       # demo agent in billing and general
 SAYS_YES_AT = 20.0                   # seconds into the speech call (see the speech test)
 # test_ivr_speech's yes/no question with one long listen: from the end of the load (<= ~15 s
@@ -47,7 +47,7 @@ SPEECH_WAIT = {**SPEECH_TEST, "name": "speech_wait",
 def instance(tmp_path_factory):
     state = tmp_path_factory.mktemp("speech-loading") / "state"
     with demo_instance(state, short_acd_timers=True, queue_dids={QUEUE_DID: "general"},
-                       dids={SPEECH_DID: "speech_wait"}) as (config, passwords):
+                       dids={SPEECH_DID: "speech_wait"}, agi_dids={AGI_SPEECH_DID: "speech_wait"}) as (config, passwords):
         config.tts_voice = "ko"
         config.speech_load_wait = 60        # the speech call waits for the gate + the load
         _publish(config)
@@ -117,24 +117,30 @@ async def test_serve_routes_calls_while_the_model_loads_and_listens_once_loaded(
         await queue_call_reaches_the_agent(cfg, serve, passwords)
         assert speech_state(await serve.status()) == {"state": "loading"}    # the gate is shut
 
-        who = number()
+        who, agi_who = number(), number()
         audio = tmp_path / "yes.pcap"
         rtp_pcap(speech_samples([("silence", SAYS_YES_AT), ("say", "네"), ("silence", 4)],
                                 voice="ko", rate=150), audio)
-        call = asyncio.create_task(caller(cfg, SPEECH_DID, who, audio=audio, hold=SAYS_YES_AT + 4).run())
-        await serve.wait_for(lambda s: s["call_states"]["ivr"] == 1, what="the caller in the flow")
-        assert speech_state(await serve.status())["state"] == "loading"       # placed while loading
+        agi_caller = caller(cfg, AGI_SPEECH_DID, agi_who, audio=audio, hold=SAYS_YES_AT + 4)
+        calls = asyncio.gather(caller(cfg, SPEECH_DID, who, audio=audio, hold=SAYS_YES_AT + 4).run(),
+                               agi_caller.run())
+        await serve.wait_for(lambda s: s["call_states"]["ivr"] == 1, what="the ARI caller in the flow")
+        await agi_caller.wait_for("answered", timeout=30)
+        assert speech_state(await serve.status())["state"] == "loading"       # both placed while loading
         gate.touch()
-        result = await call
-        record = await wait_record(cfg, who)
+        results = await calls
+        record, agi_record = await wait_record(cfg, who), await wait_record(cfg, agi_who)
         status = await serve.status()
     finally:
         await serve.stopped()
-    assert result.answered
+    assert all(result.answered for result in results)
     first = record.journey["inputs"][0]
     assert (first["node"], first["kind"], first["value"]) == ("q", "speech", "네"), record.journey
     assert first["timing"]["load_wait_ms"] > 0          # its listen waited for the load
     assert record.queue == "billing"
+    agi_first = agi_record.journey["inputs"][0]           # FastAGI: heard too, once loaded
+    assert (agi_first["node"], agi_first["kind"], agi_first["value"]) == ("q", "speech", "네"), agi_record.journey
+    assert agi_record.queue == "billing"
     assert speech_state(status)["state"] == "ready" and speech_state(status)["seconds"] > 0
     print(f"\nspeech ko loaded in {speech_state(status)['seconds']} s; the call's listen waited "
           f"{first['timing']['load_wait_ms']} ms (gate opened after the call entered the flow)")
