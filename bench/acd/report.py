@@ -197,6 +197,11 @@ def targets(figures: dict[str, Any]) -> tuple[list[str], bool]:
              f"{'MET' if ok_ratio95 else 'MISSED'}",
              f"  failed calls {failed} (CallPilot {figures.get('live.callpilot.failed')}, "
              f"app_queue {figures.get('live.app_queue.failed')}) == 0: {'MET' if ok_failed else 'MISSED'}"]
+    for path, what in (("bare", "serve's ARI client, no ACD"), ("raw", "bare asyncio.Protocol, no client")):
+        p50, p95 = figures.get(f"live.ratio.{path}_p50"), figures.get(f"live.ratio.{path}_p95")
+        if p50 is not None:      # information only (D41): what an app that decides nothing reaches
+            lines.append(f"  for reference, {path} ARI app ({what}) / app_queue: p50 {_fmt(p50, 'x')}, "
+                         f"p95 {_fmt(p95, 'x')}")
     return lines, ok_ratio and ok_ratio95 and ok_failed
 
 

@@ -31,3 +31,16 @@ def test_asterisks_part_after_the_answer_is_stasis_plus_originate_over_queue():
                "live.app_queue.rtp_to_agent_p50_ms": 1.25}
     assert round(_asterisk_after_rtp_ratio(figures), 3) == 1.2
     assert _asterisk_after_rtp_ratio({**figures, "live.callpilot.rtp_to_stasis_p50_ms": None}) is None
+
+
+def test_the_targets_name_the_floors_for_reference_and_do_not_judge_them():
+    """D41: the bare and raw ARI apps' ratios are printed under the targets; the verdict is
+    CallPilot's alone."""
+    from bench.acd.report import targets
+    figures = {"live.ratio.p50": 1.1, "live.ratio.p95": 1.2, "live.callpilot.failed": 0,
+               "live.app_queue.failed": 0, "live.ratio.bare_p50": 1.5, "live.ratio.bare_p95": 2.0}
+    lines, ok = targets(figures)
+    assert ok
+    assert lines[-1] == ("  for reference, bare ARI app (serve's ARI client, no ACD) / app_queue: "
+                         "p50 1.50x, p95 2.00x")
+    assert not any("raw ARI app" in line for line in lines)
