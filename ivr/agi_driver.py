@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ivr.driver import DTMF, CallerHangup, Recognition
 from ivr.speech.engines import SpeechEngines
+from ivr.speech.loading import LOAD_WAIT_SECONDS, CallWait, SpeechLoading
 from ivr.speech.utterance import DECODER, ListenSettings, recognize_pcm
 from ivr.speech.vad import EnergyVad, VadSettings
 from ivr.tts import read_wav, resample
@@ -29,13 +30,15 @@ ALL_KEYS = "0123456789*#"
 @dataclass
 class AgiSpeech:
     """Speech over AGI: the shared model and a directory Asterisk writes recordings into
-    (same absolute path for Asterisk and serve, like the prompts)."""
+    (same absolute path for Asterisk and serve, like the prompts).  The engines may still be
+    loading: a call waits ``load_wait`` seconds for them at most (D40)."""
 
-    engines: SpeechEngines
+    engines: SpeechEngines | SpeechLoading
     directory: Path
     silence_seconds: int = 1
     max_speech: float = 8.0
     vad: VadSettings = VadSettings()
+    load_wait: float = LOAD_WAIT_SECONDS
 
 
 def sound_path(uri: str) -> str:
@@ -55,6 +58,8 @@ class AgiCallDriver:
         self.speech = speech
         if speech is None:
             self.listen = None    # type: ignore[assignment]  # no speech capability
+        else:
+            self._engines = CallWait(speech.engines, speech.load_wait, self.call_id)
 
     async def _command(self, command: str) -> dict:
         result = await self.request.send_command(command)
@@ -97,7 +102,7 @@ class AgiCallDriver:
         digit = await self.play(barge_in_sounds, barge_in=True) if barge_in_sounds else None
         if digit:
             return DTMF(digit)
-        engine = self.speech.engines.for_language(language)
+        engine = await self._engines.engine(language)
         if engine is None:
             digits = await self.read_digits(max_digits=1, timeout=timeout, terminator=None)
             return DTMF(digits) if digits else None

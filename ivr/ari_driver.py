@@ -11,6 +11,7 @@ docs/decisions.md D21).  If the tap cannot be built the question is still asked,
 """
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import time
@@ -22,6 +23,7 @@ from callpilot.infra.asterisk.channel_events import ChannelInbox
 from ivr.ari_media import AriMedia, CallGone, MediaTap
 from ivr.driver import DTMF, CallerHangup, Recognition
 from ivr.speech.engines import SpeechEngines
+from ivr.speech.loading import LOAD_WAIT_SECONDS, CallWait, SpeechLoading
 from ivr.speech.utterance import ListenSettings, Utterance
 from ivr.transfer_leg import AriTransfer
 
@@ -32,11 +34,13 @@ FRAME_WAIT = 0.05     # seconds: how often the listen loop looks at DTMF/hangup 
 
 @dataclass
 class AriSpeech:
-    """What listening needs: the engines by language, the media taps, VAD/endpoint settings."""
+    """What listening needs: the engines by language (maybe still loading: a call waits
+    ``load_wait`` seconds for them at most, D40), the media taps, VAD/endpoint settings."""
 
-    engines: SpeechEngines
+    engines: SpeechEngines | SpeechLoading
     media: AriMedia
     settings: ListenSettings = field(default_factory=ListenSettings)
+    load_wait: float = LOAD_WAIT_SECONDS
 
 
 class AriCallDriver:
@@ -58,6 +62,8 @@ class AriCallDriver:
         self.speech = speech
         if speech is None:
             self.listen = None    # type: ignore[assignment]  # no speech capability
+        else:
+            self._engines = CallWait(speech.engines, speech.load_wait, self.call_id)
 
     def _check(self) -> None:
         if self.inbox.gone:
@@ -135,21 +141,48 @@ class AriCallDriver:
         self._check()
         if self.inbox.digits:
             return DTMF(self.inbox.digits.pop(0))
-        engine = self.speech.engines.for_language(language)
+        playback = None
+        if self._engines.pending(language) and barge_in_sounds:
+            playback = await self._start_playback(barge_in_sounds)   # the question plays while the model loads
+        engine = await self._await_engine(language, playback)
+        if isinstance(engine, DTMF):
+            return engine
         if engine is None:
-            return await self._keys_only(timeout, barge_in_sounds)
+            return await self._keys_only(timeout, barge_in_sounds, playback)
         try:
             tap = await self._open_tap()
         except CallGone as exc:
             raise CallerHangup(self.call_id) from exc
         except Exception:
             logger.exception("call %s: no audio path for speech; asking by keys", self.call_id)
-            return await self._keys_only(timeout, barge_in_sounds)
+            return await self._keys_only(timeout, barge_in_sounds, playback)
         try:
             utterance = Utterance(engine, grammar, tap.sample_rate, self.speech.settings)
-            return await _Listening(self, tap, utterance, timeout).run(barge_in_sounds)
+            listening = _Listening(self, tap, utterance, timeout)
+            if self._engines.waited:
+                listening.timing["load_wait_ms"] = round(self._engines.waited * 1000)
+            return await listening.run(barge_in_sounds, playback)
         finally:
             await self._done_with(tap)
+
+    async def _await_engine(self, language: str | None, playback: str | None):
+        """The language's engine, its load awaited within the call's budget (D40); a key
+        pressed meanwhile ends the wait (and the prompt) and is the answer."""
+        engine = self._engines.engines.for_language(language)
+        if engine is not None:
+            return engine
+        waiting = asyncio.ensure_future(self._engines.engine(language))
+        try:
+            while not waiting.done():
+                self._check()
+                if self.inbox.digits:
+                    if playback is not None:
+                        await safe_stop_playback(self.ari, playback)
+                    return DTMF(self.inbox.digits.pop(0))
+                await asyncio.wait({waiting}, timeout=FRAME_WAIT)
+            return waiting.result()
+        finally:
+            waiting.cancel()
 
     async def _open_tap(self) -> MediaTap:
         if self._tap is not None and not self._tap.closed:
@@ -173,8 +206,12 @@ class AriCallDriver:
         if tap is not None:
             await tap.close()
 
-    async def _keys_only(self, timeout: float, sounds: list[str]) -> DTMF | None:
-        digit = await self.play(sounds, barge_in=True) if sounds else None
+    async def _keys_only(self, timeout: float, sounds: list[str], playback: str | None = None) -> DTMF | None:
+        """The question by keys; ``playback``: its prompt, already playing."""
+        if playback is not None:
+            digit = await self._await_playback(playback, barge_in=True)
+        else:
+            digit = await self.play(sounds, barge_in=True) if sounds else None
         digit = digit or await self.read_digits(max_digits=1, timeout=timeout, terminator=None)
         return DTMF(digit) if digit else None
 
@@ -193,8 +230,11 @@ class _Listening:
         self.timing: dict[str, float] = {"tap_setup_ms": round(tap.setup_ms, 1)}
         self.speech_wall: float | None = None
 
-    async def run(self, sounds: list[str]) -> Recognition | DTMF | None:
-        if sounds:
+    async def run(self, sounds: list[str], playback: str | None = None) -> Recognition | DTMF | None:
+        """``playback``: the prompt, started already (while the model loaded)."""
+        if playback is not None:
+            self.playback = playback
+        elif sounds:
             self.playback = await self.driver._start_playback(sounds)
         else:
             self.prompt_done_at = time.monotonic()

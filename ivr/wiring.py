@@ -1,16 +1,19 @@
 """The IVR's parts built from the configuration; called by the composition root
 (``callpilot.app.server``), which passes them on to the Stasis and FastAGI entries.
 
-* flows: :class:`~ivr.store.FlowStore` versions (built-ins seeded as version 1), served by
-  :class:`~ivr.published.PublishedFlows`; publishing checks phrases against the speech
-  model's vocabulary when one is configured.
-* speech (``speech_model`` set): one Vosk model for the process, ARI listening through
-  :class:`~ivr.ari_media.AriMedia` (its own ``<app>-media`` Stasis application), AGI
-  listening through recordings in ``<state_dir>/speech``.
+* flows: :class:`~ivr.store.FlowStore` versions (built-ins seeded as version 1, trusted:
+  their phrases are checked against the packaged engines by the test suite, so seeding never
+  waits for a model, D40), served by :class:`~ivr.published.PublishedFlows`; publishing (web,
+  CLI) checks phrases against the speech engines' vocabularies.
+* speech (an engine per language, ``speech`` / ``speech_model``): planned here, loaded in
+  the background once serve runs (:class:`~ivr.speech.loading.SpeechLoading`, D40); ARI
+  listening through :class:`~ivr.ari_media.AriMedia` (its own ``<app>-media`` Stasis
+  application), AGI listening through recordings in ``<state_dir>/speech``.
 """
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Collection
 
@@ -30,6 +33,7 @@ from ivr.runner import FlowRunner
 from ivr.services import DefaultServices
 from ivr.speech import engines as speech_engines
 from ivr.speech.engines import SpeechEngines
+from ivr.speech.loading import VALIDATE_WAIT_SECONDS, SpeechLoading, SpeechState, gate_from_env
 from ivr.store import FlowStore
 from ivr.tts import PromptCache
 
@@ -43,28 +47,69 @@ class IvrParts:
     runner: FlowRunner
     flows: PublishedFlows
     store: FlowStore
-    engines: SpeechEngines
+    speech: SpeechLoading
     ari_speech: AriSpeech | None
     agi_speech: AgiSpeech | None
 
 
-def validator(engines: SpeechEngines | None, routes: Collection[str] | None = None,
-              messages: MessageCatalogue | None = None) -> Callable[[dict], list[FlowError]]:
+def validator(engines: SpeechEngines | SpeechLoading | None, routes: Collection[str] | None = None,
+              messages: MessageCatalogue | None = None, *,
+              wait: float = VALIDATE_WAIT_SECONDS) -> Callable[[dict], list[FlowError]]:
     """Flow validation for publishing: phrases must be in their language's engine vocabulary;
     with ``routes`` (the configured outbound route names), transfer nodes may name only those;
     ``{"message": key}`` prompts must name a message of the catalogue (the built-in one when
-    not given)."""
-    known = {lang: engine.knows for lang, engine in engines.by_language.items()} if engines else {}
+    not given).  Engines still loading are waited for (``wait`` seconds at most); a flow with
+    phrases in a language whose model is still loading, or failed to load, is refused with
+    that reason: its phrases are never published unchecked."""
     keys = (messages or builtin_messages()).keys
 
     def check(doc: dict) -> list[FlowError]:
+        known, unchecked = _vocabularies(engines, wait)
         errors = schema.check(doc, vocabularies=known) if known else schema.check(doc)
+        errors += [FlowError(None, vocabulary.reason) for vocabulary in unchecked if vocabulary.asked]
         return errors or _unknown_routes(doc, routes) + _unknown_messages(doc, keys)
     return check
 
 
+class _Unchecked:
+    """The vocabulary of a language whose model is not loaded: notes that a phrase needed it."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason, self.asked = reason, False
+
+    def __call__(self, _word: str) -> bool:
+        self.asked = True
+        return True
+
+
+def _vocabularies(engines: SpeechEngines | SpeechLoading | None,
+                  wait: float) -> tuple[dict[str, Callable[[str], bool]], list[_Unchecked]]:
+    if not isinstance(engines, SpeechLoading):
+        return ({lang: e.knows for lang, e in engines.by_language.items()} if engines else {}), []
+    known: dict[str, Callable[[str], bool]] = {}
+    unchecked = []
+    deadline = time.monotonic() + wait
+    for language in sorted(engines.languages):
+        status = engines.wait_sync(language, max(deadline - time.monotonic(), 0.0))
+        if status.state is SpeechState.READY:
+            known[language] = engines.engines.by_language[language].knows
+            continue
+        reason = (f"the speech model for {language} is still loading: its phrases cannot be "
+                  f"checked yet; try again in a few seconds" if status.state is SpeechState.LOADING
+                  else f"the speech model for {language} failed to load ({status.reason}): "
+                       f"its phrases cannot be checked")
+        known[language] = vocabulary = _Unchecked(reason)
+        unchecked.append(vocabulary)
+    return known, unchecked
+
+
 def load_engines(config: Config) -> SpeechEngines:
     return speech_engines.load(config.speech, config.speech_model)
+
+
+def speech_loading(config: Config) -> SpeechLoading:
+    """The configured engines, to be loaded in the background (:meth:`SpeechLoading.start`)."""
+    return SpeechLoading(speech_engines.plan(config.speech, config.speech_model), gate=gate_from_env())
 
 
 def _unknown_routes(doc: dict, routes: Collection[str] | None) -> list[FlowError]:
@@ -89,21 +134,21 @@ def build(config: Config, sessions: Any, prompts: PromptCache, *,
     """``calendars``: name -> stored calendar (branch conditions); outbound routes for
     transfer nodes come from ``config.routes`` (fixed numbers only); ``messages``: the
     system's catalogue (``{"message": key}`` prompts, e.g. the built-in survey's)."""
-    engines = load_engines(config)
-    store = FlowStore(sessions, validate=validator(engines, set(config.routes), messages))
+    speech = speech_loading(config)
+    store = FlowStore(sessions, validate=validator(None, set(config.routes), messages))  # seeding only
     services = DefaultServices(customers, age_band=age_band, calendars=calendars,
                                routes=route_dial_strings(config))
     runner = FlowRunner(prompts, fallback_queue=config.acd.general_queue, services=services,
-                        speech_languages=engines.languages, messages=messages)
+                        speech_languages=speech.languages, messages=messages)
     flows = PublishedFlows(store, runner.prerender, collect=runner.collect)
     ari_speech = agi_speech = None
-    if engines:
+    if speech:
         s, a = config.secrets, config.asterisk
         media_ari = AriClient(config.ari_client_url, s.ari_user, s.ari_password,
                               f"{a.app_name}{MEDIA_APP_SUFFIX}", events=MEDIA_EVENTS,
                               rest_transport=a.ari_rest_transport)
-        ari_speech = AriSpeech(engines, AriMedia(media_ari))
-        agi_speech = AgiSpeech(engines, config.state_dir.resolve() / "speech")
-        for language, engine in sorted(engines.by_language.items()):
-            logger.info("speech: %s by %s (%s)", language, engine.name, engine.path)
-    return IvrParts(runner, flows, store, engines, ari_speech, agi_speech)
+        wait = float(config.speech_load_wait)
+        ari_speech = AriSpeech(speech, AriMedia(media_ari), load_wait=wait)
+        agi_speech = AgiSpeech(speech, config.state_dir.resolve() / "speech", load_wait=wait)
+        logger.info("speech planned (loads once serve runs): %s", sorted(speech.languages))
+    return IvrParts(runner, flows, store, speech, ari_speech, agi_speech)

@@ -110,7 +110,18 @@ def cmd_status(config: Config, args) -> int:
               f"AMI {status['ami']}, {status['calls']} call(s)")
         for name, q in sorted(status["queues"].items()):
             print(f"  queue {name}: {q['waiting']} waiting, {q['agents_available']} agent(s) available")
+        for language, speech in sorted(status.get("speech", {}).items()):
+            print(f"  speech {language}: {speech_line(speech)}")
     return 0
+
+
+def speech_line(speech: dict) -> str:
+    """'loading', 'ready (2.4 s)' or 'failed (why)': a language's model load (D40)."""
+    from ivr.speech.loading import SpeechState
+    state = SpeechState(speech["state"])
+    if state is SpeechState.FAILED:
+        return f"{state.value} ({speech.get('reason', '')})"
+    return f"{state.value} ({speech['seconds']} s)" if state is SpeechState.READY else state.value
 
 
 def cmd_call(config: Config, args) -> int:

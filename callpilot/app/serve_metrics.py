@@ -19,6 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from callpilot.infra.asterisk.ami import AmiState
 from callpilot.infra.asterisk.ari import AriState
+from ivr.speech.loading import SpeechState
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ def snapshot_families(live: Mapping[str, Any]) -> Iterator[Any]:
     yield agents_by_state(live)
     yield from single_gauges(live)
     yield from link_states(live)
+    yield from speech_states(live)
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
@@ -125,6 +127,22 @@ def link_states(live: Mapping[str, Any]) -> Iterator[GaugeMetricFamily]:
         for state in states:
             family.add_metric([state.value], 1 if state.value == current else 0)
         yield family
+
+
+def speech_states(live: Mapping[str, Any]) -> Iterator[GaugeMetricFamily]:
+    """Per language, 1 for the current state of its speech model's load, and the seconds the
+    load took (D40)."""
+    state = GaugeMetricFamily("callpilot_speech_model_state",
+                              "speech model load per language: 1 for its current state", labels=["language", "state"])
+    seconds = GaugeMetricFamily("callpilot_speech_model_load_seconds",
+                                "how long the language's speech model took to load (or to fail)", labels=["language"])
+    for language, shown in sorted(live.get("speech", {}).items()):
+        for value in SpeechState:
+            state.add_metric([language, value.value], 1 if shown.get("state") == value.value else 0)
+        if "seconds" in shown:
+            seconds.add_metric([language], shown["seconds"])
+    yield state
+    yield seconds
 
 
 class RoutingLatency:

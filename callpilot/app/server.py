@@ -181,6 +181,7 @@ class Server:
                                  age_band=self.bands.band_of, calendars=self.calendars.get,
                                  messages=self.messages.catalogue)
         self.runner, self.flows, self.ari_speech = parts.runner, parts.flows, parts.ari_speech
+        self.speech = parts.speech          # loads in the background from run() (D40)
         self.ivr = InboundIvr(self.ari, self.router.inboxes, self.records, self.runner, self.flows,
                               self.acd.handoff, fallback_queue=config.acd.general_queue,
                               speech=parts.ari_speech, flow_version=parts.store.version,
@@ -200,6 +201,7 @@ class Server:
 
     # -- run ----------------------------------------------------------------------------
     async def run(self) -> None:
+        self.speech.start()              # a worker thread: nothing below waits for the models
         self.dispatcher.adopt_roster(load_roster(self.sessions, bands=self.bands))
         await self.flows.start()         # seed built-ins, load live versions, poll; prompts
         await self.status.start()        # render in the background: ARI registers at once
@@ -287,6 +289,7 @@ class Server:
             "ari_rest": {"transport": self.ari.transport_in_use, "requests": dict(self.ari.requests),
                          "not_found": dict(self.ari.not_found)},
             "ami": self.ami.state.value,
+            "speech": self.speech.snapshot(),         # per language: loading / ready / failed
             "calls": len(self.dispatcher.calls) + len(self.ivr.active),
             "call_states": {"ivr": len(self.ivr.active), **self.dispatcher.call_states()},
             "loop_lag": self.loop_lag.figures(),

@@ -20,7 +20,8 @@ def build_services(config: Config, sessions=None):
     from admin_web.services import WebServices
     from callpilot.app.serve_metrics import snapshot_families
     from ivr.nodes import NODE_TYPES
-    from ivr.speech.model import load_configured
+    from ivr.speech.engines import plan
+    from ivr.speech.loading import SpeechLoading, gate_from_env
     from ivr.store import FlowStore
     from ivr.tts import PromptCache
     from ivr.wiring import validator
@@ -28,7 +29,8 @@ def build_services(config: Config, sessions=None):
         engine = db.make_engine(config.db_url)
         db.create_schema(engine)
         sessions = db.make_sessionmaker(engine)
-    validate = validator(load_configured(config.speech_model))
+    # the model loads in a thread: the web answers at once; a publish waits for it (bounded, D40)
+    validate = validator(SpeechLoading(plan({}, config.speech_model), gate=gate_from_env()).start())
     prompts = PromptCache(config.prompts_dir, config.tts_voice, config.tts_rate)
     sock = config.state_dir / "serve.sock"
     return WebServices(flows=FlowStore(sessions, validate=validate), validate_flow=validate,

@@ -202,6 +202,9 @@ class Config:
     speech: dict[str, str] = field(default_factory=lambda: {"en": "pocketsphinx", "ko": "vosk"})
     # An extra Vosk model directory ("ko:/path" names its language); "" = none
     speech_model: str = ""
+    # Models load in the background once serve runs (D40); a call's listens wait this long in
+    # all for a model still loading, then ask by keys
+    speech_load_wait: Annotated[Int, Field(ge=0, le=120)] = 5
     # allow-listed outbound routes a flow's transfer node may name: name -> {number, trunk}.
     # The number is fixed here (never from caller input); trunk names asterisk.outbound_trunks.
     routes: dict[str, dict[str, Any]] = field(default_factory=dict)   # checked by _validate_routes

@@ -17,10 +17,12 @@ from __future__ import annotations
 import importlib
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 from ivr.speech.engine import SpeechEngine
-from ivr.speech.model import SpeechModel, SpeechUnavailable, load_configured
+from ivr.speech.model import SpeechModel, SpeechUnavailable, configured_model
 from ivr.speech.sphinx import SphinxEngine
 
 logger = logging.getLogger(__name__)
@@ -49,6 +51,10 @@ class SpeechEngines:
     def __bool__(self) -> bool:
         return bool(self.by_language)
 
+    async def ready(self, language: str | None, timeout: float) -> SpeechEngine | None:
+        """Loaded already: no wait (see :class:`ivr.speech.loading.SpeechLoading`)."""
+        return self.for_language(language)
+
 
 def packaged_vosk_model(language: str) -> Path:
     """The model directory of the ``vosk-model-<lang>`` package."""
@@ -62,35 +68,69 @@ def packaged_vosk_model(language: str) -> Path:
     return path
 
 
-def engine_for(language: str, spec: str) -> SpeechEngine | None:
-    """One engine from its setting (see the module docstring); None = keys only."""
+@dataclass(frozen=True)
+class Planned:
+    """One language's engine, resolved but not loaded yet: ``load`` does the slow part
+    (a Vosk model takes 2-12 s, D40); ``packaged`` engines that fail only cost their language
+    its speech, a configured path that fails is the operator's error."""
+
+    language: str
+    load: Callable[[], SpeechEngine]
+    packaged: bool
+
+
+def planned_engine(language: str, spec: str) -> Planned | None:
+    """One engine from its setting (see the module docstring), checked but not loaded;
+    None = keys only.  Raises SpeechUnavailable for a packaged model that is not installed."""
     spec = spec.strip()
     if spec.lower() in OFF:
         return None
     if spec == "pocketsphinx":
         if language != "en":
             raise SpeechUnavailable(f"pocketsphinx has a packaged model for en only, not {language}")
-        return SphinxEngine(language)
+        return Planned(language, partial(SphinxEngine, language), True)
     if spec == "vosk":
-        return SpeechModel.shared(packaged_vosk_model(language), language)
-    path = spec.removeprefix("vosk:")
-    return SpeechModel.shared(Path(path).expanduser(), language)
+        return Planned(language, partial(SpeechModel.shared, packaged_vosk_model(language), language), True)
+    path = Path(spec.removeprefix("vosk:")).expanduser()
+    return Planned(language, partial(SpeechModel.shared, path, language), False)
 
 
-def load(spec: dict[str, str] | None = None, legacy_model: str = "") -> SpeechEngines:
-    engines = SpeechEngines()
+def engine_for(language: str, spec: str) -> SpeechEngine | None:
+    """One engine from its setting, loaded now; None = keys only."""
+    planned = planned_engine(language, spec)
+    return planned.load() if planned is not None else None
+
+
+def plan(spec: dict[str, str] | None = None, legacy_model: str = "") -> dict[str, Planned]:
+    """What to load per language (primary subtag); nothing slow happens here."""
+    planned: dict[str, Planned] = {}
     for language, setting in (DEFAULT_ENGINES if spec is None else spec).items():
         language = primary(language)
         try:
-            engine = engine_for(language, setting)
+            engine = planned_engine(language, setting)
         except SpeechUnavailable as exc:
             if setting.strip() not in ("vosk", "pocketsphinx"):
                 raise
             logger.warning("speech in %s unavailable (%s): keys only", language, exc)
             continue
         if engine is not None:
-            engines.by_language[language] = engine
-    legacy = load_configured(legacy_model)
+            planned[language] = engine
+    legacy = configured_model(legacy_model)
     if legacy is not None:
-        engines.by_language[primary(legacy.language)] = legacy
+        language, path = legacy
+        planned[primary(language)] = Planned(language, partial(SpeechModel.shared, path, language), False)
+    return planned
+
+
+def load(spec: dict[str, str] | None = None, legacy_model: str = "") -> SpeechEngines:
+    """Every planned engine loaded now, in the calling thread (the CLI; serve and the web
+    load in the background, :mod:`ivr.speech.loading`)."""
+    engines = SpeechEngines()
+    for language, planned in plan(spec, legacy_model).items():
+        try:
+            engines.by_language[language] = planned.load()
+        except SpeechUnavailable as exc:
+            if not planned.packaged:
+                raise
+            logger.warning("speech in %s unavailable (%s): keys only", language, exc)
     return engines

@@ -38,15 +38,15 @@ def language_of(path: str | Path) -> str:
     return found[-1].lower() if found else DEFAULT_LANGUAGE
 
 
-def load_configured(spec: str) -> SpeechModel | None:
-    """The model named by the ``speech_model`` setting: "" = no speech, ``lang:/path`` or a
-    path (language from its name).  Raises SpeechUnavailable if it does not load."""
+def configured_model(spec: str) -> tuple[str, Path] | None:
+    """The language and directory named by the ``speech_model`` setting: "" = no speech,
+    ``lang:/path`` or a path (language from its name).  Nothing is loaded."""
     spec = spec.strip()
     if not spec:
         return None
     language, _, path = spec.partition(":") if re.match(r"^[a-z]{2}:", spec) else ("", "", spec)
     path = Path(path).expanduser()
-    return SpeechModel.shared(path, language or language_of(path))
+    return language or language_of(path), path
 
 
 class SpeechModel:

@@ -20,11 +20,15 @@ from callpilot.app.status import fetch
 
 
 @contextlib.contextmanager
-def running_serve(config: Config, timeout: float = 30.0) -> Iterator["ServeProcess"]:
-    """A serve subprocess for a module's tests (synchronous fixtures), stopped after."""
+def running_serve(config: Config, timeout: float = 30.0, *,
+                  speech_loaded: bool = False) -> Iterator["ServeProcess"]:
+    """A serve subprocess for a module's tests (synchronous fixtures), stopped after;
+    ``speech_loaded``: and its speech models loaded (tests of recognition, not of loading)."""
     proc = ServeProcess(config).start()
     try:
         asyncio.run(proc.wait_ready(timeout=timeout))
+        if speech_loaded:
+            asyncio.run(proc.wait_speech_loaded(timeout=timeout))
         yield proc
     finally:
         proc.stop()
@@ -55,6 +59,13 @@ class ServeProcess:
                 return status
             await asyncio.sleep(0.2)
         raise AssertionError(f"serve not ready in {timeout}s: {status}\n{self.log_tail()}")
+
+    async def wait_speech_loaded(self, timeout: float = 60.0) -> dict:
+        """Until no speech model is loading any more (serve loads them after it is ready,
+        D40): for tests of recognition, whose first listen would otherwise wait for the load
+        only ``speech_load_wait`` seconds and then ask by keys."""
+        return await self.wait_for(lambda s: all(lang["state"] != "loading" for lang in s["speech"].values()),
+                                   timeout=timeout, what="speech models loaded")
 
     async def status(self) -> dict:
         return await fetch(self.config.state_dir / "serve.sock") or {}

@@ -80,6 +80,7 @@ def serve(cfg: Config):
     proc = ServeProcess(cfg).start()
     try:
         asyncio.run(proc.wait_ready(timeout=60))
+        asyncio.run(proc.wait_speech_loaded(timeout=60))
         yield proc
     finally:
         proc.stop()

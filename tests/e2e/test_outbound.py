@@ -324,6 +324,7 @@ async def test_spoken_reply_confirms(e2e_config, asterisk, customers, tmp_path):
     serve = ServeProcess(cfg).start()
     try:
         await serve.wait_ready()
+        await serve.wait_speech_loaded()
         await cli(cfg, "create", "voice", "--template", TEMPLATE, "--say", "네=confirm",
             "--say", "상담원=agent", "--ring-seconds", "15")
         # a Korean-speaking contact: replies are heard by the Korean engine (speech per language)

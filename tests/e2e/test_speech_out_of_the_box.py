@@ -41,7 +41,7 @@ def cfg(tmp_path_factory) -> Config:
 
 @pytest.fixture(scope="module")
 def serve(cfg: Config):
-    with running_serve(cfg, timeout=90) as proc:
+    with running_serve(cfg, timeout=90, speech_loaded=True) as proc:
         yield proc
 
 

@@ -165,3 +165,36 @@ def test_listen_to_a_prompt(client, auth):
     assert response.status_code == 200 and response.mimetype == "audio/wav"
     assert response.data[:4] == b"RIFF" and len(response.data) > 8000     # > 0.5 s at 8 kHz
     assert client.get("/flows/main/nodes/greeting/audio/next").status_code == 404
+
+
+class _KnowsEverything:
+    name, language = "fake", "en"
+
+    def knows(self, word: str) -> bool:
+        return True
+
+    def known_phrases(self, phrases: list[str]) -> list[str]:
+        return phrases
+
+
+def test_publish_while_the_speech_model_loads_says_try_again(client, auth, services, monkeypatch):
+    """The web's model loads in the background (D40): a publish meanwhile is refused with
+    the reason, never published with its phrases unchecked; once loaded it goes through."""
+    import threading
+    from ivr.speech.engines import Planned
+    from ivr.speech.loading import SpeechLoading
+    from ivr.wiring import validator
+    held = threading.Event()
+    loading = SpeechLoading({"en": Planned("en", _KnowsEverything, False)}, gate=lambda: held.wait(30)).start()
+    check = validator(loading, wait=0.05)
+    monkeypatch.setattr(services.flows, "_validate", check)      # what build_services wires
+    monkeypatch.setattr(services, "validate_flow", check)
+    auth.login()
+    auth.post("/flows/main/nodes/greeting", {"text": "Welcome back.", "next": "main_menu"})
+    response = auth.post("/flows/main/publish", {"comment": "too early"}, follow_redirects=True)
+    assert b"Not published" in response.data and b"still loading" in response.data
+    assert services.flows.latest_versions()["main"] == 1
+    held.set()
+    loading.wait_sync("en", 30)
+    response = auth.post("/flows/main/publish", {"comment": "loaded"}, follow_redirects=True)
+    assert b"Version 2 published" in response.data
