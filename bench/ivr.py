@@ -133,6 +133,7 @@ async def calls_bench(calls: int, concurrency: int, keep: bool,
     serve = ServeProcess(config).start()
     try:
         await serve.wait_ready(timeout=90)
+        await serve.wait_speech_loaded(timeout=120)  # loads after ready (D40): not in the idle CPU
         await asyncio.sleep(3)                      # let start-up (prerender, seeding) settle
         spid, apid = serve.proc.pid, runner.asterisk_pid(config)
         idle_s, idle_a, t_idle = cpu_seconds(spid), cpu_seconds(apid), time.monotonic()

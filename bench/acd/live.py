@@ -160,6 +160,7 @@ class LiveBench:
         from tests.e2e.serve_proc import ServeProcess
         self.serve = ServeProcess(self.config).start()
         await self.serve.wait_ready(timeout=40)
+        await self.serve.wait_speech_loaded(timeout=120)  # its CPU after ready (D40), not in a round
         self.log("live: callpilot serve ready")
         for path, _ in self.paths:
             if path in ("bare", "raw"):

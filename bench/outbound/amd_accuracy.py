@@ -65,6 +65,7 @@ async def run(work: Path) -> dict:
     engine = db.make_engine(config.db_url)
     try:
         await serve.wait_ready()
+        await serve.wait_speech_loaded(timeout=120)   # the models load after ready (D40)
         store = CampaignStore(db.make_sessionmaker(engine))
         now = datetime.now(timezone.utc)
         store.create("amd", "Hello {name}, your order ships today.", now, max_concurrent=14,
