@@ -164,7 +164,10 @@ async def test_invalid_key_then_silence_falls_back_to_general(cfg, serve, phones
 
 async def test_waiting_call_survives_serve_restart(cfg, serve, phones):
     number = caller_number()
-    call = asyncio.create_task(make_caller(cfg, number, "1", hold=16).run())
+    # the caller's 26 s cover the IVR, the wait, the restart, the agent phone's registration and
+    # its ring: 16 s ran out at load ~7 (the phone got INVITE then CANCEL); test_acd_routing's
+    # restart test gives its caller 30
+    call = asyncio.create_task(make_caller(cfg, number, "1", hold=26).run())
     await serve.wait_for(waiting_in("billing"), what="caller waiting in billing")
     await serve.stopped(kill=True)              # SIGKILL: no goodbye, state only in Asterisk + DB
     result, record = await restart_then_answer(cfg, call, number, "billing", lambda: phones("1001"))
