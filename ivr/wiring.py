@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, Collection
 
@@ -34,6 +33,7 @@ from ivr.services import DefaultServices
 from ivr.speech import engines as speech_engines
 from ivr.speech.engines import SpeechEngines
 from ivr.speech.loading import VALIDATE_WAIT_SECONDS, SpeechLoading, SpeechState, gate_from_env
+from ivr.speech.vocabulary import LocalVocabulary, VocabularyAnswer, VocabularySource
 from ivr.store import FlowStore
 from ivr.tts import PromptCache
 
@@ -52,19 +52,24 @@ class IvrParts:
     agi_speech: AgiSpeech | None
 
 
-def validator(engines: SpeechEngines | SpeechLoading | None, routes: Collection[str] | None = None,
+def validator(engines: SpeechEngines | SpeechLoading | VocabularySource | None,
+              routes: Collection[str] | None = None,
               messages: MessageCatalogue | None = None, *,
               wait: float = VALIDATE_WAIT_SECONDS) -> Callable[[dict], list[FlowError]]:
     """Flow validation for publishing: phrases must be in their language's engine vocabulary;
     with ``routes`` (the configured outbound route names), transfer nodes may name only those;
     ``{"message": key}`` prompts must name a message of the catalogue (the built-in one when
-    not given).  Engines still loading are waited for (``wait`` seconds at most); a flow with
-    phrases in a language whose model is still loading, or failed to load, is refused with
-    that reason: its phrases are never published unchecked."""
+    not given).  ``engines``: loaded engines (the CLI), engines loading in this process (a
+    :class:`SpeechLoading`, started at the first check with phrases) or another
+    :class:`~ivr.speech.vocabulary.VocabularySource` (the web asks serve, D42).  Engines still
+    loading are waited for (``wait`` seconds at most, only for the languages the flow has
+    phrases in); a flow with phrases in a language whose model is still loading, or failed to
+    load, is refused with that reason: its phrases are never published unchecked."""
     keys = (messages or builtin_messages()).keys
+    source = LocalVocabulary(engines) if isinstance(engines, SpeechLoading) else engines
 
     def check(doc: dict) -> list[FlowError]:
-        known, unchecked = _vocabularies(engines, wait)
+        known, unchecked = _vocabularies(source, doc, wait)
         errors = schema.check(doc, vocabularies=known) if known else schema.check(doc)
         errors += [FlowError(None, vocabulary.reason) for vocabulary in unchecked if vocabulary.asked]
         return errors or _unknown_routes(doc, routes) + _unknown_messages(doc, keys)
@@ -82,25 +87,42 @@ class _Unchecked:
         return True
 
 
-def _vocabularies(engines: SpeechEngines | SpeechLoading | None,
+class _Asked:
+    """Collects the words a flow's phrases use in one language (the first pass)."""
+
+    def __init__(self) -> None:
+        self.words: set[str] = set()
+
+    def __call__(self, word: str) -> bool:
+        self.words.add(word)
+        return True
+
+
+def _vocabularies(source: SpeechEngines | VocabularySource | None, doc: dict,
                   wait: float) -> tuple[dict[str, Callable[[str], bool]], list[_Unchecked]]:
-    if not isinstance(engines, SpeechLoading):
-        return ({lang: e.knows for lang, e in engines.by_language.items()} if engines else {}), []
+    if source is None or isinstance(source, SpeechEngines):
+        return ({lang: e.knows for lang, e in source.by_language.items()} if source else {}), []
+    asked = {language: _Asked() for language in source.languages}
+    schema.check(doc, vocabularies=asked)
+    words = {language: vocabulary.words for language, vocabulary in asked.items() if vocabulary.words}
+    if not words:
+        return {}, []                                  # no phrase: no model to wait for
     known: dict[str, Callable[[str], bool]] = {}
     unchecked = []
-    deadline = time.monotonic() + wait
-    for language in sorted(engines.languages):
-        status = engines.wait_sync(language, max(deadline - time.monotonic(), 0.0))
-        if status.state is SpeechState.READY:
-            known[language] = engines.engines.by_language[language].knows
+    for language, answer in source.unknown(words, wait).items():
+        if answer.state is SpeechState.READY:
+            known[language] = answer.knows
             continue
-        reason = (f"the speech model for {language} is still loading: its phrases cannot be "
-                  f"checked yet; try again in a few seconds" if status.state is SpeechState.LOADING
-                  else f"the speech model for {language} failed to load ({status.reason}): "
-                       f"its phrases cannot be checked")
-        known[language] = vocabulary = _Unchecked(reason)
+        known[language] = vocabulary = _Unchecked(_not_checked(language, answer))
         unchecked.append(vocabulary)
     return known, unchecked
+
+
+def _not_checked(language: str, answer: VocabularyAnswer) -> str:
+    if answer.state is SpeechState.LOADING:
+        return (f"the speech model for {language} is still loading: its phrases cannot be "
+                f"checked yet; try again in a few seconds")
+    return f"the speech model for {language} failed to load ({answer.reason}): its phrases cannot be checked"
 
 
 def load_engines(config: Config) -> SpeechEngines:

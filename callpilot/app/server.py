@@ -59,6 +59,7 @@ from ivr.agi_entry import AgiFlowHandler
 from ivr.stasis import InboundIvr
 from ivr.transfer_leg import STASIS_ROLE as TRANSFER_ROLE, AriTransfer
 from ivr.tts import PromptCache
+from ivr.speech.vocabulary import answers_json
 from ivr import wiring as ivr_wiring   # flows from the versioned store, speech if configured
 
 logger = logging.getLogger(__name__)
@@ -76,7 +77,8 @@ class Server:
         self._ivr(config)
         self.outbound = outbound_wiring.build(self)         # campaigns: roles outbound, outbound-amd
         self.status = StatusServer(config.state_dir / "serve.sock", self.snapshot, self.agent_command,
-                                   reload=self.reload)
+                                   reload=self.reload,        # and the web's phrase checks (D42):
+                                   unknown_words=lambda words, wait: answers_json(self.speech, words, wait))
         self.loop_lag = LoopLag()
         self.metrics = ServeMetrics(self.snapshot)           # Prometheus, on serve's loop
         self.hooks.offered, self.hooks.originated = self.metrics.routing.offered, self.metrics.routing.originated

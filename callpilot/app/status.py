@@ -20,14 +20,27 @@ from aiohttp import web
 logger = logging.getLogger(__name__)
 
 
+MAX_VOCABULARY_WAIT = 30.0       # seconds a vocabulary question may wait for a loading model
+
+
+def _words_of(body: Any) -> dict[str, list[str]]:
+    if not isinstance(body, dict) or not all(
+            isinstance(lang, str) and isinstance(words, list) and all(isinstance(w, str) for w in words)
+            for lang, words in body.items()):
+        raise ValueError("expected {language: [word, ...]}")
+    return body
+
+
 class StatusServer:
     def __init__(self, path: Path, snapshot: Callable[[], dict[str, Any]],
                  agent_command: Callable[[str, str, str], dict[str, Any]] | None = None,
-                 reload: Callable[[str], dict[str, Any] | Awaitable[dict[str, Any]]] | None = None):
+                 reload: Callable[[str], dict[str, Any] | Awaitable[dict[str, Any]]] | None = None,
+                 unknown_words: Callable[[dict[str, list[str]], float], Awaitable[dict[str, Any]]] | None = None):
         self.path = path
         self.snapshot = snapshot
         self.agent_command = agent_command
         self.reload = reload            # "queues": the admin web changed them
+        self.unknown_words = unknown_words  # the admin web checks a flow's phrases (D42)
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
@@ -35,6 +48,7 @@ class StatusServer:
         app.router.add_get("/status", self._status)
         app.router.add_post("/agents/{ext}/{action}", self._agent)
         app.router.add_post("/reload/{what}", self._reload)
+        app.router.add_post("/speech/unknown", self._unknown_words)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,6 +79,19 @@ class StatusServer:
             return web.json_response(result)
         except ValueError as exc:
             return web.json_response({"error": str(exc)}, status=404)
+
+    async def _unknown_words(self, request: web.Request) -> web.Response:
+        """Body ``{language: [word, ...]}``, query ``wait`` (seconds, at most
+        :data:`MAX_VOCABULARY_WAIT`): per language with an engine, its state and the words
+        it does not know."""
+        if self.unknown_words is None:
+            return web.json_response({"error": "no speech engines here"}, status=404)
+        try:
+            words = _words_of(await request.json())
+            wait = min(max(float(request.query.get("wait", "0")), 0.0), MAX_VOCABULARY_WAIT)
+        except ValueError as exc:          # JSONDecodeError too
+            return web.json_response({"error": f"bad request: {exc}"}, status=400)
+        return web.json_response(await self.unknown_words(words, wait))
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -114,12 +141,17 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
-def request_sync(path: Path, method: str, url_path: str, timeout: float = 2.0) -> tuple[int, dict[str, Any]]:
+def request_sync(path: Path, method: str, url_path: str, timeout: float = 2.0,
+                 body: Any = None) -> tuple[int, dict[str, Any]]:
     """One request to serve's socket from a plain thread (no asyncio loop per call: the web
-    serves each page from a pool thread).  Raises OSError when serve is down."""
+    serves each page from a pool thread); ``body`` is sent as JSON.  Raises OSError when
+    serve is down."""
     conn = _UnixHTTPConnection(path, timeout)
     try:
-        conn.request(method, url_path)
+        if body is None:
+            conn.request(method, url_path)
+        else:
+            conn.request(method, url_path, json.dumps(body).encode(), {"Content-Type": "application/json"})
         response = conn.getresponse()
         return response.status, json.loads(response.read() or b"{}")
     except (http.client.HTTPException, ValueError) as exc:

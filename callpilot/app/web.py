@@ -1,12 +1,14 @@
 """``callpilot web``: the admin web wired to the IVR's flow store, TTS and serve's status.
 
 The composition root for the web process: ``admin_web`` imports no domain, so the flow store
-(``ivr.store``), its validation (the same as serve's and the CLI's, with the speech model's
-vocabulary when one is configured), the prompt renderer (``ivr.tts``) and serve's live
+(``ivr.store``), its validation (the same as serve's and the CLI's: phrases are checked
+against serve's loaded speech engines, asked over its socket, or against the same configured
+engines loaded here when serve is not running, D42), the prompt renderer (``ivr.tts``) and serve's live
 status (``callpilot.app.status``) are built here and passed to ``create_app``.
 """
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
@@ -20,8 +22,6 @@ def build_services(config: Config, sessions=None):
     from admin_web.services import WebServices
     from callpilot.app.serve_metrics import snapshot_families
     from ivr.nodes import NODE_TYPES
-    from ivr.speech.engines import plan
-    from ivr.speech.loading import SpeechLoading, gate_from_env
     from ivr.store import FlowStore
     from ivr.tts import PromptCache
     from ivr.wiring import validator
@@ -29,10 +29,11 @@ def build_services(config: Config, sessions=None):
         engine = db.make_engine(config.db_url)
         db.create_schema(engine)
         sessions = db.make_sessionmaker(engine)
-    # the model loads in a thread: the web answers at once; a publish waits for it (bounded, D40)
-    validate = validator(SpeechLoading(plan({}, config.speech_model), gate=gate_from_env()).start())
-    prompts = PromptCache(config.prompts_dir, config.tts_voice, config.tts_rate)
     sock = config.state_dir / "serve.sock"
+    # phrases are checked by serve's engines, or by the same ones loaded here (D40, D42)
+    local = _local_vocabulary(tuple(sorted(config.speech.items())), config.speech_model)
+    validate = validator(ServeVocabulary(sock, local))
+    prompts = PromptCache(config.prompts_dir, config.tts_voice, config.tts_rate)
     return WebServices(flows=FlowStore(sessions, validate=validate), validate_flow=validate,
                        render_prompt=lambda text, language: prompts.render(text, language),
                        live_status=lambda: _live_status(sock), serve_gauges=snapshot_families,
@@ -44,6 +45,56 @@ def build_services(config: Config, sessions=None):
                        agent_command=lambda ext, action, reason: _agent_command(sock, ext, action, reason),
                        notify_serve=lambda what: _notify(sock, what),
                        campaigns=CampaignsAdapter(sessions))
+
+
+class ServeVocabulary:
+    """The web's vocabulary source (``ivr.speech.vocabulary``): serve's loaded engines, asked
+    over its socket; when serve is not reachable (or too old to answer), the same configured
+    engines loaded in this process, from the first publish that needs them (D42)."""
+
+    def __init__(self, sock: Path, local) -> None:
+        self.sock = sock
+        self.local = local                      # a LocalVocabulary, started only if needed
+
+    @property
+    def languages(self) -> set[str]:
+        return self.local.languages             # the same plan as serve's: the same config
+
+    def unknown(self, words, wait: float):
+        answers = self._ask_serve(words, wait)
+        if answers is not None:
+            return answers
+        logger.info("serve not reachable on %s: checking phrases with the engines loaded here", self.sock)
+        return self.local.unknown(words, wait)
+
+    def _ask_serve(self, words, wait: float):
+        from callpilot.app.status import request_sync
+        from ivr.speech.vocabulary import VocabularyAnswer
+        if not self.sock.exists():
+            return None
+        body = {language: sorted(asked) for language, asked in words.items()}
+        try:
+            status, answer = request_sync(self.sock, "POST", f"/speech/unknown?wait={wait:g}",
+                                          timeout=wait + SERVE_ANSWER_MARGIN, body=body)
+            if status != 200:
+                return None
+            return {language: VocabularyAnswer.from_dict(each) for language, each in answer.items()}
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            logger.warning("serve's vocabulary answer unusable (%s): checking here", exc)
+            return None
+
+
+SERVE_ANSWER_MARGIN = 5.0        # seconds beyond the validator's wait for serve to answer
+
+
+@functools.cache
+def _local_vocabulary(speech: tuple[tuple[str, str], ...], speech_model: str):
+    """One per process and setting (a web process has one config; the tests build many
+    apps): the models are loaded at most once, and only when no serve answers."""
+    from ivr.speech.engines import plan
+    from ivr.speech.loading import SpeechLoading, gate_from_env
+    from ivr.speech.vocabulary import LocalVocabulary
+    return LocalVocabulary(SpeechLoading(plan(dict(speech), speech_model), gate=gate_from_env()))
 
 
 class CampaignsAdapter:

@@ -10,7 +10,10 @@ speed; nothing in Asterisk is faked.
   straight-to-queue DID reaches an agent then; speech calls placed then (ARI and FastAGI)
   are heard once the file appears and the model has loaded (the ARI listen waited for it);
 * failed (a model path that does not load): serve is up and says why; the queue DID reaches
-  an agent; the speech question takes keys, and a key routes.
+  an agent; the speech question takes keys, and a key routes;
+* the admin web checks a flow's phrases with serve's engines (D42): "still loading, try
+  again" while serve's model loads, the unknown phrase named once loaded, and the web loads
+  no model of its own meanwhile.
 """
 from __future__ import annotations
 
@@ -20,8 +23,10 @@ from pathlib import Path
 
 import pytest
 
+from callpilot.app.web import _local_vocabulary, build_services
 from callpilot.infra.config import Config
 from callpilot.infra.db import session as db
+from ivr.flows import load_builtin
 from ivr.speech.loading import TEST_GATE_ENV
 from ivr.store import FlowStore
 from testkit import sipua
@@ -163,3 +168,29 @@ async def test_a_model_that_fails_to_load_leaves_serve_up_and_keys_working(insta
     first = record.journey["inputs"][0]
     assert (first["node"], first["kind"], first["value"]) == ("q", "dtmf", "1"), record.journey
     assert record.queue == "billing"
+
+
+async def test_the_admin_webs_phrase_check_is_serves(instance, monkeypatch, tmp_path):
+    """The web built as ``callpilot web`` builds it (default ``speech`` config, serve's state
+    dir) asks serve over its socket (D42)."""
+    cfg, _passwords = instance
+    cfg.speech = Config().speech                        # the default: en pocketsphinx, ko vosk
+    gate = tmp_path / "load-speech-now"
+    unknown = load_builtin("main_ko")
+    unknown["nodes"]["menu"]["options"][0]["phrases"]["ko"].append("뷁뷁")
+    serve, _ready = await start_serve(cfg, monkeypatch, gate)
+    try:
+        validate = build_services(cfg).validate_flow
+        loading = [error.reason for error in await asyncio.to_thread(validate, load_builtin("main_ko"))]
+        gate.touch()
+        await serve.wait_speech_loaded()
+        [named] = await asyncio.to_thread(validate, unknown)
+        checked = await asyncio.to_thread(validate, load_builtin("main_ko"))
+    finally:
+        await serve.stopped()
+    assert any("the speech model for ko is still loading" in reason and "try again" in reason
+               for reason in loading), loading
+    assert named.node_id == "menu" and "'뷁뷁'" in named.reason and "does not know" in named.reason
+    assert checked == []
+    local = _local_vocabulary(tuple(sorted(cfg.speech.items())), cfg.speech_model)
+    assert local.loading.status["ko"].state.value == "loading"     # never started in the web

@@ -5,6 +5,7 @@ import html as html_mod
 import json
 import re
 
+import pytest
 from sqlalchemy import select
 
 from admin_web import db
@@ -198,3 +199,63 @@ def test_publish_while_the_speech_model_loads_says_try_again(client, auth, servi
     loading.wait_sync("en", 30)
     response = auth.post("/flows/main/publish", {"comment": "loaded"}, follow_redirects=True)
     assert b"Version 2 published" in response.data
+
+
+# -- phrases are checked against the engines serve uses (D42), with the DEFAULT speech config --
+
+def _publish_menu_phrase(auth, services, flow: str, node_id: str, language: str, phrase: str):
+    """Add ``phrase`` to the first option of the menu ``node_id`` and publish the draft."""
+    from admin_web import flow_forms
+    node = services.flows.draft(flow)["nodes"][node_id]
+    options = node["options"]
+    options[0]["phrases"][language].append(phrase)
+    form = {**flow_forms.to_form(node), "options": json.dumps(options, ensure_ascii=False)}
+    auth.login()
+    auth.post(f"/flows/{flow}/nodes/{node_id}", form)
+    return auth.post(f"/flows/{flow}/publish", {"comment": "new phrase"}, follow_redirects=True)
+
+
+def test_publish_refuses_a_korean_phrase_the_model_does_not_know_without_serve(client, auth, services):
+    """No serve running: the web loads the configured engines itself (default config: Vosk
+    for ko, pocketsphinx for en), as ``callpilot flows`` does, and names the phrase."""
+    services.flows.seed("main_ko", builtin_flow("main_ko"))
+    response = _publish_menu_phrase(auth, services, "main_ko", "menu", "ko", "뷁뷁")
+    page = response.get_data(as_text=True)
+    assert "Not published" in page and "뷁뷁" in page and "does not know" in page
+    assert services.flows.latest_versions()["main_ko"] == 1
+
+
+@pytest.fixture
+def running_serve(tmp_path):
+    """serve's status socket in this process, on a loop of its own, answering with the
+    real engines of the default config (what ``serve`` builds: ``ivr.wiring.speech_loading``)."""
+    import asyncio
+    import threading
+    from callpilot.app.status import StatusServer
+    from callpilot.infra.config import Config
+    from ivr.speech.vocabulary import answers_json
+    from ivr.wiring import speech_loading
+    loading = speech_loading(Config(state_dir=tmp_path)).start()
+    asked = []
+
+    async def unknown_words(words, wait):
+        asked.append(words)
+        return await answers_json(loading, words, wait)
+    server = StatusServer(tmp_path / "serve.sock", lambda: {}, unknown_words=unknown_words)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(server.start(), loop).result(30)
+    yield asked
+    asyncio.run_coroutine_threadsafe(server.stop(), loop).result(30)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(30)
+    loop.close()
+
+
+def test_publish_refuses_an_english_phrase_serve_does_not_know(client, auth, services, running_serve):
+    response = _publish_menu_phrase(auth, services, "main", "main_menu", "en", "xyzzy")
+    page = response.get_data(as_text=True)
+    assert "Not published" in page and "xyzzy" in page and "does not know" in page
+    assert services.flows.latest_versions()["main"] == 1
+    assert any("xyzzy" in words.get("en", ()) for words in running_serve)   # serve was asked
