@@ -32,7 +32,8 @@ def build_services(config: Config, sessions=None):
     sock = config.state_dir / "serve.sock"
     # phrases are checked by serve's engines, or by the same ones loaded here (D40, D42)
     local = _local_vocabulary(tuple(sorted(config.speech.items())), config.speech_model)
-    validate = validator(ServeVocabulary(sock, local))
+    # the same checks as ``callpilot flows``: routes too (a transfer names only a configured one)
+    validate = validator(ServeVocabulary(sock, local), set(config.routes))
     prompts = PromptCache(config.prompts_dir, config.tts_voice, config.tts_rate)
     return WebServices(flows=FlowStore(sessions, validate=validate), validate_flow=validate,
                        render_prompt=lambda text, language: prompts.render(text, language),

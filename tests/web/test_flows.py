@@ -259,3 +259,23 @@ def test_publish_refuses_an_english_phrase_serve_does_not_know(client, auth, ser
     assert "Not published" in page and "xyzzy" in page and "does not know" in page
     assert services.flows.latest_versions()["main"] == 1
     assert any("xyzzy" in words.get("en", ()) for words in running_serve)   # serve was asked
+
+
+def test_the_web_refuses_a_transfer_to_a_route_that_is_not_configured(tmp_path, db_file):
+    """As ``callpilot flows validate`` does: a flow may transfer only to the admin's [routes]
+    (the web checked no route before D42's follow-up)."""
+    from callpilot.app.web import build_services
+    from callpilot.infra.config import Config
+    from callpilot.infra.db import session as dbs
+    doc = {"name": "fraud", "start": "t", "nodes": {
+        "t": {"type": "transfer", "route": "fraud_desk", "fallback": "bye"},
+        "bye": {"type": "hangup"}}}
+    engine = dbs.make_engine(db_file)
+    dbs.create_schema(engine)
+    config = Config(state_dir=tmp_path)
+    errors = build_services(config, dbs.make_sessionmaker(engine)).validate_flow(doc)
+    assert [str(e) for e in errors] == [
+        "t: route 'fraud_desk' is not configured (config [routes]: none)"]
+    config.routes = {"fraud_desk": {"number": "+18005550100", "trunk": "carrier"}}
+    assert build_services(config, dbs.make_sessionmaker(engine)).validate_flow(doc) == []
+    engine.dispose()
