@@ -54,7 +54,12 @@ def _ip_address(value: str) -> str:
 
 
 def _expand(path: Path) -> Path:
-    return path.expanduser()
+    """``~/x`` -> the home directory's ``x``; ``~nobody-here/x`` (no such user) is a config
+    error that names the path, not a ``RuntimeError`` from pathlib."""
+    try:
+        return path.expanduser()
+    except RuntimeError as exc:
+        raise ValueError(f"{str(path)!r}: {exc}") from None
 
 
 Int = Annotated[int, BeforeValidator(_whole_number)]
@@ -357,7 +362,10 @@ def _check_database_dir(config: Config) -> None:
     if not url.startswith(("sqlite:", "postgresql")):
         raise ConfigError(f"database_url {url[:40]!r}: sqlite:///<file> or postgresql+psycopg://...")
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        directory = Path(url.removeprefix("sqlite:///")).expanduser().parent
+        try:
+            directory = _expand(Path(url.removeprefix("sqlite:///"))).parent
+        except ValueError as exc:
+            raise ConfigError(f"database_url: {exc}") from None
         if not directory.is_dir():
             raise ConfigError(f"database_url: directory {directory} does not exist")
 

@@ -45,8 +45,17 @@ def configured_model(spec: str) -> tuple[str, Path] | None:
     if not spec:
         return None
     language, _, path = spec.partition(":") if re.match(r"^[a-z]{2}:", spec) else ("", "", spec)
-    path = Path(path).expanduser()
-    return language or language_of(path), path
+    directory = expand_home(path)
+    return language or language_of(directory), directory
+
+
+def expand_home(path: str) -> Path:
+    """``~/m`` -> the home's ``m``; a ``~user`` that does not exist is SpeechUnavailable (a
+    clear setting error), not pathlib's RuntimeError."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError as exc:
+        raise SpeechUnavailable(f"speech model path {path!r}: {exc}") from None
 
 
 class SpeechModel:

@@ -186,6 +186,20 @@ def test_any_environment_loads_or_fails_with_one_config_error(tmp_path_factory, 
     assert_loads_or_config_error(tmp_path_factory.mktemp("env"), "", env)
 
 
+def test_a_path_under_a_home_that_does_not_exist_is_one_config_error(tmp_path) -> None:
+    """Found by the fuzz above in a fresh-clone run: ``~0`` (no user "0") made pathlib raise
+    RuntimeError out of the config loader."""
+    (tmp_path / "c.toml").write_text('[asterisk]\nrootfs = "~nobody-callpilot-test/root"\n')
+    with pytest.raises(config_mod.ConfigError, match="asterisk.rootfs: '~0': Could not determine"):
+        config_mod.load(tmp_path / "c.toml", env={"CALLPILOT_STATE_DIR": str(tmp_path / "s"),
+                                                  "CALLPILOT_ASTERISK_ROOTFS": "~0"})
+    with pytest.raises(config_mod.ConfigError, match="'~nobody-callpilot-test/root': Could not"):
+        config_mod.load(tmp_path / "c.toml", env={"CALLPILOT_STATE_DIR": str(tmp_path / "s")})
+    (tmp_path / "d.toml").write_text('database_url = "sqlite:///~nobody-callpilot-test/c.db"\n')
+    with pytest.raises(config_mod.ConfigError, match="database_url: '~nobody-callpilot-test/c.db'"):
+        config_mod.load(tmp_path / "d.toml", env={"CALLPILOT_STATE_DIR": str(tmp_path / "s")})
+
+
 @FUZZ
 @given(st.binary(max_size=200))
 def test_any_bytes_as_config_file_fail_cleanly(tmp_path_factory, data) -> None:

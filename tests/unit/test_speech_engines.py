@@ -275,3 +275,13 @@ def test_a_phrase_that_blinks_out_in_the_silence_still_ends_the_answer_early() -
     assert utterance.partial == "billing"
     assert not utterance.vad.ended                       # ended on the phrase, not at 450 ms
     assert 0.2 <= utterance.vad.silence_seconds < 0.3
+
+
+def test_a_model_path_under_a_home_that_does_not_exist_is_unavailable_not_a_crash() -> None:
+    """``vosk:~nobody/model`` or ``speech_model = "ko:~nobody/model"``: a setting error that
+    names the path (serve's CLI prints it as one line), not pathlib's RuntimeError."""
+    from ivr.speech.engines import plan
+    with pytest.raises(SpeechUnavailable, match="'~nobody-callpilot-test/m': Could not determine"):
+        plan({"ko": "vosk:~nobody-callpilot-test/m"})
+    with pytest.raises(SpeechUnavailable, match="'~nobody-callpilot-test/m': Could not determine"):
+        plan({}, "ko:~nobody-callpilot-test/m")
