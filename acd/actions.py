@@ -29,6 +29,9 @@ class CallControl:
         self.app = app
         self._holding_ready: set[str] = set()
         self._call_bridges: set[str] = set()     # mixing bridges made while the agent rang
+        # False until Asterisk's bridges were read at a (re)connect: a bridge an earlier serve
+        # made is then known too, and a call that never rang needs no DELETE (a 404, D39)
+        self._bridges_known = False
 
     async def park(self, call_id: str, queue: str, moh_class: str = "default") -> bool:
         """Put the caller in the queue's holding bridge with music on hold."""
@@ -115,12 +118,28 @@ class CallControl:
         return Bridged.FAILED
 
     async def release(self, call_id: str, *channels: str) -> None:
-        """Hang up what is left of a call and destroy its bridge."""
+        """Hang up what is left of a call and destroy its bridge: the one this serve made, or
+        any, while it does not know which bridges Asterisk holds (D39's 404, mended)."""
         for channel_id in channels:
             if channel_id:
                 await h.safe_hangup(self.ari, channel_id)
-        self._call_bridges.discard(h.call_bridge_id(call_id))
-        await h.safe_bridge_destroy(self.ari, h.call_bridge_id(call_id))
+        bridge_id = h.call_bridge_id(call_id)
+        if bridge_id in self._call_bridges or not self._bridges_known:
+            self._call_bridges.discard(bridge_id)
+            await h.safe_bridge_destroy(self.ari, bridge_id)
+
+    async def learn_bridges(self) -> None:
+        """At a (re)connect: the calls' mixing bridges Asterisk holds (an earlier serve's
+        included).  On failure every release destroys its bridge, as before."""
+        self._bridges_known = False
+        try:
+            bridges = await self.ari.get("/bridges")
+        except Exception as exc:  # noqa: BLE001  (a resync goes on without it)
+            logger.warning("bridges not read (%s): every release destroys its call's bridge", exc)
+            return
+        prefix = h.call_bridge_id("")
+        self._call_bridges |= {b["id"] for b in bridges if str(b.get("id", "")).startswith(prefix)}
+        self._bridges_known = True
 
     async def live_channels(self) -> dict[str, dict]:
         channels = await self.ari.get("/channels")

@@ -38,6 +38,7 @@ class Readoption:
         self.replay = replay              # the enqueue role's handler (acd.stasis)
 
     async def resync(self) -> None:
+        await self.control.learn_bridges()     # before any release of this resync
         live = await self.control.live_channels()
         await self._drop_vanished(live)
         recorded: set[str] = set()

@@ -114,6 +114,7 @@ async def no_needless_requests(serve: ServeProcess, before: dict) -> None:
 
 
 async def test_abandon_while_waiting(cfg, serve):
+    rest_before = (await serve.status())["ari_rest"]
     number = caller_number()
     call = asyncio.create_task(make_caller(cfg, number, "2", hold=6).run())
     status = await serve.wait_for(lambda s: s["queues"].get("cards", {}).get("waiting") == 1,
@@ -126,6 +127,7 @@ async def test_abandon_while_waiting(cfg, serve):
     assert record.answered_at is None and record.enqueued_at is not None
     assert "queued" in record.detail
     await serve.wait_for(lambda s: s["queues"]["cards"]["waiting"] == 0, what="queue emptied")
+    await no_needless_requests(serve, rest_before)    # no agent rang: no bridge to destroy
 
 
 async def test_abandon_while_ringing_cancels_agent_leg(cfg, serve, phones):
