@@ -31,6 +31,7 @@ from typing import Any
 import orjson
 
 from callpilot.infra.asterisk.ari import AriClient, AriError
+from callpilot.infra.asterisk.ari_ws_rest import _frame as request_frame
 from callpilot.infra.asterisk.ari_helpers import (agent_channel_id, call_bridge_id,
                                                   call_id_of_agent_channel)
 from callpilot.infra.asterisk.channel_events import lane_of
@@ -167,14 +168,8 @@ class RawBareApp(asyncio.Protocol):
             self._send("DELETE", f"channels/{agent_channel_id(call_id, 1)}")
 
     def _send(self, method: str, uri: str, *, query: dict | None = None, body: Any = None) -> None:
-        request: dict[str, Any] = {"type": "RESTRequest", "request_id": str(next(self._ids)),
-                                   "method": method, "uri": uri}
-        if query:
-            request["query_strings"] = [{"name": k, "value": v} for k, v in query.items()]
-        if body is not None:
-            request["content_type"] = "application/json"
-            request["message_body"] = orjson.dumps(body).decode()
-        payload = orjson.dumps(request)
+        # serve's own request frame (the same orjson pass), on a socket of this app's own
+        payload = request_frame(str(next(self._ids)), method, uri, query or {}, body).encode()
         n = len(payload)        # masked with a zero key (RFC 6455 allows any key): payload as is
         head = (bytes((0x81, 0x80 | n)) if n < 126 else bytes((0x81, 0x80 | 126)) + n.to_bytes(2, "big")
                 if n < 65536 else bytes((0x81, 0x80 | 127)) + n.to_bytes(8, "big"))

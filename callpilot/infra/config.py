@@ -53,11 +53,12 @@ def _ip_address(value: str) -> str:
     return value
 
 
-def _expand(path: Path) -> Path:
-    """``~/x`` -> the home directory's ``x``; ``~nobody-here/x`` (no such user) is a config
-    error that names the path, not a ``RuntimeError`` from pathlib."""
+def expand_home(path: str | Path) -> Path:
+    """``~/x`` -> the home directory's ``x``; ``~nobody-here/x`` (no such user) is a
+    ValueError that names the path, not a ``RuntimeError`` from pathlib (config settings and
+    the speech engines' model paths)."""
     try:
-        return path.expanduser()
+        return Path(path).expanduser()
     except RuntimeError as exc:
         raise ValueError(f"{str(path)!r}: {exc}") from None
 
@@ -68,7 +69,7 @@ Seconds = Annotated[Int, Field(ge=0, le=86400)]
 IpList = Annotated[list[Annotated[str, AfterValidator(_ip_address)]], BeforeValidator(_comma_list),
                    Field(min_length=1)]
 IntList = Annotated[list[Annotated[Int, Field(ge=1, le=150)]], BeforeValidator(_comma_list)]
-DirPath = Annotated[Path, AfterValidator(_expand)]
+DirPath = Annotated[Path, AfterValidator(expand_home)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 Digits = Annotated[str, Field(pattern=r"^[0-9]{0,32}$")]
 _STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -363,7 +364,7 @@ def _check_database_dir(config: Config) -> None:
         raise ConfigError(f"database_url {url[:40]!r}: sqlite:///<file> or postgresql+psycopg://...")
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         try:
-            directory = _expand(Path(url.removeprefix("sqlite:///"))).parent
+            directory = expand_home(url.removeprefix("sqlite:///")).parent
         except ValueError as exc:
             raise ConfigError(f"database_url: {exc}") from None
         if not directory.is_dir():

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from ivr.speech.engine import SpeechEngine
-from ivr.speech.model import SpeechModel, SpeechUnavailable, configured_model, expand_home
+from ivr.speech.model import SpeechModel, SpeechUnavailable, configured_model, model_path
 from ivr.speech.sphinx import SphinxEngine
 
 logger = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def planned_engine(language: str, spec: str) -> Planned | None:
         return Planned(language, partial(SphinxEngine, language), True)
     if spec == "vosk":
         return Planned(language, partial(SpeechModel.shared, packaged_vosk_model(language), language), True)
-    path = expand_home(spec.removeprefix("vosk:"))
+    path = model_path(spec.removeprefix("vosk:"))
     return Planned(language, partial(SpeechModel.shared, path, language), False)
 
 

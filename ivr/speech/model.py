@@ -8,6 +8,8 @@ import time
 from functools import lru_cache
 from pathlib import Path
 
+from callpilot.infra.config import expand_home
+
 logger = logging.getLogger(__name__)
 
 
@@ -45,17 +47,17 @@ def configured_model(spec: str) -> tuple[str, Path] | None:
     if not spec:
         return None
     language, _, path = spec.partition(":") if re.match(r"^[a-z]{2}:", spec) else ("", "", spec)
-    directory = expand_home(path)
+    directory = model_path(path)
     return language or language_of(directory), directory
 
 
-def expand_home(path: str) -> Path:
-    """``~/m`` -> the home's ``m``; a ``~user`` that does not exist is SpeechUnavailable (a
-    clear setting error), not pathlib's RuntimeError."""
+def model_path(path: str) -> Path:
+    """A model directory setting with ``~`` expanded; a ``~user`` that does not exist is
+    SpeechUnavailable (a clear setting error), not pathlib's RuntimeError."""
     try:
-        return Path(path).expanduser()
-    except RuntimeError as exc:
-        raise SpeechUnavailable(f"speech model path {path!r}: {exc}") from None
+        return expand_home(path)
+    except ValueError as exc:
+        raise SpeechUnavailable(f"speech model path {exc}") from None
 
 
 class SpeechModel:
