@@ -38,6 +38,7 @@ class LiveAgent:
     logged_in_at: float = field(default_factory=time.monotonic)
     wrapup_seconds: float | None = None     # None: the ACD's default
     missed_offers: int = 0                  # offers missed in a row (acd.autopause)
+    held_by: str | None = None              # another node on the database uses it (acd.agent_holds)
     # the roster's change log (set by AgentRoster.add): routing re-reads only changed agents
     on_change: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
 
@@ -47,7 +48,8 @@ class LiveAgent:
 
     @property
     def routable(self) -> bool:
-        return self.state is AgentState.AVAILABLE and self.device_state in IDLE_DEVICE_STATES
+        return (self.state is AgentState.AVAILABLE and self.device_state in IDLE_DEVICE_STATES
+                and self.held_by is None)
 
     def move(self, new: AgentState, why: str = "", *, call_id: str | None = None,
              at: float | None = None, log: LogLater | None = None) -> None:
@@ -77,6 +79,11 @@ class AgentRoster:
         self._counts: dict[str, Counter[AgentState]] = {}
         self._counted: dict[str, tuple[frozenset[str], AgentState]] = {}   # what the counts hold
         self._leaving: dict[str, Callable[[LiveAgent], None]] = {}        # removed after the call
+        self._watchers: list[Callable[[LiveAgent], None]] = []            # told of every touch
+
+    def watch(self, watcher: Callable[[LiveAgent], None]) -> None:
+        """``watcher(agent)`` after every move of an agent in the roster (and every touch)."""
+        self._watchers.append(watcher)
 
     def add(self, agent: LiveAgent) -> None:
         self.agents[agent.extension] = agent
@@ -88,6 +95,9 @@ class AgentRoster:
         self._changed.add(extension)
         self._recount(extension)
         agent = self.agents.get(extension)
+        if agent is not None:
+            for watcher in self._watchers:
+                watcher(agent)
         if extension in self._leaving and agent is not None and agent.state not in BUSY_STATES:
             self._remove(agent, self._leaving.pop(extension))
 

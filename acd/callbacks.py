@@ -131,6 +131,7 @@ class AgentHooks:
 
     def not_responding(self, agent: LiveAgent, why: str) -> None: ...
     def done(self, agent: LiveAgent, call_id: str, talked: bool) -> None: ...
+    async def hold(self, agent: LiveAgent, call_id: str) -> str | None: ...   # None: held
 
 
 class CallbackService:
@@ -267,6 +268,8 @@ class CallbackService:
         return True
 
     async def place(self, callback_id: str, agent: LiveAgent) -> None:
+        if not await self._agent_held(callback_id, agent):
+            return
         try:
             claim = await asyncio.to_thread(self.store.claim, callback_id, agent.extension, utcnow())
         finally:
@@ -283,6 +286,20 @@ class CallbackService:
             await self._ring_customer(attempt)
             return
         await self._ring_agent(attempt, agent)
+
+    async def _agent_held(self, callback_id: str, agent: LiveAgent) -> bool:
+        """The agent's hold (several nodes on one database): refused, the callback is
+        pending again, unclaimed, and the agent left to the node using it."""
+        refused = await self.agents.hold(agent, f"callback:{callback_id}")
+        if refused is None:
+            return True
+        callback = self._claiming.pop(callback_id, None)
+        if callback is not None:
+            self.pending[callback_id] = callback
+        logger.info("callback %s: agent %s %s: pending again", callback_id, agent.extension, refused)
+        if agent.call_id == f"callback:{callback_id}":
+            self.agents.done(agent, f"callback:{callback_id}", talked=False)
+        return False
 
     async def _ring_agent(self, attempt: LiveAttempt, agent: LiveAgent) -> None:
         attempt.move(AttemptState.AGENT_RINGING, f"ringing agent {agent.extension}")

@@ -97,6 +97,7 @@ class Dispatcher(CallbackGlue):
         self._task: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
         self.callbacks = None      # acd.callbacks.CallbackService, attached by the composition root
+        self.holds = None          # acd.agent_holds.AgentHolds: several nodes on one database
         self.number_of = lambda caller_id: None   # caller ID -> E.164 (for merging callbacks)
         self.offer_key: Callable[[str], str] = lambda queue: ""   # queue -> its callback key
 
@@ -384,6 +385,8 @@ class Dispatcher(CallbackGlue):
             self._log_later.then(self.hooks.offered, call, agent, now)
 
     async def _ring(self, call: LiveCall, agent: LiveAgent, channel_id: str) -> None:
+        if self.holds is not None and not await self._held(call, agent, channel_id):
+            return
         ok = await self._act(f"originate to {agent.endpoint}", call.id,
                              self.control.ring(call.id, agent.endpoint, channel_id,
                                                timeout=self.ring_timeout, caller_id=call.caller_id),
@@ -395,6 +398,30 @@ class Dispatcher(CallbackGlue):
             await self._ring_failed(channel_id, cause=0)
         elif ok:
             await self._prepare_bridge(call)
+
+    async def _held(self, call: LiveCall, agent: LiveAgent, channel_id: str) -> bool:
+        """Several nodes: the agent's hold first (``acd.agent_holds``).  Refused: the caller
+        is back in line at its place and the agent, not blamed, is left to the node using
+        it.  False too when the offer ended while the hold was taken (nothing to ring)."""
+        refused = await self.hold(agent, call.id)
+        if channel_id not in self._ringing:          # the caller left meanwhile
+            return False
+        if refused is None:
+            return True
+        self._ringing.pop(channel_id, None)
+        self._ring_started.pop(channel_id, None)
+        call.agent, call.agent_channel = None, None
+        call.move(CallState.QUEUED, f"agent {agent.extension} {refused}: back in line")
+        self._routing_changed(call)
+        self.records.post(call.id, state=CallState.QUEUED, agent=None)
+        self._release_agent(agent, call, refused)
+        self.kick()
+        return False
+
+    async def hold(self, agent: LiveAgent, call_id: str) -> str | None:
+        """Take ``agent``'s hold for ``call_id`` (live call or callback): None when held
+        (or when this node shares its agents with no other), else why not."""
+        return None if self.holds is None else await self.holds.take(agent, call_id)
 
     async def _prepare_bridge(self, call: LiveCall) -> None:
         """While the agent's phone rings: the call's mixing bridge, ready for the answer."""

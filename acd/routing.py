@@ -24,8 +24,9 @@ def agent_view(agent: LiveAgent) -> AgentView:
     state = agent.state
     if agent.device_state in UNREACHABLE_DEVICE_STATES:
         state = AgentState.LOGGED_OUT  # phone unregistered: cannot serve, relaxes steps
-    elif state is AgentState.AVAILABLE and agent.device_state not in IDLE_DEVICE_STATES:
-        state = AgentState.ON_CALL     # phone busy outside the ACD: not offered a call
+    elif state is AgentState.AVAILABLE and (agent.device_state not in IDLE_DEVICE_STATES
+                                            or agent.held_by is not None):
+        state = AgentState.ON_CALL     # phone busy outside the ACD, or on another node's call
     logged_in = state is not AgentState.LOGGED_OUT
     return AgentView(id=agent.extension, queues=frozenset(agent.queues), skills=dict(agent.skills),
                      age_band=agent.age_band, languages=frozenset(agent.languages), state=state,

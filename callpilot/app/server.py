@@ -13,6 +13,7 @@ import asyncio
 import gc
 import logging
 import signal
+import socket
 from collections.abc import Awaitable
 from typing import Any
 
@@ -21,6 +22,7 @@ from acd.callback_actions import CallbackControl
 from acd.callback_offer import CallbackOffers, OfferRules, OfferSettings
 from acd.callback_stasis import CallbackStasis
 from acd.callbacks import CallbackService, CallbackSettings, retry_rules
+from acd.agent_holds import AgentHolds
 from acd.agents import AgentRoster
 from acd.clock import SystemClock
 from acd.degraded import DegradedCalls
@@ -48,6 +50,7 @@ from callpilot.infra.asterisk.channel_events import (HANDLED_EVENTS, ChannelInbo
                                                     wait_playback)
 from callpilot.infra.config import Config
 from callpilot.infra.db import session as db
+from callpilot.infra.db.agent_holds import AgentHoldStore
 from callpilot.infra.db.calendars import CalendarBook, CalendarStore
 from callpilot.infra.db.callback_store import CallbackStore
 from callpilot.infra.db.customers import CustomerDirectory
@@ -125,6 +128,8 @@ class Server:
                                      events=self.queue_events, fallback_queue=acd.general_queue,
                                      bands=self.bands, clock=self.clock, give_up=self._apologise,
                                      messages=self.messages.catalogue)
+        self.holds = _agent_holds(config, self.sessions, self.roster, self.dispatcher.kick)
+        self.dispatcher.holds = self.holds
         self.acd = AcdService(self.dispatcher, self.control, self.records, customers=self.customers,
                               bands=self.bands, messages=self.messages,
                               fallback_queue=acd.general_queue, clock=self.clock)
@@ -211,6 +216,8 @@ class Server:
         await self.metrics_http.start()
         await self.ami.start()
         self.dispatcher.start()
+        if self.holds is not None:
+            self.holds.start()
         self.loop_lag.start()
         self.callbacks.start()
         self.outbound.dialer.start()
@@ -242,6 +249,8 @@ class Server:
             task.cancel()
         self.loop_lag.stop()
         await self.dispatcher.stop()
+        if self.holds is not None:
+            await self.holds.stop()
         await self.callbacks.stop()
         await self.outbound.dialer.stop()
         await self.outbound.calls.stop()
@@ -301,11 +310,23 @@ class Server:
             "agents": {a.extension: {"state": a.state.value, "device": a.device_state,
                                      "pause_reason": a.pause_reason, "queues": sorted(a.queues),
                                      "skills": a.skills, "age_band": a.age_band,
-                                     "routable": a.routable}
+                                     "routable": a.routable, "held_by": a.held_by}
                        for a in self.roster.agents.values()},
+            "node": None if self.holds is None else self.holds.node,   # agents shared (holds)
             "outbound": self.outbound.calls.snapshot(),
         }
 
 
 async def serve(config: Config) -> None:
     await Server(config).run()
+
+
+def _agent_holds(config: Config, sessions, roster: AgentRoster, kick) -> AgentHolds | None:
+    """Agents held in the database before they are rung (``acd.agent_holds``): "auto" = on
+    with PostgreSQL, the database several nodes share."""
+    setting = config.acd.agent_holds
+    if setting == "off" or (setting == "auto" and db.dialect_of(config.db_url) != "postgresql"):
+        return None
+    node = config.acd.node or socket.gethostname()
+    logger.info("agent holds on: this node is %r among the nodes on the database", node)
+    return AgentHolds(AgentHoldStore(sessions, node), roster, kick)

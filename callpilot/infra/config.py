@@ -16,7 +16,7 @@ import secrets
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
@@ -131,6 +131,11 @@ class AcdConfig:
     general_queue: Name = "general"    # where the IVR sends callers it could not route
     # age-band lower bounds: [25, 35, 45, 55] gives <25, 25-34, 35-44, 45-54, 55+
     age_bands: IntList = field(default_factory=lambda: [25, 35, 45, 55])
+    # several nodes on one database: an agent is held in the database before any node rings
+    # it (acd.agent_holds); "auto" = on with PostgreSQL (the scale-out database), off with SQLite
+    agent_holds: Literal["auto", "on", "off"] = "auto"
+    # this node's name among the nodes on one database (each needs its own); "" = host name
+    node: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{0,64}$")] = ""
 
 
 @dataclass

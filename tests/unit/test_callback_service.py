@@ -73,6 +73,8 @@ class Events:
 class Hooks:
     def __init__(self):
         self.calls: list[tuple] = []
+        self.refuse: str | None = None       # the agent's hold: None = held
+        self.holds: list[tuple] = []
 
     def not_responding(self, agent, why):
         agent.move(AgentState.PAUSED, why)
@@ -81,6 +83,10 @@ class Hooks:
     def done(self, agent, call_id, talked):
         agent.move(AgentState.AVAILABLE, "done")
         self.calls.append(("done", agent.extension, talked))
+
+    async def hold(self, agent, call_id):
+        self.holds.append((agent.extension, call_id))
+        return self.refuse
 
 
 @pytest.fixture
@@ -135,6 +141,24 @@ async def test_agent_first_whisper_then_customer_then_bridge(parts):
     row = store.get(callback.id)
     assert row.state == "done" and row.attempts == 1 and store.attempts(callback.id)[0].outcome == "answered"
     assert hooks.calls == [("done", "1001", True)] and not service.live
+
+
+async def test_an_agent_held_by_another_node_leaves_the_callback_pending_and_unclaimed(parts):
+    service, store, control, hooks, roster = parts
+    hooks.refuse = "held by node b"
+    callback = add(store)
+    await service.refresh(force=True)
+    assert service.reserve(callback.id, roster.get("1001"))
+    await service.place(callback.id, roster.get("1001"))
+    assert hooks.holds == [("1001", f"callback:{callback.id}")]
+    assert control.done == [] and not service.live                  # nothing rung, no attempt
+    assert store.get(callback.id).state == "pending" and store.attempts(callback.id) == []
+    assert callback.id in service.pending                            # released again later
+    assert hooks.calls == [("done", "1001", False)]
+    hooks.refuse = None                                              # the other node let go
+    assert service.reserve(callback.id, roster.get("1001"))
+    await service.place(callback.id, roster.get("1001"))
+    assert control.kinds() == ["ring_agent"] and store.get(callback.id).state == "dialling"
 
 
 async def test_busy_is_retried_after_the_delay_and_the_agent_freed(parts):

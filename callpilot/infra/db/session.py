@@ -31,6 +31,11 @@ def normalize_url(url: str | URL) -> URL:
     return url
 
 
+def dialect_of(url: str | URL) -> str:
+    """``sqlite`` or ``postgresql``: the backend a URL names."""
+    return normalize_url(url).get_backend_name()
+
+
 def make_engine(url: str | URL) -> Engine:
     url = normalize_url(url)
     # pre-ping catches a PostgreSQL server that dropped idle connections; a SQLite file

@@ -1,0 +1,150 @@
+"""Agents shared by several nodes on one database: a node rings an agent only while it
+holds the agent (``callpilot.infra.db.agent_holds`` is the mechanism).
+
+* **take** (before every ring, ACD offer or callback): the agent is already RINGING in this
+  node's memory, so this node offers it nothing else; the hold decides between nodes.  A
+  take another node wins is refused: the agent is marked *held elsewhere* (not routable
+  here) and the caller goes back in line, the agent not blamed.
+* **release**: as soon as the agent leaves its call here (available again, paused, logged
+  out: out of :data:`acd.agents.BUSY_STATES`), the hold is freed, after the wrap-up.
+* **watch** (every ``poll_seconds``): this node's holds are renewed; agents held by other
+  nodes are marked, and unmarked once freed, which wakes routing; a hold this node left
+  behind (its release failed, a previous run's, a take that came back after its call
+  ended) is freed unless the agent is still on that call here.  A node that stops renewing
+  (crashed, cut off) loses its holds after ``stale_seconds``.
+
+Each node needs a name of its own (``acd.node``): holds are told apart by it.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from acd.agents import BUSY_STATES, AgentRoster, LiveAgent
+from callpilot.infra.db.agent_holds import AgentHoldStore, Hold
+from callpilot.infra.db.records import utcnow
+
+logger = logging.getLogger(__name__)
+
+POLL_SECONDS = 1.0
+STALE_SECONDS = 15.0     # a hold not renewed for this long is free (its node is gone)
+TAKE_DEADLINE = 5.0      # seconds a take may take; then the ring is given up as refused
+
+
+class AgentHolds:
+    def __init__(self, store: AgentHoldStore, roster: AgentRoster, kick: Callable[[], None], *,
+                 poll_seconds: float = POLL_SECONDS, stale_seconds: float = STALE_SECONDS,
+                 now: Callable[[], datetime] = utcnow) -> None:
+        self.store = store
+        self.roster = roster
+        self.kick = kick
+        self.poll_seconds = poll_seconds
+        self.stale = timedelta(seconds=stale_seconds)
+        self.now = now
+        self.mine: dict[str, str] = {}          # agent -> call id this node holds it for
+        self._tasks: set[asyncio.Task] = set()
+        self._task: asyncio.Task | None = None
+        roster.watch(self.agent_moved)
+
+    @property
+    def node(self) -> str:
+        return self.store.node
+
+    # -- take and release ---------------------------------------------------------------
+    async def take(self, agent: LiveAgent, call_id: str) -> str | None:
+        """Hold ``agent`` for ``call_id`` before it is rung: None when held, else why not
+        (the agent is then marked held elsewhere)."""
+        now = self.now()
+        try:
+            async with asyncio.timeout(TAKE_DEADLINE):
+                holder = await asyncio.to_thread(self.store.take, agent.extension, call_id, now, now - self.stale)
+        except Exception as exc:          # the database is slow or away: ring no one blind
+            logger.warning("agent %s: hold for %s not taken (%s): not rung", agent.extension, call_id,
+                           exc or type(exc).__name__)
+            return f"hold not taken ({type(exc).__name__})"
+        if holder is not None:
+            logger.info("agent %s: held by node %s for %s: not rung for %s", agent.extension,
+                        holder.node, holder.call_id, call_id)
+            self._mark(agent, holder.node)
+            return f"held by node {holder.node}"
+        if _on_call(agent, call_id):
+            self.mine[agent.extension] = call_id
+        else:                              # the call ended while the hold was taken
+            self._release(agent.extension, call_id)
+        return None
+
+    def agent_moved(self, agent: LiveAgent) -> None:
+        """The roster's watcher: an agent that left the call this node holds it for is freed."""
+        held_for = self.mine.get(agent.extension)
+        if held_for is not None and not _on_call(agent, held_for):
+            del self.mine[agent.extension]
+            self._release(agent.extension, held_for)
+
+    def _release(self, extension: str, call_id: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._released(extension, call_id),
+                                                      name=f"hold-release-{extension}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _released(self, extension: str, call_id: str) -> None:
+        try:
+            if await asyncio.to_thread(self.store.release, extension, call_id):
+                logger.info("agent %s: hold for %s released", extension, call_id)
+        except Exception:                  # the next watch frees it (not on that call here)
+            logger.exception("agent %s: hold for %s not released now", extension, call_id)
+
+    # -- watch --------------------------------------------------------------------------
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._watch_loop(), name="agent-holds")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _watch_loop(self) -> None:
+        while True:
+            try:
+                await self.watch()
+            except Exception:
+                logger.exception("agent holds: watch failed; trying again")
+            await asyncio.sleep(self.poll_seconds)
+
+    async def watch(self) -> None:
+        now = self.now()
+        holds = await asyncio.to_thread(self._renew_and_read, now)
+        self.apply(holds)
+
+    def _renew_and_read(self, now: datetime) -> list[Hold]:
+        self.store.renew(now)
+        return self.store.live(now - self.stale)
+
+    def apply(self, holds: list[Hold]) -> None:
+        """Mark the agents other nodes hold, unmark the rest; free what this node left."""
+        elsewhere = {hold.agent: hold.node for hold in holds if hold.node != self.node}
+        for agent in self.roster.agents.values():
+            self._mark(agent, elsewhere.get(agent.extension))
+        for hold in holds:
+            if hold.node == self.node and self.mine.get(hold.agent) != hold.call_id:
+                agent = self.roster.get(hold.agent)
+                if agent is not None and _on_call(agent, hold.call_id):
+                    self.mine[hold.agent] = hold.call_id     # a previous run's call, re-adopted
+                else:
+                    logger.info("agent %s: hold for %s left by this node: released", hold.agent,
+                                hold.call_id)
+                    self._release(hold.agent, hold.call_id)
+
+    def _mark(self, agent: LiveAgent, node: str | None) -> None:
+        if agent.held_by == node:
+            return
+        logger.info("agent %s: %s", agent.extension,
+                    f"held by node {node}" if node else f"free again (was held by node {agent.held_by})")
+        agent.held_by = node
+        self.roster.touch(agent.extension)
+        if node is None:
+            self.kick()                    # routable again: a pass now
+
+
+def _on_call(agent: LiveAgent, call_id: str) -> bool:
+    return agent.call_id == call_id and agent.state in BUSY_STATES

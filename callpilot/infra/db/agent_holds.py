@@ -1,0 +1,108 @@
+"""Agent holds: which node is using an agent now, shared by every node on one database.
+
+Each node (Asterisk + ``serve``) keeps its agents' states in memory; on several nodes that
+share a database, two of them could offer one agent two calls at once.  Before a node rings
+an agent it *takes* the agent's hold; while the hold is live no other node can take it.
+
+Mechanism only (what a hold means for routing is ``acd.agent_holds``'s).  What this module
+guarantees, on SQLite and PostgreSQL alike, between any number of processes:
+
+* one row per agent, ``call_id`` NULL when free; a take is ONE conditional ``UPDATE``
+  (free, or already this node's, or not renewed since ``stale_before``): of two nodes
+  taking at once exactly one gets ``rowcount == 1``.  The very first take of an agent
+  inserts its row; of two first inserts one fails on the primary key and reads the holder;
+* a release names the call it ends (``WHERE call_id = :call``), so a late release never
+  frees a hold taken since for another call;
+* a node renews its holds (``renewed_at``); a node that died stops renewing, and its holds
+  may be taken once ``renewed_at`` is older than the caller's ``stale_before``.
+
+Times are the nodes' own clocks (UTC); staleness is tens of seconds, far above clock skew
+between hosts kept by NTP.  The store is synchronous; ``serve`` runs it off the event loop.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import String, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
+
+from callpilot.infra.db.base import Base
+from callpilot.infra.db.types import UtcDateTime
+
+logger = logging.getLogger(__name__)
+
+
+class AgentHold(Base):
+    __tablename__ = "agent_holds"
+
+    agent: Mapped[str] = mapped_column(String(32), primary_key=True)     # the extension
+    call_id: Mapped[str | None] = mapped_column(String(128), nullable=True)   # NULL: free
+    node: Mapped[str] = mapped_column(String(64))
+    taken_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    renewed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+@dataclass(frozen=True)
+class Hold:
+    agent: str
+    call_id: str
+    node: str
+
+
+class AgentHoldStore:
+    def __init__(self, sessions: sessionmaker, node: str) -> None:
+        self.sessions = sessions
+        self.node = node
+
+    def take(self, agent: str, call_id: str, now: datetime, stale_before: datetime) -> Hold | None:
+        """Hold ``agent`` for ``call_id``: None when taken, else the live hold of another node
+        that kept it."""
+        with self.sessions.begin() as s:
+            won = s.execute(update(AgentHold)
+                            .where(AgentHold.agent == agent,
+                                   or_(AgentHold.call_id.is_(None), AgentHold.node == self.node,
+                                       AgentHold.renewed_at < stale_before))
+                            .values(call_id=call_id, node=self.node, taken_at=now, renewed_at=now))
+            if won.rowcount == 1:
+                return None
+            holder = s.get(AgentHold, agent)
+            if holder is not None:
+                return Hold(agent, holder.call_id or "", holder.node)
+        return self._first_take(agent, call_id, now)
+
+    def _first_take(self, agent: str, call_id: str, now: datetime) -> Hold | None:
+        try:
+            with self.sessions.begin() as s:
+                s.add(AgentHold(agent=agent, call_id=call_id, node=self.node, taken_at=now, renewed_at=now))
+            return None
+        except IntegrityError:                 # another node inserted it first: its hold
+            with self.sessions() as s:
+                holder = s.get(AgentHold, agent)
+                return Hold(agent, holder.call_id or "", holder.node) if holder else Hold(agent, "", "?")
+
+    def release(self, agent: str, call_id: str) -> bool:
+        """Free the agent if this node still holds it for ``call_id``."""
+        with self.sessions.begin() as s:
+            done = s.execute(update(AgentHold)
+                             .where(AgentHold.agent == agent, AgentHold.node == self.node,
+                                    AgentHold.call_id == call_id)
+                             .values(call_id=None))
+            return done.rowcount == 1
+
+    def renew(self, now: datetime) -> int:
+        """Renew every hold of this node; the number renewed."""
+        with self.sessions.begin() as s:
+            return s.execute(update(AgentHold)
+                             .where(AgentHold.node == self.node, AgentHold.call_id.is_not(None))
+                             .values(renewed_at=now)).rowcount
+
+    def live(self, stale_before: datetime) -> list[Hold]:
+        """Every hold in force, this node's included."""
+        query = select(AgentHold.agent, AgentHold.call_id, AgentHold.node).where(
+            AgentHold.call_id.is_not(None),
+            or_(AgentHold.node == self.node, AgentHold.renewed_at >= stale_before))
+        with self.sessions() as s:
+            return [Hold(agent, call_id, node) for agent, call_id, node in s.execute(query)]

@@ -1,0 +1,31 @@
+"""agent holds: which node is using an agent (several nodes on one database)
+
+Revision ID: 0013
+Revises: 0012
+Create Date: 2026-12-02 06:45:00
+"""
+from __future__ import annotations
+
+from alembic import op
+import sqlalchemy as sa
+
+revision = '0013'
+down_revision = '0012'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        'agent_holds',
+        sa.Column('agent', sa.String(length=32), nullable=False),
+        sa.Column('call_id', sa.String(length=128), nullable=True),
+        sa.Column('node', sa.String(length=64), nullable=False),
+        sa.Column('taken_at', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('renewed_at', sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint('agent'),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table('agent_holds')
