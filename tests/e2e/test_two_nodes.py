@@ -1,16 +1,24 @@
 """Two CallPilot nodes on one PostgreSQL database, one agent phone registered with both.
 
 Each node is an Asterisk 22 and a ``callpilot serve`` of its own (own state dir, ports,
-secrets); they share one fresh PostgreSQL database (the demo data seeded once, the same SIP
-credentials rendered into both Asterisks).  Agent 1001's one phone (one sipp, one local
-port) is registered with both Asterisks, so either node can ring it; the other demo agents
-stay unregistered (not routable anywhere).
+secrets, node name); they share one fresh PostgreSQL database (the demo data seeded once, the
+same SIP credentials rendered into both Asterisks).  Agent 1001's one phone (one sipp, one
+local port) is registered with both Asterisks, so either node can ring it; the other demo
+agents stay unregistered (not routable anywhere).  Agent holds are left "auto" (on with
+PostgreSQL), as a deployment has them.
 
-The test: one caller on each node at the same time, both on the straight-to-queue DID.  Two
-nodes keep their agents' states in memory, so without something shared both would ring 1001
-at once.  The evidence is the phone's own SIP events (one call at a time), the call records
-in the shared database (both callers talked to 1001, one on each node) and the database's
-agent holds table (nothing left held).
+* one caller on each node at the same time, both on the straight-to-queue DID.  Each node
+  keeps its agents' states in memory, so without the holds both ring 1001 at once (with
+  ``acd.agent_holds = "off"`` this test fails so).  Evidence: the phone's own SIP events (its
+  second INVITE after its first call ended), the call records in the shared database (both
+  callers talked to 1001, each record from its own node's Asterisk) and the agent holds table
+  (the hold was taken, and is free at the end);
+* the serve of the node whose call has 1001 is killed (SIGKILL) during that call: its hold is
+  renewed and released by no one; the other node's caller still reaches 1001 once the hold
+  is stale, one call at a time.
+
+The phone hangs up each call (after ``TALK_SECONDS``), not the callers: which node rings it
+first is a race, and the second caller waits as long as the first call lasts.
 
 PostgreSQL only: skipped where its server binaries are missing (and no external server is
 named by ``CALLPILOT_TEST_DATABASE_URL``).
@@ -20,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +37,12 @@ from typing import AsyncIterator, Iterator
 import pytest
 from sqlalchemy import select
 
+from acd.model import AgentState
 from callpilot.app import demo
+from callpilot.infra.asterisk.runner import system_name
 from callpilot.infra.config import Config
 from callpilot.infra.db import session as db
+from callpilot.infra.db.agent_holds import AgentHold
 from callpilot.infra.db.call_vocabulary import CallOutcome
 from callpilot.infra.db.models import Agent
 from testkit import sipua
@@ -87,6 +99,9 @@ def node_config(state_dir: Path, name: str, db_url: str) -> Config:
     config = make_e2e_config(state_dir, queue_dids={QUEUE_DID: QUEUE})
     config.acd.ring_timeout, config.acd.wrapup_seconds = RING_SECONDS, WRAPUP_SECONDS
     config.database_url = db_url
+    # each node its own name: its agent holds' and Asterisk's system name, its outbound
+    # claims; agent holds are left "auto" (on with PostgreSQL), as a deployment has them
+    config.acd.node = config.outbound.node = f"node-{name}"
     return config
 
 
@@ -129,7 +144,8 @@ def cluster(request, tmp_path_factory) -> Iterator[Cluster]:
 
 @contextlib.asynccontextmanager
 async def both_serving(cluster: Cluster) -> AsyncIterator[tuple[ServeProcess, ServeProcess]]:
-    """Both serves started at once (each migrates the one database at its start), ready."""
+    """Both serves started at once, ready.  Each runs the migrations at its start, here a
+    no-op (the seed migrated); unit test_db_schema starts several at once on an empty one."""
     serves = [ServeProcess(node.config).start() for node in cluster.nodes]
     try:
         await asyncio.gather(*(s.wait_ready() for s in serves))
@@ -160,8 +176,32 @@ async def phone_on_both(cluster: Cluster, **kwargs) -> AsyncIterator[AgentPhone]
                                        expires=0, contact="*")
 
 
-def agent_routable(status: dict) -> bool:
-    return status["agents"][AGENT]["routable"]
+def holds(db_url: str) -> dict[str, tuple[str, str | None]]:
+    """``{agent: (node, call held for or None)}``: the agent holds table as it is."""
+    engine = db.make_engine(db_url)
+    try:
+        with engine.connect() as c:
+            return {agent: (node, call) for agent, node, call in
+                    c.execute(select(AgentHold.agent, AgentHold.node, AgentHold.call_id))}
+    finally:
+        engine.dispose()
+
+
+async def holds_once_released(db_url: str, timeout: float = 10.0) -> dict[str, tuple[str, str | None]]:
+    """The holds table once no agent is held any more (a hold is released after the wrap-up),
+    or as it is at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        table = await asyncio.to_thread(holds, db_url)
+        if all(call is None for _node, call in table.values()) or time.monotonic() > deadline:
+            return table
+        await asyncio.sleep(0.25)
+
+
+async def agent_ready_on_both(serves: tuple[ServeProcess, ...]) -> list[dict]:
+    """Both serves' status once 1001 is routable on each (its phone registered there)."""
+    return await asyncio.gather(*(s.wait_for(lambda st: st["agents"][AGENT]["routable"], timeout=30,
+                                             what=f"{AGENT} routable") for s in serves))
 
 
 def queue_caller(node: Node, who: str) -> Caller:
@@ -201,18 +241,67 @@ def test_both_nodes_render_the_same_agents(cluster):
 async def test_one_agent_two_nodes_one_call_at_a_time(cluster):
     async with both_serving(cluster) as serves, \
             phone_on_both(cluster, behaviour="hangup", talk_seconds=TALK_SECONDS, calls=2) as phone:
-        await asyncio.gather(*(s.wait_for(agent_routable, timeout=30, what=f"{AGENT} routable")
-                               for s in serves))
+        statuses = await agent_ready_on_both(serves)
         callers = {node.name: number() for node in cluster.nodes}
         results = await asyncio.gather(*(queue_caller(node, callers[node.name]).run()
                                          for node in cluster.nodes))
         await phone.wait_done(timeout=30)
         assert overlaps(phone.events) == [], [(e.name, e.call, e.clock_ms) for e in phone.events]
         records = {n: await wait_record(cluster.a.config, who) for n, who in callers.items()}
+        held = await holds_once_released(cluster.db_url)
 
     assert phone.count("invite") == 2
+    assert [s["node"] for s in statuses] == [n.config.acd.node for n in cluster.nodes]  # holds on
     assert all(r.answered and r.ended_by == "remote" for r in results), results
-    assert records["a"].id != records["b"].id, "two calls, one record"
-    for node, record in records.items():
+    for node in cluster.nodes:
+        record = records[node.name]
+        assert record.id.startswith(system_name(node.config) + "-"), (node.name, record.id)
         assert (record.did, record.queue, record.agent, record.outcome) == \
-            (QUEUE_DID, QUEUE, AGENT, CallOutcome.ANSWERED.value), f"node {node}: {record}"
+            (QUEUE_DID, QUEUE, AGENT, CallOutcome.ANSWERED.value), f"node {node.name}: {record}"
+    # the agent's hold was taken (its row exists) and is free again; no other agent was held
+    assert set(held) == {AGENT} and held[AGENT][1] is None, held
+    assert held[AGENT][0] in {node.config.acd.node for node in cluster.nodes}, held
+
+
+async def on_call_at(serves: tuple[ServeProcess, ...], timeout: float = 20.0) -> int:
+    """Index of the serve whose agent 1001 is on a call (the node that rang it first)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for i, serve in enumerate(serves):
+            if (await serve.status()).get("agents", {}).get(AGENT, {}).get("state") == AgentState.ON_CALL.value:
+                return i
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"agent {AGENT} on a call on no node within {timeout} s")
+
+
+async def test_a_killed_nodes_hold_goes_stale_then_the_other_node_rings(cluster):
+    """The serve of the node whose call has 1001 is killed (SIGKILL) while that call is
+    connected: its hold is no longer renewed, and released by no one.  The other node's
+    caller, waiting with 1001 held elsewhere, still reaches 1001 (the dead hold goes stale),
+    and the phone never has two calls at once."""
+    async with both_serving(cluster) as serves, \
+            phone_on_both(cluster, behaviour="hangup", talk_seconds=TALK_SECONDS, calls=2) as phone:
+        await agent_ready_on_both(serves)
+        callers = {node.name: number() for node in cluster.nodes}
+        calls = {node.name: asyncio.create_task(queue_caller(node, callers[node.name]).run())
+                 for node in cluster.nodes}
+        try:
+            first = await on_call_at(serves)
+            await serves[first].stopped(kill=True)
+            dead, survivor = cluster.nodes[first], cluster.nodes[1 - first]
+            result = await calls[survivor.name]
+            await phone.wait_done(timeout=45)
+            record = await wait_record(survivor.config, callers[survivor.name])
+            held = await holds_once_released(cluster.db_url)
+        finally:
+            for call in calls.values():
+                call.cancel()
+            await asyncio.gather(*calls.values(), return_exceptions=True)
+
+    assert overlaps(phone.events) == [], [(e.name, e.call, e.clock_ms) for e in phone.events]
+    assert phone.count("invite") == 2
+    assert result.answered and result.ended_by == "remote", result
+    assert (record.agent, record.outcome) == (AGENT, CallOutcome.ANSWERED.value), record
+    assert record.id.startswith(system_name(survivor.config) + "-"), record.id
+    # the dead node's stale hold was taken over by the survivor, which released it after its call
+    assert held == {AGENT: (survivor.config.acd.node, None)}, (dead.name, held)
