@@ -10,7 +10,8 @@ holds the agent (``callpilot.infra.db.agent_holds`` is the mechanism).
 * **watch** (every ``poll_seconds``): this node's holds are renewed; agents held by other
   nodes are marked, and unmarked once freed, which wakes routing; a hold this node left
   behind (its release failed, a previous run's, a take that came back after its call
-  ended) is freed unless the agent is still on that call here.  A node that stops renewing
+  ended) is freed unless the agent is still on that call here (a previous run's only after
+  the first re-adoption, :meth:`AgentHolds.resynced`).  A node that stops renewing
   (crashed, cut off) loses its holds after ``stale_seconds``.
 
 Each node needs a name of its own (``acd.node``): holds are told apart by it.
@@ -44,6 +45,9 @@ class AgentHolds:
         self.stale = timedelta(seconds=stale_seconds)
         self.now = now
         self.mine: dict[str, str] = {}          # agent -> call id this node holds it for
+        # this node's holds from before are freed only once its calls are re-adopted (the
+        # first resync after a start): until then an agent on such a call looks free here
+        self.resync_done = False
         self._tasks: set[asyncio.Task] = set()
         self._task: asyncio.Task | None = None
         roster.watch(self.agent_moved)
@@ -111,6 +115,11 @@ class AgentHolds:
                 logger.exception("agent holds: watch failed; trying again")
             await asyncio.sleep(self.poll_seconds)
 
+    async def resynced(self) -> None:
+        """After each ARI (re)connect's re-adoption: the calls this node still has are known."""
+        self.resync_done = True
+        await self.watch()
+
     async def watch(self) -> None:
         now = self.now()
         holds = await asyncio.to_thread(self._renew_and_read, now)
@@ -130,7 +139,7 @@ class AgentHolds:
                 agent = self.roster.get(hold.agent)
                 if agent is not None and _on_call(agent, hold.call_id):
                     self.mine[hold.agent] = hold.call_id     # a previous run's call, re-adopted
-                else:
+                elif self.resync_done:
                     logger.info("agent %s: hold for %s left by this node: released", hold.agent,
                                 hold.call_id)
                     self._release(hold.agent, hold.call_id)

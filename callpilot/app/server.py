@@ -92,6 +92,8 @@ class Server:
         self.ari.on_connect(self.readoption.resync)         # then the ACD takes the rest,
         self.ari.on_connect(self.callbacks.recover)         # callback legs left by a previous run
         self.ari.on_connect(self.outbound.calls.resync)     # campaign calls: adopt or close
+        if self.holds is not None:                          # agents on re-adopted calls known:
+            self.ari.on_connect(self.holds.resynced)        # a hold left behind can be told
         # calls Asterisk took on the degraded path while serve was away (dialplan -> app_queue)
         self.degraded = DegradedCalls(asterisk_runner.queue_log_path(config),
                                       CallRecordStore(self.sessions),

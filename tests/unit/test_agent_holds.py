@@ -126,6 +126,9 @@ async def test_a_hold_this_node_left_is_freed_and_one_still_on_its_call_kept(nod
     now = a.holds.now()
     assert a.store.take("1001", "previous-run-call", now, now) is None
     await a.holds.watch()
+    await a.settle()                                         # calls not yet re-adopted: kept
+    assert [h.call_id for h in a.store.live(now)] == ["previous-run-call"]
+    await a.holds.resynced()                                 # ARI's first resync is over
     await a.settle()
     assert a.store.live(now) == []                           # 1001 is on no call here
     await enqueue(a.d, "call-a")

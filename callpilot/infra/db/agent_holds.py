@@ -45,6 +45,9 @@ class AgentHold(Base):
     renewed_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+HOLDS = AgentHold.__table__
+
+
 @dataclass(frozen=True)
 class Hold:
     agent: str
@@ -60,15 +63,16 @@ class AgentHoldStore:
     def take(self, agent: str, call_id: str, now: datetime, stale_before: datetime) -> Hold | None:
         """Hold ``agent`` for ``call_id``: None when taken, else the live hold of another node
         that kept it."""
-        with self.sessions.begin() as s:
-            won = s.execute(update(AgentHold)
-                            .where(AgentHold.agent == agent,
-                                   or_(AgentHold.call_id.is_(None), AgentHold.node == self.node,
-                                       AgentHold.renewed_at < stale_before))
-                            .values(call_id=call_id, node=self.node, taken_at=now, renewed_at=now))
+        with self.sessions.begin() as s:     # Core statements: no ORM work on the ring's path
+            won = s.connection().execute(
+                update(HOLDS).where(HOLDS.c.agent == agent,
+                                    or_(HOLDS.c.call_id.is_(None), HOLDS.c.node == self.node,
+                                        HOLDS.c.renewed_at < stale_before))
+                .values(call_id=call_id, node=self.node, taken_at=now, renewed_at=now))
             if won.rowcount == 1:
                 return None
-            holder = s.get(AgentHold, agent)
+            holder = s.connection().execute(select(HOLDS.c.call_id, HOLDS.c.node)
+                                            .where(HOLDS.c.agent == agent)).first()
             if holder is not None:
                 return Hold(agent, holder.call_id or "", holder.node)
         return self._first_take(agent, call_id, now)
@@ -86,10 +90,9 @@ class AgentHoldStore:
     def release(self, agent: str, call_id: str) -> bool:
         """Free the agent if this node still holds it for ``call_id``."""
         with self.sessions.begin() as s:
-            done = s.execute(update(AgentHold)
-                             .where(AgentHold.agent == agent, AgentHold.node == self.node,
-                                    AgentHold.call_id == call_id)
-                             .values(call_id=None))
+            done = s.connection().execute(update(HOLDS).where(HOLDS.c.agent == agent, HOLDS.c.node == self.node,
+                                                              HOLDS.c.call_id == call_id)
+                                          .values(call_id=None))
             return done.rowcount == 1
 
     def renew(self, now: datetime) -> int:
