@@ -138,6 +138,40 @@ def test_the_same_draft_published_concurrently_makes_one_version(store: FlowStor
     assert store.latest_version("main") == 1
 
 
+def test_nodes_seeding_one_database_at_once_make_one_version_and_no_error(db_url: str) -> None:
+    """Serves of several nodes start together on one database, each seeding the built-in
+    flows: one publishes version 1 of each, the others find it there (no FlowUnchanged, no
+    duplicate draft)."""
+    engine = make_engine(db_url)
+    Base.metadata.create_all(engine)
+    stores = [FlowStore(make_sessionmaker(engine)) for _ in range(4)]
+    names = [f"flow{i}" for i in range(6)]
+    barrier = threading.Barrier(len(stores))
+    seeded: list[tuple[str, int | None]] = []
+    errors: list[BaseException] = []
+
+    def start(store: FlowStore) -> None:
+        for name in names:
+            try:
+                barrier.wait(10)
+                seeded.append((name, store.seed(name, MAIN)))
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    try:
+        assert errors == []
+        assert sorted(name for name, version in seeded if version is not None) == names
+        assert all(version in (1, None) for _name, version in seeded)
+        assert {name: stores[0].latest_version(name) for name in names} == dict.fromkeys(names, 1)
+    finally:
+        engine.dispose()
+
+
 def test_names_seed_and_unknown(store: FlowStore) -> None:
     assert store.seed("main", MAIN) == 1
     assert store.seed("main", MAIN) is None
