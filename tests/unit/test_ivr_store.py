@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import threading
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from ivr.runner import FlowRunner
 from ivr.store import FlowStore, FlowUnchanged, UnknownFlow
 from testkit.ivr_fakes import FakeDriver, ToneSynthesizer
 from ivr.tts import PromptCache
+from tests.together import run_at_once
 
 
 @pytest.fixture
@@ -145,29 +147,12 @@ def test_nodes_seeding_one_database_at_once_make_one_version_and_no_error(db_url
     engine = make_engine(db_url)
     Base.metadata.create_all(engine)
     stores = [FlowStore(make_sessionmaker(engine)) for _ in range(4)]
-    names = [f"flow{i}" for i in range(6)]
-    barrier = threading.Barrier(len(stores))
-    seeded: list[tuple[str, int | None]] = []
-    errors: list[BaseException] = []
-
-    def start(store: FlowStore) -> None:
-        for name in names:
-            try:
-                barrier.wait(10)
-                seeded.append((name, store.seed(name, MAIN)))
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                errors.append(exc)
-
-    threads = [threading.Thread(target=start, args=(s,)) for s in stores]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
     try:
-        assert errors == []
-        assert sorted(name for name, version in seeded if version is not None) == names
-        assert all(version in (1, None) for _name, version in seeded)
-        assert {name: stores[0].latest_version(name) for name in names} == dict.fromkeys(names, 1)
+        for name in (f"flow{i}" for i in range(6)):
+            versions, errors = run_at_once([functools.partial(s.seed, name, MAIN) for s in stores])
+            assert errors == [], name
+            assert len(versions) == 4 and [v for v in versions if v is not None] == [1], name
+            assert stores[-1].latest_version(name) == 1
     finally:
         engine.dispose()
 
