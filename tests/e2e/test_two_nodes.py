@@ -15,7 +15,11 @@ PostgreSQL), as a deployment has them.
   (the hold was taken, and is free at the end);
 * the serve of the node whose call has 1001 is killed (SIGKILL) during that call: its hold is
   renewed and released by no one; the other node's caller still reaches 1001 once the hold
-  is stale, one call at a time.
+  is stale, one call at a time;
+* node A's serve is killed and started again during a call longer than a hold's 15 s
+  staleness: the restarted serve re-adopts the call and keeps the hold, so node B's waiting
+  caller is rung only after that call (without the restart the phone gets node B's INVITE
+  during node A's call, ~15 s after the kill: a dead node's lapse, docs/decisions.md D43).
 
 The phone hangs up each call (after ``TALK_SECONDS``), not the callers: which node rings it
 first is a race, and the second caller waits as long as the first call lasts.
@@ -39,6 +43,7 @@ from sqlalchemy import select
 
 from acd.model import AgentState
 from callpilot.app import demo
+from callpilot.infra.asterisk import runner
 from callpilot.infra.asterisk.runner import system_name
 from callpilot.infra.config import Config
 from callpilot.infra.db import session as db
@@ -58,6 +63,7 @@ QUEUE_DID, QUEUE, AGENT = "803", "general", "1001"     # demo agent 1001 serves 
 RING_SECONDS, WRAPUP_SECONDS = 6, 1                    # demo_instance's short ACD timers
 TALK_SECONDS = 2.0                                     # the phone hangs up after this
 CALLER_HOLD = 40.0                                     # a caller never hangs up first
+RESTARTED_CALL_HOLD = 20.0      # node a's call across its serve's restart: past a hold's 15 s
 RENDERED_AGENTS = "pjsip_agents.conf"
 
 
@@ -152,6 +158,13 @@ async def both_serving(cluster: Cluster) -> AsyncIterator[tuple[ServeProcess, Se
         yield serves[0], serves[1]
     finally:
         await asyncio.gather(*(s.stopped() for s in serves))
+        await asyncio.gather(*(asyncio.to_thread(hang_up_leftovers, node.config) for node in cluster.nodes))
+
+
+def hang_up_leftovers(config: Config) -> None:
+    """No call of one test reaches the next one's serves: a caller whose sipp was killed
+    (no BYE) stays up in Asterisk, and a serve started later would re-adopt it."""
+    runner.rx(config, "channel request hangup all")
 
 
 @contextlib.asynccontextmanager
@@ -204,10 +217,10 @@ async def agent_ready_on_both(serves: tuple[ServeProcess, ...]) -> list[dict]:
                                              what=f"{AGENT} routable") for s in serves))
 
 
-def queue_caller(node: Node, who: str) -> Caller:
+def queue_caller(node: Node, who: str, hold: float = CALLER_HOLD) -> Caller:
     a = node.config.asterisk
     return Caller(QUEUE_DID, a.sip_host, a.sip_port, local_ip=a.trunk_ips[0], from_number=who,
-                  dtmf="", hold_seconds=CALLER_HOLD)
+                  dtmf="", hold_seconds=hold)
 
 
 def number() -> str:
@@ -305,3 +318,49 @@ async def test_a_killed_nodes_hold_goes_stale_then_the_other_node_rings(cluster)
     assert record.id.startswith(system_name(survivor.config) + "-"), record.id
     # the dead node's stale hold was taken over by the survivor, which released it after its call
     assert held == {AGENT: (survivor.config.acd.node, None)}, (dead.name, held)
+
+
+def agent_field(field: str, value):
+    """A status predicate: agent 1001's ``field`` is ``value``."""
+    return lambda status: status["agents"][AGENT][field] == value
+
+
+async def test_a_restarted_serve_keeps_its_hold_on_the_call_it_re_adopts(cluster):
+    """Node A's caller talks to 1001, node B's caller waits (1001 held by node A); node A's
+    serve is killed and started again during the call, which lasts past the 15 s a dead hold
+    takes to go stale.  The restarted serve re-adopts the call and keeps its hold (renewed),
+    so node B rings 1001 only after that call: the phone never has two calls at once."""
+    a, b = cluster.nodes
+    async with both_serving(cluster) as (serve_a, serve_b), \
+            phone_on_both(cluster, behaviour="answer", calls=2) as phone:
+        await agent_ready_on_both((serve_a, serve_b))
+        who_a, who_b = number(), number()
+        call_a = asyncio.create_task(queue_caller(a, who_a, hold=RESTARTED_CALL_HOLD).run())
+        call_b = None
+        restarted = None
+        try:
+            await serve_a.wait_for(agent_field("state", AgentState.ON_CALL.value), what="1001 on node a's call")
+            call_b = asyncio.create_task(queue_caller(b, who_b, hold=RESTARTED_CALL_HOLD + 6).run())
+            await serve_b.wait_for(agent_field("held_by", a.config.acd.node), what="1001 held by node a")
+            await serve_a.stopped(kill=True)
+            restarted = ServeProcess(a.config).start()
+            await restarted.wait_ready()
+            results = await asyncio.gather(call_a, call_b)
+            await phone.wait_done(timeout=30)
+            records = await wait_record(a.config, who_a), await wait_record(b.config, who_b)
+            held = await holds_once_released(cluster.db_url)
+        finally:
+            for call in (call_a, call_b):
+                if call is not None:
+                    call.cancel()
+            await asyncio.gather(*(c for c in (call_a, call_b) if c is not None), return_exceptions=True)
+            if restarted is not None:
+                await restarted.stopped()
+
+    assert overlaps(phone.events) == [], [(e.name, e.call, e.clock_ms) for e in phone.events]
+    assert phone.count("invite") == 2
+    assert all(r.answered and r.ended_by == "caller" for r in results), results
+    for node, record in zip(cluster.nodes, records):
+        assert record.id.startswith(system_name(node.config) + "-"), (node.name, record.id)
+        assert (record.agent, record.outcome) == (AGENT, CallOutcome.ANSWERED.value), record
+    assert held == {AGENT: (b.config.acd.node, None)}, held
