@@ -5,13 +5,13 @@ holds the agent (``callpilot.infra.db.agent_holds`` is the mechanism).
   node's memory, so this node offers it nothing else; the hold decides between nodes.  A
   take another node wins is refused: the agent is marked *held elsewhere* (not routable
   here) and the caller goes back in line, the agent not blamed.
-* **release**: as soon as the agent leaves its call here (available again, paused, logged
+* **release**: as soon as the agent is no longer busy here (available again, paused, logged
   out: out of :data:`acd.agents.BUSY_STATES`), the hold is freed, after the wrap-up.
 * **watch** (every ``poll_seconds``): this node's holds are renewed; agents held by other
   nodes are marked, and unmarked once freed, which wakes routing; a hold this node left
   behind (its release failed, a previous run's, a take that came back after its call
-  ended) is freed unless the agent is still on that call here (a previous run's only after
-  the first re-adoption, :meth:`AgentHolds.resynced`).  A node that stops renewing
+  ended) is freed unless the agent is busy here (a previous run's only after the first
+  re-adoption, :meth:`AgentHolds.resynced`).  A node that stops renewing
   (crashed, cut off) loses its holds after ``stale_seconds``.
 
 Each node needs a name of its own (``acd.node``): holds are told apart by it.
@@ -73,16 +73,17 @@ class AgentHolds:
                         holder.node, holder.call_id, call_id)
             self._mark(agent, holder.node)
             return f"held by node {holder.node}"
-        if _on_call(agent, call_id):
+        if agent.call_id == call_id and _busy(agent):
             self.mine[agent.extension] = call_id
         else:                              # the call ended while the hold was taken
             self._release(agent.extension, call_id)
         return None
 
     def agent_moved(self, agent: LiveAgent) -> None:
-        """The roster's watcher: an agent that left the call this node holds it for is freed."""
+        """The roster's watcher: an agent no longer busy here is freed.  (Not "no longer on
+        that call id": a callback renames the agent's call when its attempt is claimed.)"""
         held_for = self.mine.get(agent.extension)
-        if held_for is not None and not _on_call(agent, held_for):
+        if held_for is not None and not _busy(agent):
             del self.mine[agent.extension]
             self._release(agent.extension, held_for)
 
@@ -137,7 +138,7 @@ class AgentHolds:
         for hold in holds:
             if hold.node == self.node and self.mine.get(hold.agent) != hold.call_id:
                 agent = self.roster.get(hold.agent)
-                if agent is not None and _on_call(agent, hold.call_id):
+                if agent is not None and _busy(agent):
                     self.mine[hold.agent] = hold.call_id     # a previous run's call, re-adopted
                 elif self.resync_done:
                     logger.info("agent %s: hold for %s left by this node: released", hold.agent,
@@ -155,5 +156,6 @@ class AgentHolds:
             self.kick()                    # routable again: a pass now
 
 
-def _on_call(agent: LiveAgent, call_id: str) -> bool:
-    return agent.call_id == call_id and agent.state in BUSY_STATES
+def _busy(agent: LiveAgent) -> bool:
+    """Ringing, talking or wrapping up on this node."""
+    return agent.state in BUSY_STATES

@@ -23,6 +23,7 @@ from acd.callback_offer import CallbackOffers, OfferRules, OfferSettings
 from acd.callback_stasis import CallbackStasis
 from acd.callbacks import CallbackService, CallbackSettings, retry_rules
 from acd.agent_holds import AgentHolds
+from acd.agent_presence import SharedPresence
 from acd.agents import AgentRoster
 from acd.clock import SystemClock
 from acd.degraded import DegradedCalls
@@ -50,7 +51,7 @@ from callpilot.infra.asterisk.channel_events import (HANDLED_EVENTS, ChannelInbo
                                                     wait_playback)
 from callpilot.infra.config import Config
 from callpilot.infra.db import session as db
-from callpilot.infra.db.agent_holds import AgentHoldStore
+from callpilot.infra.db.agent_holds import AgentHoldStore, AgentPresenceStore
 from callpilot.infra.db.calendars import CalendarBook, CalendarStore
 from callpilot.infra.db.callback_store import CallbackStore
 from callpilot.infra.db.customers import CustomerDirectory
@@ -130,7 +131,7 @@ class Server:
                                      events=self.queue_events, fallback_queue=acd.general_queue,
                                      bands=self.bands, clock=self.clock, give_up=self._apologise,
                                      messages=self.messages.catalogue)
-        self.holds = _agent_holds(config, self.sessions, self.roster, self.dispatcher.kick)
+        self.holds, self.presence = _shared_agents(config, self.sessions, self.roster, self.dispatcher.kick)
         self.dispatcher.holds = self.holds
         self.acd = AcdService(self.dispatcher, self.control, self.records, customers=self.customers,
                               bands=self.bands, messages=self.messages,
@@ -220,6 +221,7 @@ class Server:
         self.dispatcher.start()
         if self.holds is not None:
             self.holds.start()
+            self.presence.start()
         self.loop_lag.start()
         self.callbacks.start()
         self.outbound.dialer.start()
@@ -253,6 +255,7 @@ class Server:
         await self.dispatcher.stop()
         if self.holds is not None:
             await self.holds.stop()
+            await self.presence.stop()
         await self.callbacks.stop()
         await self.outbound.dialer.stop()
         await self.outbound.calls.stop()
@@ -323,12 +326,14 @@ async def serve(config: Config) -> None:
     await Server(config).run()
 
 
-def _agent_holds(config: Config, sessions, roster: AgentRoster, kick) -> AgentHolds | None:
-    """Agents held in the database before they are rung (``acd.agent_holds``): "auto" = on
-    with PostgreSQL, the database several nodes share."""
-    setting = config.acd.agent_holds
+def _shared_agents(config: Config, sessions, roster: AgentRoster, kick) -> tuple:
+    """Agents shared by the nodes on one database (``acd.shared_agents``; "auto" = on with
+    PostgreSQL): held before they are rung, their presence the same everywhere (D43).
+    ``(None, None)`` when this node has its agents to itself."""
+    setting = config.acd.shared_agents
     if setting == "off" or (setting == "auto" and db.dialect_of(config.db_url) != "postgresql"):
-        return None
+        return None, None
     node = config.acd.node or socket.gethostname()
-    logger.info("agent holds on: this node is %r among the nodes on the database", node)
-    return AgentHolds(AgentHoldStore(sessions, node), roster, kick)
+    logger.info("agents shared with the other nodes on the database: this node is %r", node)
+    return (AgentHolds(AgentHoldStore(sessions, node), roster, kick),
+            SharedPresence(AgentPresenceStore(sessions, node), roster, kick))

@@ -131,9 +131,10 @@ class AcdConfig:
     general_queue: Name = "general"    # where the IVR sends callers it could not route
     # age-band lower bounds: [25, 35, 45, 55] gives <25, 25-34, 35-44, 45-54, 55+
     age_bands: IntList = field(default_factory=lambda: [25, 35, 45, 55])
-    # several nodes on one database: an agent is held in the database before any node rings
-    # it (acd.agent_holds); "auto" = on with PostgreSQL (the scale-out database), off with SQLite
-    agent_holds: Literal["auto", "on", "off"] = "auto"
+    # agents shared by several nodes on one database: held in the database before any node
+    # rings them (acd.agent_holds), logged in / paused / logged out alike on every node
+    # (acd.agent_presence); "auto" = on with PostgreSQL (the scale-out database), off with SQLite
+    shared_agents: Literal["auto", "on", "off"] = "auto"
     # this node's name among the nodes on one database (each needs its own); "" = host name
     node: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{0,64}$")] = ""
 

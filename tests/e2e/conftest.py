@@ -161,13 +161,30 @@ def ari_app(asterisk: Config):
 
 @pytest.fixture
 async def serve(cfg):
-    """``callpilot serve`` as a subprocess on the module's ``cfg``, ready (ARI + AMI up)."""
+    """``callpilot serve`` as a subprocess on the module's ``cfg``, ready (ARI + AMI up).
+    Its agents start as the demo seeded them: the presence an earlier test's serve shared
+    on this database (a pause, an autopause, a log-out: D43) is cleared first."""
+    forget_shared_agents(cfg)
     proc = ServeProcess(cfg).start()
     try:
         await proc.wait_ready()
         yield proc
     finally:
         await proc.stopped()
+
+
+def forget_shared_agents(cfg: Config) -> None:
+    """Empty the tables serves share their agents through (``acd.shared_agents``)."""
+    from sqlalchemy import delete
+    from callpilot.infra.db.agent_holds import AgentHold, AgentPresence
+    from callpilot.infra.db.session import make_engine
+    engine = make_engine(cfg.db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(delete(AgentPresence.__table__))
+            conn.execute(delete(AgentHold.__table__))
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture

@@ -136,3 +136,20 @@ async def test_a_hold_this_node_left_is_freed_and_one_still_on_its_call_kept(nod
     await a.holds.watch()
     assert a.holds.mine == {"1001": "call-a"}                # still ringing for it: kept
     assert [h.call_id for h in a.store.live(now)] == ["call-a"]
+
+
+async def test_a_callback_keeps_the_hold_when_its_attempt_renames_the_agents_call(nodes):
+    """The callback service reserves the agent as ``callback:<id>`` and, once the attempt is
+    claimed, names its call by the agent leg: the hold lasts until the agent is free."""
+    a = nodes("a")
+    a.agent.move(AgentState.RINGING, "callback reserved")
+    a.agent.call_id = "callback:cb-7"
+    assert await a.holds.take(a.agent, "callback:cb-7") is None
+    a.agent.call_id = "callback-12-agent"                    # the attempt's leg (no move)
+    a.agent.move(AgentState.ON_CALL, "callback: whisper")
+    a.agent.move(AgentState.WRAP_UP, "callback ended")
+    await a.settle()
+    assert [h.call_id for h in a.store.live(a.holds.now())] == ["callback:cb-7"]
+    a.agent.move(AgentState.AVAILABLE, "wrap-up over")
+    await a.settle()
+    assert a.store.live(a.holds.now()) == []

@@ -25,7 +25,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import String, or_, select, update
+from sqlalchemy import Integer, String, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
 
@@ -109,3 +109,64 @@ class AgentHoldStore:
             or_(AgentHold.node == self.node, AgentHold.renewed_at >= stale_before))
         with self.sessions() as s:
             return [Hold(agent, call_id, node) for agent, call_id, node in s.execute(query)]
+
+
+# -- presence: logged in, paused or logged out, the same on every node -----------------------
+
+class AgentPresence(Base):
+    """What an agent asked to be (logged in, paused, logged out), whichever node it asked;
+    ``version`` counts the changes, so a node applies each one once."""
+    __tablename__ = "agent_presence"
+
+    agent: Mapped[str] = mapped_column(String(32), primary_key=True)
+    presence: Mapped[str] = mapped_column(String(16))      # logged_out | available | paused
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    node: Mapped[str] = mapped_column(String(64))          # where it was asked
+    version: Mapped[int] = mapped_column(Integer)
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+PRESENCE = AgentPresence.__table__
+
+
+@dataclass(frozen=True)
+class Presence:
+    agent: str
+    presence: str
+    reason: str
+    node: str
+    version: int
+
+
+class AgentPresenceStore:
+    def __init__(self, sessions: sessionmaker, node: str) -> None:
+        self.sessions = sessions
+        self.node = node
+
+    def publish(self, agent: str, presence: str, reason: str, now: datetime) -> int:
+        """Record the agent's new presence, asked on this node; its version."""
+        for _ in range(2):                 # the row made by another node between our two tries
+            with self.sessions.begin() as s:
+                conn = s.connection()
+                done = conn.execute(update(PRESENCE).where(PRESENCE.c.agent == agent)
+                                    .values(presence=presence, reason=reason, node=self.node,
+                                            changed_at=now, version=PRESENCE.c.version + 1)
+                                    .returning(PRESENCE.c.version)).first()
+                if done is not None:
+                    return done.version
+            try:
+                with self.sessions.begin() as s:
+                    s.connection().execute(PRESENCE.insert().values(
+                        agent=agent, presence=presence, reason=reason, node=self.node, version=1,
+                        changed_at=now))
+                return 1
+            except IntegrityError:
+                continue
+        raise RuntimeError(f"agent {agent}: presence neither updated nor inserted")
+
+    def since(self, after: datetime) -> list[Presence]:
+        """Every presence changed at or after ``after``."""
+        query = select(PRESENCE.c.agent, PRESENCE.c.presence, PRESENCE.c.reason, PRESENCE.c.node,
+                       PRESENCE.c.version).where(PRESENCE.c.changed_at >= after)
+        with self.sessions() as s:
+            return [Presence(*row) for row in s.execute(query)]

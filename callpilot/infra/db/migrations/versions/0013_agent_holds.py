@@ -1,4 +1,5 @@
-"""agent holds: which node is using an agent (several nodes on one database)
+"""agent holds and presence: which node is using an agent, and whether it is logged in or
+paused, for every node on one database
 
 Revision ID: 0013
 Revises: 0012
@@ -25,7 +26,18 @@ def upgrade() -> None:
         sa.Column('renewed_at', sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint('agent'),
     )
+    op.create_table(
+        'agent_presence',
+        sa.Column('agent', sa.String(length=32), nullable=False),
+        sa.Column('presence', sa.String(length=16), nullable=False),
+        sa.Column('reason', sa.String(length=200), nullable=False),
+        sa.Column('node', sa.String(length=64), nullable=False),
+        sa.Column('version', sa.Integer(), nullable=False),
+        sa.Column('changed_at', sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint('agent'),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('agent_presence')
     op.drop_table('agent_holds')
