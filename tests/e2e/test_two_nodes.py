@@ -4,12 +4,12 @@ Each node is an Asterisk 22 and a ``callpilot serve`` of its own (own state dir,
 secrets, node name); they share one fresh PostgreSQL database (the demo data seeded once, the
 same SIP credentials rendered into both Asterisks).  Agent 1001's one phone (one sipp, one
 local port) is registered with both Asterisks, so either node can ring it; the other demo
-agents stay unregistered (not routable anywhere).  Agent holds are left "auto" (on with
-PostgreSQL), as a deployment has them.
+agents stay unregistered (not routable anywhere).  ``acd.shared_agents`` is left "auto" (on with
+PostgreSQL: agent holds and shared presence), as a deployment has it.
 
 * one caller on each node at the same time, both on the straight-to-queue DID.  Each node
   keeps its agents' states in memory, so without the holds both ring 1001 at once (with
-  ``acd.agent_holds = "off"`` this test fails so).  Evidence: the phone's own SIP events (its
+  ``acd.shared_agents = "off"`` this test fails so).  Evidence: the phone's own SIP events (its
   second INVITE after its first call ended), the call records in the shared database (both
   callers talked to 1001, each record from its own node's Asterisk) and the agent holds table
   (the hold was taken, and is free at the end);
@@ -53,7 +53,7 @@ from callpilot.infra.db.models import Agent
 from testkit import sipua
 from testkit.sipua import AgentPhone, Caller, SipEvent
 from tests import pg
-from tests.e2e.conftest import make_e2e_config
+from tests.e2e.conftest import forget_shared_agents, make_e2e_config
 from tests.e2e.helpers import asterisk_running
 from tests.e2e.serve_proc import ServeProcess, wait_record
 
@@ -106,7 +106,7 @@ def node_config(state_dir: Path, name: str, db_url: str) -> Config:
     config.acd.ring_timeout, config.acd.wrapup_seconds = RING_SECONDS, WRAPUP_SECONDS
     config.database_url = db_url
     # each node its own name: its agent holds' and Asterisk's system name, its outbound
-    # claims; agent holds are left "auto" (on with PostgreSQL), as a deployment has them
+    # claims; acd.shared_agents is left "auto" (on with PostgreSQL), as a deployment has it
     config.acd.node = config.outbound.node = f"node-{name}"
     return config
 
@@ -150,8 +150,10 @@ def cluster(request, tmp_path_factory) -> Iterator[Cluster]:
 
 @contextlib.asynccontextmanager
 async def both_serving(cluster: Cluster) -> AsyncIterator[tuple[ServeProcess, ServeProcess]]:
-    """Both serves started at once, ready.  Each runs the migrations at its start, here a
-    no-op (the seed migrated); unit test_db_schema starts several at once on an empty one."""
+    """Both serves started at once, ready, the agents as the demo seeded them (no hold or
+    presence of an earlier test's serves).  Each serve runs the migrations at its start, here
+    a no-op (the seed migrated); unit test_db_schema starts several at once on an empty one."""
+    forget_shared_agents(cluster.a.config)
     serves = [ServeProcess(node.config).start() for node in cluster.nodes]
     try:
         await asyncio.gather(*(s.wait_ready() for s in serves))
