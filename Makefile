@@ -12,6 +12,9 @@ STEP := bash scripts/step.sh
 # own on SQLite whatever the setting, so their second run tested nothing new (D30).
 PG_E2E := tests/e2e/test_call_path.py tests/e2e/test_acd_routing.py \
 	tests/e2e/test_ivr_features.py tests/e2e/test_outbound.py
+# Files that only make sense on PostgreSQL (several nodes on one database): in the e2e run
+# once, and in test-pg.
+PG_ONLY_E2E := tests/e2e/test_two_nodes.py
 PYTEST := $(VENV)/bin/pytest -q -ra -p no:cacheprovider
 # Unit tests on both cores (CPU-bound).  Then one session for the web and end-to-end files and
 # the PG_E2E files a second time on PostgreSQL, as items of their own (--e2e-postgresql): each
@@ -51,7 +54,7 @@ test: deps venv asterisk-install lint
 	$(PYTEST) -n $(E2E_WORKERS) --dist loadfile tests --ignore=tests/unit $(ALSO_ON_PG)
 
 test-pg: deps venv asterisk-install
-	CALLPILOT_E2E_DATABASE=postgresql $(PYTEST) -n $(E2E_WORKERS) --dist loadfile $(PG_E2E)
+	CALLPILOT_E2E_DATABASE=postgresql $(PYTEST) -n $(E2E_WORKERS) --dist loadfile $(PG_E2E) $(PG_ONLY_E2E)
 
 unit: venv
 	$(PYTEST) -n 2 tests/unit

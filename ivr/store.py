@@ -221,11 +221,22 @@ class FlowStore:
         return sorted(drafts | published)
 
     def seed(self, name: str, document: dict[str, Any], author: str = "builtin") -> int | None:
-        """Publish ``document`` as version 1 if ``name`` has nothing yet (start-up seeding)."""
-        if self.latest_version(name) is not None:
-            return None
-        self.save_draft(name, document, author)
-        return self.publish(name, author, "built-in flow")
+        """Publish ``document`` as version 1 if ``name`` has nothing yet (start-up seeding).
+
+        Serves of several nodes on one database seed at once: one publishes, the others find
+        that version (its publish is unchanged) or lose the race for the draft row (its
+        insert fails; looked at again) and publish nothing."""
+        for _attempt in range(PUBLISH_ATTEMPTS):
+            if self.latest_version(name) is not None:
+                return None
+            try:
+                self.save_draft(name, document, author)
+                return self.publish(name, author, "built-in flow")
+            except FlowUnchanged:
+                return None
+            except IntegrityError:
+                logger.info("flow %s: draft written by a concurrent seed; looking again", name)
+        raise RuntimeError(f"could not seed flow {name!r}: too many concurrent seeds")
 
 
 def _named(name: str, document: dict[str, Any]) -> dict[str, Any]:

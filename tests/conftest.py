@@ -2,19 +2,17 @@
 ``--dist loadfile`` spreads files over workers (tests/scheduling.py)."""
 from __future__ import annotations
 
-import os
-
 import pytest
 from sqlalchemy.engine import URL, make_url
 
 from callpilot.infra.db.session import create_schema, make_engine, make_sessionmaker
 from tests import pg, scheduling
 
-EXTERNAL_DB_ENV = "CALLPILOT_TEST_DATABASE_URL"
+EXTERNAL_DB_ENV = pg.EXTERNAL_DB_ENV
 
 
 def _external_server() -> URL | None:
-    value = os.environ.get(EXTERNAL_DB_ENV, "").strip()
+    value = pg.external_server_named()
     if not value:
         return None
     url = make_url(value)

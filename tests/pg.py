@@ -24,6 +24,7 @@ from sqlalchemy.engine import URL, make_url
 
 logger = logging.getLogger(__name__)
 
+EXTERNAL_DB_ENV = "CALLPILOT_TEST_DATABASE_URL"   # an external server instead of a throwaway cluster
 BIN_GLOB = "/usr/lib/postgresql/*/bin"
 OS_USER = "postgres"
 START_TIMEOUT = 20.0
@@ -41,6 +42,11 @@ SERVER_SETTINGS = {
 
 class PostgresMissing(RuntimeError):
     """No PostgreSQL server binaries on this machine."""
+
+
+def external_server_named() -> str:
+    """The external server's URL named by ``CALLPILOT_TEST_DATABASE_URL`` ("" = none)."""
+    return os.environ.get(EXTERNAL_DB_ENV, "").strip()
 
 
 def find_bindir() -> Path:

@@ -170,3 +170,30 @@ def test_bare_ari_bench_dids_only_when_configured(config):
     trunk = conf.split("[from-trunk]")[1].split("\n[")[0]
     for did, app in (("8502", "bare"), ("8503", "raw")):
         assert f"exten => {did},1,Answer()\n same => n,Stasis(callpilot-{app})\n same => n,Hangup()" in trunk
+
+
+def test_system_name_holds_the_node_so_nodes_on_one_database_never_share_a_call_id(config):
+    """A caller channel's unique id, ``<systemname>-<epoch>.<count>``, is the call's id in the
+    database: two nodes' Asterisks must never make the same one."""
+    config.acd.node = "node-a"
+    assert "\nsystemname = callpilot-node-a\n" in _render(config)["asterisk.conf"]
+    other = config_mod.load(env={"CALLPILOT_STATE_DIR": str(config.state_dir.parent / "b")})
+    other.acd.node = "node-b"
+    assert runner.system_name(other) == "callpilot-node-b"
+
+
+def test_system_name_without_a_node_name_is_the_host_name(config, monkeypatch):
+    monkeypatch.setattr(runner.socket, "gethostname", lambda: "pbx7")
+    config.acd.node = ""
+    assert runner.system_name(config) == "callpilot-pbx7"
+
+
+def test_a_long_system_name_keeps_call_ids_within_their_column(config):
+    names = set()
+    for node in ("a" * 64, "a" * 63 + "b"):
+        config.acd.node = node
+        name = runner.system_name(config)
+        assert len(name) + runner.UNIQUEID_TAIL <= runner.CALL_ID_MAX
+        assert name.startswith("callpilot-aaaa")
+        names.add(name)
+    assert len(names) == 2                      # the digest keeps the two apart

@@ -1,8 +1,8 @@
 """Schema on start: migrations to head on both backends, and models that match the migrations."""
 from __future__ import annotations
 
+import functools
 import re
-import threading
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ from sqlalchemy import String, inspect, text
 
 from callpilot.infra.db import migrations
 from callpilot.infra.db.session import create_schema, make_engine, normalize_url
+from tests.together import run_at_once
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_PACKAGES = ("callpilot", "ivr", "acd", "admin_web")
@@ -102,23 +103,9 @@ def test_an_unversioned_database_that_differs_from_0001_is_refused_clearly(engin
 
 def test_processes_starting_together_migrate_once(db_url: str) -> None:
     engines = [make_engine(db_url) for _ in range(3)]
-    barrier = threading.Barrier(len(engines))
-    errors: list[BaseException] = []
-
-    def start(engine) -> None:
-        try:
-            barrier.wait(5)
-            create_schema(engine)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=start, args=(e,)) for e in engines]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
     try:
-        assert errors == [] and not any(t.is_alive() for t in threads)
+        _results, errors = run_at_once([functools.partial(create_schema, e) for e in engines])
+        assert errors == []
         with engines[0].connect() as conn:
             assert migrations.current(conn) == migrations.head()
     finally:

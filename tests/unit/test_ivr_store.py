@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import threading
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from ivr.runner import FlowRunner
 from ivr.store import FlowStore, FlowUnchanged, UnknownFlow
 from testkit.ivr_fakes import FakeDriver, ToneSynthesizer
 from ivr.tts import PromptCache
+from tests.together import run_at_once
 
 
 @pytest.fixture
@@ -136,6 +138,23 @@ def test_the_same_draft_published_concurrently_makes_one_version(store: FlowStor
         t.join()
     assert numbers == [1] and unchanged == [1, 1, 1]
     assert store.latest_version("main") == 1
+
+
+def test_nodes_seeding_one_database_at_once_make_one_version_and_no_error(db_url: str) -> None:
+    """Serves of several nodes start together on one database, each seeding the built-in
+    flows: one publishes version 1 of each, the others find it there (no FlowUnchanged, no
+    duplicate draft)."""
+    engine = make_engine(db_url)
+    Base.metadata.create_all(engine)
+    stores = [FlowStore(make_sessionmaker(engine)) for _ in range(4)]
+    try:
+        for name in (f"flow{i}" for i in range(6)):
+            versions, errors = run_at_once([functools.partial(s.seed, name, MAIN) for s in stores])
+            assert errors == [], name
+            assert len(versions) == 4 and [v for v in versions if v is not None] == [1], name
+            assert stores[-1].latest_version(name) == 1
+    finally:
+        engine.dispose()
 
 
 def test_names_seed_and_unknown(store: FlowStore) -> None:

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import base64
 import fcntl
+import hashlib
 import logging
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -45,6 +47,8 @@ DEGRADED_QUEUE = "callpilot-degraded"     # app_queue queue of the degraded path
 TRUNK_CONTEXT = "from-trunk"              # the carrier's calls' context (pjsip.conf.j2)
 QUEUE_LOG = "queue_log"                   # app_queue's log, in the instance's log dir
 MMDEBSTRAP_TIMEOUT = 900
+UNIQUEID_TAIL = 20           # "-<epoch>.<counter>" Asterisk puts after it (10 digits, a count up to 8)
+CALL_ID_MAX = 64             # a call's id (its caller channel's unique id) in call_records
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
@@ -312,13 +316,29 @@ def _template_context(config: Config, agents: list[_AgentView], dirs: dict[str, 
     _check_routing(config)
     return {
         "config": config, "a": a, "secrets": config.secrets, "agents": agents, "dirs": dirs,
-        "realm": REALM, "agi_host": config.agi_host, "agi_port": config.agi_port,
+        "realm": REALM, "system_name": system_name(config),
+        "agi_host": config.agi_host, "agi_port": config.agi_port,
         "degraded_queue": DEGRADED_QUEUE,
         "degraded_dids": list(a.dids) + list(a.agi_dids) + list(a.queue_dids),
         "media_address": _media_address(a.sip_host),
         "secrets_file": config.state_dir.resolve() / "secrets.toml",
         "generated_by": "callpilot.infra.asterisk.runner",
     }
+
+
+def system_name(config: Config) -> str:
+    """Asterisk's ``systemname``, the head of every channel's unique id: ``<app>-<node>``.
+
+    A caller channel's unique id is the call's id in the database.  Without the node in it,
+    two nodes on one database give two calls one id whenever their Asterisks create a
+    channel in the same second with the same count (two fresh ones: their first call).  A
+    name too long for the id column keeps its head and a digest of the whole."""
+    name = f"{config.asterisk.app_name}-{config.acd.node or socket.gethostname()}"
+    room = CALL_ID_MAX - UNIQUEID_TAIL
+    if len(name) <= room:
+        return name
+    digest = hashlib.blake2s(name.encode(), digest_size=4).hexdigest()
+    return f"{name[:room - len(digest) - 1]}-{digest}"
 
 
 def _check_routing(config: Config) -> None:
