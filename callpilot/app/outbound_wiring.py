@@ -30,7 +30,7 @@ class OutboundParts:
 
 def build(server) -> OutboundParts:
     config = server.config
-    store = CampaignStore(server.sessions, node=config.outbound.node)
+    store = CampaignStore(server.sessions, node=config.outbound.node or config.node_name)
     async def speak(text: str, language: str) -> str:
         """Rendered once per distinct (text, voice); the contact's language picks the voice."""
         try:

@@ -13,7 +13,6 @@ import asyncio
 import gc
 import logging
 import signal
-import socket
 from collections.abc import Awaitable
 from typing import Any
 
@@ -333,7 +332,7 @@ def _shared_agents(config: Config, sessions, roster: AgentRoster, kick) -> tuple
     setting = config.acd.shared_agents
     if setting == "off" or (setting == "auto" and db.dialect_of(config.db_url) != "postgresql"):
         return None, None
-    node = config.acd.node or socket.gethostname()
+    node = config.node_name
     logger.info("agents shared with the other nodes on the database: this node is %r", node)
     return (AgentHolds(AgentHoldStore(sessions, node), roster, kick),
             SharedPresence(AgentPresenceStore(sessions, node), roster, kick))

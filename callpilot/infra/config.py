@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import secrets
+import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,7 +150,9 @@ class OutboundConfig:
     routes: dict[str, str] = field(default_factory=dict)
     default_route: str = ""
     poll_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
-    node: Name = "serve"               # claimed_by on attempts (several nodes on one DB)
+    # claimed_by on attempts; "" = the node's name (acd.node, else the host name), which
+    # each node on one database needs of its own (D43)
+    node: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{0,64}$")] = ""
 
 
 @dataclass
@@ -225,6 +228,12 @@ class Config:
     outbound: OutboundConfig = field(default_factory=OutboundConfig)
     callbacks: CallbacksConfig = field(default_factory=CallbacksConfig)
     secrets: Secrets = field(default_factory=Secrets)
+
+    @property
+    def node_name(self) -> str:
+        """This node's name among the nodes on one database: ``acd.node``, else the host
+        name (D43)."""
+        return self.acd.node or socket.gethostname()
 
     @property
     def db_url(self) -> str:

@@ -107,7 +107,7 @@ def node_config(state_dir: Path, name: str, db_url: str) -> Config:
     config.database_url = db_url
     # each node its own name: its agent holds' and Asterisk's system name, its outbound
     # claims; acd.shared_agents is left "auto" (on with PostgreSQL), as a deployment has it
-    config.acd.node = config.outbound.node = f"node-{name}"
+    config.acd.node = f"node-{name}"          # campaign attempts follow it (outbound.node "")
     return config
 
 

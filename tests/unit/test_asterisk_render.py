@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import stat
 from dataclasses import dataclass
 
@@ -183,7 +184,7 @@ def test_system_name_holds_the_node_so_nodes_on_one_database_never_share_a_call_
 
 
 def test_system_name_without_a_node_name_is_the_host_name(config, monkeypatch):
-    monkeypatch.setattr(runner.socket, "gethostname", lambda: "pbx7")
+    monkeypatch.setattr(socket, "gethostname", lambda: "pbx7")
     config.acd.node = ""
     assert runner.system_name(config) == "callpilot-pbx7"
 
@@ -197,3 +198,13 @@ def test_a_long_system_name_keeps_call_ids_within_their_column(config):
         assert name.startswith("callpilot-aaaa")
         names.add(name)
     assert len(names) == 2                      # the digest keeps the two apart
+
+
+def test_the_node_name_is_acd_node_else_the_host_name(config, monkeypatch):
+    """One name per node: its Asterisk's systemname, its agent holds and (``outbound.node``
+    left empty) its campaign attempts' ``claimed_by``."""
+    monkeypatch.setattr(socket, "gethostname", lambda: "pbx7")
+    config.acd.node = ""
+    assert config.node_name == "pbx7"
+    config.acd.node = "east-1"
+    assert config.node_name == "east-1" and runner.system_name(config) == "callpilot-east-1"

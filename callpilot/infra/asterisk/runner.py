@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -333,7 +332,7 @@ def system_name(config: Config) -> str:
     two nodes on one database give two calls one id whenever their Asterisks create a
     channel in the same second with the same count (two fresh ones: their first call).  A
     name too long for the id column keeps its head and a digest of the whole."""
-    name = f"{config.asterisk.app_name}-{config.acd.node or socket.gethostname()}"
+    name = f"{config.asterisk.app_name}-{config.node_name}"
     room = CALL_ID_MAX - UNIQUEID_TAIL
     if len(name) <= room:
         return name
