@@ -16,6 +16,8 @@ PostgreSQL: agent holds and shared presence), as a deployment has it.
 * the serve of the node whose call has 1001 is killed (SIGKILL) during that call: its hold is
   renewed and released by no one; the other node's caller still reaches 1001 once the hold
   is stale, one call at a time;
+* agent 1001 pauses with its feature code through node A: node B holds it back too (the
+  shared presence) until it unpauses through node A; the queue log has each once;
 * node A's serve is killed and started again during a call longer than a hold's 15 s
   staleness: the restarted serve re-adopts the call and keeps the hold, so node B's waiting
   caller is rung only after that call (without the restart the phone gets node B's INVITE
@@ -41,6 +43,7 @@ from typing import AsyncIterator, Iterator
 import pytest
 from sqlalchemy import select
 
+from acd.agent_presence import POLL_SECONDS
 from acd.model import AgentState
 from callpilot.app import demo
 from callpilot.infra.asterisk import runner
@@ -49,7 +52,7 @@ from callpilot.infra.config import Config
 from callpilot.infra.db import session as db
 from callpilot.infra.db.agent_holds import AgentHold
 from callpilot.infra.db.call_vocabulary import CallOutcome
-from callpilot.infra.db.models import Agent
+from callpilot.infra.db.models import Agent, QueueEvent
 from testkit import sipua
 from testkit.sipua import AgentPhone, Caller, SipEvent
 from tests import pg
@@ -366,3 +369,62 @@ async def test_a_restarted_serve_keeps_its_hold_on_the_call_it_re_adopts(cluster
         assert record.id.startswith(system_name(node.config) + "-"), (node.name, record.id)
         assert (record.agent, record.outcome) == (AGENT, CallOutcome.ANSWERED.value), record
     assert held == {AGENT: (b.config.acd.node, None)}, held
+
+
+def pause_events(db_url: str) -> list[tuple[str, str]]:
+    """``(event, reason)`` of agent 1001's PAUSEALL / UNPAUSEALL rows in the shared queue log."""
+    engine = db.make_engine(db_url)
+    try:
+        with engine.connect() as c:
+            rows = c.execute(select(QueueEvent.event, QueueEvent.data)
+                             .where(QueueEvent.agent == AGENT,
+                                    QueueEvent.event.in_(("PAUSEALL", "UNPAUSEALL")))
+                             .order_by(QueueEvent.id))
+            return [(event, (data or {}).get("reason", "")) for event, data in rows]
+    finally:
+        engine.dispose()
+
+
+async def feature_code(cluster: Cluster, node: Node, code: str) -> None:
+    """Agent 1001 dials ``code`` through ``node`` (its own endpoint, authenticated)."""
+    host, port = node.sip
+    result = await Caller(code, host, port, local_ip="127.0.0.1", from_number=AGENT, dtmf="",
+                          hold_seconds=3, auth_user=AGENT, auth_password=cluster.passwords[AGENT]).run()
+    assert result.answered, result
+
+
+async def test_a_pause_through_one_node_holds_the_agent_back_on_the_other(cluster):
+    """1001 pauses with the feature code through node A: node B pauses it too (the shared
+    presence), so node B's caller waits and the phone does not ring; 1001 unpauses through
+    node A and node B's caller reaches it.  The queue log has the pause and the unpause
+    once, from node A."""
+    a, b = cluster.nodes
+    started_events = await asyncio.to_thread(pause_events, cluster.db_url)
+    async with both_serving(cluster) as (serve_a, serve_b), \
+            phone_on_both(cluster, behaviour="hangup", talk_seconds=TALK_SECONDS, calls=1) as phone:
+        await agent_ready_on_both((serve_a, serve_b))
+        await feature_code(cluster, a, "*23")
+        paused_on_b = await serve_b.wait_for(agent_field("state", AgentState.PAUSED.value),
+                                             what="1001 paused on node b")
+        who = number()
+        call = asyncio.create_task(queue_caller(b, who).run())
+        try:
+            await serve_b.wait_for(lambda st: any(w["caller_id"] == who for w in st["waiting"]),
+                                   what="node b's caller waiting")
+            await asyncio.sleep(3 * POLL_SECONDS)   # node b's reads of the shared tables, thrice
+            rung_while_paused = phone.count("invite")
+            await feature_code(cluster, a, "*24")
+            result = await call
+            await phone.wait_done(timeout=30)
+            record = await wait_record(b.config, who)
+        finally:
+            call.cancel()
+            await asyncio.gather(call, return_exceptions=True)
+    events = (await asyncio.to_thread(pause_events, cluster.db_url))[len(started_events):]
+
+    assert paused_on_b["agents"][AGENT]["pause_reason"] == "phone"
+    assert rung_while_paused == 0
+    assert phone.count("invite") == 1 and result.answered, result
+    assert (record.agent, record.outcome) == (AGENT, CallOutcome.ANSWERED.value), record
+    assert record.id.startswith(system_name(b.config) + "-"), record.id
+    assert events == [("PAUSEALL", "phone"), ("UNPAUSEALL", "")], events
