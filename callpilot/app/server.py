@@ -155,7 +155,10 @@ class Server:
             customer_first=frozenset(cb.customer_first_queues),
             retry=retry_rules(cb.max_attempts, cb.retry_seconds, cb.voicemail_retry_seconds))
         self.callbacks = CallbackService(
-            CallbackStore(self.sessions, f"serve-{a.sip_port}"), self.callback_control, self.roster,
+            # claimed as this node (named "serve-<sip port>" before D43: two nodes on one port
+            # would settle each other's attempts in flight)
+            CallbackStore(self.sessions, config.node_name, earlier_names=(f"serve-{a.sip_port}",)),
+            self.callback_control, self.roster,
             self.dispatcher.queues, settings, self.messages, self.queue_events,
             self.dispatcher, lambda ch, pb, t: wait_playback(self.router.inboxes, ch, pb, t))
         rules = OfferRules(self.dispatcher.queues, cb.offer_after_seconds, cb.offer_key, dict(cb.offer_after))

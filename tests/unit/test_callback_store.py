@@ -117,6 +117,23 @@ def test_unfinished_attempts_are_found_after_a_crash(store):
     assert attempt.id == claim.attempt_id and attempt.callback_id == callback.id
 
 
+def test_a_node_settles_only_its_own_unfinished_attempts(store):
+    """Two nodes on one database: after a crash each looks in its own Asterisk for the
+    attempts it claimed (under its name, or the name it had before an upgrade), never for the
+    other's, which may be ringing right now."""
+    east = CallbackStore(store.sessions, "east", earlier_names=("serve-5060",))
+    west = CallbackStore(store.sessions, "west")
+    legacy = CallbackStore(store.sessions, "serve-5060")
+    mine, _ = store.create(new(number="+441632960001"), T0)
+    theirs, _ = store.create(new(number="+441632960002"), T0)
+    before, _ = store.create(new(number="+441632960003"), T0)
+    assert east.claim(mine.id, "1001", T0) and west.claim(theirs.id, "1002", T0)
+    assert legacy.claim(before.id, "1003", T0)
+    assert {a.callback_id for a in east.unfinished_attempts(mine_only=True)} == {mine.id, before.id}
+    assert {a.callback_id for a in west.unfinished_attempts(mine_only=True)} == {theirs.id}
+    assert len(east.unfinished_attempts()) == 3
+
+
 def _claimer(url: str, ids: list[str], agent: str, out) -> None:
     engine = make_engine(url)
     store = CallbackStore(make_sessionmaker(engine), instance=agent)

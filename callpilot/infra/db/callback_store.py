@@ -78,9 +78,13 @@ class Claim:
 
 
 class CallbackStore:
-    def __init__(self, sessions: sessionmaker, instance: str = "serve"):
+    def __init__(self, sessions: sessionmaker, instance: str = "serve", earlier_names: tuple[str, ...] = ()):
+        """``instance``: this node's name, kept on the callbacks it claims (each node on one
+        database needs its own); ``earlier_names``: names it claimed under before (its
+        unfinished attempts are still its own after an upgrade)."""
         self.sessions = sessions
-        self.instance = instance          # who claims: kept on the row for operators
+        self.instance = instance
+        self.names = (instance, *earlier_names)
 
     # -- creating ------------------------------------------------------------------------
     def create(self, new: NewCallback, now: datetime) -> tuple[Callback, bool]:
@@ -176,7 +180,7 @@ class CallbackStore:
         query = select(CallbackAttempt).where(CallbackAttempt.outcome.is_(None)).order_by(CallbackAttempt.id)
         if mine_only:
             query = query.join(Callback, Callback.id == CallbackAttempt.callback_id).where(
-                Callback.claimed_by == self.instance)
+                Callback.claimed_by.in_(self.names))
         with self.sessions() as s:
             return list(s.scalars(query))
 
