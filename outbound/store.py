@@ -82,9 +82,12 @@ def closed_days(s: Session, campaign: Campaign) -> list[str]:
 
 
 class CampaignStore:
-    def __init__(self, sessions: sessionmaker, node: str = "serve"):
+    def __init__(self, sessions: sessionmaker, node: str = "serve", earlier_names: tuple[str, ...] = ()):
+        """``node``: claimed_by on the attempts it claims; ``earlier_names``: names this node
+        claimed under before (its attempts in flight are still its own after an upgrade)."""
         self.sessions = sessions
         self.node = node
+        self.names = (node, *earlier_names)
 
     # -- campaigns ---------------------------------------------------------------------
     def create(self, name: str, template: str, now: datetime, **settings) -> int:
@@ -269,7 +272,7 @@ class CampaignStore:
         Asterisk: only that node can tell whether they still ring)."""
         with self.sessions() as s:
             return list(s.scalars(select(CampaignAttempt).where(
-                CampaignAttempt.outcome.is_(None), CampaignAttempt.claimed_by == self.node)))
+                CampaignAttempt.outcome.is_(None), CampaignAttempt.claimed_by.in_(self.names))))
 
     def close_stale(self, now: datetime, older_than: timedelta) -> list[int]:
         """Attempts with no result long after any call could have ended (their node died and

@@ -30,7 +30,9 @@ class OutboundParts:
 
 def build(server) -> OutboundParts:
     config = server.config
-    store = CampaignStore(server.sessions, node=config.outbound.node or config.node_name)
+    # claimed as the node's name ("serve" on every node before D43, kept as an earlier name)
+    store = CampaignStore(server.sessions, node=config.outbound.node or config.node_name,
+                          earlier_names=() if config.outbound.node else ("serve",))
     async def speak(text: str, language: str) -> str:
         """Rendered once per distinct (text, voice); the contact's language picks the voice."""
         try:

@@ -81,6 +81,20 @@ def test_two_processes_racing_never_claim_the_same_contact(db_url):
         assert s.scalar(select(func.count()).select_from(CampaignAttempt)) == 120
 
 
+def test_a_node_resyncs_only_the_attempts_it_claimed(db_url):
+    """Two nodes on one database: each looks in its own Asterisk for its attempts in flight
+    (under its name, or the "serve" every node had before an upgrade), never the other's."""
+    east = make_store(db_url, node="east")
+    seed(east, [(p, "America/New_York") for p in numbers(3)])
+    west = CampaignStore(east.sessions, node="west")
+    legacy = CampaignStore(east.sessions, node="serve")
+    upgraded = CampaignStore(east.sessions, node="east", earlier_names=("serve",))
+    campaign = east.get("c1")
+    [mine], [theirs], [before] = (store.claim_due(campaign, NOON, limit=1) for store in (east, west, legacy))
+    assert {a.id for a in upgraded.open_attempts()} == {mine.attempt_id, before.attempt_id}
+    assert {a.id for a in west.open_attempts()} == {theirs.attempt_id}
+
+
 def test_contact_outside_its_local_window_waits_until_it_opens(db_url):
     store = make_store(db_url)
     seed(store, [("+12125550100", "America/New_York"), ("+13105550100", "America/Los_Angeles")])
