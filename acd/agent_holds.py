@@ -1,5 +1,5 @@
 """Agents shared by several nodes on one database: a node rings an agent only while it
-holds the agent (``callpilot.infra.db.agent_holds`` is the mechanism).
+holds the agent (``callpilot.infra.db.shared_state`` is the mechanism).
 
 * **take** (before every ring, ACD offer or callback): the agent is already RINGING in this
   node's memory, so this node offers it nothing else; the hold decides between nodes.  A
@@ -24,8 +24,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from acd.agents import BUSY_STATES, AgentRoster, LiveAgent
-from callpilot.infra.db.agent_holds import AgentHoldStore, Hold
+from callpilot.infra.db.shared_state import AgentHoldStore, Hold
 from callpilot.infra.db.records import utcnow
+from callpilot.infra.periodic import Periodic
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class AgentHolds:
         # first resync after a start): until then an agent on such a call looks free here
         self.resync_done = False
         self._tasks: set[asyncio.Task] = set()
-        self._task: asyncio.Task | None = None
+        self._periodic = Periodic("agent-holds", self.watch, poll_seconds)
         roster.watch(self.agent_moved)
 
     @property
@@ -102,19 +103,10 @@ class AgentHolds:
 
     # -- watch --------------------------------------------------------------------------
     def start(self) -> None:
-        self._task = asyncio.create_task(self._watch_loop(), name="agent-holds")
+        self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-
-    async def _watch_loop(self) -> None:
-        while True:
-            try:
-                await self.watch()
-            except Exception:
-                logger.exception("agent holds: watch failed; trying again")
-            await asyncio.sleep(self.poll_seconds)
+        await self._periodic.stop()
 
     async def resynced(self) -> None:
         """After each ARI (re)connect's re-adoption: the calls this node still has are known."""

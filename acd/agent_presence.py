@@ -24,8 +24,9 @@ from datetime import datetime, timedelta
 
 from acd.agents import AgentRoster, LiveAgent
 from acd.model import AgentState
-from callpilot.infra.db.agent_holds import AgentPresenceStore, Presence
+from callpilot.infra.db.shared_state import AgentPresenceStore, Presence
 from callpilot.infra.db.records import utcnow
+from callpilot.infra.periodic import Periodic
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class SharedPresence:
         self._publishing: dict[str, int] = {}        # agent -> publishes of this node in flight
         self._read_from = EPOCH                      # the first read takes every row
         self._tasks: set[asyncio.Task] = set()
-        self._task: asyncio.Task | None = None
+        self._periodic = Periodic("agent-presence", self.follow, poll_seconds)
         roster.watch(self.agent_moved)
 
     # -- publish ------------------------------------------------------------------------
@@ -131,19 +132,10 @@ class SharedPresence:
 
     # -- follow -------------------------------------------------------------------------
     def start(self) -> None:
-        self._task = asyncio.create_task(self._follow_loop(), name="agent-presence")
+        self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-
-    async def _follow_loop(self) -> None:
-        while True:
-            try:
-                await self.follow()
-            except Exception:
-                logger.exception("agent presence: read failed; trying again")
-            await asyncio.sleep(self.poll_seconds)
+        await self._periodic.stop()
 
     async def follow(self) -> None:
         first = self._read_from == EPOCH

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import logging
 import signal
 from collections.abc import Awaitable
@@ -38,6 +39,7 @@ from acd.stasis import AcdStasis
 from acd.waiting import language_of
 from callpilot.app import outbound_wiring
 from callpilot.app.agent_reload import AgentReload
+from callpilot.app.change_follow import FOLLOWED, ChangeFollower
 from callpilot.app.serve_metrics import ServeMetrics
 from callpilot.app.status import StatusServer
 from callpilot.infra.loop_health import LoopLag
@@ -50,7 +52,7 @@ from callpilot.infra.asterisk.channel_events import (HANDLED_EVENTS, ChannelInbo
                                                     wait_playback)
 from callpilot.infra.config import Config
 from callpilot.infra.db import session as db
-from callpilot.infra.db.agent_holds import AgentHoldStore, AgentPresenceStore
+from callpilot.infra.db.shared_state import AgentHoldStore, AgentPresenceStore, ChangeLog
 from callpilot.infra.db.calendars import CalendarBook, CalendarStore
 from callpilot.infra.db.callback_store import CallbackStore
 from callpilot.infra.db.customers import CustomerDirectory
@@ -79,6 +81,9 @@ class Server:
         self._callbacks(config)
         self._ivr(config)
         self.outbound = outbound_wiring.build(self)         # campaigns: roles outbound, outbound-amd
+        # with several nodes: what another node's web changed is reloaded here too
+        self.changes = (None if self.holds is None else
+                        ChangeFollower(ChangeLog(self.sessions), self._reload_now))
         self.status = StatusServer(config.state_dir / "serve.sock", self.snapshot, self.agent_command,
                                    reload=self.reload,        # and the web's phrase checks (D42):
                                    unknown_words=lambda words, wait: answers_json(self.speech, words, wait))
@@ -224,6 +229,7 @@ class Server:
         if self.holds is not None:
             self.holds.start()
             self.presence.start()
+            self.changes.start()
         self.loop_lag.start()
         self.callbacks.start()
         self.outbound.dialer.start()
@@ -258,6 +264,7 @@ class Server:
         if self.holds is not None:
             await self.holds.stop()
             await self.presence.stop()
+            await self.changes.stop()
         await self.callbacks.stop()
         await self.outbound.dialer.stop()
         await self.outbound.calls.stop()
@@ -282,7 +289,20 @@ class Server:
         return {"agent": agent.extension, "state": agent.state.value, "pause_reason": agent.pause_reason}
 
     def reload(self, what: str) -> dict[str, Any] | Awaitable[dict[str, Any]]:
-        """The admin web changed ``what`` in the database (status socket ``POST /reload/<what>``)."""
+        """The admin web changed ``what`` in the database (status socket ``POST /reload/<what>``);
+        with several nodes, the change it counted is noted first (not reloaded twice)."""
+        if what not in FOLLOWED:
+            raise ValueError(f"cannot reload {what!r}")
+        if self.changes is None:
+            return self._reload_now(what)
+        return self._reload_noted(what)
+
+    async def _reload_noted(self, what: str) -> dict[str, Any]:
+        await self.changes.noted(what)
+        result = self._reload_now(what)
+        return await result if inspect.isawaitable(result) else result
+
+    def _reload_now(self, what: str) -> dict[str, Any] | Awaitable[dict[str, Any]]:
         if what == "agents":
             return self.agent_reload()
         if what != "queues":

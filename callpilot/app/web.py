@@ -14,6 +14,7 @@ from pathlib import Path
 
 from callpilot.infra.config import Config
 from callpilot.infra.db import session as db
+from callpilot.infra.db.shared_state import ChangeLog
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def build_services(config: Config, sessions=None):
                        queue_log_path=config.state_dir / "queue_log",
                        age_band=_age_bands(config),
                        agent_command=lambda ext, action, reason: _agent_command(sock, ext, action, reason),
-                       notify_serve=lambda what: _notify(sock, what),
+                       notify_serve=lambda what: _tell_nodes(ChangeLog(sessions), sock, what),
                        campaigns=CampaignsAdapter(sessions))
 
 
@@ -139,6 +140,18 @@ class CampaignsAdapter:
         from callpilot.infra.db.records import utcnow
         with self.sessions.kw["bind"].begin() as connection:
             return import_contacts(connection, name, io.StringIO(text), utcnow(), region).as_dict()
+
+
+def _tell_nodes(changes, sock: Path, what: str) -> bool:
+    """The change counted in the database (every node sharing it reloads it, D43), then this
+    node's serve told at once; True when it took the change."""
+    from sqlalchemy.exc import SQLAlchemyError
+    from callpilot.infra.db.records import utcnow
+    try:
+        changes.bump(what, utcnow())
+    except SQLAlchemyError:
+        logger.exception("%s change not counted: other nodes reload it at their next start", what)
+    return _notify(sock, what)
 
 
 def _notify(sock: Path, what: str) -> bool:

@@ -176,7 +176,7 @@ async def serve(cfg):
 def forget_shared_agents(cfg: Config) -> None:
     """Empty the tables serves share their agents through (``acd.shared_agents``)."""
     from sqlalchemy import delete
-    from callpilot.infra.db.agent_holds import AgentHold, AgentPresence
+    from callpilot.infra.db.shared_state import AgentHold, AgentPresence
     from callpilot.infra.db.session import make_engine
     engine = make_engine(cfg.db_url)
     try:

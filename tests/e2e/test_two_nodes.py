@@ -18,6 +18,7 @@ PostgreSQL: agent holds and shared presence), as a deployment has it.
   is stale, one call at a time;
 * agent 1001 pauses with its feature code through node A: node B holds it back too (the
   shared presence) until it unpauses through node A; the queue log has each once;
+* the admin web of node A changes agent 1001's skill: node B's serve reloads it too;
 * node A's serve is killed and started again during a call longer than a hold's 15 s
   staleness: the restarted serve re-adopts the call and keeps the hold, so node B's waiting
   caller is rung only after that call (without the restart the phone gets node B's INVITE
@@ -46,13 +47,14 @@ from sqlalchemy import select
 from acd.agent_presence import POLL_SECONDS
 from acd.model import AgentState
 from callpilot.app import demo
+from callpilot.app.web import build_services
 from callpilot.infra.asterisk import runner
 from callpilot.infra.asterisk.runner import system_name
 from callpilot.infra.config import Config
 from callpilot.infra.db import session as db
-from callpilot.infra.db.agent_holds import AgentHold
+from callpilot.infra.db.shared_state import AgentHold
 from callpilot.infra.db.call_vocabulary import CallOutcome
-from callpilot.infra.db.models import Agent, QueueEvent
+from callpilot.infra.db.models import Agent, AgentSkill, QueueEvent
 from testkit import sipua
 from testkit.sipua import AgentPhone, Caller, SipEvent
 from tests import pg
@@ -428,3 +430,33 @@ async def test_a_pause_through_one_node_holds_the_agent_back_on_the_other(cluste
     assert (record.agent, record.outcome) == (AGENT, CallOutcome.ANSWERED.value), record
     assert record.id.startswith(system_name(b.config) + "-"), record.id
     assert events == [("PAUSEALL", "phone"), ("UNPAUSEALL", "")], events
+
+
+def set_skill(db_url: str, skill: str, level: int) -> int:
+    """Agent 1001's ``skill`` level as the admin web writes it; the level it had."""
+    engine = db.make_engine(db_url)
+    try:
+        with db.make_sessionmaker(engine)() as s, s.begin():
+            row = s.get(AgentSkill, (AGENT, skill))
+            before, row.level = row.level, level
+            return before
+    finally:
+        engine.dispose()
+
+
+async def test_an_agent_changed_in_one_nodes_web_is_reloaded_on_the_other(cluster):
+    """The admin web of node A changes 1001's skill and tells its serve; node B's serve,
+    which the web does not reach, reloads it too (the web counted the change, D43)."""
+    a, b = cluster.nodes
+    async with both_serving(cluster) as (serve_a, serve_b):
+        before = await asyncio.to_thread(set_skill, cluster.db_url, QUEUE, 5)
+        try:
+            services = build_services(a.config)
+            took = await asyncio.to_thread(services.notify_serve, "agents")
+            on_a = (await serve_a.status())["agents"][AGENT]["skills"][QUEUE]
+            on_b = await serve_b.wait_for(lambda st: st["agents"][AGENT]["skills"][QUEUE] == 5,
+                                          what=f"{AGENT}'s new {QUEUE} skill on node b")
+        finally:
+            await asyncio.to_thread(set_skill, cluster.db_url, QUEUE, before)
+    assert before != 5 and took and on_a == 5
+    assert on_b["agents"][AGENT]["skills"][QUEUE] == 5

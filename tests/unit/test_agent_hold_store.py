@@ -6,7 +6,7 @@ from __future__ import annotations
 import multiprocessing
 from datetime import datetime, timedelta, timezone
 
-from callpilot.infra.db.agent_holds import AgentHoldStore, Hold
+from callpilot.infra.db.shared_state import AgentHoldStore, Hold
 from callpilot.infra.db.session import create_schema, make_engine, make_sessionmaker
 
 NOW = datetime(2026, 12, 2, 7, 0, tzinfo=timezone.utc)

@@ -13,7 +13,7 @@ from acd.agent_holds import AgentHolds
 from acd.agents import AgentRoster
 from acd.model import AgentState
 from acd.state import CallState
-from callpilot.infra.db.agent_holds import AgentHoldStore
+from callpilot.infra.db.shared_state import AgentHoldStore
 from tests.unit.test_dispatcher import FakeControl, FakeRecords, agent, enqueue
 from acd.dispatcher import Dispatcher
 from acd.queues import QueueBook, QueueSettings

@@ -14,7 +14,7 @@ from acd.agents import AgentRoster
 from acd.dispatcher import Dispatcher
 from acd.model import AgentState
 from acd.queues import QueueBook, QueueSettings
-from callpilot.infra.db.agent_holds import AgentPresenceStore
+from callpilot.infra.db.shared_state import AgentPresenceStore
 from tests.unit.test_dispatcher import FakeControl, FakeRecords, agent, enqueue
 
 

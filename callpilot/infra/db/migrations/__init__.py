@@ -40,7 +40,7 @@ MODEL_MODULES = (
     "ivr.store",
     "callpilot.infra.db.campaigns",
     "callpilot.infra.db.web_users",
-    "callpilot.infra.db.agent_holds",
+    "callpilot.infra.db.shared_state",
 )
 PG_LOCK_KEY = 0x43_50_4D_49_47  # "CPMIG": one advisory lock for schema migrations
 

@@ -1,5 +1,5 @@
-"""agent holds and presence: which node is using an agent, and whether it is logged in or
-paused, for every node on one database
+"""agents and settings shared by the nodes on one database: which node is using an agent,
+whether it is logged in or paused, and what the admin web changed
 
 Revision ID: 0013
 Revises: 0012
@@ -37,7 +37,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('agent'),
     )
 
+    op.create_table(
+        'config_changes',
+        sa.Column('what', sa.String(length=32), nullable=False),
+        sa.Column('version', sa.Integer(), nullable=False),
+        sa.Column('changed_at', sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint('what'),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table('config_changes')
     op.drop_table('agent_presence')
     op.drop_table('agent_holds')

@@ -1,4 +1,7 @@
-"""Agent holds: which node is using an agent now, shared by every node on one database.
+"""What the nodes on one database share: agent holds (which node is using an agent now),
+agent presence (logged in, paused, logged out) and the admin web's change counters.
+
+**Agent holds.**
 
 Each node (Asterisk + ``serve``) keeps its agents' states in memory; on several nodes that
 share a database, two of them could offer one agent two calls at once.  Before a node rings
@@ -145,24 +148,8 @@ class AgentPresenceStore:
 
     def publish(self, agent: str, presence: str, reason: str, now: datetime) -> int:
         """Record the agent's new presence, asked on this node; its version."""
-        for _ in range(2):                 # the row made by another node between our two tries
-            with self.sessions.begin() as s:
-                conn = s.connection()
-                done = conn.execute(update(PRESENCE).where(PRESENCE.c.agent == agent)
-                                    .values(presence=presence, reason=reason, node=self.node,
-                                            changed_at=now, version=PRESENCE.c.version + 1)
-                                    .returning(PRESENCE.c.version)).first()
-                if done is not None:
-                    return done.version
-            try:
-                with self.sessions.begin() as s:
-                    s.connection().execute(PRESENCE.insert().values(
-                        agent=agent, presence=presence, reason=reason, node=self.node, version=1,
-                        changed_at=now))
-                return 1
-            except IntegrityError:
-                continue
-        raise RuntimeError(f"agent {agent}: presence neither updated nor inserted")
+        return _count_up(self.sessions, PRESENCE, PRESENCE.c.agent, agent,
+                         presence=presence, reason=reason, node=self.node, changed_at=now)
 
     def since(self, after: datetime) -> list[Presence]:
         """Every presence changed at or after ``after``."""
@@ -170,3 +157,50 @@ class AgentPresenceStore:
                        PRESENCE.c.version).where(PRESENCE.c.changed_at >= after)
         with self.sessions() as s:
             return [Presence(*row) for row in s.execute(query)]
+
+
+# -- what the admin web changed: every node reloads it ----------------------------------------
+
+class ConfigChange(Base):
+    """A counter per kind of shared setting the web edits (``agents``, ``queues``): bumped by
+    every change, so each node reloads what another node's web changed."""
+    __tablename__ = "config_changes"
+
+    what: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+CHANGES = ConfigChange.__table__
+
+
+class ChangeLog:
+    def __init__(self, sessions: sessionmaker) -> None:
+        self.sessions = sessions
+
+    def bump(self, what: str, now: datetime) -> int:
+        """Count one more change of ``what``; its new version."""
+        return _count_up(self.sessions, CHANGES, CHANGES.c.what, what, changed_at=now)
+
+    def versions(self) -> dict[str, int]:
+        with self.sessions() as s:
+            return dict(s.connection().execute(select(CHANGES.c.what, CHANGES.c.version)).all())
+
+
+def _count_up(sessions: sessionmaker, table, key_column, key: str, **values) -> int:
+    """Set ``values`` on the row ``key`` and add one to its ``version`` (the row is made with
+    version 1 if there is none); the new version.  Two processes at once: each gets its own."""
+    for _ in range(2):                 # the row made by another process between our two tries
+        with sessions.begin() as s:
+            done = s.connection().execute(update(table).where(key_column == key)
+                                          .values(version=table.c.version + 1, **values)
+                                          .returning(table.c.version)).first()
+            if done is not None:
+                return done.version
+        try:
+            with sessions.begin() as s:
+                s.connection().execute(table.insert().values({key_column.name: key, "version": 1, **values}))
+            return 1
+        except IntegrityError:
+            continue
+    raise RuntimeError(f"{table.name} {key}: neither counted up nor inserted")
