@@ -13,6 +13,10 @@ holds the agent (``callpilot.infra.db.shared_state`` is the mechanism).
   ended) is freed unless the agent is busy here (a previous run's only after the first
   re-adoption, :meth:`AgentHolds.resynced`).  A node that stops renewing
   (crashed, cut off) loses its holds after ``stale_seconds``.
+* **database away** (a take fails, or outlasts :data:`TAKE_DEADLINE`): the agent is rung
+  without a hold, logged as an error.  Callers come first: a node on PostgreSQL keeps
+  answering through a database outage, as it did before holds, at the risk of two nodes
+  ringing one agent until the database is back.
 
 Each node needs a name of its own (``acd.node``): holds are told apart by it.
 """
@@ -32,7 +36,9 @@ logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
 STALE_SECONDS = 15.0     # a hold not renewed for this long is free (its node is gone)
-TAKE_DEADLINE = 5.0      # seconds a take may take; then the ring is given up as refused
+# seconds a take may take; then the agent is rung without it (the database is away: calls
+# are still answered, at the risk of two nodes ringing one agent until it is back)
+TAKE_DEADLINE = 2.0
 
 
 class AgentHolds:
@@ -65,10 +71,10 @@ class AgentHolds:
         try:
             async with asyncio.timeout(TAKE_DEADLINE):
                 holder = await asyncio.to_thread(self.store.take, agent.extension, call_id, now, now - self.stale)
-        except Exception as exc:          # the database is slow or away: ring no one blind
-            logger.warning("agent %s: hold for %s not taken (%s): not rung", agent.extension, call_id,
-                           exc or type(exc).__name__)
-            return f"hold not taken ({type(exc).__name__})"
+        except Exception as exc:          # the database is slow or away: callers come first
+            logger.error("agent %s: hold for %s not taken (%s): rung without it", agent.extension,
+                         call_id, exc or type(exc).__name__)
+            return None                    # a take that lands later is adopted or freed by watch
         if holder is not None:
             logger.info("agent %s: held by node %s for %s: not rung for %s", agent.extension,
                         holder.node, holder.call_id, call_id)

@@ -153,3 +153,16 @@ async def test_a_callback_keeps_the_hold_when_its_attempt_renames_the_agents_cal
     a.agent.move(AgentState.AVAILABLE, "wrap-up over")
     await a.settle()
     assert a.store.live(a.holds.now()) == []
+
+
+class AwayStore(AgentHoldStore):
+    def take(self, *args):
+        raise OSError("connection refused")
+
+
+async def test_with_the_database_away_the_agent_is_rung_without_a_hold(nodes, sessions):
+    """Callers come first: a take that fails rings the agent anyway (once, no retry loop)."""
+    a = nodes("a", store=AwayStore(sessions, "a"))
+    await enqueue(a.d, "call-a")
+    assert a.control.rung == [("call-a", "PJSIP/1001")]
+    assert a.agent.state is AgentState.RINGING and a.agent.held_by is None
