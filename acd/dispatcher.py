@@ -696,6 +696,17 @@ class Dispatcher(CallbackGlue):
                  "announcements": self.waiting.announced.get(c.id, 0)}
                 for c in self.calls.values() if c.id in places]
 
+    def waiting_by_queue(self) -> dict[str, dict[str, float]]:
+        """Per queue: how many calls wait and the longest wait (s), without a walk of the lines'
+        positions (what another node's admin web shows: ``node_status``)."""
+        now, by_queue = self._now(), {}
+        for call in self.calls.values():
+            if call.state is CallState.QUEUED:
+                queue = by_queue.setdefault(call.queue or "?", {"count": 0, "longest": 0.0})
+                queue["count"] += 1
+                queue["longest"] = max(queue["longest"], round(call.waited(now), 1))
+        return by_queue
+
     def call_states(self) -> dict[str, int]:
         """How many of the ACD's calls are in each state (queued, ringing, connected)."""
         counts: dict[str, int] = {}

@@ -57,24 +57,89 @@ def wallboard(live: Mapping[str, Any] | None, stats: Mapping[str, Mapping[str, A
     return {"serve": "up", "queues": _queues(live, stats), "agents": _agents(live, clock, now)}
 
 
-def _queues(live: Mapping[str, Any], stats: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
-    waiting: dict[str, list[float]] = {}
+def waiting_by_queue(live: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """``{queue: {"count", "longest"}}``: a merged picture carries it, one serve's snapshot
+    has the waiting calls themselves."""
+    if "waiting_by_queue" in live:
+        return dict(live["waiting_by_queue"])
+    waiting: dict[str, dict[str, float]] = {}
     for call in live.get("waiting", []):
-        waiting.setdefault(call.get("queue") or "?", []).append(float(call.get("waited", 0.0)))
+        queue = waiting.setdefault(call.get("queue") or "?", {"count": 0, "longest": 0.0})
+        queue["count"] += 1
+        queue["longest"] = max(queue["longest"], float(call.get("waited", 0.0)))
+    return waiting
+
+
+def _queues(live: Mapping[str, Any], stats: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    waiting = waiting_by_queue(live)
     # serve's pending callbacks per queue; None when serve does not say (down, or an older serve)
     callbacks = (live.get("callbacks") or {}).get("pending_by_queue")
     names = sorted(set(waiting) | set(live.get("queues", {})) | set(stats) | set(callbacks or {}))
     rows = []
     for name in names:
         day = stats.get(name, {})
-        waits = waiting.get(name, [])
-        rows.append({"queue": name, "waiting": len(waits),
-                     "longest_wait": round(max(waits), 1) if waits else None,
+        waits = waiting.get(name, {"count": 0, "longest": 0.0})
+        rows.append({"queue": name, "waiting": int(waits["count"]),
+                     "longest_wait": round(waits["longest"], 1) if waits["count"] else None,
                      "agents_available": live.get("queues", {}).get(name, {}).get("agents_available"),
                      "offered": day.get("offered", 0), "service_level": day.get("service_level"),
                      "asa": day.get("asa"), "abandon_rate": day.get("abandon_rate"),
                      "callbacks_pending": None if callbacks is None else callbacks.get(name, 0)})
     return rows
+
+
+# -- several nodes on one database: one picture of the center ---------------------------------
+
+_BUSY_STATES = ("ringing", "on_call", "wrap_up")
+
+
+def merge_center(snapshots: list[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """One picture from the nodes' live snapshots (this node's first, then the others'
+    published ones): waiting calls added up (each call is on one node), pending callbacks
+    counted once (every node reads the same ones), each agent as the node that has it busy,
+    or else the one where it is reachable, sees it; available agents counted once."""
+    if not snapshots:
+        return None
+    if len(snapshots) == 1:
+        return dict(snapshots[0])
+    waiting: dict[str, dict[str, float]] = {}
+    for snapshot in snapshots:
+        for queue, here in waiting_by_queue(snapshot).items():
+            total = waiting.setdefault(queue, {"count": 0, "longest": 0.0})
+            total["count"] += here["count"]
+            total["longest"] = max(total["longest"], here["longest"])
+    agents = _merged_agents(snapshots)
+    queues = {name: {"waiting": int(waiting.get(name, {}).get("count", 0)),
+                     "agents_available": sum(1 for a in agents.values()
+                                             if a.get("routable") and name in a.get("queues", ()))}
+              for snapshot in snapshots for name in snapshot.get("queues", {})}
+    return {**snapshots[0], "nodes": [s.get("node") for s in snapshots], "queues": queues,
+            "waiting_by_queue": waiting, "agents": agents,
+            "callbacks": {"pending_by_queue": _most_per_queue(snapshots)}}
+
+
+def _merged_agents(snapshots: list[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    agents: dict[str, dict[str, Any]] = {}
+    for snapshot in snapshots:
+        for ext, view in snapshot.get("agents", {}).items():
+            if ext not in agents or _rank(view) > _rank(agents[ext]):
+                agents[ext] = dict(view)
+    return agents
+
+
+def _rank(view: Mapping[str, Any]) -> tuple[int, int, int]:
+    """The node whose view of an agent tells most: busy there, not held by another node,
+    its phone reachable there."""
+    return (int(view.get("state") in _BUSY_STATES), int(not view.get("held_by")),
+            int(view.get("device") not in (None, "UNAVAILABLE", "UNKNOWN", "INVALID")))
+
+
+def _most_per_queue(snapshots: list[Mapping[str, Any]]) -> dict[str, int]:
+    most: dict[str, int] = {}
+    for snapshot in snapshots:
+        for queue, count in ((snapshot.get("callbacks") or {}).get("pending_by_queue") or {}).items():
+            most[queue] = max(most.get(queue, 0), int(count))
+    return most
 
 
 def _agents(live: Mapping[str, Any], clock: StateClock, now: float) -> list[dict[str, Any]]:

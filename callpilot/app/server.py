@@ -40,6 +40,7 @@ from acd.waiting import language_of
 from callpilot.app import outbound_wiring
 from callpilot.app.agent_reload import AgentReload
 from callpilot.app.change_follow import FOLLOWED, ChangeFollower
+from callpilot.app.nodes import shares_agents
 from callpilot.app.serve_metrics import ServeMetrics
 from callpilot.app.status import StatusServer
 from callpilot.infra.loop_health import LoopLag
@@ -52,11 +53,12 @@ from callpilot.infra.asterisk.channel_events import (HANDLED_EVENTS, ChannelInbo
                                                     wait_playback)
 from callpilot.infra.config import Config
 from callpilot.infra.db import session as db
-from callpilot.infra.db.shared_state import AgentHoldStore, AgentPresenceStore, ChangeLog
+from callpilot.infra.db.shared_state import AgentHoldStore, AgentPresenceStore, ChangeLog, NodeBoard
+from callpilot.infra.periodic import Periodic
 from callpilot.infra.db.calendars import CalendarBook, CalendarStore
 from callpilot.infra.db.callback_store import CallbackStore
 from callpilot.infra.db.customers import CustomerDirectory
-from callpilot.infra.db.records import CallRecordStore, RecordWriter
+from callpilot.infra.db.records import CallRecordStore, RecordWriter, utcnow
 from callpilot.infra.db.surveys import SurveyStore
 from callpilot.infra.messages import MessageCatalogue, SpokenMessages
 from callpilot.infra.phone_numbers import InvalidNumber, to_e164
@@ -68,6 +70,8 @@ from ivr.speech.vocabulary import answers_json
 from ivr import wiring as ivr_wiring   # flows from the versioned store, speech if configured
 
 logger = logging.getLogger(__name__)
+
+NODE_PICTURE_SECONDS = 2.0      # this node's live picture, published for the other nodes' web
 
 
 class Server:
@@ -84,6 +88,9 @@ class Server:
         # with several nodes: what another node's web changed is reloaded here too
         self.changes = (None if self.holds is None else
                         ChangeFollower(ChangeLog(self.sessions), self._reload_now))
+        # ... and this node's live picture published for the other nodes' admin web
+        self.node_board = (None if self.holds is None else
+                           Periodic("node-status", self._publish_picture, NODE_PICTURE_SECONDS))
         self.status = StatusServer(config.state_dir / "serve.sock", self.snapshot, self.agent_command,
                                    reload=self.reload,        # and the web's phrase checks (D42):
                                    unknown_words=lambda words, wait: answers_json(self.speech, words, wait))
@@ -230,6 +237,7 @@ class Server:
             self.holds.start()
             self.presence.start()
             self.changes.start()
+            self.node_board.start()
         self.loop_lag.start()
         self.callbacks.start()
         self.outbound.dialer.start()
@@ -265,6 +273,7 @@ class Server:
             await self.holds.stop()
             await self.presence.stop()
             await self.changes.stop()
+            await self.node_board.stop()
         await self.callbacks.stop()
         await self.outbound.dialer.stop()
         await self.outbound.calls.stop()
@@ -319,6 +328,24 @@ class Server:
         self._background(prerender_queue_texts(self.dispatcher.queues, voices, self.messages.render),
                          "queue-texts")
 
+    async def _publish_picture(self) -> None:
+        picture = self.node_picture()
+        await asyncio.to_thread(NodeBoard(self.sessions).put, self.holds.node, picture, utcnow())
+
+    def node_picture(self) -> dict[str, Any]:
+        """What the admin web of another node shows of this one (compact: no per-call list)."""
+        return {"node": self.holds.node, "serve": "up", "ari": self.ari.state.value,
+                "queues": self.dispatcher.snapshot(), "waiting_by_queue": self.dispatcher.waiting_by_queue(),
+                "callbacks": {"pending_by_queue": self.callbacks.snapshot()["pending_by_queue"]},
+                "agents": self._agents_picture()}
+
+    def _agents_picture(self) -> dict[str, dict[str, Any]]:
+        return {a.extension: {"state": a.state.value, "device": a.device_state,
+                              "pause_reason": a.pause_reason, "queues": sorted(a.queues),
+                              "skills": a.skills, "age_band": a.age_band,
+                              "routable": a.routable, "held_by": a.held_by}
+                for a in self.roster.agents.values()}
+
     def snapshot(self) -> dict[str, Any]:
         return {
             "ari": self.ari.state.value,
@@ -334,11 +361,7 @@ class Server:
             "queues": self.dispatcher.snapshot(),
             "waiting": self.dispatcher.waiting_calls(),
             "callbacks": self.callbacks.snapshot(),
-            "agents": {a.extension: {"state": a.state.value, "device": a.device_state,
-                                     "pause_reason": a.pause_reason, "queues": sorted(a.queues),
-                                     "skills": a.skills, "age_band": a.age_band,
-                                     "routable": a.routable, "held_by": a.held_by}
-                       for a in self.roster.agents.values()},
+            "agents": self._agents_picture(),
             "node": None if self.holds is None else self.holds.node,   # agents shared (holds)
             "outbound": self.outbound.calls.snapshot(),
         }
@@ -352,8 +375,7 @@ def _shared_agents(config: Config, sessions, roster: AgentRoster, kick) -> tuple
     """Agents shared by the nodes on one database (``acd.shared_agents``; "auto" = on with
     PostgreSQL): held before they are rung, their presence the same everywhere (D43).
     ``(None, None)`` when this node has its agents to itself."""
-    setting = config.acd.shared_agents
-    if setting == "off" or (setting == "auto" and db.dialect_of(config.db_url) != "postgresql"):
+    if not shares_agents(config):
         return None, None
     node = config.node_name
     logger.info("agents shared with the other nodes on the database: this node is %r", node)

@@ -38,7 +38,7 @@ def build_services(config: Config, sessions=None):
     prompts = PromptCache(config.prompts_dir, config.tts_voice, config.tts_rate)
     return WebServices(flows=FlowStore(sessions, validate=validate), validate_flow=validate,
                        render_prompt=lambda text, language: prompts.render(text, language),
-                       live_status=lambda: _live_status(sock), serve_gauges=snapshot_families,
+                       live_status=_center(config, sessions, sock), serve_gauges=snapshot_families,
                        node_types=tuple(NODE_TYPES), check_queue_steps=_check_steps,
                        queue_stats=lambda since: _queue_stats(sessions, since),
                        queue_report=lambda start, end, minutes: _queue_report(sessions, start, end, minutes),
@@ -204,6 +204,17 @@ def _check_steps(data) -> str | None:
     except ModelError as exc:
         return str(exc)
     return None
+
+
+def _center(config: Config, sessions, sock: Path):
+    """The live picture the web shows: this node's serve's, merged with the other nodes'
+    when several share the database (D43)."""
+    from admin_web.live import merge_center
+    from callpilot.app.nodes import CenterPicture, shares_agents
+    from callpilot.infra.db.shared_state import NodeBoard
+    if not shares_agents(config):
+        return lambda: _live_status(sock)
+    return CenterPicture(lambda: _live_status(sock), NodeBoard(sessions), config.node_name, merge_center)
 
 
 def _live_status(sock: Path):

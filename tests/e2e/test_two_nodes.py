@@ -19,6 +19,7 @@ PostgreSQL: agent holds and shared presence), as a deployment has it.
 * agent 1001 pauses with its feature code through node A: node B holds it back too (the
   shared presence) until it unpauses through node A; the queue log has each once;
 * the admin web of node A changes agent 1001's skill: node B's serve reloads it too;
+* node A's admin web shows on its wallboard a caller waiting on node B;
 * node A's serve is killed and started again during a call longer than a hold's 15 s
   staleness: the restarted serve re-adopts the call and keeps the hold, so node B's waiting
   caller is rung only after that call (without the restart the phone gets node B's INVITE
@@ -47,6 +48,7 @@ from sqlalchemy import select
 from acd.agent_presence import POLL_SECONDS
 from acd.model import AgentState
 from callpilot.app import demo
+from admin_web.live import StateClock, wallboard
 from callpilot.app.web import build_services
 from callpilot.infra.asterisk import runner
 from callpilot.infra.asterisk.runner import system_name
@@ -460,3 +462,30 @@ async def test_an_agent_changed_in_one_nodes_web_is_reloaded_on_the_other(cluste
             await asyncio.to_thread(set_skill, cluster.db_url, QUEUE, before)
     assert before != 5 and took and on_a == 5
     assert on_b["agents"][AGENT]["skills"][QUEUE] == 5
+
+
+async def test_one_nodes_web_shows_the_callers_waiting_on_the_other(cluster):
+    """A caller waits on node B (no agent phone registered anywhere); node A's admin web
+    shows it on its wallboard (node B's published picture merged with node A's serve's)."""
+    a, b = cluster.nodes
+    async with both_serving(cluster) as (serve_a, serve_b):
+        who = number()
+        call = asyncio.create_task(queue_caller(b, who, hold=20).run())
+        try:
+            await serve_b.wait_for(lambda st: any(w["caller_id"] == who for w in st["waiting"]),
+                                   what="node b's caller waiting")
+            live_status = build_services(a.config).live_status
+            deadline = time.monotonic() + 10
+            while True:
+                board = wallboard(await asyncio.to_thread(live_status), {}, StateClock(), 0.0)
+                general = next((q for q in board["queues"] if q["queue"] == QUEUE), {})
+                if general.get("waiting") == 1 or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.25)
+            own = await serve_a.status()
+        finally:
+            call.cancel()
+            await asyncio.gather(call, return_exceptions=True)
+    assert own["waiting"] == []                                     # node a's serve has no caller
+    assert general["waiting"] == 1 and general["longest_wait"] is not None, board
+    assert {row["agent"] for row in board["agents"]} >= {AGENT}

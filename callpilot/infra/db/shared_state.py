@@ -28,7 +28,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Integer, String, or_, select, update
+from sqlalchemy import JSON, Integer, String, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
 
@@ -204,3 +204,43 @@ def _count_up(sessions: sessionmaker, table, key_column, key: str, **values) -> 
         except IntegrityError:
             continue
     raise RuntimeError(f"{table.name} {key}: neither counted up nor inserted")
+
+
+# -- each node's live picture, for the admin web of any node ----------------------------------
+
+class NodeStatus(Base):
+    """The last live picture a node published (queues, waiting calls per queue, agents)."""
+    __tablename__ = "node_status"
+
+    node: Mapped[str] = mapped_column(String(64), primary_key=True)
+    snapshot: Mapped[dict] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+NODES = NodeStatus.__table__
+
+
+class NodeBoard:
+    def __init__(self, sessions: sessionmaker) -> None:
+        self.sessions = sessions
+
+    def put(self, node: str, snapshot: dict, now: datetime) -> None:
+        for _ in range(2):                 # the row made by another process between our tries
+            with self.sessions.begin() as s:
+                done = s.connection().execute(update(NODES).where(NODES.c.node == node)
+                                              .values(snapshot=snapshot, updated_at=now))
+                if done.rowcount == 1:
+                    return
+            try:
+                with self.sessions.begin() as s:
+                    s.connection().execute(NODES.insert().values(node=node, snapshot=snapshot, updated_at=now))
+                return
+            except IntegrityError:
+                continue
+
+    def fresh(self, since: datetime) -> dict[str, dict]:
+        """``{node: snapshot}`` of the nodes that published at or after ``since``."""
+        with self.sessions() as s:
+            rows = s.connection().execute(select(NODES.c.node, NODES.c.snapshot)
+                                          .where(NODES.c.updated_at >= since))
+            return {node: snapshot for node, snapshot in rows}

@@ -1,5 +1,5 @@
 """agents and settings shared by the nodes on one database: which node is using an agent,
-whether it is logged in or paused, and what the admin web changed
+whether it is logged in or paused, what the admin web changed, each node's live picture
 
 Revision ID: 0013
 Revises: 0012
@@ -45,8 +45,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('what'),
     )
 
+    op.create_table(
+        'node_status',
+        sa.Column('node', sa.String(length=64), nullable=False),
+        sa.Column('snapshot', sa.JSON(), nullable=False),
+        sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint('node'),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table('node_status')
     op.drop_table('config_changes')
     op.drop_table('agent_presence')
     op.drop_table('agent_holds')
