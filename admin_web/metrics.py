@@ -31,7 +31,8 @@ class ServeCollector:
         self._services = services      # admin_web.services.WebServices
 
     def collect(self) -> Iterator[Any]:
-        live = self._services.live_status() if self._services.live_status else None
+        status = self._services.local_status or self._services.live_status   # this node's serve
+        live = status() if status else None
         up = GaugeMetricFamily("callpilot_serve_up", "1 when serve answers the web on its status socket")
         up.add_metric([], 1 if live else 0)
         yield up

@@ -69,6 +69,8 @@ class WebServices:
     render_prompt: Callable[[str, str | None], Path] | None = None
     # serve's live snapshot (``callpilot status --json``), None when serve is down
     live_status: Callable[[], dict[str, Any] | None] | None = None
+    # this node's serve alone (its status socket), where live_status may be the whole center's
+    local_status: Callable[[], dict[str, Any] | None] | None = None
     # a snapshot -> serve's gauges as Prometheus metric families, the very ones serve's own
     # endpoint builds (``callpilot.app.serve_metrics.snapshot_families``): one set of names
     serve_gauges: Callable[[dict[str, Any]], Iterable[Any]] | None = None

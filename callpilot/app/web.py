@@ -38,7 +38,8 @@ def build_services(config: Config, sessions=None):
     prompts = PromptCache(config.prompts_dir, config.tts_voice, config.tts_rate)
     return WebServices(flows=FlowStore(sessions, validate=validate), validate_flow=validate,
                        render_prompt=lambda text, language: prompts.render(text, language),
-                       live_status=_center(config, sessions, sock), serve_gauges=snapshot_families,
+                       live_status=_center(config, sessions, sock), local_status=lambda: _live_status(sock),
+                       serve_gauges=snapshot_families,
                        node_types=tuple(NODE_TYPES), check_queue_steps=_check_steps,
                        queue_stats=lambda since: _queue_stats(sessions, since),
                        queue_report=lambda start, end, minutes: _queue_report(sessions, start, end, minutes),

@@ -24,7 +24,7 @@ def _token(auth, user: str) -> str:
 
 
 def test_metrics_from_serves_snapshot(client, auth, services):
-    services.live_status = lambda: {**SNAPSHOT, "call_states": {"queued": 2, "connected": 1},
+    services.live_status = services.local_status = lambda: {**SNAPSHOT, "call_states": {"queued": 2, "connected": 1},
                                     "ari": "connected", "ami": "auth_failed", "ari_connects": 2}
     token = _token(auth, "super")
     response = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
@@ -51,7 +51,7 @@ def _names(text: str) -> set[str]:
 def test_serve_figures_have_serves_names(client, auth, services):
     """The web's serve gauges are serve's own, name for name (the old web-only names are gone)."""
     live = {**SNAPSHOT, "ari": "connected", "ami": "connected"}
-    services.live_status = lambda: live
+    services.live_status = services.local_status = lambda: live
     auth.login("admin")
     web = _names(client.get("/metrics").get_data(as_text=True))
     registry = CollectorRegistry()
@@ -65,7 +65,7 @@ def test_serve_figures_have_serves_names(client, auth, services):
 
 
 def test_the_webs_own_figures(client, auth, services):
-    services.live_status = lambda: None
+    services.live_status = services.local_status = lambda: None
     auth.login("admin", "wrong-password")
     auth.login("admin")
     samples = _samples(client.get("/metrics").get_data(as_text=True))
@@ -76,7 +76,19 @@ def test_the_webs_own_figures(client, auth, services):
 
 
 def test_serve_down(client, auth, services):
-    services.live_status = lambda: None
+    services.live_status = services.local_status = lambda: None
+    auth.login("admin")
+    samples = _samples(client.get("/metrics").get_data(as_text=True))
+    assert samples[("callpilot_serve_up", ())] == 0
+    assert not any(name.startswith(("callpilot_queue", "callpilot_calls")) for name, _ in samples)
+
+
+def test_serve_up_is_this_nodes_serve_not_the_centers_picture(client, auth, services):
+    """Several nodes: the wallboard's picture may come from the other nodes while this node's
+    serve is down; the web's metrics say so (serve_up 0, no serve figures)."""
+    services.live_status = lambda: {"node": "b", "queues": {"billing": {"waiting": 1, "agents_available": 0}},
+                                    "waiting_by_queue": {"billing": {"count": 1, "longest": 3.0}}}
+    services.local_status = lambda: None
     auth.login("admin")
     samples = _samples(client.get("/metrics").get_data(as_text=True))
     assert samples[("callpilot_serve_up", ())] == 0
