@@ -48,6 +48,7 @@ from callpilot.infra.db.callbacks import (
 )
 from callpilot.infra.db.records import utcnow
 from callpilot.infra.messages import MessageCatalogue, Said, SpokenMessages
+from callpilot.infra.periodic import Periodic
 
 logger = logging.getLogger(__name__)
 
@@ -157,25 +158,21 @@ class CallbackService:
         self.kick: Callable[[], None] = lambda: None     # the dispatcher's, set when attached
         # nothing is released before the legs left by a previous run are settled (recover)
         self.recovered = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._periodic = Periodic("callback-refresh", self._refresh_step, REFRESH_SECONDS / 2)
 
     def start(self) -> None:
         """Keep the pending copy fresh: rows from the web app, retries and windows coming due."""
-        self._task = asyncio.create_task(self._refresh_loop(), name="callback-refresh")
+        self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        await self._periodic.stop()
 
-    async def _refresh_loop(self) -> None:
-        while True:
-            try:
-                await self.refresh()
-            except Exception:
-                logger.exception("callbacks: refresh failed; trying again")
+    async def _refresh_step(self) -> None:
+        try:
+            await self.refresh()
+        finally:
             if self.pending:
                 self.kick()          # a pass to release what came due
-            await asyncio.sleep(REFRESH_SECONDS / 2)
 
     # -- the line -----------------------------------------------------------------------
     async def refresh(self, force: bool = False) -> None:

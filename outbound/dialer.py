@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Callable
 
 from callpilot.infra.db.campaigns import Campaign
+from callpilot.infra.periodic import Periodic
 from outbound.calls import OutboundCalls
 from outbound.model import CampaignMode
 from outbound.policy.pacing import RECOMPUTE_SECONDS, Level, abandon_rate, dial_budget, next_level
@@ -34,25 +35,17 @@ class Dialer:
     def __init__(self, store: CampaignStore, calls: OutboundCalls, *,
                  free_agents: Callable[[str], int], clock: Callable[[], datetime], poll: float = 1.0):
         self.store, self.calls, self.free_agents = store, calls, free_agents
-        self.clock, self.poll = clock, poll
+        self.clock = clock
         self.paces: dict[str, Pace] = {}
         self._reaped_at: datetime | None = None
-        self._task: asyncio.Task | None = None
+        # a bad campaign or a database hiccup fails one tick, never the dialling
+        self._periodic = Periodic("outbound-dialer", self.tick, poll)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name="outbound-dialer")
+        self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-
-    async def run(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except Exception:          # a bad campaign or a DB hiccup must not stop dialling
-                logger.exception("outbound dialler tick failed")
-            await asyncio.sleep(self.poll)
+        await self._periodic.stop()
 
     async def tick(self) -> None:
         now = self.clock()
