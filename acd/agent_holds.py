@@ -48,7 +48,6 @@ class AgentHolds:
         self.store = store
         self.roster = roster
         self.kick = kick
-        self.poll_seconds = poll_seconds
         self.stale = timedelta(seconds=stale_seconds)
         self.now = now
         self.mine: dict[str, str] = {}          # agent -> call id this node holds it for

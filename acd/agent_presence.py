@@ -72,7 +72,6 @@ class SharedPresence:
         self.store = store
         self.roster = roster
         self.kick = kick
-        self.poll_seconds = poll_seconds
         self.now = now
         self.known: dict[str, PresenceState] = {}    # what this node last had or published
         self.seen: dict[str, int] = {}               # agent -> version applied or published

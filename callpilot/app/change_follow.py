@@ -28,7 +28,6 @@ class ChangeFollower:
     def __init__(self, changes: ChangeLog, reload: Reload, *, poll_seconds: float = POLL_SECONDS) -> None:
         self.changes = changes
         self.reload = reload
-        self.poll_seconds = poll_seconds
         self.seen: dict[str, int] | None = None     # None until the first read (start)
         self._periodic = Periodic("config-changes", self.follow, poll_seconds)
 
@@ -47,7 +46,7 @@ class ChangeFollower:
             if versions.get(what, 0) > self.seen.get(what, 0):
                 self.seen[what] = versions[what]
                 logger.info("%s changed on another node (version %d): reloading", what, versions[what])
-                await _done(self.reload(what))
+                await settled(self.reload(what))
 
     async def noted(self, what: str) -> None:
         """The web asked this serve to reload ``what``: the change it counted is this one."""
@@ -56,5 +55,6 @@ class ChangeFollower:
             self.seen[what] = max(self.seen.get(what, 0), versions[what])
 
 
-async def _done(result) -> Any:
+async def settled(result) -> Any:
+    """A reload's result, awaited if it is one (agents: render + Asterisk reload)."""
     return await result if inspect.isawaitable(result) else result

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import inspect
 import logging
 import signal
 from collections.abc import Awaitable
@@ -39,7 +38,7 @@ from acd.stasis import AcdStasis
 from acd.waiting import language_of
 from callpilot.app import outbound_wiring
 from callpilot.app.agent_reload import AgentReload
-from callpilot.app.change_follow import FOLLOWED, ChangeFollower
+from callpilot.app.change_follow import FOLLOWED, ChangeFollower, settled
 from callpilot.app.nodes import shares_agents
 from callpilot.app.serve_metrics import ServeMetrics
 from callpilot.app.status import StatusServer
@@ -308,8 +307,7 @@ class Server:
 
     async def _reload_noted(self, what: str) -> dict[str, Any]:
         await self.changes.noted(what)
-        result = self._reload_now(what)
-        return await result if inspect.isawaitable(result) else result
+        return await settled(self._reload_now(what))
 
     def _reload_now(self, what: str) -> dict[str, Any] | Awaitable[dict[str, Any]]:
         if what == "agents":

@@ -190,20 +190,29 @@ class ChangeLog:
 def _count_up(sessions: sessionmaker, table, key_column, key: str, **values) -> int:
     """Set ``values`` on the row ``key`` and add one to its ``version`` (the row is made with
     version 1 if there is none); the new version.  Two processes at once: each gets its own."""
+    return _upsert(sessions, table, key_column, key, {"version": table.c.version + 1, **values},
+                   {"version": 1, **values}, returning=table.c.version)
+
+
+def _upsert(sessions: sessionmaker, table, key_column, key: str, changed: dict, made: dict,
+            returning=None):
+    """Update the row ``key`` with ``changed``, or insert it with ``made`` when there is none
+    (an insert that loses to another process's is followed by an update); the ``returning``
+    column's new value, if one is named."""
+    column = key_column if returning is None else returning
     for _ in range(2):                 # the row made by another process between our two tries
         with sessions.begin() as s:
-            done = s.connection().execute(update(table).where(key_column == key)
-                                          .values(version=table.c.version + 1, **values)
-                                          .returning(table.c.version)).first()
+            done = s.connection().execute(update(table).where(key_column == key).values(**changed)
+                                          .returning(column)).first()
             if done is not None:
-                return done.version
+                return done[0]
         try:
             with sessions.begin() as s:
-                s.connection().execute(table.insert().values({key_column.name: key, "version": 1, **values}))
-            return 1
+                s.connection().execute(table.insert().values({key_column.name: key, **made}))
+            return made.get(column.name, key)
         except IntegrityError:
             continue
-    raise RuntimeError(f"{table.name} {key}: neither counted up nor inserted")
+    raise RuntimeError(f"{table.name} {key}: neither updated nor inserted")
 
 
 # -- each node's live picture, for the admin web of any node ----------------------------------
@@ -225,18 +234,8 @@ class NodeBoard:
         self.sessions = sessions
 
     def put(self, node: str, snapshot: dict, now: datetime) -> None:
-        for _ in range(2):                 # the row made by another process between our tries
-            with self.sessions.begin() as s:
-                done = s.connection().execute(update(NODES).where(NODES.c.node == node)
-                                              .values(snapshot=snapshot, updated_at=now))
-                if done.rowcount == 1:
-                    return
-            try:
-                with self.sessions.begin() as s:
-                    s.connection().execute(NODES.insert().values(node=node, snapshot=snapshot, updated_at=now))
-                return
-            except IntegrityError:
-                continue
+        values = {"snapshot": snapshot, "updated_at": now}
+        _upsert(self.sessions, NODES, NODES.c.node, node, values, values)
 
     def fresh(self, since: datetime) -> dict[str, dict]:
         """``{node: snapshot}`` of the nodes that published at or after ``since``."""
